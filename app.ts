@@ -1,0 +1,63 @@
+/**
+ * `createApp(deps)`: the whole HTTP surface, with every dependency injected so tests swap the database, the
+ * upstream URLs and the clock without global stubs. Middleware order: request id and access log first, then
+ * routes; one `onError` shapes every error for the route family it came from.
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import type { Config } from "./lib/config.ts";
+import type { Db } from "./lib/db/db.ts";
+import type { Logger } from "./lib/log.ts";
+import { redactPath } from "./lib/log.ts";
+import { anthropicError, HttpError } from "./lib/errors.ts";
+import { healthRoutes } from "./routes/health.ts";
+
+/** Everything the HTTP layer needs; built by `main.ts` (or by tests). */
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  log: Logger;
+}
+
+/** Per-request variables set by middleware. */
+export type AppEnv = { Variables: { requestId: string; log: Logger } };
+
+/** Builds the Hono application. */
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.use("*", async (c, next) => {
+    const requestId = c.req.header("x-request-id")?.slice(0, 64).replace(/[^\w.-]/g, "") ||
+      crypto.randomUUID();
+    c.set("requestId", requestId);
+    c.set("log", deps.log.child({ request_id: requestId }));
+    await next();
+  });
+
+  app.route("/", healthRoutes({ db: deps.db }));
+  app.on(["GET", "HEAD"], "/", (c) => c.text("claude-code-proxy: ok\n"));
+
+  app.notFound((c) =>
+    errorResponse(
+      c,
+      new HttpError(404, "not_found_error", `no route for ${c.req.method} ${redactPath(c.req.path)}`),
+    )
+  );
+  app.onError((err, c) => {
+    if (err instanceof HttpError) return errorResponse(c, err);
+    c.get("log")?.error("unhandled error", { path: c.req.path, error: err });
+    return errorResponse(c, new HttpError(500, "api_error", "internal error; see the proxy's logs"));
+  });
+  return app;
+}
+
+/** Shapes an error for the route family: Anthropic's shape for `/ak/`, JSON for the rest. */
+export function errorResponse(c: Context, err: HttpError): Response {
+  const headers = { ...err.headers, "x-proxy-request-id": String(c.get("requestId") ?? "") };
+  if (c.req.path.startsWith("/ak/")) {
+    return c.json(anthropicError(err.type, err.message), err.status as 400, headers);
+  }
+  const body: Record<string, unknown> = { type: err.type, message: err.message };
+  if (err.field) body.field = err.field;
+  return c.json({ error: body }, err.status as 400, headers);
+}

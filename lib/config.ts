@@ -1,0 +1,493 @@
+/**
+ * Configuration: every `PROXY_*` variable is read here, once, validated with zod and frozen.
+ * Nothing else in the program reads `Deno.env`.
+ *
+ * In production a missing or weak secret stops start-up; in development missing secrets are generated and kept
+ * under the data dir so restarts keep sessions, access keys and encrypted credentials valid.
+ *
+ * @example
+ * ```ts
+ * const config = await loadConfig(Deno.env.toObject());
+ * console.log(config.port); // 8000
+ * ```
+ */
+import { z } from "zod";
+import { join } from "node:path";
+
+/** The frozen, validated configuration the whole program reads. */
+export interface Config {
+  readonly env: "development" | "production" | "test";
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly databaseUrl: string;
+  readonly databasePoolSize: number;
+  readonly keyHasherSecret: string;
+  readonly jwtSecret: string;
+  readonly jwtTtlSeconds: number;
+  readonly adminUsername: string;
+  readonly adminPasswordHash: string;
+  readonly localEncryptionKey: Uint8Array;
+  readonly planApiKey: string;
+  readonly planApiUrl: string;
+  readonly bedrockRegion: string;
+  readonly bedrockDefaultModel: string;
+  readonly bedrockEndpoint: string;
+  readonly bedrockUseDefaultCredentials: boolean;
+  readonly bedrockModelMap: Readonly<Record<string, string>>;
+  readonly bedrockAllowedBetas: readonly string[] | null;
+  readonly bedrockDroppedFields: readonly string[] | null;
+  readonly modelPricingJson: string;
+  readonly kmsKeyId: string;
+  readonly kmsEndpoint: string;
+  readonly circuitFailureThreshold: number;
+  readonly circuitFailureWindow: number;
+  readonly circuitResetTimeout: number;
+  readonly accessKeyCacheTtl: number;
+  readonly bedrockKeyCacheTtl: number;
+  readonly timezone: string;
+  readonly logLevel: LogLevelName;
+  readonly maxBodyBytes: number;
+  readonly upstreamConnectTimeoutMs: number;
+  readonly upstreamFirstByteTimeoutMs: number;
+  readonly shutdownDrainSeconds: number;
+  readonly usageFlushIntervalMs: number;
+  readonly usageQueueMax: number;
+  /** Secrets that were generated in development this start (names only), to warn about. */
+  readonly generatedSecrets: readonly string[];
+  /** The admin password when it was generated this start: printed once, never logged. */
+  readonly generatedAdminPassword: string | null;
+}
+
+/** Log level names accepted by `PROXY_LOG_LEVEL`. */
+export type LogLevelName = "debug" | "info" | "warn" | "error";
+
+/** Thrown when configuration is invalid; the message lists every problem, one per line. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join("\n  - ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const SECRET_MIN_LENGTH = 32;
+const PLACEHOLDER_SECRETS = new Set([
+  "dev-secret-key-for-local-development",
+  "dev-jwt-secret-for-local-development",
+  "changeme",
+  "secret",
+]);
+
+const intIn = (min: number, max: number) =>
+  z.string().trim().regex(/^-?\d+$/, `expected an integer between ${min} and ${max}`).transform(Number)
+    .refine((n) => n >= min && n <= max, `expected an integer between ${min} and ${max}`);
+
+const bool = z.string().trim().toLowerCase().refine(
+  (v) => ["true", "false", "1", "0", "yes", "no", ""].includes(v),
+  "expected true or false",
+).transform((v) => v === "true" || v === "1" || v === "yes");
+
+const httpUrl = z.string().trim().refine((v) => {
+  try {
+    const u = new URL(v);
+    return u.protocol === "http:" || u.protocol === "https:";
+  } catch {
+    return false;
+  }
+}, "expected an http(s) URL such as https://api.anthropic.com").transform((v) => v.replace(/\/+$/, ""));
+
+const optionalUrl = z.string().trim().refine((v) => {
+  if (v === "") return true;
+  try {
+    const u = new URL(v);
+    return u.protocol === "http:" || u.protocol === "https:";
+  } catch {
+    return false;
+  }
+}, "expected an http(s) URL or empty").transform((v) => v.replace(/\/+$/, ""));
+
+const databaseUrl = z.string().trim().refine((v) => {
+  if (v === "") return true;
+  try {
+    const u = new URL(v);
+    return u.protocol === "postgres:" || u.protocol === "postgresql:";
+  } catch {
+    return false;
+  }
+}, "expected postgres://user:password@host:5432/dbname (or empty for the embedded database)");
+
+const timeZone = z.string().trim().refine((tz) => {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}, "expected an IANA time zone such as UTC, Europe/Berlin or Asia/Seoul");
+
+const jsonObjectOf = (valueCheck: (v: unknown) => boolean, what: string) =>
+  z.string().trim().transform((text, ctx) => {
+    if (text === "") return {};
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: `not valid JSON (${(e as Error).message}); expected ${what}` });
+      return z.NEVER;
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      ctx.addIssue({ code: "custom", message: `expected ${what}` });
+      return z.NEVER;
+    }
+    for (const [k, v] of Object.entries(parsed)) {
+      if (!valueCheck(v)) {
+        ctx.addIssue({ code: "custom", message: `entry "${k}" is invalid; expected ${what}` });
+        return z.NEVER;
+      }
+    }
+    return parsed as Record<string, string>;
+  });
+
+const csvList = z.string().trim().transform((v) =>
+  v === "" ? null : v.split(",").map((s) => s.trim()).filter((s) => s !== "")
+);
+
+const schema = z.object({
+  PROXY_ENV: z.enum(["development", "production", "test"], {
+    error: "expected development or production",
+  }).default("development"),
+  PROXY_HOST: z.string().trim().min(1, "expected a host name or address").default("0.0.0.0"),
+  PROXY_PORT: intIn(0, 65535).default(8000),
+  PROXY_DATA_DIR: z.string().trim().min(1, "expected a directory path").default(".data"),
+  PROXY_DATABASE_URL: databaseUrl.default(""),
+  PROXY_DB_HOST: z.string().trim().default(""),
+  PROXY_DB_PORT: intIn(1, 65535).default(5432),
+  PROXY_DB_NAME: z.string().trim().default("postgres"),
+  PROXY_DB_USER: z.string().trim().default("postgres"),
+  PROXY_DB_PASSWORD: z.string().default(""),
+  PROXY_DB_SSLMODE: z.enum(["disable", "prefer", "require", "verify-full"], {
+    error: "expected disable, prefer, require or verify-full",
+  }).default("prefer"),
+  PROXY_DATABASE_POOL_SIZE: intIn(1, 200).default(10),
+  PROXY_KEY_HASHER_SECRET: z.string().default(""),
+  PROXY_JWT_SECRET: z.string().default(""),
+  PROXY_JWT_TTL_SECONDS: intIn(60, 7 * 24 * 3600).default(12 * 3600),
+  PROXY_ADMIN_USERNAME: z.string().trim().min(1, "expected a user name").default("admin"),
+  PROXY_ADMIN_PASSWORD_HASH: z.string().trim().default(""),
+  PROXY_LOCAL_ENCRYPTION_KEY: z.string().default(""),
+  PROXY_PLAN_API_KEY: z.string().trim().default(""),
+  PROXY_PLAN_API_URL: httpUrl.default("https://api.anthropic.com"),
+  PROXY_BEDROCK_REGION: z.string().trim().regex(
+    /^[a-z]{2}(-[a-z]+)+-\d$/,
+    "expected an AWS region such as ap-northeast-2",
+  )
+    .default("ap-northeast-2"),
+  PROXY_BEDROCK_DEFAULT_MODEL: z.string().trim().min(1, "expected a Bedrock model id").default(
+    "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+  ),
+  PROXY_BEDROCK_ENDPOINT: optionalUrl.default(""),
+  PROXY_BEDROCK_USE_DEFAULT_CREDENTIALS: bool.default(false),
+  PROXY_BEDROCK_MODEL_MAP: jsonObjectOf(
+    (v) => typeof v === "string" && v.length > 0,
+    'a JSON object of requested model name to Bedrock model id, e.g. {"claude-sonnet-4-5":"global.anthropic.claude-sonnet-4-5-20250929-v1:0"}',
+  ).default({}),
+  PROXY_BEDROCK_ALLOWED_BETAS: csvList.default(null),
+  PROXY_BEDROCK_DROPPED_FIELDS: csvList.default(null),
+  PROXY_MODEL_PRICING: z.string().trim().default(""),
+  PROXY_KMS_KEY_ID: z.string().trim().default(""),
+  PROXY_KMS_ENDPOINT: optionalUrl.default(""),
+  PROXY_CIRCUIT_FAILURE_THRESHOLD: intIn(1, 1000).default(3),
+  PROXY_CIRCUIT_FAILURE_WINDOW: intIn(1, 86400).default(60),
+  PROXY_CIRCUIT_RESET_TIMEOUT: intIn(1, 7 * 86400).default(1800),
+  PROXY_ACCESS_KEY_CACHE_TTL: intIn(0, 86400).default(60),
+  PROXY_BEDROCK_KEY_CACHE_TTL: intIn(0, 86400).default(300),
+  PROXY_TIMEZONE: timeZone.default("UTC"),
+  PROXY_LOG_LEVEL: z.string().trim().toLowerCase().pipe(
+    z.enum(["debug", "info", "warn", "error"], { error: "expected debug, info, warn or error" }),
+  ).default("info"),
+  PROXY_MAX_BODY_BYTES: intIn(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+  PROXY_UPSTREAM_CONNECT_TIMEOUT_MS: intIn(100, 600_000).default(10_000),
+  PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: intIn(100, 3_600_000).default(300_000),
+  PROXY_SHUTDOWN_DRAIN_SECONDS: intIn(0, 3600).default(25),
+  PROXY_USAGE_FLUSH_INTERVAL_MS: intIn(10, 60_000).default(1000),
+  PROXY_USAGE_QUEUE_MAX: intIn(100, 10_000_000).default(50_000),
+});
+
+type Parsed = z.infer<typeof schema>;
+
+/** Development secrets persisted under the data dir so that restarts keep everything valid. */
+interface DevSecrets {
+  keyHasherSecret?: string;
+  jwtSecret?: string;
+  localEncryptionKey?: string;
+  adminPasswordHash?: string;
+}
+
+/** Hooks `loadConfig` uses for what is not pure parsing; tests replace them. */
+export interface ConfigIo {
+  readSecrets(path: string): Promise<DevSecrets | null>;
+  writeSecrets(path: string, secrets: DevSecrets): Promise<void>;
+  hashPassword(password: string): Promise<string>;
+}
+
+/**
+ * Parses and validates the environment; in development fills missing secrets from (or into) the data dir.
+ * Throws a {@link ConfigError} that names every problem at once.
+ */
+export async function loadConfig(
+  env: Record<string, string | undefined>,
+  io: ConfigIo,
+): Promise<Config> {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined) input[key] = value;
+  }
+  const result = schema.safeParse(input);
+  const problems: string[] = [];
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const name = String(issue.path[0] ?? "?");
+      const raw = env[name];
+      const shown = raw === undefined ? "" : ` (got ${describeValue(name, raw)})`;
+      problems.push(`${name}: ${issue.message}${shown}`);
+    }
+    throw new ConfigError(problems);
+  }
+  const p: Parsed = result.data;
+  const production = p.PROXY_ENV === "production";
+
+  const secretsPath = join(p.PROXY_DATA_DIR, "secrets.json");
+  let devSecrets: DevSecrets | null = null;
+  const generated: string[] = [];
+  let generatedAdminPassword: string | null = null;
+
+  const needsDev = !production &&
+    (p.PROXY_KEY_HASHER_SECRET === "" || p.PROXY_JWT_SECRET === "" || p.PROXY_LOCAL_ENCRYPTION_KEY === "" ||
+      p.PROXY_ADMIN_PASSWORD_HASH === "");
+  if (needsDev) devSecrets = (await io.readSecrets(secretsPath)) ?? {};
+  let devChanged = false;
+
+  const secret = (name: string, value: string, field: keyof DevSecrets, make: () => string): string => {
+    if (value !== "") {
+      if (production) {
+        if (PLACEHOLDER_SECRETS.has(value)) {
+          problems.push(`${name}: is a published example value; expected a random secret`);
+        } else if (value.length < SECRET_MIN_LENGTH) {
+          problems.push(
+            `${name}: too short (${value.length} characters); expected at least ${SECRET_MIN_LENGTH}`,
+          );
+        }
+      }
+      return value;
+    }
+    if (production) {
+      problems.push(`${name}: missing; expected a random secret of at least ${SECRET_MIN_LENGTH} characters`);
+      return "";
+    }
+    const stored = devSecrets?.[field];
+    if (stored) return stored;
+    const made = make();
+    devSecrets![field] = made;
+    devChanged = true;
+    generated.push(name);
+    return made;
+  };
+
+  const keyHasherSecret = secret(
+    "PROXY_KEY_HASHER_SECRET",
+    p.PROXY_KEY_HASHER_SECRET,
+    "keyHasherSecret",
+    randomSecret,
+  );
+  const jwtSecret = secret("PROXY_JWT_SECRET", p.PROXY_JWT_SECRET, "jwtSecret", randomSecret);
+
+  let localEncryptionKey = new Uint8Array(32);
+  const rawLocalKey = p.PROXY_LOCAL_ENCRYPTION_KEY;
+  if (rawLocalKey !== "") {
+    const bytes = new TextEncoder().encode(rawLocalKey);
+    if (bytes.length !== 32) {
+      problems.push(
+        `PROXY_LOCAL_ENCRYPTION_KEY: is ${bytes.length} bytes; expected exactly 32 bytes (e.g. 32 ASCII characters)`,
+      );
+    } else localEncryptionKey = bytes;
+  } else if (production) {
+    if (p.PROXY_KMS_KEY_ID === "") {
+      problems.push(
+        "PROXY_LOCAL_ENCRYPTION_KEY: missing and PROXY_KMS_KEY_ID is empty; expected a KMS key id, or exactly 32 bytes",
+      );
+    }
+  } else {
+    const stored = devSecrets?.localEncryptionKey;
+    if (stored) localEncryptionKey = new TextEncoder().encode(stored);
+    else {
+      const made = randomSecret().slice(0, 32);
+      devSecrets!.localEncryptionKey = made;
+      devChanged = true;
+      generated.push("PROXY_LOCAL_ENCRYPTION_KEY");
+      localEncryptionKey = new TextEncoder().encode(made);
+    }
+  }
+
+  let adminPasswordHash = p.PROXY_ADMIN_PASSWORD_HASH;
+  if (adminPasswordHash === "") {
+    if (production) {
+      problems.push(
+        "PROXY_ADMIN_PASSWORD_HASH: missing; expected the output of `deno task hash-password` (pbkdf2-sha256$...)",
+      );
+    } else if (devSecrets?.adminPasswordHash) {
+      adminPasswordHash = devSecrets.adminPasswordHash;
+    } else {
+      generatedAdminPassword = randomSecret().slice(0, 20);
+      adminPasswordHash = await io.hashPassword(generatedAdminPassword);
+      devSecrets!.adminPasswordHash = adminPasswordHash;
+      devChanged = true;
+      generated.push("PROXY_ADMIN_PASSWORD_HASH");
+    }
+  } else if (
+    !/^pbkdf2-sha256\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/.test(adminPasswordHash) &&
+    !/^[0-9a-fA-F]{64}$/.test(adminPasswordHash)
+  ) {
+    problems.push(
+      "PROXY_ADMIN_PASSWORD_HASH: unrecognised format; expected pbkdf2-sha256$<iterations>$<salt>$<hash> from `deno task hash-password` (or a 64-hex SHA-256)",
+    );
+  }
+
+  let databaseUrlValue = p.PROXY_DATABASE_URL;
+  if (databaseUrlValue === "" && p.PROXY_DB_HOST !== "") {
+    const u = new URL("postgres://localhost");
+    u.hostname = p.PROXY_DB_HOST;
+    u.port = String(p.PROXY_DB_PORT);
+    u.pathname = `/${encodeURIComponent(p.PROXY_DB_NAME)}`;
+    u.username = encodeURIComponent(p.PROXY_DB_USER);
+    u.password = encodeURIComponent(p.PROXY_DB_PASSWORD);
+    u.searchParams.set("sslmode", p.PROXY_DB_SSLMODE);
+    databaseUrlValue = u.toString();
+  }
+  if (production && databaseUrlValue === "") {
+    problems.push(
+      "PROXY_DATABASE_URL: missing in production; expected postgres://user:password@host:5432/dbname (or PROXY_DB_HOST and friends)",
+    );
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  if (devChanged && devSecrets) await io.writeSecrets(secretsPath, devSecrets);
+
+  return Object.freeze({
+    env: p.PROXY_ENV,
+    host: p.PROXY_HOST,
+    port: p.PROXY_PORT,
+    dataDir: p.PROXY_DATA_DIR,
+    databaseUrl: databaseUrlValue,
+    databasePoolSize: p.PROXY_DATABASE_POOL_SIZE,
+    keyHasherSecret,
+    jwtSecret,
+    jwtTtlSeconds: p.PROXY_JWT_TTL_SECONDS,
+    adminUsername: p.PROXY_ADMIN_USERNAME,
+    adminPasswordHash,
+    localEncryptionKey,
+    planApiKey: p.PROXY_PLAN_API_KEY,
+    planApiUrl: p.PROXY_PLAN_API_URL,
+    bedrockRegion: p.PROXY_BEDROCK_REGION,
+    bedrockDefaultModel: p.PROXY_BEDROCK_DEFAULT_MODEL,
+    bedrockEndpoint: p.PROXY_BEDROCK_ENDPOINT,
+    bedrockUseDefaultCredentials: p.PROXY_BEDROCK_USE_DEFAULT_CREDENTIALS,
+    bedrockModelMap: Object.freeze({ ...p.PROXY_BEDROCK_MODEL_MAP }),
+    bedrockAllowedBetas: p.PROXY_BEDROCK_ALLOWED_BETAS,
+    bedrockDroppedFields: p.PROXY_BEDROCK_DROPPED_FIELDS,
+    modelPricingJson: p.PROXY_MODEL_PRICING,
+    kmsKeyId: p.PROXY_KMS_KEY_ID,
+    kmsEndpoint: p.PROXY_KMS_ENDPOINT,
+    circuitFailureThreshold: p.PROXY_CIRCUIT_FAILURE_THRESHOLD,
+    circuitFailureWindow: p.PROXY_CIRCUIT_FAILURE_WINDOW,
+    circuitResetTimeout: p.PROXY_CIRCUIT_RESET_TIMEOUT,
+    accessKeyCacheTtl: p.PROXY_ACCESS_KEY_CACHE_TTL,
+    bedrockKeyCacheTtl: p.PROXY_BEDROCK_KEY_CACHE_TTL,
+    timezone: p.PROXY_TIMEZONE,
+    logLevel: p.PROXY_LOG_LEVEL,
+    maxBodyBytes: p.PROXY_MAX_BODY_BYTES,
+    upstreamConnectTimeoutMs: p.PROXY_UPSTREAM_CONNECT_TIMEOUT_MS,
+    upstreamFirstByteTimeoutMs: p.PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
+    shutdownDrainSeconds: p.PROXY_SHUTDOWN_DRAIN_SECONDS,
+    usageFlushIntervalMs: p.PROXY_USAGE_FLUSH_INTERVAL_MS,
+    usageQueueMax: p.PROXY_USAGE_QUEUE_MAX,
+    generatedSecrets: Object.freeze(generated),
+    generatedAdminPassword,
+  });
+}
+
+/** File-backed {@link ConfigIo}: secrets file written with mode 0600. */
+export function fileConfigIo(hashPassword: (password: string) => Promise<string>): ConfigIo {
+  return {
+    async readSecrets(path) {
+      try {
+        return JSON.parse(await Deno.readTextFile(path)) as DevSecrets;
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) return null;
+        throw new Error(`cannot read development secrets at ${path}: ${(e as Error).message}`);
+      }
+    },
+    async writeSecrets(path, secrets) {
+      await Deno.mkdir(join(path, ".."), { recursive: true });
+      await Deno.writeTextFile(path, JSON.stringify(secrets, null, 2) + "\n", { mode: 0o600 });
+    },
+    hashPassword,
+  };
+}
+
+/** Summary of the running configuration for the console's settings page: secrets masked. */
+export function describeConfig(config: Config): Array<[string, string]> {
+  const mask = (v: string) => (v === "" ? "(not set)" : "••••••• (set)");
+  return [
+    ["PROXY_ENV", config.env],
+    ["PROXY_HOST / PROXY_PORT", `${config.host}:${config.port}`],
+    ["PROXY_DATA_DIR", config.dataDir],
+    ["PROXY_DATABASE_URL", config.databaseUrl === "" ? "(embedded PGlite)" : redactUrl(config.databaseUrl)],
+    ["PROXY_KEY_HASHER_SECRET", mask(config.keyHasherSecret)],
+    ["PROXY_JWT_SECRET", mask(config.jwtSecret)],
+    ["PROXY_ADMIN_USERNAME", config.adminUsername],
+    ["PROXY_ADMIN_PASSWORD_HASH", mask(config.adminPasswordHash)],
+    ["PROXY_LOCAL_ENCRYPTION_KEY", "••••••• (set)"],
+    ["PROXY_PLAN_API_KEY", mask(config.planApiKey)],
+    ["PROXY_PLAN_API_URL", config.planApiUrl],
+    ["PROXY_BEDROCK_REGION", config.bedrockRegion],
+    ["PROXY_BEDROCK_DEFAULT_MODEL", config.bedrockDefaultModel],
+    ["PROXY_BEDROCK_ENDPOINT", config.bedrockEndpoint || "(AWS default)"],
+    ["PROXY_KMS_KEY_ID", config.kmsKeyId || "(local AES-256-GCM)"],
+    ["PROXY_CIRCUIT_FAILURE_THRESHOLD", String(config.circuitFailureThreshold)],
+    ["PROXY_CIRCUIT_FAILURE_WINDOW", `${config.circuitFailureWindow} s`],
+    ["PROXY_CIRCUIT_RESET_TIMEOUT", `${config.circuitResetTimeout} s`],
+    ["PROXY_ACCESS_KEY_CACHE_TTL", `${config.accessKeyCacheTtl} s`],
+    ["PROXY_BEDROCK_KEY_CACHE_TTL", `${config.bedrockKeyCacheTtl} s`],
+    ["PROXY_TIMEZONE", config.timezone],
+    ["PROXY_LOG_LEVEL", config.logLevel],
+    ["PROXY_MAX_BODY_BYTES", String(config.maxBodyBytes)],
+  ];
+}
+
+/** A database URL with its password replaced, for display and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparseable URL)";
+  }
+}
+
+function describeValue(name: string, raw: string): string {
+  if (/SECRET|PASSWORD|KEY$|_KEY_|HASH/.test(name) && !/KEY_ID$|CACHE_TTL$/.test(name)) {
+    return "a value (hidden)";
+  }
+  const shown = raw.length > 60 ? `${raw.slice(0, 57)}...` : raw;
+  return JSON.stringify(shown);
+}
+
+function randomSecret(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replace(
+    /[+/=]/g,
+    (c) => (c === "+" ? "-" : c === "/" ? "_" : ""),
+  );
+}

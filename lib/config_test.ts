@@ -1,0 +1,173 @@
+import assert from "node:assert/strict";
+import { ConfigError, type ConfigIo, loadConfig } from "./config.ts";
+
+function memoryIo(initial: Record<string, unknown> | null = null) {
+  const files = new Map<string, unknown>();
+  if (initial) files.set(".data/secrets.json", initial);
+  const io: ConfigIo & { files: typeof files; writes: number } = {
+    files,
+    writes: 0,
+    readSecrets: (path) => Promise.resolve((files.get(path) as never) ?? null),
+    writeSecrets: (path, s) => {
+      io.writes++;
+      files.set(path, structuredClone(s));
+      return Promise.resolve();
+    },
+    hashPassword: (p) => Promise.resolve(`pbkdf2-sha256$1$c2FsdA$${btoa(p).replace(/=/g, "")}`),
+  };
+  return io;
+}
+
+const strong = "x".repeat(40);
+const production = {
+  PROXY_ENV: "production",
+  PROXY_DATABASE_URL: "postgres://u:p@db:5432/proxy",
+  PROXY_KEY_HASHER_SECRET: strong,
+  PROXY_JWT_SECRET: strong + "y",
+  PROXY_ADMIN_PASSWORD_HASH: "8c6976e5b5410415bde908bd4dee15dfb167a9c873fc4bb8a81f6f2ab448a918",
+  PROXY_LOCAL_ENCRYPTION_KEY: "0123456789abcdef0123456789abcdef",
+};
+
+async function problemsOf(env: Record<string, string>): Promise<string[]> {
+  try {
+    await loadConfig(env, memoryIo());
+  } catch (e) {
+    assert.ok(e instanceof ConfigError);
+    return e.problems;
+  }
+  assert.fail("expected a ConfigError");
+}
+
+Deno.test("defaults match the seed specification", async () => {
+  const c = await loadConfig({}, memoryIo());
+  assert.equal(c.env, "development");
+  assert.equal(c.host, "0.0.0.0");
+  assert.equal(c.port, 8000);
+  assert.equal(c.dataDir, ".data");
+  assert.equal(c.databaseUrl, "");
+  assert.equal(c.adminUsername, "admin");
+  assert.equal(c.planApiKey, "");
+  assert.equal(c.planApiUrl, "https://api.anthropic.com");
+  assert.equal(c.bedrockRegion, "ap-northeast-2");
+  assert.equal(c.bedrockDefaultModel, "global.anthropic.claude-sonnet-4-5-20250929-v1:0");
+  assert.equal(c.kmsKeyId, "");
+  assert.equal(c.circuitFailureThreshold, 3);
+  assert.equal(c.circuitFailureWindow, 60);
+  assert.equal(c.circuitResetTimeout, 1800);
+  assert.equal(c.accessKeyCacheTtl, 60);
+  assert.equal(c.bedrockKeyCacheTtl, 300);
+  assert.equal(c.timezone, "UTC");
+  assert.equal(c.maxBodyBytes, 32 * 1024 * 1024);
+  assert.ok(Object.isFrozen(c));
+});
+
+Deno.test("each bad value is reported with the variable, the problem and what is expected", async () => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PROXY_PORT: "eighty" }, /^PROXY_PORT: expected an integer between 0 and 65535 \(got "eighty"\)/],
+    [{ PROXY_PORT: "70000" }, /^PROXY_PORT: expected an integer between 0 and 65535/],
+    [{ PROXY_ENV: "staging" }, /^PROXY_ENV: expected development or production/],
+    [{ PROXY_PLAN_API_URL: "ftp://x" }, /^PROXY_PLAN_API_URL: expected an http\(s\) URL/],
+    [{ PROXY_DATABASE_URL: "mysql://x" }, /^PROXY_DATABASE_URL: expected postgres:\/\//],
+    [{ PROXY_TIMEZONE: "Mars/Olympus" }, /^PROXY_TIMEZONE: expected an IANA time zone/],
+    [{ PROXY_LOG_LEVEL: "loud" }, /^PROXY_LOG_LEVEL: expected debug, info, warn or error/],
+    [
+      { PROXY_CIRCUIT_FAILURE_THRESHOLD: "0" },
+      /^PROXY_CIRCUIT_FAILURE_THRESHOLD: expected an integer between 1/,
+    ],
+    [{ PROXY_CIRCUIT_RESET_TIMEOUT: "-5" }, /^PROXY_CIRCUIT_RESET_TIMEOUT: expected an integer/],
+    [{ PROXY_ACCESS_KEY_CACHE_TTL: "1.5" }, /^PROXY_ACCESS_KEY_CACHE_TTL: expected an integer/],
+    [{ PROXY_BEDROCK_REGION: "Seoul" }, /^PROXY_BEDROCK_REGION: expected an AWS region/],
+    [{ PROXY_BEDROCK_MODEL_MAP: "{not json" }, /^PROXY_BEDROCK_MODEL_MAP: not valid JSON/],
+    [{ PROXY_BEDROCK_MODEL_MAP: '{"a":1}' }, /^PROXY_BEDROCK_MODEL_MAP: entry "a" is invalid/],
+    [{ PROXY_BEDROCK_USE_DEFAULT_CREDENTIALS: "maybe" }, /expected true or false/],
+    [
+      { PROXY_LOCAL_ENCRYPTION_KEY: "short" },
+      /^PROXY_LOCAL_ENCRYPTION_KEY: is 5 bytes; expected exactly 32 bytes/,
+    ],
+    [{ PROXY_ADMIN_PASSWORD_HASH: "plaintext" }, /^PROXY_ADMIN_PASSWORD_HASH: unrecognised format/],
+  ];
+  for (const [env, pattern] of cases) {
+    const problems = await problemsOf(env);
+    assert.equal(problems.length, 1, `${JSON.stringify(env)} → ${problems.join("; ")}`);
+    assert.match(problems[0], pattern);
+  }
+});
+
+Deno.test("every problem is reported at once, and secret values are never echoed", async () => {
+  const problems = await problemsOf({ PROXY_PORT: "x", PROXY_TIMEZONE: "Nowhere", PROXY_LOG_LEVEL: "loud" });
+  assert.equal(problems.length, 3);
+  const secretProblems = await problemsOf({ ...production, PROXY_JWT_SECRET: "tiny-secret-value" });
+  assert.ok(secretProblems.every((p) => !p.includes("tiny-secret-value")));
+});
+
+Deno.test("production refuses missing secrets, naming each", async () => {
+  const problems = await problemsOf({ PROXY_ENV: "production" });
+  const names = problems.map((p) => p.split(":")[0]).sort();
+  assert.deepEqual(names, [
+    "PROXY_ADMIN_PASSWORD_HASH",
+    "PROXY_DATABASE_URL",
+    "PROXY_JWT_SECRET",
+    "PROXY_KEY_HASHER_SECRET",
+    "PROXY_LOCAL_ENCRYPTION_KEY",
+  ]);
+});
+
+Deno.test("production refuses weak and published example secrets", async () => {
+  const problems = await problemsOf({
+    ...production,
+    PROXY_KEY_HASHER_SECRET: "dev-secret-key-for-local-development",
+    PROXY_JWT_SECRET: "short",
+  });
+  assert.match(problems.join("\n"), /PROXY_KEY_HASHER_SECRET: is a published example value/);
+  assert.match(problems.join("\n"), /PROXY_JWT_SECRET: too short \(5 characters\); expected at least 32/);
+});
+
+Deno.test("production accepts a KMS key instead of a local encryption key", async () => {
+  const { PROXY_LOCAL_ENCRYPTION_KEY: _, ...rest } = production;
+  const c = await loadConfig({ ...rest, PROXY_KMS_KEY_ID: "alias/proxy" }, memoryIo());
+  assert.equal(c.kmsKeyId, "alias/proxy");
+});
+
+Deno.test("production builds the database URL from its parts", async () => {
+  const { PROXY_DATABASE_URL: _, ...rest } = production;
+  const c = await loadConfig({
+    ...rest,
+    PROXY_DB_HOST: "db.internal",
+    PROXY_DB_USER: "proxy",
+    PROXY_DB_PASSWORD: "p@ss/word",
+    PROXY_DB_NAME: "proxy",
+    PROXY_DB_SSLMODE: "require",
+  }, memoryIo());
+  const u = new URL(c.databaseUrl);
+  assert.equal(u.hostname, "db.internal");
+  assert.equal(decodeURIComponent(u.password), "p@ss/word");
+  assert.equal(u.searchParams.get("sslmode"), "require");
+});
+
+Deno.test("development generates missing secrets once and keeps them across restarts", async () => {
+  const io = memoryIo();
+  const first = await loadConfig({}, io);
+  assert.deepEqual([...first.generatedSecrets].sort(), [
+    "PROXY_ADMIN_PASSWORD_HASH",
+    "PROXY_JWT_SECRET",
+    "PROXY_KEY_HASHER_SECRET",
+    "PROXY_LOCAL_ENCRYPTION_KEY",
+  ]);
+  assert.ok(first.generatedAdminPassword && first.generatedAdminPassword.length >= 16);
+  assert.equal(first.localEncryptionKey.length, 32);
+  assert.equal(io.writes, 1);
+
+  const second = await loadConfig({}, io);
+  assert.equal(second.keyHasherSecret, first.keyHasherSecret);
+  assert.equal(second.jwtSecret, first.jwtSecret);
+  assert.deepEqual(second.localEncryptionKey, first.localEncryptionKey);
+  assert.equal(second.adminPasswordHash, first.adminPasswordHash);
+  assert.equal(second.generatedAdminPassword, null, "the password is shown only the first time");
+  assert.equal(second.generatedSecrets.length, 0);
+  assert.equal(io.writes, 1);
+});
+
+Deno.test("explicit secrets win over generated ones", async () => {
+  const c = await loadConfig({ PROXY_JWT_SECRET: "mine" }, memoryIo({ jwtSecret: "stored" }));
+  assert.equal(c.jwtSecret, "mine");
+});

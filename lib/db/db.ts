@@ -1,0 +1,32 @@
+/**
+ * The database seam: one small interface implemented over postgres.js (production) and over PGlite (embedded
+ * default and tests). SQL lives only in `lib/db/`; handlers and the proxy never see a driver.
+ *
+ * Both implementations return `int8` and `numeric` columns as JavaScript numbers and `timestamptz` as `Date`,
+ * so every query function behaves the same on both backends.
+ */
+import type { SqlFragment } from "./sql.ts";
+
+/** A row as returned by the driver. */
+export type Row = Record<string, unknown>;
+
+/** What query functions run on: the database itself or an open transaction. */
+export interface Queryable {
+  /** Runs one statement; values are bound parameters. */
+  query<T = Row>(fragment: SqlFragment): Promise<T[]>;
+  /** Runs several statements of trusted SQL text with no parameters (migrations). */
+  exec(text: string): Promise<void>;
+}
+
+/** A database connection (pool or embedded instance). */
+export interface Db extends Queryable {
+  readonly kind: "postgres" | "pglite";
+  /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
+  begin<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Subscribes to a NOTIFY channel; resolves to an unsubscribe function. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Cheap liveness check for `/ready`; rejects when the database is unreachable. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  readonly closed: boolean;
+}

@@ -1,0 +1,15 @@
+/**
+ * Opens the configured database: postgres.js when `PROXY_DATABASE_URL` is set, embedded PGlite otherwise.
+ */
+import { join } from "node:path";
+import type { Db } from "./db.ts";
+import { openPostgres } from "./postgres.ts";
+import { openPglite } from "./pglite.ts";
+
+/** Opens PostgreSQL at `databaseUrl`, or PGlite under `<dataDir>/pglite` when the URL is empty. */
+export async function openDb(opts: { databaseUrl: string; dataDir: string; poolSize: number }): Promise<Db> {
+  if (opts.databaseUrl !== "") return openPostgres({ url: opts.databaseUrl, max: opts.poolSize });
+  const dir = join(opts.dataDir, "pglite");
+  await Deno.mkdir(dir, { recursive: true });
+  return await openPglite({ dataDir: dir });
+}

@@ -1,0 +1,91 @@
+/**
+ * {@link Db} over postgres.js with a connection pool: the production backend.
+ */
+import postgres from "postgres";
+import type { Db, Queryable, Row } from "./db.ts";
+import type { SqlFragment } from "./sql.ts";
+
+/** Options for {@link openPostgres}. */
+export interface PostgresOptions {
+  url: string;
+  max?: number;
+  /** Called for server notices (e.g. "relation already exists, skipping"); default: ignore. */
+  onnotice?: (notice: unknown) => void;
+}
+
+/** Opens a pooled postgres.js connection; the first query connects lazily. */
+export function openPostgres(opts: PostgresOptions): Db {
+  const url = new URL(opts.url);
+  const sslmode = url.searchParams.get("sslmode");
+  url.searchParams.delete("sslmode");
+  const ssl = sslmode === "require" || sslmode === "prefer"
+    ? (sslmode === "require" ? "require" : "prefer")
+    : sslmode === "verify-full"
+    ? "verify-full"
+    : false;
+  const client = postgres(url.toString(), {
+    max: opts.max ?? 10,
+    ssl: ssl as "require" | "prefer" | "verify-full" | false,
+    onnotice: opts.onnotice ?? (() => {}),
+    idle_timeout: 60,
+    connect_timeout: 10,
+    // Numbers, not strings, for counts and money, matching the PGlite backend.
+    types: {
+      bigint: { to: 20, from: [20], parse: (v: string) => Number(v), serialize: (v: number) => String(v) },
+      numeric: {
+        to: 1700,
+        from: [1700],
+        parse: (v: string) => Number(v),
+        serialize: (v: number) => String(v),
+      },
+    },
+  });
+  let closed = false;
+
+  const run = async <T>(
+    q: ReturnType<typeof postgres> | postgres.TransactionSql,
+    f: SqlFragment,
+  ): Promise<T[]> => {
+    const { text, values } = f.build();
+    const rows = await q.unsafe(text, values as postgres.ParameterOrJSON<never>[], { prepare: true });
+    return rows as unknown as T[];
+  };
+
+  const db: Db = {
+    kind: "postgres",
+    get closed() {
+      return closed;
+    },
+    query: <T = Row>(f: SqlFragment) => run<T>(client, f),
+    async begin<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      const result = await client.begin(async (tx) => {
+        return await fn({
+          query: <U = Row>(f: SqlFragment) => run<U>(tx, f),
+          exec: async (text: string) => {
+            await tx.unsafe(text);
+          },
+        });
+      });
+      return result as T;
+    },
+    async exec(text) {
+      await client.unsafe(text);
+    },
+    async listen(channel, onPayload) {
+      const sub = await client.listen(channel, onPayload);
+      return async () => {
+        await sub.unlisten();
+      };
+    },
+    async ping() {
+      if (closed) throw new Error("database is closed");
+      await client.unsafe("SELECT 1");
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await client.end({ timeout: 5 });
+    },
+  };
+  return db;
+}

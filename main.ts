@@ -1,0 +1,86 @@
+/**
+ * Composition root: loadConfig() → openDb() → migrate() → createApp(deps) → Deno.serve, and a SIGTERM/SIGINT
+ * drain. `deno run … main.ts migrate` applies migrations and exits.
+ */
+import { ConfigError, fileConfigIo, loadConfig } from "./lib/config.ts";
+import { createLogger } from "./lib/log.ts";
+import { openDb } from "./lib/db/open.ts";
+import { migrate, readMigrations } from "./lib/db/migrate.ts";
+import { hashPassword, isLegacySha256 } from "./lib/auth/password.ts";
+import { createApp } from "./app.ts";
+
+const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
+
+async function main(args: string[]): Promise<number> {
+  let config;
+  try {
+    config = await loadConfig(Deno.env.toObject(), fileConfigIo((p) => hashPassword(p)));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      return 2;
+    }
+    throw e;
+  }
+  const log = createLogger({ level: config.logLevel });
+  if (config.generatedSecrets.length > 0) {
+    log.warn("development secrets generated and kept under the data dir; set them explicitly in production", {
+      names: config.generatedSecrets,
+      data_dir: config.dataDir,
+    });
+  }
+  if (isLegacySha256(config.adminPasswordHash)) {
+    log.warn(
+      "PROXY_ADMIN_PASSWORD_HASH is a bare SHA-256 (weak, unsalted); replace it with `deno task hash-password` output",
+    );
+  }
+
+  const db = await openDb({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.databasePoolSize,
+  });
+  const { applied } = await migrate(db, await readMigrations(MIGRATIONS_DIR));
+  if (applied.length > 0) log.info("migrations applied", { versions: applied });
+  if (args[0] === "migrate") {
+    await db.close();
+    console.log(applied.length > 0 ? `applied migrations: ${applied.join(", ")}` : "database is up to date");
+    return 0;
+  }
+
+  const app = createApp({ config, db, log });
+  const server = Deno.serve({
+    hostname: config.host,
+    port: config.port,
+    onListen: ({ hostname, port }) => {
+      const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
+      log.info("listening", { url: `http://${shown}:${port}`, database: db.kind, env: config.env });
+      console.error(`claude-code-proxy listening on http://${shown}:${port} (database: ${db.kind})`);
+      if (config.generatedAdminPassword) {
+        // Printed once, to the terminal only: the hash is kept, the password is not.
+        console.error(
+          `\nadmin console: http://${shown}:${port}/admin  user: ${config.adminUsername}  password: ${config.generatedAdminPassword}\n` +
+            `(generated for development and shown only this once; set PROXY_ADMIN_PASSWORD_HASH to choose your own)\n`,
+        );
+      }
+    },
+  }, app.fetch);
+
+  const stop = new Promise<string>((resolve) => {
+    for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, () => resolve(sig));
+  });
+  const signal = await stop;
+  log.info("shutting down: draining in-flight requests", { signal, deadline_s: config.shutdownDrainSeconds });
+  const drained = await Promise.race([
+    server.shutdown().then(() => true),
+    new Promise<boolean>((r) => setTimeout(() => r(false), config.shutdownDrainSeconds * 1000)),
+  ]);
+  if (!drained) log.warn("drain deadline reached with requests still open; closing them");
+  await db.close();
+  log.info("stopped");
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

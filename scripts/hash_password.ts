@@ -1,0 +1,35 @@
+/**
+ * `deno task hash-password`: reads a password from stdin (piped) or a prompt (terminal) and prints a
+ * PBKDF2-SHA256 hash for `PROXY_ADMIN_PASSWORD_HASH`.
+ *
+ * @example
+ * ```sh
+ * printf '%s' 'my long passphrase' | deno task hash-password
+ * ```
+ */
+import { hashPassword } from "../lib/auth/password.ts";
+
+async function readPassword(): Promise<string> {
+  if (Deno.stdin.isTerminal()) {
+    const first = prompt("Admin password:") ?? "";
+    const second = prompt("Repeat:") ?? "";
+    if (first !== second) throw new Error("the two passwords differ");
+    return first;
+  }
+  const text = await new Response(Deno.stdin.readable).text();
+  return text.replace(/\r?\n$/, "");
+}
+
+if (import.meta.main) {
+  try {
+    const password = await readPassword();
+    if (password.length < 12) {
+      console.error("password too short: expected at least 12 characters");
+      Deno.exit(1);
+    }
+    console.log(await hashPassword(password));
+  } catch (e) {
+    console.error((e as Error).message);
+    Deno.exit(1);
+  }
+}
