@@ -11,12 +11,15 @@ import type { Logger } from "./lib/log.ts";
 import { redactPath } from "./lib/log.ts";
 import { anthropicError, HttpError } from "./lib/errors.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { apiRoutes } from "./routes/api/mod.ts";
+import type { Services } from "./lib/services.ts";
 
 /** Everything the HTTP layer needs; built by `main.ts` (or by tests). */
 export interface AppDeps {
   config: Config;
   db: Db;
   log: Logger;
+  services: Services;
 }
 
 /** Per-request variables set by middleware. */
@@ -36,6 +39,15 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.route("/", healthRoutes({ db: deps.db }));
   app.on(["GET", "HEAD"], "/", (c) => c.text("claude-code-proxy: ok\n"));
+  app.route(
+    "/api",
+    apiRoutes({
+      admin: deps.services.admin,
+      sessions: deps.services.sessions,
+      login: deps.services.login,
+      trustForwardedFor: deps.config.trustForwardedFor,
+    }),
+  );
 
   app.notFound((c) =>
     errorResponse(

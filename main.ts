@@ -8,6 +8,7 @@ import { openDb } from "./lib/db/open.ts";
 import { migrate, readMigrations } from "./lib/db/migrate.ts";
 import { hashPassword, isLegacySha256 } from "./lib/auth/password.ts";
 import { createApp } from "./app.ts";
+import { createServices } from "./lib/services.ts";
 
 const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
 
@@ -48,7 +49,8 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
 
-  const app = createApp({ config, db, log });
+  const services = await createServices(config, db, log);
+  const app = createApp({ config, db, log, services });
   const server = Deno.serve({
     hostname: config.host,
     port: config.port,

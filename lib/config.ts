@@ -53,6 +53,7 @@ export interface Config {
   readonly shutdownDrainSeconds: number;
   readonly usageFlushIntervalMs: number;
   readonly usageQueueMax: number;
+  readonly trustForwardedFor: boolean;
   /** Secrets that were generated in development this start (names only), to warn about. */
   readonly generatedSecrets: readonly string[];
   /** The admin password when it was generated this start: printed once, never logged. */
@@ -211,6 +212,7 @@ const schema = z.object({
   PROXY_SHUTDOWN_DRAIN_SECONDS: intIn(0, 3600).default(25),
   PROXY_USAGE_FLUSH_INTERVAL_MS: intIn(10, 60_000).default(1000),
   PROXY_USAGE_QUEUE_MAX: intIn(100, 10_000_000).default(50_000),
+  PROXY_TRUST_FORWARDED_FOR: bool.default(false),
 });
 
 type Parsed = z.infer<typeof schema>;
@@ -302,7 +304,9 @@ export async function loadConfig(
   );
   const jwtSecret = secret("PROXY_JWT_SECRET", p.PROXY_JWT_SECRET, "jwtSecret", randomSecret);
 
-  let localEncryptionKey = new Uint8Array(32);
+  // Empty when unset in production with KMS: old local-scheme rows are then unreadable rather than readable
+  // under a guessable all-zero key.
+  let localEncryptionKey = new Uint8Array(0);
   const rawLocalKey = p.PROXY_LOCAL_ENCRYPTION_KEY;
   if (rawLocalKey !== "") {
     const bytes = new TextEncoder().encode(rawLocalKey);
@@ -411,6 +415,7 @@ export async function loadConfig(
     shutdownDrainSeconds: p.PROXY_SHUTDOWN_DRAIN_SECONDS,
     usageFlushIntervalMs: p.PROXY_USAGE_FLUSH_INTERVAL_MS,
     usageQueueMax: p.PROXY_USAGE_QUEUE_MAX,
+    trustForwardedFor: p.PROXY_TRUST_FORWARDED_FOR,
     generatedSecrets: Object.freeze(generated),
     generatedAdminPassword,
   });

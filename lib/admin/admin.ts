@@ -1,0 +1,285 @@
+/**
+ * Admin actions on users, access keys and Bedrock credentials: validation, SQL, audit and cache invalidation in
+ * one place, called by both the JSON API and the console.
+ *
+ * @example
+ * ```ts
+ * const admin = createAdmin({ db, hasher, encryptor, bus, log });
+ * const user = await admin.createUser({ actor: "admin", clientAddress: "10.0.0.1" }, { email: "dev@example.com" });
+ * const { key } = await admin.issueKey(ctx, user.id, { name: "laptop" }); // shown once
+ * ```
+ */
+import type { Db } from "../db/db.ts";
+import * as users from "../db/users.ts";
+import * as keys from "../db/access_keys.ts";
+import * as audit from "../db/audit.ts";
+import { HttpError } from "../errors.ts";
+import { generateAccessKey, type KeyHasher } from "../auth/access_key.ts";
+import type { EventBus } from "../events.ts";
+import {
+  bedrockCredentialsInput,
+  createKeyInput,
+  createUserInput,
+  parseInput,
+  rotateKeyInput,
+  updateUserInput,
+} from "./schemas.ts";
+import type { BedrockCredentialStore } from "./bedrock_credentials.ts";
+
+/** Who is acting, for the audit log. */
+export interface ActionContext {
+  actor: string;
+  clientAddress: string | null;
+}
+
+/** A key as the API shows it. */
+export interface KeyView {
+  id: string;
+  user_id: string;
+  name: string | null;
+  key_prefix: string;
+  status: "active" | "rotating" | "expired" | "revoked";
+  created_at: Date;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+  expires_at: Date | null;
+  rotated_to: string | null;
+  has_bedrock_credentials: boolean;
+}
+
+/** Creates the admin service. */
+export function createAdmin(deps: {
+  db: Db;
+  hasher: KeyHasher;
+  bus: EventBus;
+  credentials: BedrockCredentialStore;
+  now?: () => Date;
+}) {
+  const now = deps.now ?? (() => new Date());
+
+  const record = (ctx: ActionContext, action: string, targetType: string, targetId: string, details = {}) =>
+    audit.insertAuditEvent(deps.db, {
+      actor: ctx.actor,
+      action,
+      targetType,
+      targetId,
+      details,
+      clientAddress: ctx.clientAddress,
+    });
+
+  const requireUser = async (id: string) => {
+    const user = isUuid(id) ? await users.findUser(deps.db, id) : null;
+    if (!user) throw new HttpError(404, "not_found_error", `user ${id} does not exist`);
+    return user;
+  };
+  const requireKey = async (id: string) => {
+    const key = isUuid(id) ? await keys.findAccessKey(deps.db, id) : null;
+    if (!key) throw new HttpError(404, "not_found_error", `access key ${id} does not exist`);
+    return key;
+  };
+  const keyView = (k: keys.AccessKeyRow): KeyView => ({
+    id: k.id,
+    user_id: k.user_id,
+    name: k.name,
+    key_prefix: k.key_prefix,
+    status: keyStatus(k, now()),
+    created_at: k.created_at,
+    last_used_at: k.last_used_at,
+    revoked_at: k.revoked_at,
+    expires_at: k.expires_at,
+    rotated_to: k.rotated_to,
+    has_bedrock_credentials: k.has_bedrock_credentials,
+  });
+
+  const issue = async (userId: string, name: string | null) => {
+    const { key, prefix } = generateAccessKey();
+    const row = await keys.insertAccessKey(deps.db, {
+      userId,
+      keyHash: await deps.hasher.hash(key),
+      keyPrefix: prefix,
+      name,
+    });
+    return { row, key };
+  };
+
+  return {
+    async createUser(ctx: ActionContext, input: unknown) {
+      const v = parseInput(createUserInput, input);
+      try {
+        const user = await users.insertUser(deps.db, {
+          email: v.email,
+          name: v.name ?? null,
+          monthlyBudgetUsd: v.monthly_budget_usd ?? null,
+          routingStrategy: v.routing_strategy ?? "plan_first",
+        });
+        await record(ctx, "user.create", "user", user.id, { email: user.email });
+        return user;
+      } catch (e) {
+        if (isUniqueViolation(e)) {
+          throw new HttpError(
+            409,
+            "conflict_error",
+            `a user with email ${v.email} already exists`,
+            {},
+            "email",
+          );
+        }
+        throw e;
+      }
+    },
+
+    listUsers(opts: { search?: string; limit: number; offset: number; status?: "active" | "inactive" }) {
+      return users.listUsers(deps.db, opts);
+    },
+
+    getUser: requireUser,
+
+    async getUserWithKeys(id: string) {
+      const user = await requireUser(id);
+      const list = await keys.listAccessKeysOfUser(deps.db, id);
+      return { ...user, access_keys: list.map(keyView) };
+    },
+
+    async updateUser(ctx: ActionContext, id: string, input: unknown) {
+      await requireUser(id);
+      const v = parseInput(updateUserInput, input);
+      const updated = await users.updateUser(deps.db, id, {
+        name: v.name === undefined ? undefined : v.name,
+        monthlyBudgetUsd: v.monthly_budget_usd === undefined ? undefined : v.monthly_budget_usd,
+        routingStrategy: v.routing_strategy,
+        isActive: v.is_active,
+      });
+      if (!updated) throw new HttpError(404, "not_found_error", `user ${id} does not exist`);
+      await record(ctx, "user.update", "user", id, v);
+      deps.bus.publish({ type: "user_changed", userId: id });
+      return updated;
+    },
+
+    async deleteUser(ctx: ActionContext, id: string) {
+      await requireUser(id);
+      const deleted = await deps.db.begin((tx) => users.softDeleteUser(tx, id));
+      if (!deleted) throw new HttpError(404, "not_found_error", `user ${id} does not exist`);
+      await record(ctx, "user.delete", "user", id);
+      deps.bus.publish({ type: "user_changed", userId: id });
+    },
+
+    async issueKey(ctx: ActionContext, userId: string, input: unknown) {
+      const user = await requireUser(userId);
+      const v = parseInput(createKeyInput, input ?? {});
+      const { row, key } = await issue(user.id, v.name ?? null);
+      await record(ctx, "access_key.create", "access_key", row.id, {
+        key_prefix: row.key_prefix,
+        user_id: userId,
+      });
+      return { id: row.id, key, key_prefix: row.key_prefix, name: row.name, created_at: row.created_at };
+    },
+
+    async listKeys(userId: string) {
+      await requireUser(userId);
+      return (await keys.listAccessKeysOfUser(deps.db, userId)).map(keyView);
+    },
+
+    async getKey(id: string) {
+      return keyView(await requireKey(id));
+    },
+
+    async revokeKey(ctx: ActionContext, id: string) {
+      await requireKey(id);
+      const row = await keys.revokeAccessKey(deps.db, id);
+      await record(ctx, "access_key.revoke", "access_key", id);
+      deps.bus.publish({ type: "key_changed", accessKeyId: id });
+      return keyView(row!);
+    },
+
+    async rotateKey(ctx: ActionContext, id: string, input: unknown) {
+      const old = await requireKey(id);
+      const status = keyStatus(old, now());
+      if (status === "revoked" || status === "expired") {
+        throw new HttpError(
+          409,
+          "conflict_error",
+          `access key ${id} is ${status}; only a live key can be rotated`,
+        );
+      }
+      const v = parseInput(rotateKeyInput, input ?? {});
+      const grace = v.grace_seconds ?? 300;
+      const { row, key } = await issue(old.user_id, old.name);
+      // Credentials are sealed to the old key's id: re-seal them for the new key rather than copy ciphertext.
+      await deps.credentials.copy(old.id, row.id);
+      await keys.markRotated(deps.db, old.id, row.id, new Date(now().getTime() + grace * 1000));
+      await record(ctx, "access_key.rotate", "access_key", id, {
+        new_access_key_id: row.id,
+        grace_seconds: grace,
+      });
+      deps.bus.publish({ type: "key_changed", accessKeyId: id });
+      const fresh = await keys.findAccessKey(deps.db, row.id);
+      return {
+        id: row.id,
+        key,
+        key_prefix: row.key_prefix,
+        name: row.name,
+        created_at: row.created_at,
+        has_bedrock_credentials: fresh?.has_bedrock_credentials ?? false,
+        previous_key: { id: old.id, expires_at: new Date(now().getTime() + grace * 1000) },
+      };
+    },
+
+    async putBedrockCredentials(ctx: ActionContext, accessKeyId: string, input: unknown) {
+      await requireKey(accessKeyId);
+      const v = parseInput(bedrockCredentialsInput, input);
+      const described = await deps.credentials.put(accessKeyId, v);
+      await record(ctx, "bedrock_key.put", "access_key", accessKeyId, {
+        kind: described.kind,
+        region: described.region,
+      });
+      deps.bus.publish({ type: "bedrock_credentials_changed", accessKeyId });
+      return described;
+    },
+
+    async getBedrockCredentials(accessKeyId: string) {
+      await requireKey(accessKeyId);
+      const d = await deps.credentials.describe(accessKeyId);
+      if (!d) {
+        throw new HttpError(404, "not_found_error", `access key ${accessKeyId} has no Bedrock credentials`);
+      }
+      return d;
+    },
+
+    async deleteBedrockCredentials(ctx: ActionContext, accessKeyId: string) {
+      await requireKey(accessKeyId);
+      if (!(await deps.credentials.remove(accessKeyId))) {
+        throw new HttpError(404, "not_found_error", `access key ${accessKeyId} has no Bedrock credentials`);
+      }
+      await record(ctx, "bedrock_key.delete", "access_key", accessKeyId);
+      deps.bus.publish({ type: "bedrock_credentials_changed", accessKeyId });
+    },
+
+    listAudit(opts: { limit: number; offset: number }) {
+      return audit.listAuditEvents(deps.db, opts);
+    },
+
+    recordAudit: record,
+  };
+}
+
+/** The admin service's type. */
+export type Admin = ReturnType<typeof createAdmin>;
+
+/** A key's status at `now`. */
+export function keyStatus(
+  k: { revoked_at: Date | null; deleted_at?: Date | null; is_active: boolean; expires_at: Date | null },
+  now: Date,
+): KeyView["status"] {
+  if (k.revoked_at || k.deleted_at || !k.is_active) return "revoked";
+  if (k.expires_at) return k.expires_at.getTime() <= now.getTime() ? "expired" : "rotating";
+  return "active";
+}
+
+function isUuid(id: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id);
+}
+
+function isUniqueViolation(e: unknown): boolean {
+  const err = e as { code?: string; message?: string };
+  return err?.code === "23505" || /duplicate key value/.test(err?.message ?? "");
+}

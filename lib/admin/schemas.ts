@@ -1,0 +1,101 @@
+/**
+ * Input schemas for admin actions, shared by the JSON API and the console's forms so both refuse the same
+ * input with the same messages.
+ */
+import { z } from "zod";
+import { HttpError } from "../errors.ts";
+
+const email = z.string({ error: "expected a string" }).trim().toLowerCase().max(254, "too long (max 254)")
+  .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, "expected an email address such as dev@example.com");
+const name = z.string({ error: "expected a string" }).trim().max(200, "too long (max 200 characters)");
+const budget = z.number({ error: "expected a number of US dollars" }).finite().min(0, "must not be negative")
+  .max(10_000_000, "unreasonably large (max 10,000,000)");
+const strategy = z.enum(["plan_first", "bedrock_only"], { error: "expected plan_first or bedrock_only" });
+const region = z.string({ error: "expected a string" }).trim().regex(
+  /^[a-z]{2}(-[a-z]+)+-\d$/,
+  "expected an AWS region such as us-east-1",
+);
+
+/** `POST /api/users`. */
+export const createUserInput = z.object({
+  email,
+  name: name.nullish(),
+  monthly_budget_usd: budget.nullish(),
+  routing_strategy: strategy.optional(),
+}).strict();
+
+/** `PATCH /api/users/:id`. */
+export const updateUserInput = z.object({
+  name: name.nullish(),
+  monthly_budget_usd: budget.nullish(),
+  routing_strategy: strategy.optional(),
+  is_active: z.boolean({ error: "expected true or false" }).optional(),
+}).strict();
+
+/** `POST /api/users/:id/access-keys`. */
+export const createKeyInput = z.object({ name: name.nullish() }).strict();
+
+/** `POST /api/access-keys/:id/rotate`. */
+export const rotateKeyInput = z.object({
+  grace_seconds: z.number({ error: "expected a number of seconds" }).int("expected whole seconds").min(0)
+    .max(30 * 86400, "at most 30 days (2592000)").optional(),
+}).strict();
+
+/** `PUT /api/access-keys/:id/bedrock-key`: IAM keys or a Bedrock API key. */
+export const bedrockCredentialsInput = z.union([
+  z.object({
+    aws_access_key_id: z.string({ error: "expected a string" }).trim().regex(
+      /^(AKIA|ASIA|AROA|AIDA)[A-Z0-9]{12,124}$/,
+      "expected an AWS access key id such as AKIA…",
+    ),
+    aws_secret_access_key: z.string({ error: "expected a string" }).trim().min(
+      16,
+      "too short for an AWS secret key",
+    )
+      .max(256),
+    aws_session_token: z.string().trim().max(4096).nullish(),
+    region: region.nullish(),
+  }).strict(),
+  z.object({
+    bedrock_api_key: z.string({ error: "expected a string" }).trim().min(
+      16,
+      "too short for a Bedrock API key",
+    )
+      .max(4096),
+    region: region.nullish(),
+  }).strict(),
+], { error: "expected either aws_access_key_id + aws_secret_access_key, or bedrock_api_key" });
+
+/** Parses input against a schema, or throws a 400 naming the first field at fault. */
+export function parseInput<T>(schema: z.ZodType<T>, input: unknown): T {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = pickIssue(result.error.issues);
+  const field = issue.path.join(".");
+  const message = issue.code === "unrecognized_keys"
+    ? `unknown field ${(issue as { keys: string[] }).keys.map((k) => `"${k}"`).join(", ")}`
+    : issue.message;
+  throw new HttpError(
+    400,
+    "invalid_request_error",
+    field ? `${field}: ${message}` : message,
+    {},
+    field || undefined,
+  );
+}
+
+type Issue = z.core.$ZodIssue;
+function pickIssue(issues: Issue[]): Issue {
+  // For a union, zod reports "no branch matched"; the branch the caller evidently meant is more useful.
+  const first = issues[0];
+  if (first.code === "invalid_union" && "errors" in first) {
+    const branches = (first as unknown as { errors: Issue[][] }).errors;
+    const best = branches.map((b) =>
+      b.filter((i) => i.code !== "unrecognized_keys")
+    ).sort((a, b) => a.length - b.length)[0];
+    if (best && best.length > 0 && best.length < 3) {
+      return best[0];
+    }
+  }
+  return first;
+}

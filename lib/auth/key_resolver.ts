@@ -1,0 +1,147 @@
+/**
+ * The proxy's access-key lookup: raw key → key, user and status, through an in-memory cache
+ * (`PROXY_ACCESS_KEY_CACHE_TTL`). Unknown keys are remembered briefly too, so a flood of guesses does not reach
+ * the database. Revocations, rotations and user changes invalidate entries at once through the event bus.
+ *
+ * During a database outage an expired entry is served stale rather than refusing a valid key: a database
+ * failure must never turn into a 401.
+ *
+ * @example
+ * ```ts
+ * const r = createKeyResolver({ db, hasher, ttlSeconds: 60, bus, now: Date.now });
+ * const result = await r.resolve("ak_…");
+ * if (result.status === "ok") console.log(result.key.userId);
+ * ```
+ */
+import type { Db } from "../db/db.ts";
+import { type KeyLookupRow, lookupKeyByHash } from "../db/access_keys.ts";
+import type { KeyHasher } from "./access_key.ts";
+import { isWellFormedKey } from "./access_key.ts";
+import type { EventBus } from "../events.ts";
+
+/** What the proxy knows about an authorised key. */
+export interface ResolvedKey {
+  id: string;
+  userId: string;
+  keyPrefix: string;
+  routingStrategy: "plan_first" | "bedrock_only";
+  monthlyBudgetUsd: number | null;
+  hasBedrockCredentials: boolean;
+  /** End of the rotation grace, after which the key is refused; null when not rotated. */
+  expiresAt: number | null;
+}
+
+/** The outcome of a lookup. */
+export type Resolution =
+  | { status: "ok"; key: ResolvedKey }
+  | { status: "unknown" }
+  | { status: "revoked" }
+  | { status: "expired" }
+  | { status: "user_inactive" }
+  | { status: "unavailable" }; // database unreachable and nothing cached
+
+interface Entry {
+  row: KeyLookupRow | null;
+  fetchedAt: number;
+}
+
+/** The resolver with its invalidation hooks. */
+export interface KeyResolver {
+  resolve(rawKey: string): Promise<Resolution>;
+  /** Drops cached entries of an access key / of a user's keys. */
+  forgetKey(accessKeyId: string): void;
+  forgetUser(userId: string): void;
+  readonly size: number;
+}
+
+const NEGATIVE_TTL_MS = 10_000;
+
+/** Creates a resolver; it subscribes to the bus for invalidations. */
+export function createKeyResolver(deps: {
+  db: Db;
+  hasher: KeyHasher;
+  ttlSeconds: number;
+  bus: EventBus;
+  now?: () => number;
+  maxEntries?: number;
+}): KeyResolver {
+  const now = deps.now ?? Date.now;
+  const ttlMs = deps.ttlSeconds * 1000;
+  const maxEntries = deps.maxEntries ?? 50_000;
+  // Keyed by the raw key: a hit costs no HMAC. The map lives only in this process's memory.
+  const cache = new Map<string, Entry>();
+  const inflight = new Map<string, Promise<Entry>>();
+
+  const forget = (match: (row: KeyLookupRow) => boolean) => {
+    for (const [k, e] of cache) if (e.row && match(e.row)) cache.delete(k);
+  };
+
+  deps.bus.subscribe((event) => {
+    if (event.type === "key_changed" || event.type === "bedrock_credentials_changed") {
+      forget((r) => r.id === event.accessKeyId);
+    } else if (event.type === "user_changed") forget((r) => r.user_id === event.userId);
+  });
+
+  const fetch = (rawKey: string): Promise<Entry> => {
+    let p = inflight.get(rawKey);
+    if (!p) {
+      // Concurrent requests with the same uncached key share one database read.
+      p = (async () => {
+        const row = await lookupKeyByHash(deps.db, await deps.hasher.hash(rawKey));
+        const entry = { row, fetchedAt: now() };
+        cache.delete(rawKey);
+        cache.set(rawKey, entry);
+        if (cache.size > maxEntries) {
+          const oldest = cache.keys().next().value;
+          if (oldest !== undefined) cache.delete(oldest);
+        }
+        return entry;
+      })().finally(() => inflight.delete(rawKey));
+      inflight.set(rawKey, p);
+    }
+    return p;
+  };
+
+  return {
+    get size() {
+      return cache.size;
+    },
+    forgetKey: (id) => forget((r) => r.id === id),
+    forgetUser: (id) => forget((r) => r.user_id === id),
+    async resolve(rawKey) {
+      if (!isWellFormedKey(rawKey)) return { status: "unknown" };
+      let entry = cache.get(rawKey);
+      const t = now();
+      const fresh = entry && t - entry.fetchedAt < (entry.row ? ttlMs : Math.min(ttlMs, NEGATIVE_TTL_MS));
+      if (!fresh) {
+        try {
+          entry = await fetch(rawKey);
+        } catch {
+          if (!entry) return { status: "unavailable" };
+          // Database down: keep serving what we knew.
+        }
+      }
+      return judge(entry!.row, now());
+    },
+  };
+}
+
+function judge(row: KeyLookupRow | null, now: number): Resolution {
+  if (!row) return { status: "unknown" };
+  if (row.revoked_at || row.deleted_at || !row.is_active) return { status: "revoked" };
+  const expiresAt = row.expires_at ? row.expires_at.getTime() : null;
+  if (expiresAt !== null && expiresAt <= now) return { status: "expired" };
+  if (row.user_deleted_at || !row.user_is_active) return { status: "user_inactive" };
+  return {
+    status: "ok",
+    key: {
+      id: row.id,
+      userId: row.user_id,
+      keyPrefix: row.key_prefix,
+      routingStrategy: row.routing_strategy,
+      monthlyBudgetUsd: row.monthly_budget_usd,
+      hasBedrockCredentials: row.has_bedrock_credentials,
+      expiresAt,
+    },
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * Admin sign-in: constant-time checks, the same answer and similar timing for a wrong user name or a wrong
+ * password, and throttling of failures per client address and per user name.
+ *
+ * @example
+ * ```ts
+ * const login = createLoginService({ username: "admin", passwordHash, sessions });
+ * const { token } = await login.attempt("admin", "…", "10.0.0.7"); // throws HttpError 401 / 429
+ * ```
+ */
+import { HttpError } from "../errors.ts";
+import { timingSafeEqual } from "../encoding.ts";
+import { verifyPassword } from "./password.ts";
+import type { Sessions } from "./session.ts";
+import { FailureThrottle } from "./throttle.ts";
+
+/** Sign-in outcome: a session token. */
+export interface LoginService {
+  attempt(
+    username: string,
+    password: string,
+    clientAddress: string,
+  ): Promise<{ token: string; expiresIn: number }>;
+  /** Seconds until this address or name may try again (0: not throttled); the console shows it. */
+  retryAfter(username: string, clientAddress: string): number;
+}
+
+/** Creates the login service; 5 failures a minute per address and per name, then 429. */
+export function createLoginService(deps: {
+  username: string;
+  passwordHash: string;
+  sessions: Sessions;
+  now?: () => number;
+  limit?: number;
+  windowMs?: number;
+}): LoginService {
+  const throttle = new FailureThrottle({
+    limit: deps.limit ?? 5,
+    windowMs: deps.windowMs ?? 60_000,
+    now: deps.now,
+  });
+  const expectedName = new TextEncoder().encode(deps.username);
+  const retryAfter = (username: string, address: string) =>
+    Math.max(
+      throttle.retryAfterSeconds(`ip:${address}`),
+      throttle.retryAfterSeconds(`user:${username.toLowerCase()}`),
+    );
+
+  return {
+    retryAfter,
+    async attempt(username, password, address) {
+      const wait = retryAfter(username, address);
+      if (wait > 0) {
+        throw new HttpError(429, "rate_limit_error", `too many failed sign-ins; try again in ${wait} s`, {
+          "retry-after": String(wait),
+        });
+      }
+      // Always verify the password, even for a wrong name, so timing does not reveal which part was wrong.
+      const passwordOk = await verifyPassword(password, deps.passwordHash);
+      const nameOk = timingSafeEqual(new TextEncoder().encode(username), expectedName);
+      if (!(passwordOk && nameOk)) {
+        throttle.fail(`ip:${address}`);
+        throttle.fail(`user:${username.toLowerCase()}`);
+        throw new HttpError(401, "authentication_error", "wrong user name or password");
+      }
+      throttle.clear(`user:${username.toLowerCase()}`);
+      return await deps.sessions.issue(deps.username);
+    },
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * A sliding-window failure counter for brute-force protection (admin sign-in per address and per user name,
+ * access-key guessing per address). Memory is bounded: at most `maxKeys` subjects are tracked, oldest evicted.
+ *
+ * @example
+ * ```ts
+ * const t = new FailureThrottle({ limit: 5, windowMs: 60_000, now: Date.now });
+ * t.fail("ip:10.0.0.1");
+ * t.retryAfterSeconds("ip:10.0.0.1"); // 0 until the 5th failure within a minute
+ * ```
+ */
+export class FailureThrottle {
+  readonly #failures = new Map<string, number[]>();
+  readonly #limit: number;
+  readonly #windowMs: number;
+  readonly #now: () => number;
+  readonly #maxKeys: number;
+
+  constructor(opts: { limit: number; windowMs: number; now?: () => number; maxKeys?: number }) {
+    this.#limit = opts.limit;
+    this.#windowMs = opts.windowMs;
+    this.#now = opts.now ?? Date.now;
+    this.#maxKeys = opts.maxKeys ?? 100_000;
+  }
+
+  /** Records one failure for `subject`. */
+  fail(subject: string): void {
+    const now = this.#now();
+    const list = this.#recent(subject, now) ?? [];
+    list.push(now);
+    this.#failures.delete(subject); // re-insert: Map order doubles as recency for eviction
+    this.#failures.set(subject, list);
+    if (this.#failures.size > this.#maxKeys) {
+      const oldest = this.#failures.keys().next().value;
+      if (oldest !== undefined) this.#failures.delete(oldest);
+    }
+  }
+
+  /** Seconds until `subject` may try again; 0 when it is not throttled. */
+  retryAfterSeconds(subject: string): number {
+    const now = this.#now();
+    const list = this.#recent(subject, now);
+    if (!list || list.length < this.#limit) return 0;
+    const unblockAt = list[list.length - this.#limit] + this.#windowMs;
+    return Math.max(1, Math.ceil((unblockAt - now) / 1000));
+  }
+
+  /** Forgets `subject` (after a success). */
+  clear(subject: string): void {
+    this.#failures.delete(subject);
+  }
+
+  #recent(subject: string, now: number): number[] | undefined {
+    const list = this.#failures.get(subject);
+    if (!list) return undefined;
+    const cutoff = now - this.#windowMs;
+    let drop = 0;
+    while (drop < list.length && list[drop] <= cutoff) drop++;
+    if (drop > 0) list.splice(0, drop);
+    if (list.length === 0) {
+      this.#failures.delete(subject);
+      return undefined;
+    }
+    return list;
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Cluster events: cache invalidations and circuit-breaker transitions that every replica must see.
+ *
+ * The in-process bus delivers synchronously to local subscribers; a PostgreSQL LISTEN/NOTIFY transport (see
+ * `lib/db/notify.ts`) can be attached so other replicas receive the same events. Handlers must be idempotent:
+ * a replica also receives its own events back through the transport.
+ *
+ * @example
+ * ```ts
+ * const bus = createEventBus();
+ * bus.subscribe((e) => { if (e.type === "key_changed") cache.forget(e.accessKeyId); });
+ * bus.publish({ type: "key_changed", accessKeyId: id });
+ * ```
+ */
+
+/** Everything that is broadcast. */
+export type ClusterEvent =
+  | { type: "key_changed"; accessKeyId: string }
+  | { type: "user_changed"; userId: string }
+  | { type: "bedrock_credentials_changed"; accessKeyId: string }
+  | {
+    type: "circuit";
+    accessKeyId: string;
+    state: "closed" | "open" | "half_open";
+    reopensAt: number | null;
+  };
+
+/** A publish/subscribe bus. */
+export interface EventBus {
+  publish(event: ClusterEvent): void;
+  subscribe(handler: (event: ClusterEvent, origin: "local" | "remote") => void): () => void;
+  /** Delivers an event that came from another replica (called by the transport). */
+  deliverRemote(event: ClusterEvent): void;
+  /** Attaches a transport that carries published events to other replicas. */
+  attachTransport(send: (event: ClusterEvent) => void): void;
+}
+
+/** Creates an in-process bus. */
+export function createEventBus(): EventBus {
+  const handlers = new Set<(event: ClusterEvent, origin: "local" | "remote") => void>();
+  let transport: ((event: ClusterEvent) => void) | null = null;
+  const deliver = (event: ClusterEvent, origin: "local" | "remote") => {
+    for (const h of handlers) {
+      try {
+        h(event, origin);
+      } catch {
+        // One failing subscriber must not stop the others (or the admin action that published).
+      }
+    }
+  };
+  return {
+    publish(event) {
+      deliver(event, "local");
+      transport?.(event);
+    },
+    subscribe(handler) {
+      handlers.add(handler);
+      return () => handlers.delete(handler);
+    },
+    deliverRemote(event) {
+      deliver(event, "remote");
+    },
+    attachTransport(send) {
+      transport = send;
+    },
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * Small HTTP helpers shared by route families: client address and JSON body reading with limits.
+ */
+import type { Context } from "hono";
+import { HttpError } from "./errors.ts";
+
+/**
+ * The client's address. Behind a load balancer (`trustForwardedFor`), the last `X-Forwarded-For` hop is the
+ * address the balancer saw; earlier hops are client-supplied and could be forged.
+ */
+export function clientAddress(c: Context, trustForwardedFor: boolean): string | null {
+  if (trustForwardedFor) {
+    const xff = c.req.header("x-forwarded-for");
+    if (xff) {
+      const hops = xff.split(",").map((s) => s.trim()).filter(Boolean);
+      if (hops.length > 0) return hops[hops.length - 1];
+    }
+  }
+  const info = c.env as { remoteAddr?: { hostname?: string } } | undefined;
+  return info?.remoteAddr?.hostname ?? null;
+}
+
+/** Reads a JSON body up to `maxBytes`: 413 when larger, 400 when malformed or not an object. */
+export async function readJsonBody(c: Context, maxBytes: number): Promise<Record<string, unknown>> {
+  const declared = Number(c.req.header("content-length") ?? "NaN");
+  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
+  const bytes = await readLimited(c.req.raw, maxBytes);
+  if (bytes.length === 0) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new HttpError(
+      400,
+      "invalid_request_error",
+      "request body is not valid JSON; expected a JSON object",
+    );
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new HttpError(400, "invalid_request_error", "request body must be a JSON object");
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Reads a request body, refusing (413) as soon as it passes `maxBytes` so memory stays bounded. */
+export async function readLimited(req: Request, maxBytes: number): Promise<Uint8Array> {
+  if (!req.body) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(maxBytes);
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+function tooLarge(maxBytes: number): HttpError {
+  return new HttpError(413, "request_too_large", `request body is larger than ${maxBytes} bytes`);
+}
+
+/** Parses `limit`/`offset` query parameters with bounds. */
+export function paging(c: Context, maxLimit = 200): { limit: number; offset: number } {
+  const int = (name: string, fallback: number, min: number, max: number) => {
+    const raw = c.req.query(name);
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new HttpError(
+        400,
+        "invalid_request_error",
+        `${name}: expected an integer between ${min} and ${max}`,
+        {},
+        name,
+      );
+    }
+    return n;
+  };
+  return { limit: int("limit", 50, 1, maxLimit), offset: int("offset", 0, 0, 1_000_000_000) };
+}

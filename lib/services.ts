@@ -1,0 +1,77 @@
+/**
+ * Builds the domain services from configuration: the one place that wires `lib/` together, used by `main.ts`
+ * and by tests (which pass overrides such as a fixed clock).
+ */
+import type { Config } from "./config.ts";
+import type { Db } from "./db/db.ts";
+import type { Logger } from "./log.ts";
+import { createEventBus, type EventBus } from "./events.ts";
+import { createKeyHasher } from "./auth/access_key.ts";
+import { createKeyResolver, type KeyResolver } from "./auth/key_resolver.ts";
+import { createSessions, type Sessions } from "./auth/session.ts";
+import { createLoginService, type LoginService } from "./auth/login.ts";
+import { createEncryptor, type Encryptor } from "./crypto/mod.ts";
+import { type BedrockCredentialStore, createBedrockCredentialStore } from "./admin/bedrock_credentials.ts";
+import { type Admin, createAdmin } from "./admin/admin.ts";
+
+/** Everything the routes call. */
+export interface Services {
+  bus: EventBus;
+  resolver: KeyResolver;
+  sessions: Sessions;
+  login: LoginService;
+  encryptor: Encryptor;
+  credentials: BedrockCredentialStore;
+  admin: Admin;
+  now: () => Date;
+}
+
+/** Test and deployment seams. */
+export interface ServiceOverrides {
+  now?: () => Date;
+  encryptor?: Encryptor;
+  kmsCredentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+/** Creates the services. */
+export async function createServices(
+  config: Config,
+  db: Db,
+  _log: Logger,
+  overrides: ServiceOverrides = {},
+): Promise<Services> {
+  const now = overrides.now ?? (() => new Date());
+  const nowMs = () => now().getTime();
+  const bus = createEventBus();
+  const hasher = await createKeyHasher(config.keyHasherSecret);
+  const resolver = createKeyResolver({ db, hasher, ttlSeconds: config.accessKeyCacheTtl, bus, now: nowMs });
+  const sessions = createSessions({ secret: config.jwtSecret, ttlSeconds: config.jwtTtlSeconds, now });
+  const login = createLoginService({
+    username: config.adminUsername,
+    passwordHash: config.adminPasswordHash,
+    sessions,
+    now: nowMs,
+  });
+  const encryptor = overrides.encryptor ?? createEncryptor({
+    kmsKeyId: config.kmsKeyId,
+    kmsEndpoint: config.kmsEndpoint || undefined,
+    region: kmsRegion(config),
+    localKey: config.localEncryptionKey,
+    kmsCredentials: overrides.kmsCredentials,
+  });
+  const credentials = createBedrockCredentialStore({
+    db,
+    encryptor,
+    ttlSeconds: config.bedrockKeyCacheTtl,
+    bus,
+    now: nowMs,
+  });
+  const admin = createAdmin({ db, hasher, bus, credentials, now });
+  return { bus, resolver, sessions, login, encryptor, credentials, admin, now };
+}
+
+/** The KMS key's region: from its ARN when it is one, else the Bedrock region. */
+function kmsRegion(config: Config): string {
+  const m = /^arn:aws[\w-]*:kms:([a-z0-9-]+):/.exec(config.kmsKeyId);
+  return m ? m[1] : config.bedrockRegion;
+}

@@ -1,0 +1,133 @@
+/**
+ * The JSON admin API under `/api`: sign-in, users, access keys, Bedrock credentials, audit. Handlers parse,
+ * call `lib/admin`, respond; every route but login requires `Authorization: Bearer <session token>`.
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import type { AppEnv } from "../../app.ts";
+import type { Admin } from "../../lib/admin/admin.ts";
+import type { Sessions } from "../../lib/auth/session.ts";
+import type { LoginService } from "../../lib/auth/login.ts";
+import { HttpError } from "../../lib/errors.ts";
+import { clientAddress, paging, readJsonBody } from "../../lib/http.ts";
+
+/** What the API routes need. */
+export interface ApiDeps {
+  admin: Admin;
+  sessions: Sessions;
+  login: LoginService;
+  trustForwardedFor: boolean;
+  /** Extra routes mounted behind the same authentication (usage, circuit), added by later modules. */
+  extend?: (api: Hono<ApiEnv>) => void;
+}
+
+/** Variables of authenticated API requests. */
+export type ApiEnv = AppEnv & { Variables: AppEnv["Variables"] & { actor: string } };
+
+const MAX_API_BODY = 1024 * 1024;
+
+/** Builds the `/api` sub-application. */
+export function apiRoutes(deps: ApiDeps): Hono<ApiEnv> {
+  const api = new Hono<ApiEnv>();
+  const body = (c: Context) => readJsonBody(c, MAX_API_BODY);
+  const ctx = (c: Context<ApiEnv>) => ({
+    actor: c.get("actor"),
+    clientAddress: clientAddress(c, deps.trustForwardedFor),
+  });
+
+  api.post("/auth/login", async (c) => {
+    const input = await body(c);
+    const result = await deps.login.attempt(
+      typeof input.username === "string" ? input.username : "",
+      typeof input.password === "string" ? input.password : "",
+      clientAddress(c, deps.trustForwardedFor) ?? "unknown",
+    );
+    return c.json({ access_token: result.token, token_type: "bearer", expires_in: result.expiresIn });
+  });
+
+  api.use("*", async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match) {
+      throw new HttpError(
+        401,
+        "authentication_error",
+        "missing Authorization: Bearer <token>; sign in at POST /api/auth/login",
+        {
+          "www-authenticate": "Bearer",
+        },
+      );
+    }
+    const session = await deps.sessions.verify(match[1]);
+    if (!session) {
+      throw new HttpError(401, "authentication_error", "session token is invalid or expired; sign in again", {
+        "www-authenticate": 'Bearer error="invalid_token"',
+      });
+    }
+    c.set("actor", session.username);
+    await next();
+  });
+
+  api.get("/users", async (c) => {
+    const status = c.req.query("status");
+    if (status !== undefined && status !== "active" && status !== "inactive") {
+      throw new HttpError(400, "invalid_request_error", "status: expected active or inactive", {}, "status");
+    }
+    const { limit, offset } = paging(c);
+    const page = await deps.admin.listUsers({ search: c.req.query("q") || undefined, status, limit, offset });
+    return c.json({ items: page.items, total: page.total, limit, offset });
+  });
+  api.post("/users", async (c) => c.json(await deps.admin.createUser(ctx(c), await body(c)), 201));
+  api.get("/users/:id", async (c) => c.json(await deps.admin.getUserWithKeys(c.req.param("id"))));
+  api.patch(
+    "/users/:id",
+    async (c) => c.json(await deps.admin.updateUser(ctx(c), c.req.param("id"), await body(c))),
+  );
+  api.delete("/users/:id", async (c) => {
+    await deps.admin.deleteUser(ctx(c), c.req.param("id"));
+    return c.body(null, 204);
+  });
+
+  api.get(
+    "/users/:id/access-keys",
+    async (c) => c.json({ items: await deps.admin.listKeys(c.req.param("id")) }),
+  );
+  api.post(
+    "/users/:id/access-keys",
+    async (c) =>
+      c.json(await deps.admin.issueKey(ctx(c), c.req.param("id"), await body(c)), 201, {
+        "cache-control": "no-store",
+      }),
+  );
+  api.get("/access-keys/:id", async (c) => c.json(await deps.admin.getKey(c.req.param("id"))));
+  api.delete("/access-keys/:id", async (c) => c.json(await deps.admin.revokeKey(ctx(c), c.req.param("id"))));
+  api.post(
+    "/access-keys/:id/rotate",
+    async (c) =>
+      c.json(await deps.admin.rotateKey(ctx(c), c.req.param("id"), await body(c)), 201, {
+        "cache-control": "no-store",
+      }),
+  );
+
+  api.put(
+    "/access-keys/:id/bedrock-key",
+    async (c) => c.json(await deps.admin.putBedrockCredentials(ctx(c), c.req.param("id"), await body(c))),
+  );
+  api.get(
+    "/access-keys/:id/bedrock-key",
+    async (c) => c.json(await deps.admin.getBedrockCredentials(c.req.param("id"))),
+  );
+  api.delete("/access-keys/:id/bedrock-key", async (c) => {
+    await deps.admin.deleteBedrockCredentials(ctx(c), c.req.param("id"));
+    return c.body(null, 204);
+  });
+
+  api.get("/audit", async (c) => {
+    const { limit, offset } = paging(c);
+    const page = await deps.admin.listAudit({ limit, offset });
+    return c.json({ items: page.items, total: page.total, limit, offset });
+  });
+
+  deps.extend?.(api);
+  return api;
+}

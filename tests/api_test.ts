@@ -1,0 +1,435 @@
+/**
+ * The JSON admin API through `app.request()`, on both database backends: sign-in, users, access keys, rotation,
+ * Bedrock credentials, audit, and every error.
+ */
+import assert from "node:assert/strict";
+import { dbTest } from "./helpers/db.ts";
+import { ADMIN_PASSWORD, makeTestApp } from "./helpers/app.ts";
+import { sql } from "../lib/db/sql.ts";
+import { createSessions } from "../lib/auth/session.ts";
+
+dbTest("login issues a bearer token; wrong user and wrong password get the same 401", async (db) => {
+  const t = await makeTestApp(db);
+  const ok = await t.call("POST", "/api/auth/login", { username: "admin", password: ADMIN_PASSWORD });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.body.token_type, "bearer");
+  assert.equal(ok.body.expires_in, 12 * 3600);
+  assert.match(ok.body.access_token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+
+  const wrongPassword = await t.call("POST", "/api/auth/login", { username: "admin", password: "nope" });
+  const wrongUser = await t.call("POST", "/api/auth/login", { username: "root", password: ADMIN_PASSWORD });
+  assert.equal(wrongPassword.status, 401);
+  assert.deepEqual(wrongPassword.body, wrongUser.body);
+  assert.deepEqual(wrongPassword.body, {
+    error: { type: "authentication_error", message: "wrong user name or password" },
+  });
+});
+
+dbTest("failed logins are throttled per address and per user name with retry-after", async (db) => {
+  const t = await makeTestApp(db, { PROXY_TRUST_FORWARDED_FOR: "true" });
+  const from = (ip: string) => ({ "x-forwarded-for": ip });
+  for (let i = 0; i < 5; i++) {
+    const r = await t.call(
+      "POST",
+      "/api/auth/login",
+      { username: "admin", password: "bad" },
+      from("10.0.0.1"),
+    );
+    assert.equal(r.status, 401);
+  }
+  const blocked = await t.call(
+    "POST",
+    "/api/auth/login",
+    { username: "admin", password: ADMIN_PASSWORD },
+    from("10.0.0.1"),
+  );
+  assert.equal(blocked.status, 429);
+  assert.equal(blocked.body.error.type, "rate_limit_error");
+  assert.ok(Number(blocked.headers.get("retry-after")) > 0);
+  // The user name is throttled too, from any address: guessing from many addresses does not help.
+  const otherIp = await t.call(
+    "POST",
+    "/api/auth/login",
+    { username: "admin", password: ADMIN_PASSWORD },
+    from("10.0.0.2"),
+  );
+  assert.equal(otherIp.status, 429);
+  // Another name from another address is unaffected.
+  const other = await t.call(
+    "POST",
+    "/api/auth/login",
+    { username: "someone", password: "x" },
+    from("10.0.0.3"),
+  );
+  assert.equal(other.status, 401);
+});
+
+dbTest("every API route but login needs a valid, unexpired session", async (db) => {
+  const t = await makeTestApp(db);
+  const missing = await t.call("GET", "/api/users");
+  assert.equal(missing.status, 401);
+  assert.equal(missing.body.error.type, "authentication_error");
+  const forged = await t.call("GET", "/api/users", undefined, { authorization: "Bearer a.b.c" });
+  assert.equal(forged.status, 401);
+  const otherSecret = await createSessions({ secret: "another-secret-entirely-0123456789", ttlSeconds: 60 })
+    .issue("admin");
+  assert.equal(
+    (await t.call("GET", "/api/users", undefined, { authorization: `Bearer ${otherSecret.token}` })).status,
+    401,
+  );
+  const expired = await createSessions({
+    secret: t.config.jwtSecret,
+    ttlSeconds: 60,
+    now: () => new Date(Date.now() - 3600_000),
+  }).issue("admin");
+  assert.equal(
+    (await t.call("GET", "/api/users", undefined, { authorization: `Bearer ${expired.token}` })).status,
+    401,
+  );
+  assert.equal((await t.call("GET", "/api/users", undefined, await t.auth())).status, 200);
+});
+
+dbTest("users: create, list with search and paging, get, patch, soft delete", async (db) => {
+  const t = await makeTestApp(db);
+  const h = await t.auth();
+  const created = await t.call("POST", "/api/users", {
+    email: "Dev@Example.com",
+    name: "Dev One",
+    monthly_budget_usd: 50,
+    routing_strategy: "bedrock_only",
+  }, h);
+  assert.equal(created.status, 201);
+  assert.equal(created.body.email, "dev@example.com");
+  assert.equal(created.body.monthly_budget_usd, 50);
+  assert.equal(created.body.routing_strategy, "bedrock_only");
+  assert.equal(created.body.is_active, true);
+  const id = created.body.id;
+  for (let i = 0; i < 3; i++) {
+    assert.equal((await t.call("POST", "/api/users", { email: `user${i}@example.com` }, h)).status, 201);
+  }
+
+  const all = await t.call("GET", "/api/users?limit=2&offset=0", undefined, h);
+  assert.equal(all.body.total, 4);
+  assert.equal(all.body.items.length, 2);
+  const page2 = await t.call("GET", "/api/users?limit=2&offset=2", undefined, h);
+  assert.equal(page2.body.items.length, 2);
+  const searched = await t.call("GET", "/api/users?q=dev%20one", undefined, h);
+  assert.deepEqual(searched.body.items.map((u: { id: string }) => u.id), [id]);
+  assert.equal(
+    (await t.call("GET", "/api/users?q=%25", undefined, h)).body.total,
+    0,
+    "LIKE wildcards are literal",
+  );
+
+  const got = await t.call("GET", `/api/users/${id}`, undefined, h);
+  assert.equal(got.status, 200);
+  assert.deepEqual(got.body.access_keys, []);
+
+  const patched = await t.call("PATCH", `/api/users/${id}`, {
+    name: "Renamed",
+    monthly_budget_usd: null,
+    routing_strategy: "plan_first",
+    is_active: false,
+  }, h);
+  assert.equal(patched.status, 200);
+  assert.equal(patched.body.name, "Renamed");
+  assert.equal(patched.body.monthly_budget_usd, null);
+  assert.equal(patched.body.is_active, false);
+
+  assert.equal((await t.call("DELETE", `/api/users/${id}`, undefined, h)).status, 204);
+  assert.equal((await t.call("GET", `/api/users/${id}`, undefined, h)).status, 404);
+  assert.equal((await t.call("GET", "/api/users", undefined, h)).body.total, 3);
+  const [row] = await db.query<{ deleted_at: Date | null }>(
+    sql`SELECT deleted_at FROM users WHERE id = ${id}`,
+  );
+  assert.ok(row.deleted_at instanceof Date, "soft delete keeps the row");
+  // The email can be used again once its user is deleted.
+  assert.equal((await t.call("POST", "/api/users", { email: "dev@example.com" }, h)).status, 201);
+});
+
+dbTest(
+  "user input errors: duplicate 409, invalid fields 400 naming the field, unknown id 404",
+  async (db) => {
+    const t = await makeTestApp(db);
+    const h = await t.auth();
+    await t.call("POST", "/api/users", { email: "a@example.com" }, h);
+    const dup = await t.call("POST", "/api/users", { email: "A@example.com" }, h);
+    assert.equal(dup.status, 409);
+    assert.equal(dup.body.error.type, "conflict_error");
+    const cases: Array<[unknown, string]> = [
+      [{ email: "not-an-email" }, "email"],
+      [{ email: "b@example.com", monthly_budget_usd: -1 }, "monthly_budget_usd"],
+      [{ email: "b@example.com", routing_strategy: "cheapest" }, "routing_strategy"],
+      [{ email: "b@example.com", extra: 1 }, ""],
+      [{}, "email"],
+    ];
+    for (const [body, field] of cases) {
+      const r = await t.call("POST", "/api/users", body, h);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal(r.body.error.type, "invalid_request_error");
+      if (field) {
+        assert.equal(r.body.error.field, field);
+        assert.match(r.body.error.message, new RegExp(`^${field}: `));
+      } else assert.match(r.body.error.message, /unknown field "extra"/);
+    }
+    const malformed = await t.call("POST", "/api/users", "{bad json", h);
+    assert.equal(malformed.status, 400);
+    assert.match(malformed.body.error.message, /not valid JSON/);
+    const huge = await t.call(
+      "POST",
+      "/api/users",
+      JSON.stringify({ email: "x@example.com", name: "x".repeat(1_100_000) }),
+      h,
+    );
+    assert.equal(huge.status, 413);
+    assert.equal(
+      (await t.call("GET", "/api/users/00000000-0000-0000-0000-000000000000", undefined, h)).status,
+      404,
+    );
+    assert.equal((await t.call("GET", "/api/users/not-a-uuid", undefined, h)).status, 404);
+    assert.equal(
+      (await t.call("PATCH", "/api/users/00000000-0000-0000-0000-000000000000", {}, h)).status,
+      404,
+    );
+    assert.equal((await t.call("GET", "/api/users?limit=0", undefined, h)).status, 400);
+  },
+);
+
+dbTest(
+  "access keys: issued once, stored only as HMAC, listed, revoked; lookup follows at once",
+  async (db) => {
+    const t = await makeTestApp(db);
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "k@example.com" }, h)).body;
+    const issued = await t.call("POST", `/api/users/${user.id}/access-keys`, { name: "laptop" }, h);
+    assert.equal(issued.status, 201);
+    assert.equal(issued.headers.get("cache-control"), "no-store");
+    const { id, key, key_prefix } = issued.body;
+    assert.match(key, /^ak_[A-Za-z0-9_-]{43}$/);
+    assert.equal(key.startsWith(key_prefix), true);
+    assert.ok(issued.body.created_at);
+
+    // The raw key is nowhere in the database: not in any column of any table.
+    const dump = JSON.stringify(await db.query(sql`SELECT * FROM access_keys`)) +
+      JSON.stringify(await db.query(sql`SELECT * FROM audit_events`));
+    assert.ok(!dump.includes(key));
+    assert.ok(!dump.includes(key.slice(8)));
+    const [stored] = await db.query<{ key_hash: string }>(
+      sql`SELECT key_hash FROM access_keys WHERE id = ${id}`,
+    );
+    assert.match(stored.key_hash, /^[0-9a-f]{64}$/);
+
+    const list = await t.call("GET", `/api/users/${user.id}/access-keys`, undefined, h);
+    assert.equal(list.body.items.length, 1);
+    const [view] = list.body.items;
+    assert.deepEqual(
+      [view.key_prefix, view.name, view.status, view.has_bedrock_credentials, view.last_used_at],
+      [key_prefix, "laptop", "active", false, null],
+    );
+    assert.equal("key" in view, false);
+
+    assert.equal((await t.services.resolver.resolve(key)).status, "ok");
+    const revoked = await t.call("DELETE", `/api/access-keys/${id}`, undefined, h);
+    assert.equal(revoked.status, 200);
+    assert.equal(revoked.body.status, "revoked");
+    assert.equal(
+      (await t.services.resolver.resolve(key)).status,
+      "revoked",
+      "revocation invalidates the cache at once",
+    );
+    assert.equal(
+      (await t.call("DELETE", "/api/access-keys/00000000-0000-0000-0000-000000000000", undefined, h)).status,
+      404,
+    );
+    assert.equal(
+      (await t.call("POST", `/api/users/00000000-0000-0000-0000-000000000000/access-keys`, {}, h)).status,
+      404,
+    );
+    // Nothing logged holds the raw key.
+    assert.ok(!t.logs.join("\n").includes(key));
+  },
+);
+
+dbTest("deleting or deactivating a user stops its keys at once", async (db) => {
+  const t = await makeTestApp(db);
+  const h = await t.auth();
+  const user = (await t.call("POST", "/api/users", { email: "d@example.com" }, h)).body;
+  const { key } = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+  assert.equal((await t.services.resolver.resolve(key)).status, "ok");
+  await t.call("PATCH", `/api/users/${user.id}`, { is_active: false }, h);
+  assert.equal((await t.services.resolver.resolve(key)).status, "user_inactive");
+  await t.call("PATCH", `/api/users/${user.id}`, { is_active: true }, h);
+  assert.equal((await t.services.resolver.resolve(key)).status, "ok");
+  await t.call("DELETE", `/api/users/${user.id}`, undefined, h);
+  assert.equal((await t.services.resolver.resolve(key)).status, "revoked");
+});
+
+dbTest(
+  "rotation returns a new key once; the old one works until the grace ends; credentials carry over",
+  async (db) => {
+    let now = new Date("2026-06-01T00:00:00Z");
+    const t = await makeTestApp(db, {}, { now: () => now });
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "r@example.com" }, h)).body;
+    const old = (await t.call("POST", `/api/users/${user.id}/access-keys`, { name: "ci" }, h)).body;
+    await t.call("PUT", `/api/access-keys/${old.id}/bedrock-key`, {
+      bedrock_api_key: "ABSKexampleexample1234",
+      region: "us-west-2",
+    }, h);
+    const rotated = await t.call("POST", `/api/access-keys/${old.id}/rotate`, { grace_seconds: 60 }, h);
+    assert.equal(rotated.status, 201);
+    assert.notEqual(rotated.body.key, old.key);
+    assert.equal(rotated.body.name, "ci");
+    assert.equal(rotated.body.has_bedrock_credentials, true);
+    const carried = await t.services.credentials.load(rotated.body.id);
+    assert.deepEqual(carried, {
+      credentials: { kind: "api_key", apiKey: "ABSKexampleexample1234" },
+      region: "us-west-2",
+    });
+
+    assert.equal((await t.services.resolver.resolve(old.key)).status, "ok", "inside the grace period");
+    assert.equal((await t.call("GET", `/api/access-keys/${old.id}`, undefined, h)).body.status, "rotating");
+    now = new Date(now.getTime() + 61_000);
+    assert.equal((await t.services.resolver.resolve(old.key)).status, "expired", "refused after the grace");
+    assert.equal((await t.services.resolver.resolve(rotated.body.key)).status, "ok");
+    const again = await t.call("POST", `/api/access-keys/${old.id}/rotate`, {}, h);
+    assert.equal(again.status, 409);
+    const bad = await t.call("POST", `/api/access-keys/${rotated.body.id}/rotate`, { grace_seconds: -1 }, h);
+    assert.equal(bad.status, 400);
+  },
+);
+
+dbTest(
+  "Bedrock credentials: put IAM or API key, get shows only kind, region and tail, delete",
+  async (db) => {
+    const t = await makeTestApp(db);
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "b@example.com" }, h)).body;
+    const key = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+    const path = `/api/access-keys/${key.id}/bedrock-key`;
+    assert.equal((await t.call("GET", path, undefined, h)).status, 404);
+    const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    const put = await t.call("PUT", path, {
+      aws_access_key_id: "AKIAIOSFODNN7EXAMPLE",
+      aws_secret_access_key: secret,
+      aws_session_token: "session-token-value",
+      region: "us-east-1",
+    }, h);
+    assert.equal(put.status, 200);
+    assert.deepEqual([put.body.kind, put.body.region, put.body.key_tail], ["iam", "us-east-1", "…MPLE"]);
+    const got = await t.call("GET", path, undefined, h);
+    const text = JSON.stringify(got.body);
+    assert.ok(
+      !text.includes(secret) && !text.includes("AKIAIOSFODNN7EXAMPLE") &&
+        !text.includes("session-token-value"),
+    );
+    const [row] = await db.query<Record<string, unknown>>(sql`SELECT * FROM bedrock_keys`);
+    const rowText = JSON.stringify(row) + new TextDecoder().decode(row.encrypted_secret_key as Uint8Array);
+    assert.ok(!rowText.includes(secret) && !rowText.includes("AKIAIOSFODNN7EXAMPLE"), "stored encrypted");
+    assert.equal(
+      (await t.call("GET", `/api/users/${user.id}/access-keys`, undefined, h)).body.items[0]
+        .has_bedrock_credentials,
+      true,
+    );
+    assert.deepEqual(await t.services.credentials.load(key.id), {
+      credentials: {
+        kind: "iam",
+        accessKeyId: "AKIAIOSFODNN7EXAMPLE",
+        secretAccessKey: secret,
+        sessionToken: "session-token-value",
+      },
+      region: "us-east-1",
+    });
+
+    const replaced = await t.call("PUT", path, { bedrock_api_key: "ABSKQmVkcm9ja0FQSUtleQ1234" }, h);
+    assert.deepEqual([replaced.body.kind, replaced.body.region, replaced.body.key_tail], [
+      "api_key",
+      null,
+      "…1234",
+    ]);
+    assert.equal(
+      (await t.services.credentials.load(key.id))?.credentials.kind,
+      "api_key",
+      "cache invalidated on replace",
+    );
+
+    const invalid = await t.call(
+      "PUT",
+      path,
+      { aws_access_key_id: "nope", aws_secret_access_key: "short" },
+      h,
+    );
+    assert.equal(invalid.status, 400);
+    assert.match(invalid.body.error.message, /aws_access_key_id/);
+    const neither = await t.call("PUT", path, { region: "us-east-1" }, h);
+    assert.equal(neither.status, 400);
+    const badRegion = await t.call("PUT", path, {
+      bedrock_api_key: "ABSKQmVkcm9ja0FQSUtleQ1234",
+      region: "mars",
+    }, h);
+    assert.equal(badRegion.status, 400);
+    assert.equal(badRegion.body.error.field, "region");
+
+    assert.equal((await t.call("DELETE", path, undefined, h)).status, 204);
+    assert.equal((await t.call("DELETE", path, undefined, h)).status, 404);
+    assert.equal(await t.services.credentials.load(key.id), null);
+    assert.ok(!t.logs.join("\n").includes(secret));
+  },
+);
+
+dbTest("a credential ciphertext moved to another key's row fails to decrypt", async (db) => {
+  const t = await makeTestApp(db);
+  const h = await t.auth();
+  const user = (await t.call("POST", "/api/users", { email: "m@example.com" }, h)).body;
+  const a = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+  const b = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+  await t.call(
+    "PUT",
+    `/api/access-keys/${a.id}/bedrock-key`,
+    { bedrock_api_key: "ABSKaaaaaaaaaaaaaaaa1111" },
+    h,
+  );
+  await t.call(
+    "PUT",
+    `/api/access-keys/${b.id}/bedrock-key`,
+    { bedrock_api_key: "ABSKbbbbbbbbbbbbbbbb2222" },
+    h,
+  );
+  await db.query(sql`UPDATE bedrock_keys SET encrypted_secret_key = src.encrypted_secret_key,
+    encryption_iv = src.encryption_iv FROM bedrock_keys src WHERE src.access_key_id = ${a.id}
+    AND bedrock_keys.access_key_id = ${b.id}`);
+  t.services.credentials.forget(b.id);
+  await assert.rejects(() => t.services.credentials.load(b.id), /authentication|decrypt/i);
+});
+
+dbTest("every mutating call is audited with actor, action, target and address", async (db) => {
+  const t = await makeTestApp(db, { PROXY_TRUST_FORWARDED_FOR: "true" });
+  const h = { ...(await t.auth()), "x-forwarded-for": "203.0.113.9" };
+  const user = (await t.call("POST", "/api/users", { email: "audit@example.com" }, h)).body;
+  const key = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+  await t.call("PUT", `/api/access-keys/${key.id}/bedrock-key`, {
+    bedrock_api_key: "ABSKcccccccccccccccc3333",
+  }, h);
+  await t.call("DELETE", `/api/access-keys/${key.id}/bedrock-key`, undefined, h);
+  await t.call("PATCH", `/api/users/${user.id}`, { name: "x" }, h);
+  await t.call("DELETE", `/api/access-keys/${key.id}`, undefined, h);
+  await t.call("DELETE", `/api/users/${user.id}`, undefined, h);
+  const audit = await t.call("GET", "/api/audit?limit=100", undefined, h);
+  assert.equal(audit.status, 200);
+  const actions = audit.body.items.map((e: { action: string }) => e.action).reverse();
+  assert.deepEqual(actions, [
+    "user.create",
+    "access_key.create",
+    "bedrock_key.put",
+    "bedrock_key.delete",
+    "user.update",
+    "access_key.revoke",
+    "user.delete",
+  ]);
+  for (const e of audit.body.items) {
+    assert.equal(e.actor, "admin");
+    assert.equal(e.client_address, "203.0.113.9");
+    assert.ok(e.target_id);
+  }
+  assert.ok(!JSON.stringify(audit.body).includes(key.key));
+});
