@@ -7,6 +7,7 @@ import { dbTest } from "./helpers/db.ts";
 import { ADMIN_PASSWORD, makeTestApp } from "./helpers/app.ts";
 import { sql } from "../lib/db/sql.ts";
 import { createSessions } from "../lib/auth/session.ts";
+import { FAKE_KMS_CREDENTIALS, FAKE_KMS_DEFAULT_KEY_ID, startFakeKms } from "./fakes/fake_kms.ts";
 
 dbTest("login issues a bearer token; wrong user and wrong password get the same 401", async (db) => {
   const t = await makeTestApp(db);
@@ -432,4 +433,38 @@ dbTest("every mutating call is audited with actor, action, target and address", 
     assert.ok(e.target_id);
   }
   assert.ok(!JSON.stringify(audit.body).includes(key.key));
+});
+
+dbTest("KMS mode: credentials are sealed with a KMS data key through the real AWS SDK", async (db) => {
+  const kms = await startFakeKms();
+  try {
+    const t = await makeTestApp(db, {
+      PROXY_KMS_KEY_ID: FAKE_KMS_DEFAULT_KEY_ID,
+      PROXY_KMS_ENDPOINT: kms.url,
+      PROXY_BEDROCK_REGION: "us-east-1",
+    }, { kmsCredentials: FAKE_KMS_CREDENTIALS });
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "kms@example.com" }, h)).body;
+    const key = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+    const put = await t.call("PUT", `/api/access-keys/${key.id}/bedrock-key`, {
+      bedrock_api_key: "ABSKkmskmskmskmskms9999",
+    }, h);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assert.equal(put.body.encryption, "kms-aes-256-gcm");
+    const [row] = await db.query<{ encrypted_data_key: Uint8Array | null; kms_key_id: string | null }>(
+      sql`SELECT encrypted_data_key, kms_key_id FROM bedrock_keys`,
+    );
+    assert.ok(row.encrypted_data_key && row.encrypted_data_key.length > 0);
+    assert.ok(row.kms_key_id);
+    t.services.credentials.forget(key.id);
+    const loaded = await t.services.credentials.load(key.id);
+    assert.deepEqual(loaded?.credentials, { kind: "api_key", apiKey: "ABSKkmskmskmskmskms9999" });
+    const targets = kms.calls.map((c) => c.target);
+    assert.deepEqual(targets, ["TrentService.GenerateDataKey", "TrentService.Decrypt"]);
+    assert.deepEqual((kms.calls[0].body as { EncryptionContext: unknown }).EncryptionContext, {
+      access_key_id: key.id,
+    });
+  } finally {
+    await kms.close();
+  }
 });
