@@ -1,0 +1,384 @@
+/**
+ * Calls Claude on Amazon Bedrock with per-access-key credentials and turns the answer back into Anthropic's wire
+ * format: a Messages JSON body, or the exact SSE event sequence Anthropic would have streamed.
+ *
+ * One `BedrockRuntimeClient` per (credentials, region) is kept and reused (clients hold connection pools and
+ * credential caches), in a small LRU so rotating or many keys cannot grow memory without bound. The map is keyed
+ * by a SHA-256 of the credentials so no secret ever becomes a key string.
+ *
+ * Every client uses `FetchHttpHandler`: the SDK's default HTTP/2 handler silently drops response-stream events
+ * (see DESIGN.md), and using fetch everywhere keeps tests and production on one code path.
+ *
+ * Failures are thrown as the SDK's own errors (or the fetch/abort error); pass them to `mapBedrockError`.
+ */
+import {
+  BedrockRuntimeClient,
+  type BedrockRuntimeClientConfig,
+  InvokeModelCommand,
+  InvokeModelWithResponseStreamCommand,
+  type ResponseStream,
+} from "@aws-sdk/client-bedrock-runtime";
+import { FetchHttpHandler } from "@smithy/fetch-http-handler";
+import { createHash } from "node:crypto";
+import { mapBedrockError, sseErrorEvent } from "./errors.ts";
+
+/** The credentials one Bedrock call is made with. */
+export type BedrockCredentials =
+  | { kind: "iam"; accessKeyId: string; secretAccessKey: string; sessionToken?: string }
+  | { kind: "api_key"; apiKey: string }
+  | { kind: "default" }; // the process's own AWS credential chain (Fargate task role)
+
+/** Token usage of one Bedrock call, in the four counters the proxy records. */
+export interface BedrockUsage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadInputTokens: number;
+  cacheCreationInputTokens: number;
+}
+
+/** Usage of a streamed call, known once the stream has ended (or failed, or was cancelled). */
+export type BedrockStreamUsage = BedrockUsage & {
+  stopReason: string | null;
+  messageId: string | null;
+  /** Set when the stream ended with an error event (the Anthropic error type and message that were sent). */
+  error?: { type: string; message: string };
+  /** Set when the consumer cancelled the events stream (the client went away) before it ended. */
+  cancelled?: boolean;
+};
+
+/** A streamed answer: Anthropic SSE bytes, and the usage once they are all out. */
+export interface BedrockStream {
+  /** `event: <type>\ndata: <json>\n\n` frames, exactly as Anthropic streams them. Cancel it to abort the call. */
+  events: ReadableStream<Uint8Array>;
+  /** Resolves (never rejects) when the stream ends, fails or is cancelled. */
+  usage: Promise<BedrockStreamUsage>;
+}
+
+/** One call to Bedrock. */
+export interface BedrockInvokeRequest {
+  credentials: BedrockCredentials;
+  region: string;
+  /** Bedrock model id or inference profile (see `mapModel`). */
+  modelId: string;
+  /** Request body from `toBedrockBody`. */
+  body: Uint8Array;
+  /** The model name the client asked for; the answer reports this name instead of Bedrock's. */
+  requestedModel?: string;
+  signal?: AbortSignal;
+}
+
+/** Options of {@link BedrockInvoker}. */
+export interface BedrockInvokerOptions {
+  /** Endpoint URL override (tests, VPC endpoints); default: the regional Bedrock runtime endpoint. */
+  endpoint?: string;
+  /** Most SDK clients kept at once (least recently used are dropped). Default 64. */
+  maxClients?: number;
+  /**
+   * SDK attempts per call. Default 1: the proxy's clients (Claude Code, the SDKs) already retry 429/5xx with
+   * their own backoff, and retrying here too would multiply the wait before the client sees an answer.
+   */
+  maxAttempts?: number;
+  /** Milliseconds to wait for Bedrock's response headers; default: no limit (long non-streamed answers). */
+  requestTimeoutMs?: number;
+}
+
+const METRICS_FIELD = "amazon-bedrock-invocationMetrics";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Invokes Claude on Bedrock, reusing one SDK client per (credentials, region). */
+export class BedrockInvoker {
+  readonly #endpoint?: string;
+  readonly #maxClients: number;
+  readonly #maxAttempts: number;
+  readonly #requestTimeoutMs?: number;
+  readonly #clients = new Map<string, BedrockRuntimeClient>();
+
+  constructor(opts: BedrockInvokerOptions = {}) {
+    this.#endpoint = opts.endpoint;
+    this.#maxClients = Math.max(1, opts.maxClients ?? 64);
+    this.#maxAttempts = Math.max(1, opts.maxAttempts ?? 1);
+    this.#requestTimeoutMs = opts.requestTimeoutMs;
+  }
+
+  /** Number of SDK clients currently kept. */
+  get clientCount(): number {
+    return this.#clients.size;
+  }
+
+  /**
+   * The SDK client used for these credentials and region: the same instance for the same pair, a new one
+   * otherwise. Exposed for diagnostics and tests; `invoke`/`invokeStream` use it.
+   */
+  clientFor(credentials: BedrockCredentials, region: string): BedrockRuntimeClient {
+    const key = clientKey(credentials, region);
+    const existing = this.#clients.get(key);
+    if (existing) {
+      // Re-insert to mark it most recently used.
+      this.#clients.delete(key);
+      this.#clients.set(key, existing);
+      return existing;
+    }
+    const client = new BedrockRuntimeClient(this.#config(credentials, region));
+    this.#clients.set(key, client);
+    while (this.#clients.size > this.#maxClients) {
+      const [oldestKey, oldest] = this.#clients.entries().next().value!;
+      this.#clients.delete(oldestKey);
+      // In-flight calls on the evicted client keep their own fetches; destroy only drops idle resources.
+      oldest.destroy();
+    }
+    return client;
+  }
+
+  /** Destroys every kept client (shutdown). */
+  close(): void {
+    for (const client of this.#clients.values()) client.destroy();
+    this.#clients.clear();
+  }
+
+  /**
+   * Non-streaming call: the Anthropic message Bedrock returned, with `model` set back to the requested name,
+   * and its usage.
+   */
+  async invoke(req: BedrockInvokeRequest): Promise<{ body: Record<string, unknown>; usage: BedrockUsage }> {
+    const client = this.clientFor(req.credentials, req.region);
+    let out;
+    try {
+      out = await client.send(
+        new InvokeModelCommand({
+          modelId: req.modelId,
+          body: req.body,
+          contentType: "application/json",
+          accept: "application/json",
+        }),
+        { abortSignal: req.signal },
+      );
+    } catch (err) {
+      throw callerTimeout(req.signal) ?? err;
+    }
+    const body = JSON.parse(decoder.decode(out.body)) as Record<string, unknown>;
+    if (req.requestedModel) body.model = req.requestedModel;
+    const tally = emptyTally();
+    mergeUsage(tally, body.usage);
+    const { inputTokens, outputTokens, cacheReadInputTokens, cacheCreationInputTokens } = finishUsage(
+      tally,
+      undefined,
+    );
+    return { body, usage: { inputTokens, outputTokens, cacheReadInputTokens, cacheCreationInputTokens } };
+  }
+
+  /**
+   * Streaming call. Resolves once Bedrock has answered and its first event has arrived, so a failure before any
+   * byte was sent to the client (HTTP error, or an exception as the first frame) rejects and the caller can still
+   * answer with an HTTP error. After that, failures become a final SSE `error` event and `usage.error`.
+   */
+  async invokeStream(req: BedrockInvokeRequest): Promise<BedrockStream> {
+    const client = this.clientFor(req.credentials, req.region);
+    const abort = new AbortController();
+    const onCallerAbort = () => abort.abort(req.signal?.reason);
+    if (req.signal?.aborted) abort.abort(req.signal.reason);
+    else req.signal?.addEventListener("abort", onCallerAbort, { once: true });
+    const detach = () => req.signal?.removeEventListener("abort", onCallerAbort);
+
+    let iterator: AsyncIterator<ResponseStream>;
+    let first: IteratorResult<ResponseStream>;
+    try {
+      const out = await client.send(
+        new InvokeModelWithResponseStreamCommand({
+          modelId: req.modelId,
+          body: req.body,
+          contentType: "application/json",
+          accept: "application/json",
+        }),
+        { abortSignal: abort.signal },
+      );
+      if (!out.body) throw new Error("Bedrock returned no response stream");
+      iterator = out.body[Symbol.asyncIterator]();
+      first = await iterator.next();
+    } catch (err) {
+      detach();
+      abort.abort();
+      throw callerTimeout(req.signal) ?? err;
+    }
+
+    const tally = emptyTally();
+    let resolveUsage!: (u: BedrockStreamUsage) => void;
+    const usage = new Promise<BedrockStreamUsage>((resolve) => resolveUsage = resolve);
+    let pending: IteratorResult<ResponseStream> | undefined = first;
+    let finished = false;
+
+    const finish = (extra: Partial<BedrockStreamUsage> = {}) => {
+      if (finished) return;
+      finished = true;
+      detach();
+      resolveUsage({ ...finishUsage(tally, tally.metrics), ...extra });
+    };
+
+    const events = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        try {
+          // Skip events that produce no bytes (unknown union members) so each pull enqueues or ends.
+          while (true) {
+            const next = pending ?? await iterator.next();
+            pending = undefined;
+            if (finished) return;
+            if (next.done) {
+              finish();
+              controller.close();
+              return;
+            }
+            const frame = toSse(next.value, tally, req.requestedModel);
+            if (frame) {
+              controller.enqueue(encoder.encode(frame));
+              return;
+            }
+          }
+        } catch (err) {
+          if (finished) return;
+          const timedOut = callerTimeout(req.signal);
+          if (abort.signal.aborted && !timedOut) {
+            // The caller gave up (its client went away): nobody is left to read an error event.
+            finish({ cancelled: true });
+            controller.close();
+            return;
+          }
+          const mapped = mapBedrockError(timedOut ?? err);
+          const error = { type: mapped.type, message: mapped.message };
+          controller.enqueue(encoder.encode(sseErrorEvent(error.type, error.message)));
+          finish({ error });
+          controller.close();
+          abort.abort();
+        }
+      },
+      cancel: () => {
+        finish({ cancelled: true });
+        abort.abort();
+        iterator.return?.().catch(() => {});
+      },
+    }, { highWaterMark: 0 });
+
+    return { events, usage };
+  }
+
+  #config(credentials: BedrockCredentials, region: string): BedrockRuntimeClientConfig {
+    const config: BedrockRuntimeClientConfig = {
+      region,
+      maxAttempts: this.#maxAttempts,
+      requestHandler: new FetchHttpHandler({ requestTimeout: this.#requestTimeoutMs }),
+    };
+    if (this.#endpoint) config.endpoint = this.#endpoint;
+    switch (credentials.kind) {
+      case "iam":
+        config.credentials = {
+          accessKeyId: credentials.accessKeyId,
+          secretAccessKey: credentials.secretAccessKey,
+          sessionToken: credentials.sessionToken,
+        };
+        // Explicit, so an AWS_BEARER_TOKEN_BEDROCK in the environment cannot switch these clients to bearer auth.
+        config.authSchemePreference = ["sigv4"];
+        break;
+      case "api_key":
+        // Bedrock API keys are bearer tokens; the SDK sends `Authorization: Bearer <key>` instead of SigV4.
+        config.token = { token: credentials.apiKey };
+        config.authSchemePreference = ["httpBearerAuth"];
+        break;
+      case "default":
+        config.authSchemePreference = ["sigv4"];
+        break;
+    }
+    return config;
+  }
+}
+
+/**
+ * The caller's timeout (an `AbortSignal.timeout` that fired), so it is reported as a timeout rather than as the
+ * SDK's generic "Request aborted".
+ */
+function callerTimeout(signal: AbortSignal | undefined): Error | undefined {
+  const reason = signal?.aborted ? signal.reason : undefined;
+  return reason instanceof Error && reason.name === "TimeoutError" ? reason : undefined;
+}
+
+/** Hash of everything that identifies a client; secrets never appear as map keys. */
+function clientKey(c: BedrockCredentials, region: string): string {
+  const parts = c.kind === "iam"
+    ? [c.kind, c.accessKeyId, c.secretAccessKey, c.sessionToken ?? ""]
+    : c.kind === "api_key"
+    ? [c.kind, c.apiKey]
+    : [c.kind];
+  return createHash("sha256").update(JSON.stringify([region, ...parts])).digest("hex");
+}
+
+interface Tally {
+  input?: number;
+  output?: number;
+  cacheRead?: number;
+  cacheCreation?: number;
+  stopReason: string | null;
+  messageId: string | null;
+  metrics?: Record<string, unknown>;
+}
+
+function emptyTally(): Tally {
+  return { stopReason: null, messageId: null };
+}
+
+/** Last reported value wins: message_delta usage is cumulative and may repeat message_start's counters. */
+function mergeUsage(t: Tally, usage: unknown): void {
+  if (!usage || typeof usage !== "object") return;
+  const u = usage as Record<string, unknown>;
+  if (typeof u.input_tokens === "number") t.input = u.input_tokens;
+  if (typeof u.output_tokens === "number") t.output = u.output_tokens;
+  if (typeof u.cache_read_input_tokens === "number") t.cacheRead = u.cache_read_input_tokens;
+  if (typeof u.cache_creation_input_tokens === "number") t.cacheCreation = u.cache_creation_input_tokens;
+}
+
+/** Counters the events never reported are filled from Bedrock's invocation metrics, then 0. */
+function finishUsage(t: Tally, metrics: Record<string, unknown> | undefined): BedrockStreamUsage {
+  const m = (key: string): number | undefined =>
+    typeof metrics?.[key] === "number" ? metrics[key] as number : undefined;
+  return {
+    inputTokens: t.input ?? m("inputTokenCount") ?? 0,
+    outputTokens: t.output ?? m("outputTokenCount") ?? 0,
+    cacheReadInputTokens: t.cacheRead ?? m("cacheReadInputTokenCount") ?? 0,
+    cacheCreationInputTokens: t.cacheCreation ?? m("cacheWriteInputTokenCount") ?? 0,
+    stopReason: t.stopReason,
+    messageId: t.messageId,
+  };
+}
+
+/**
+ * One Bedrock stream event → one Anthropic SSE frame, updating the usage tally on the way. Returns undefined for
+ * events that carry no Anthropic event (unknown union members).
+ */
+function toSse(event: ResponseStream, t: Tally, requestedModel: string | undefined): string | undefined {
+  const bytes = event.chunk?.bytes;
+  if (!bytes) return undefined;
+  const text = decoder.decode(bytes);
+  const data = JSON.parse(text) as Record<string, unknown>;
+  const type = typeof data.type === "string" ? data.type : "message";
+  let changed = false;
+
+  if (METRICS_FIELD in data) {
+    const metrics = data[METRICS_FIELD];
+    if (metrics && typeof metrics === "object") t.metrics = metrics as Record<string, unknown>;
+    delete data[METRICS_FIELD];
+    changed = true;
+  }
+  if (type === "message_start" && data.message && typeof data.message === "object") {
+    const message = data.message as Record<string, unknown>;
+    if (typeof message.id === "string") t.messageId = message.id;
+    mergeUsage(t, message.usage);
+    if (requestedModel) {
+      message.model = requestedModel;
+      changed = true;
+    }
+  } else if (type === "message_delta") {
+    mergeUsage(t, data.usage);
+    const delta = data.delta as Record<string, unknown> | undefined;
+    if (typeof delta?.stop_reason === "string") t.stopReason = delta.stop_reason;
+  }
+  // Unmodified events are forwarded byte for byte, unless a line break would split the SSE data line.
+  const json = changed || /[\r\n]/.test(text) ? JSON.stringify(data) : text;
+  return `event: ${type}\ndata: ${json}\n\n`;
+}

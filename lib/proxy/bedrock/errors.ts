@@ -1,0 +1,141 @@
+/**
+ * Bedrock failures expressed as Anthropic API errors.
+ *
+ * Clients of the proxy (Claude Code, the Anthropic SDKs) only understand Anthropic's error shape and status codes,
+ * and decide on retries from them: 429, 5xx and 529 are retried, 4xx are not. A Bedrock answer therefore has to be
+ * translated to the Anthropic status and type that makes the client behave the same way it would have if Anthropic
+ * itself had failed like that.
+ *
+ * Choices worth knowing:
+ * - A model timeout (`ModelTimeoutException`, or the HTTP handler's own timeout) becomes 504 `timeout_error`,
+ *   an error type Anthropic's API and SDK define; clients retry it like any 5xx.
+ * - Capacity problems (`ServiceUnavailableException`, `ModelNotReadyException`) become 529 `overloaded_error`,
+ *   Anthropic's own "come back later" answer; an internal failure (`InternalServerException`,
+ *   `ModelStreamErrorException`, `ModelErrorException`) becomes 500 `api_error`.
+ * - Bedrock answers every credential problem with 403; only `AccessDeniedException` (valid identity, missing
+ *   permission) stays 403 `permission_error`, the rest (unknown key, bad signature, expired token) become
+ *   401 `authentication_error`.
+ * - Anything not recognised (network failures included) is 502 `api_error`: the proxy's upstream failed.
+ */
+
+/** An Anthropic-shaped error: the HTTP status to answer with, the Anthropic error type and a message. */
+export interface MappedError {
+  status: number;
+  type: string;
+  message: string;
+}
+
+const MAX_MESSAGE_LENGTH = 500;
+
+/** Bedrock error name (as in `x-amzn-errortype` and the SDK's `err.name`) → Anthropic status and type. */
+const BY_NAME: Record<string, { status: number; type: string }> = {
+  ThrottlingException: { status: 429, type: "rate_limit_error" },
+  ServiceQuotaExceededException: { status: 429, type: "rate_limit_error" },
+  TooManyRequestsException: { status: 429, type: "rate_limit_error" },
+  ValidationException: { status: 400, type: "invalid_request_error" },
+  SerializationException: { status: 400, type: "invalid_request_error" },
+  AccessDeniedException: { status: 403, type: "permission_error" },
+  UnrecognizedClientException: { status: 401, type: "authentication_error" },
+  InvalidSignatureException: { status: 401, type: "authentication_error" },
+  IncompleteSignatureException: { status: 401, type: "authentication_error" },
+  MissingAuthenticationTokenException: { status: 401, type: "authentication_error" },
+  InvalidClientTokenId: { status: 401, type: "authentication_error" },
+  ExpiredTokenException: { status: 401, type: "authentication_error" },
+  ExpiredToken: { status: 401, type: "authentication_error" },
+  ResourceNotFoundException: { status: 404, type: "not_found_error" },
+  ModelTimeoutException: { status: 504, type: "timeout_error" },
+  TimeoutError: { status: 504, type: "timeout_error" },
+  ServiceUnavailableException: { status: 529, type: "overloaded_error" },
+  ModelNotReadyException: { status: 529, type: "overloaded_error" },
+  InternalServerException: { status: 500, type: "api_error" },
+  ModelStreamErrorException: { status: 500, type: "api_error" },
+  ModelErrorException: { status: 500, type: "api_error" },
+  // The credential chain or token provider found nothing: the proxy's own configuration is wrong.
+  CredentialsProviderError: { status: 500, type: "api_error" },
+  TokenProviderError: { status: 500, type: "api_error" },
+  // The caller aborted (the client went away); there is no one left to answer, 499 only labels it.
+  AbortError: { status: 499, type: "api_error" },
+};
+
+/** Bedrock HTTP status → Anthropic status and type, for errors whose name is not known. */
+function byStatus(status: number): { status: number; type: string } | undefined {
+  if (status === 400 || status === 422) return { status: 400, type: "invalid_request_error" };
+  if (status === 401) return { status: 401, type: "authentication_error" };
+  if (status === 403) return { status: 403, type: "permission_error" };
+  if (status === 404) return { status: 404, type: "not_found_error" };
+  if (status === 408) return { status: 504, type: "timeout_error" };
+  if (status === 413) return { status: 413, type: "request_too_large" };
+  if (status === 429) return { status: 429, type: "rate_limit_error" };
+  if (status === 503) return { status: 529, type: "overloaded_error" };
+  if (status >= 500) return { status: 500, type: "api_error" };
+  return undefined;
+}
+
+/**
+ * Translates anything the Bedrock client threw (an AWS SDK service exception, an in-stream exception, a timeout,
+ * a network failure, an abort) into the Anthropic status, error type and message to answer with.
+ * The message is prefixed `Bedrock: ` and scrubbed of anything that looks like a credential.
+ */
+export function mapBedrockError(err: unknown): MappedError {
+  const name = errorName(err);
+  const status = httpStatus(err);
+  const mapped = (name ? BY_NAME[name] : undefined) ??
+    (status ? byStatus(status) : undefined) ??
+    { status: 502, type: "api_error" };
+  const raw = errorMessage(err);
+  const label = name && !raw.includes(name) ? `${name}: ${raw}` : raw;
+  return { ...mapped, message: `Bedrock: ${scrub(label)}` };
+}
+
+/** The JSON body of an Anthropic error response: `{"type":"error","error":{"type":…,"message":…}}`. */
+export function anthropicErrorBody(type: string, message: string): string {
+  return JSON.stringify({ type: "error", error: { type, message } });
+}
+
+/** An Anthropic SSE `error` event, as Anthropic sends it when a stream fails after it started. */
+export function sseErrorEvent(type: string, message: string): string {
+  return `event: error\ndata: ${anthropicErrorBody(type, message)}\n\n`;
+}
+
+function errorName(err: unknown): string | undefined {
+  if (!err || typeof err !== "object") return undefined;
+  const e = err as { name?: unknown; code?: unknown; Code?: unknown };
+  for (const candidate of [e.name, e.code, e.Code]) {
+    if (typeof candidate === "string" && candidate && candidate !== "Error") return candidate;
+  }
+  return undefined;
+}
+
+function httpStatus(err: unknown): number | undefined {
+  if (!err || typeof err !== "object") return undefined;
+  const meta = (err as { $metadata?: { httpStatusCode?: unknown } }).$metadata;
+  const status = meta?.httpStatusCode ??
+    (err as { $response?: { statusCode?: unknown } }).$response?.statusCode;
+  return typeof status === "number" ? status : undefined;
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = err.cause instanceof Error && err.cause.message ? ` (${err.cause.message})` : "";
+    return (err.message || "unknown error") + cause;
+  }
+  if (err && typeof err === "object" && typeof (err as { message?: unknown }).message === "string") {
+    return (err as { message: string }).message;
+  }
+  return typeof err === "string" ? err : "unknown error";
+}
+
+/**
+ * Removes credential-looking substrings: the AWS SDK never puts secrets in messages, but network errors echo
+ * URLs and headers, and a message is the one thing that reaches the client verbatim.
+ */
+function scrub(message: string): string {
+  const cleaned = message
+    .replace(/\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b/g, "[redacted-access-key]")
+    .replace(/\bABSK[A-Za-z0-9+/=]{8,}/g, "[redacted-api-key]")
+    .replace(/\bbedrock-api-key-[A-Za-z0-9+/=_.%-]+/g, "[redacted-api-key]")
+    .replace(/(Bearer|Signature=|Credential=|X-Amz-Security-Token=)\s*[^\s,;"']+/gi, "$1[redacted]")
+    .replace(/\s+/g, " ")
+    .trim();
+  return cleaned.length > MAX_MESSAGE_LENGTH ? `${cleaned.slice(0, MAX_MESSAGE_LENGTH)}…` : cleaned;
+}

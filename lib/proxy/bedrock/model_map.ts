@@ -1,0 +1,164 @@
+/**
+ * Anthropic model names → Bedrock model ids.
+ *
+ * A request that falls back to Bedrock names an Anthropic model (`claude-sonnet-4-5-20250929`, an alias such as
+ * `claude-sonnet-4-5`, or a Bedrock id Claude Code was configured with). Bedrock wants its own id, and for the
+ * newer models an inference profile (`global.`, `us.`, `eu.`, …) in front of it, because on-demand throughput is
+ * only offered through profiles. Which profile the organisation uses is read off the configured default model, so
+ * configuring one thing (the default) is enough.
+ */
+import { z } from "zod";
+
+/** Inference-profile prefixes Bedrock uses for cross-region routing (the part before `anthropic.`). */
+const PROFILE_PREFIXES = ["global", "us", "us-gov", "eu", "apac", "jp", "au", "ca"] as const;
+
+/**
+ * Dated Anthropic name → base Bedrock model id (without profile prefix). Ids that do not follow the
+ * `anthropic.<name>-v1:0` rule are the reason this table exists (e.g. 3.5 Sonnet v2, and the 4.6+ models whose
+ * Bedrock ids have no date).
+ */
+const DATED: Readonly<Record<string, string>> = {
+  "claude-opus-4-5-20251101": "anthropic.claude-opus-4-5-20251101-v1:0",
+  "claude-sonnet-4-5-20250929": "anthropic.claude-sonnet-4-5-20250929-v1:0",
+  "claude-haiku-4-5-20251001": "anthropic.claude-haiku-4-5-20251001-v1:0",
+  "claude-opus-4-1-20250805": "anthropic.claude-opus-4-1-20250805-v1:0",
+  "claude-opus-4-20250514": "anthropic.claude-opus-4-20250514-v1:0",
+  "claude-sonnet-4-20250514": "anthropic.claude-sonnet-4-20250514-v1:0",
+  "claude-3-7-sonnet-20250219": "anthropic.claude-3-7-sonnet-20250219-v1:0",
+  "claude-3-5-haiku-20241022": "anthropic.claude-3-5-haiku-20241022-v1:0",
+  "claude-3-5-sonnet-20241022": "anthropic.claude-3-5-sonnet-20241022-v2:0",
+  "claude-3-5-sonnet-20240620": "anthropic.claude-3-5-sonnet-20240620-v1:0",
+  "claude-3-opus-20240229": "anthropic.claude-3-opus-20240229-v1:0",
+  "claude-3-haiku-20240307": "anthropic.claude-3-haiku-20240307-v1:0",
+};
+
+/** Undated aliases → the dated name they currently point at, or straight to a Bedrock id for dateless models. */
+const ALIASES: Readonly<Record<string, string>> = {
+  "claude-opus-4-8": "anthropic.claude-opus-4-8",
+  "claude-opus-4-7": "anthropic.claude-opus-4-7",
+  "claude-opus-4-6": "anthropic.claude-opus-4-6-v1",
+  "claude-sonnet-4-6": "anthropic.claude-sonnet-4-6",
+  "claude-opus-4-5": "claude-opus-4-5-20251101",
+  "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
+  "claude-haiku-4-5": "claude-haiku-4-5-20251001",
+  "claude-opus-4-1": "claude-opus-4-1-20250805",
+  "claude-opus-4-0": "claude-opus-4-20250514",
+  "claude-opus-4": "claude-opus-4-20250514",
+  "claude-sonnet-4-0": "claude-sonnet-4-20250514",
+  "claude-sonnet-4": "claude-sonnet-4-20250514",
+  "claude-3-7-sonnet-latest": "claude-3-7-sonnet-20250219",
+  "claude-3-7-sonnet": "claude-3-7-sonnet-20250219",
+  "claude-3-5-haiku-latest": "claude-3-5-haiku-20241022",
+  "claude-3-5-haiku": "claude-3-5-haiku-20241022",
+  "claude-3-5-sonnet-latest": "claude-3-5-sonnet-20241022",
+  "claude-3-5-sonnet": "claude-3-5-sonnet-20241022",
+  "claude-3-opus-latest": "claude-3-opus-20240229",
+};
+
+/** `claude-<family>-<ver>-YYYYMMDD` or the older `claude-<ver>-<family>-YYYYMMDD`. */
+const DATED_NAME = /^claude-(?:[a-z]+-\d+(?:-\d+)?|\d+(?:-\d+)?-[a-z]+)-\d{8}$/;
+
+/** Options of {@link mapModel}. */
+export interface ModelMapOptions {
+  /** Exact requested name → Bedrock id; wins over everything else and is used as given (no prefix added). */
+  overrides: Readonly<Record<string, string>>;
+  /** Bedrock id used for names that cannot be mapped; its profile prefix is the default prefix. */
+  defaultModel: string;
+  /** Profile prefix to put before mapped ids (`"us"` or `"us."`; `""` for none). Default: `defaultModel`'s. */
+  profilePrefix?: string;
+}
+
+/** The Bedrock model id to call, and whether the requested name was recognised (false: the default was used). */
+export interface ModelMapResult {
+  modelId: string;
+  known: boolean;
+}
+
+/**
+ * Maps the model a client asked for to the Bedrock model id to invoke.
+ *
+ * Order: `overrides` (exact name), a name that already is a Bedrock id or ARN (passed through), the built-in table
+ * (dated names and undated aliases, case-insensitive), the dated-name rule (`claude-x-y-YYYYMMDD` →
+ * `anthropic.claude-x-y-YYYYMMDD-v1:0`), and otherwise `defaultModel` with `known: false`.
+ * Mapped ids get the inference-profile prefix.
+ */
+export function mapModel(requested: string, opts: ModelMapOptions): ModelMapResult {
+  const override = Object.hasOwn(opts.overrides, requested) ? opts.overrides[requested] : undefined;
+  if (override) return { modelId: override, known: true };
+
+  const name = requested.trim();
+  if (isBedrockId(name)) return { modelId: name, known: true };
+
+  const base = lookup(name.toLowerCase());
+  if (base) {
+    const prefix = normalizePrefix(opts.profilePrefix ?? prefixOf(opts.defaultModel));
+    return { modelId: prefix + base, known: true };
+  }
+  return { modelId: opts.defaultModel, known: false };
+}
+
+/** The inference-profile prefix of a Bedrock id, with its dot (`"global."`), or `""` when it has none. */
+export function prefixOf(modelId: string): string {
+  const dot = modelId.indexOf(".");
+  if (dot <= 0) return "";
+  const head = modelId.slice(0, dot);
+  return (PROFILE_PREFIXES as readonly string[]).includes(head) && modelId.slice(dot + 1).includes(".")
+    ? `${head}.`
+    : "";
+}
+
+function lookup(name: string): string | undefined {
+  const target = Object.hasOwn(ALIASES, name) ? ALIASES[name] : name;
+  if (target.startsWith("anthropic.")) return target;
+  if (Object.hasOwn(DATED, target)) return DATED[target];
+  if (DATED_NAME.test(target)) return `anthropic.${target}-v1:0`;
+  return undefined;
+}
+
+function isBedrockId(name: string): boolean {
+  if (name.startsWith("anthropic.") || name.startsWith("arn:aws:bedrock:") || name.startsWith("arn:aws-")) {
+    return true;
+  }
+  return prefixOf(name) !== "" && name.slice(prefixOf(name).length).startsWith("anthropic.");
+}
+
+function normalizePrefix(prefix: string): string {
+  const p = prefix.trim();
+  if (p === "") return "";
+  return p.endsWith(".") ? p : `${p}.`;
+}
+
+const MODEL_MAP_SCHEMA = z.record(
+  z.string().trim().min(1, "model names must not be empty"),
+  z.string().regex(/^\S+$/, "Bedrock model ids must be non-empty and contain no spaces"),
+);
+
+const EXPECTED =
+  'expected a JSON object mapping Anthropic model names to Bedrock model ids, e.g. {"claude-sonnet-4-5": ' +
+  '"global.anthropic.claude-sonnet-4-5-20250929-v1:0"}';
+
+/**
+ * Parses an operator-supplied model map (JSON text) for {@link ModelMapOptions.overrides}.
+ * Throws an Error whose message says what is wrong and what is expected.
+ */
+export function parseModelMapJson(text: string): Record<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`model map is not valid JSON (${(err as Error).message}); ${EXPECTED}`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    const got = parsed === null ? "null" : Array.isArray(parsed) ? "an array" : `a ${typeof parsed}`;
+    throw new Error(`model map is ${got}; ${EXPECTED}`);
+  }
+  const result = MODEL_MAP_SCHEMA.safeParse(parsed);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const where = issue.path.length ? `"${issue.path.join(".")}"` : "(root)";
+      return `${where}: ${issue.message}`;
+    });
+    throw new Error(`model map is invalid: ${problems.join("; ")}; ${EXPECTED}`);
+  }
+  return result.data;
+}

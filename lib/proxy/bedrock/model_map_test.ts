@@ -1,0 +1,148 @@
+import assert from "node:assert/strict";
+import { mapModel, parseModelMapJson, prefixOf } from "./model_map.ts";
+
+const GLOBAL_DEFAULT = "global.anthropic.claude-sonnet-4-5-20250929-v1:0";
+const opts = { overrides: {}, defaultModel: GLOBAL_DEFAULT };
+
+Deno.test("dated names map to their Bedrock ids under the default model's profile prefix", () => {
+  const cases: [string, string][] = [
+    ["claude-sonnet-4-5-20250929", "global.anthropic.claude-sonnet-4-5-20250929-v1:0"],
+    ["claude-opus-4-1-20250805", "global.anthropic.claude-opus-4-1-20250805-v1:0"],
+    ["claude-opus-4-20250514", "global.anthropic.claude-opus-4-20250514-v1:0"],
+    ["claude-sonnet-4-20250514", "global.anthropic.claude-sonnet-4-20250514-v1:0"],
+    ["claude-haiku-4-5-20251001", "global.anthropic.claude-haiku-4-5-20251001-v1:0"],
+    ["claude-opus-4-5-20251101", "global.anthropic.claude-opus-4-5-20251101-v1:0"],
+    ["claude-3-7-sonnet-20250219", "global.anthropic.claude-3-7-sonnet-20250219-v1:0"],
+    ["claude-3-5-haiku-20241022", "global.anthropic.claude-3-5-haiku-20241022-v1:0"],
+    ["claude-3-5-sonnet-20241022", "global.anthropic.claude-3-5-sonnet-20241022-v2:0"],
+  ];
+  for (const [requested, expected] of cases) {
+    assert.deepEqual(mapModel(requested, opts), { modelId: expected, known: true }, requested);
+  }
+});
+
+Deno.test("undated aliases map to the latest dated id", () => {
+  const cases: [string, string][] = [
+    ["claude-sonnet-4-5", "global.anthropic.claude-sonnet-4-5-20250929-v1:0"],
+    ["claude-opus-4-1", "global.anthropic.claude-opus-4-1-20250805-v1:0"],
+    ["claude-opus-4-0", "global.anthropic.claude-opus-4-20250514-v1:0"],
+    ["claude-sonnet-4-0", "global.anthropic.claude-sonnet-4-20250514-v1:0"],
+    ["claude-haiku-4-5", "global.anthropic.claude-haiku-4-5-20251001-v1:0"],
+    ["claude-opus-4-5", "global.anthropic.claude-opus-4-5-20251101-v1:0"],
+    ["claude-3-7-sonnet-latest", "global.anthropic.claude-3-7-sonnet-20250219-v1:0"],
+    ["claude-3-5-haiku-latest", "global.anthropic.claude-3-5-haiku-20241022-v1:0"],
+    ["claude-opus-4-6", "global.anthropic.claude-opus-4-6-v1"],
+    ["claude-sonnet-4-6", "global.anthropic.claude-sonnet-4-6"],
+  ];
+  for (const [requested, expected] of cases) {
+    assert.deepEqual(mapModel(requested, opts), { modelId: expected, known: true }, requested);
+  }
+});
+
+Deno.test("a dated name missing from the table follows the anthropic.<name>-v1:0 rule", () => {
+  assert.deepEqual(mapModel("claude-sonnet-4-7-20260101", opts), {
+    modelId: "global.anthropic.claude-sonnet-4-7-20260101-v1:0",
+    known: true,
+  });
+  assert.deepEqual(
+    mapModel("claude-4-2-haiku-20270101", opts).modelId,
+    "global.anthropic.claude-4-2-haiku-20270101-v1:0",
+  );
+});
+
+Deno.test("names are matched case-insensitively and trimmed", () => {
+  assert.equal(
+    mapModel(" Claude-Sonnet-4-5 ", opts).modelId,
+    "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+  );
+});
+
+Deno.test("the profile prefix follows the default model, or profilePrefix when given", () => {
+  const us = { overrides: {}, defaultModel: "us.anthropic.claude-sonnet-4-20250514-v1:0" };
+  assert.equal(mapModel("claude-haiku-4-5", us).modelId, "us.anthropic.claude-haiku-4-5-20251001-v1:0");
+  const eu = { overrides: {}, defaultModel: "eu.anthropic.claude-sonnet-4-20250514-v1:0" };
+  assert.equal(mapModel("claude-haiku-4-5", eu).modelId, "eu.anthropic.claude-haiku-4-5-20251001-v1:0");
+  const none = { overrides: {}, defaultModel: "anthropic.claude-sonnet-4-20250514-v1:0" };
+  assert.equal(mapModel("claude-haiku-4-5", none).modelId, "anthropic.claude-haiku-4-5-20251001-v1:0");
+  assert.equal(
+    mapModel("claude-haiku-4-5", { ...opts, profilePrefix: "apac" }).modelId,
+    "apac.anthropic.claude-haiku-4-5-20251001-v1:0",
+  );
+  assert.equal(
+    mapModel("claude-haiku-4-5", { ...opts, profilePrefix: "eu." }).modelId,
+    "eu.anthropic.claude-haiku-4-5-20251001-v1:0",
+  );
+  assert.equal(
+    mapModel("claude-haiku-4-5", { ...opts, profilePrefix: "" }).modelId,
+    "anthropic.claude-haiku-4-5-20251001-v1:0",
+  );
+});
+
+Deno.test("prefixOf reads the inference-profile prefix and ignores anything else", () => {
+  assert.equal(prefixOf("global.anthropic.claude-sonnet-4-5-20250929-v1:0"), "global.");
+  assert.equal(prefixOf("us-gov.anthropic.claude-sonnet-4-5-20250929-v1:0"), "us-gov.");
+  assert.equal(prefixOf("anthropic.claude-sonnet-4-5-20250929-v1:0"), "");
+  assert.equal(prefixOf("arn:aws:bedrock:us-east-1:123:application-inference-profile/abc"), "");
+});
+
+Deno.test("a requested name that already is a Bedrock id or ARN passes through", () => {
+  for (
+    const id of [
+      "anthropic.claude-sonnet-4-5-20250929-v1:0",
+      "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+      "global.anthropic.claude-opus-4-6-v1",
+      "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123",
+    ]
+  ) {
+    assert.deepEqual(mapModel(id, opts), { modelId: id, known: true });
+  }
+});
+
+Deno.test("overrides win over the table and are used exactly as given", () => {
+  const o = {
+    overrides: {
+      "claude-sonnet-4-5": "arn:aws:bedrock:eu-west-1:1:application-inference-profile/x",
+      "my-model": "x.y",
+    },
+    defaultModel: GLOBAL_DEFAULT,
+  };
+  assert.deepEqual(mapModel("claude-sonnet-4-5", o), {
+    modelId: "arn:aws:bedrock:eu-west-1:1:application-inference-profile/x",
+    known: true,
+  });
+  assert.deepEqual(mapModel("my-model", o), { modelId: "x.y", known: true });
+  // Exact match only: the case-folded name falls through to the table.
+  assert.equal(mapModel("Claude-Sonnet-4-5", o).modelId, "global.anthropic.claude-sonnet-4-5-20250929-v1:0");
+});
+
+Deno.test("unknown names fall back to the default model with known=false", () => {
+  for (const name of ["gpt-4o", "claude-sonnet-9", "", "constructor", "toString"]) {
+    assert.deepEqual(mapModel(name, opts), { modelId: GLOBAL_DEFAULT, known: false }, name);
+  }
+});
+
+Deno.test("parseModelMapJson accepts an object of names to ids", () => {
+  assert.deepEqual(parseModelMapJson('{"claude-x":"us.anthropic.claude-x-v1:0"}'), {
+    "claude-x": "us.anthropic.claude-x-v1:0",
+  });
+  assert.deepEqual(parseModelMapJson("{}"), {});
+});
+
+Deno.test("parseModelMapJson explains what is wrong and what is expected", () => {
+  const cases: [string, RegExp][] = [
+    ["{not json", /not valid JSON/],
+    ["[1,2]", /is an array/],
+    ["null", /is null/],
+    ['"x"', /is a string/],
+    ['{"claude-x": 3}', /"claude-x"/],
+    ['{"claude-x": "has space"}', /no spaces/],
+    ['{"claude-x": ""}', /"claude-x"/],
+  ];
+  for (const [text, pattern] of cases) {
+    assert.throws(() => parseModelMapJson(text), (err: Error) => {
+      assert.match(err.message, pattern, text);
+      assert.match(err.message, /expected a JSON object mapping Anthropic model names to Bedrock model ids/);
+      return true;
+    });
+  }
+});

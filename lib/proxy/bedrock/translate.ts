@@ -1,0 +1,117 @@
+/**
+ * Anthropic Messages request → Bedrock InvokeModel body.
+ *
+ * Bedrock's Claude models take the Anthropic Messages body almost verbatim; the differences are few and
+ * mechanical: the model lives in the URL, streaming is a different operation, the API version is a body field,
+ * beta flags travel in the body instead of the `anthropic-beta` header, and Bedrock's schema rejects some
+ * top-level fields with 400 "extraneous key … is not permitted". Everything else — content blocks, tools,
+ * thinking, cache_control, sampling parameters — passes through untouched, which is what keeps the fallback
+ * answer faithful to what the client asked for.
+ */
+
+/** The `anthropic_version` Bedrock requires for the Messages API. */
+export const BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31";
+
+/**
+ * Beta flags Bedrock's Claude models accept in `anthropic_beta`. Claude Code sends a long list in
+ * `anthropic-beta`, several of them Anthropic-only (`claude-code-20250219`, `oauth-2025-04-20`, …); an unknown
+ * flag makes Bedrock answer 400, so only these are forwarded. Operators can replace the list by configuration.
+ */
+export const DEFAULT_BEDROCK_BETAS: readonly string[] = Object.freeze([
+  "computer-use-2024-10-22",
+  "computer-use-2025-01-24",
+  "computer-use-2025-11-24",
+  "token-efficient-tools-2025-02-19",
+  "interleaved-thinking-2025-05-14",
+  "output-128k-2025-02-19",
+  "dev-full-thinking-2025-05-14",
+  "fine-grained-tool-streaming-2025-05-14",
+  "context-1m-2025-08-07",
+  "context-management-2025-06-27",
+  "effort-2025-11-24",
+  "tool-search-tool-2025-10-19",
+  "tool-examples-2025-10-29",
+]);
+
+/**
+ * Top-level Anthropic request fields Bedrock's InvokeModel schema rejects (400 "extraneous key"): request
+ * metadata (`metadata`), Anthropic's service tiers and data-residency routing (`service_tier`, `inference_geo`),
+ * and server-side features Bedrock does not run (`container` for code execution, `mcp_servers` for the MCP
+ * connector). Dropping them loses nothing the answer depends on. Operators can replace the list by configuration.
+ */
+export const DEFAULT_DROPPED_FIELDS: readonly string[] = Object.freeze([
+  "metadata",
+  "service_tier",
+  "inference_geo",
+  "container",
+  "mcp_servers",
+]);
+
+/**
+ * Fields Bedrock accepts only together with a beta flag: kept when that flag is among the betas forwarded to
+ * Bedrock, dropped otherwise. Claude Code sends `context_management` on most requests; Bedrock accepts it with
+ * `context-management-2025-06-27` and rejects it without.
+ */
+export const DEFAULT_BETA_GATED_FIELDS: Readonly<Record<string, string>> = Object.freeze({
+  context_management: "context-management-2025-06-27",
+});
+
+/** Options of {@link toBedrockBody}. */
+export interface TranslateOptions {
+  /** Beta flags that may be forwarded to Bedrock (others from the header are dropped). */
+  allowedBetas: readonly string[];
+  /** Top-level fields to remove. */
+  droppedFields: readonly string[];
+  /** Field → beta flag it needs; see {@link DEFAULT_BETA_GATED_FIELDS} (the default). */
+  betaGatedFields?: Readonly<Record<string, string>>;
+}
+
+/** Fields that never reach Bedrock: the model is in the URL, streaming is chosen by the operation. */
+const ALWAYS_REMOVED = ["model", "stream"];
+
+/**
+ * Builds the Bedrock InvokeModel / InvokeModelWithResponseStream body (JSON bytes) from an Anthropic Messages
+ * request body and the values of its `anthropic-beta` header(s) (each possibly comma-separated).
+ * The input object is not modified.
+ */
+export function toBedrockBody(
+  body: Record<string, unknown>,
+  betaHeaderValues: string[],
+  opts: TranslateOptions,
+): Uint8Array {
+  const betas = bedrockBetas(betaHeaderValues, opts.allowedBetas);
+  const gated = opts.betaGatedFields ?? DEFAULT_BETA_GATED_FIELDS;
+
+  const rest: Record<string, unknown> = { ...body };
+  for (const field of [...ALWAYS_REMOVED, ...opts.droppedFields, "anthropic_version", "anthropic_beta"]) {
+    delete rest[field];
+  }
+  for (const [field, beta] of Object.entries(gated)) {
+    if (!betas.includes(beta)) delete rest[field];
+  }
+
+  const out: Record<string, unknown> = { anthropic_version: BEDROCK_ANTHROPIC_VERSION };
+  if (betas.length > 0) out.anthropic_beta = betas;
+  Object.assign(out, rest);
+  return new TextEncoder().encode(JSON.stringify(out));
+}
+
+/**
+ * The beta flags to send to Bedrock: every flag from the header values, split on commas, trimmed, de-duplicated
+ * in order of first appearance, and kept only if allowed.
+ */
+export function bedrockBetas(betaHeaderValues: readonly string[], allowedBetas: readonly string[]): string[] {
+  const allowed = new Set(allowedBetas.map((b) => b.trim().toLowerCase()));
+  const seen = new Set<string>();
+  const result: string[] = [];
+  for (const value of betaHeaderValues) {
+    for (const part of value.split(",")) {
+      const flag = part.trim().toLowerCase();
+      if (flag && allowed.has(flag) && !seen.has(flag)) {
+        seen.add(flag);
+        result.push(flag);
+      }
+    }
+  }
+  return result;
+}

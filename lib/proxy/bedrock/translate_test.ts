@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+import {
+  bedrockBetas,
+  DEFAULT_BEDROCK_BETAS,
+  DEFAULT_DROPPED_FIELDS,
+  toBedrockBody,
+  type TranslateOptions,
+} from "./translate.ts";
+
+const OPTS: TranslateOptions = { allowedBetas: DEFAULT_BEDROCK_BETAS, droppedFields: DEFAULT_DROPPED_FIELDS };
+
+function decode(bytes: Uint8Array): Record<string, unknown> {
+  return JSON.parse(new TextDecoder().decode(bytes));
+}
+
+/** Everything Claude Code and the SDKs put in a Messages request that Bedrock also understands. */
+function richBody(): Record<string, unknown> {
+  return {
+    model: "claude-sonnet-4-5-20250929",
+    stream: true,
+    max_tokens: 32000,
+    system: [
+      { type: "text", text: "You are Claude Code." },
+      { type: "text", text: "Project context…", cache_control: { type: "ephemeral" } },
+    ],
+    messages: [
+      {
+        role: "user",
+        content: [
+          { type: "text", text: "Look at this", cache_control: { type: "ephemeral", ttl: "1h" } },
+          { type: "image", source: { type: "base64", media_type: "image/png", data: "iVBORw0KGgo=" } },
+          {
+            type: "document",
+            source: { type: "base64", media_type: "application/pdf", data: "JVBERi0=" },
+            title: "spec.pdf",
+            citations: { enabled: true },
+          },
+        ],
+      },
+      {
+        role: "assistant",
+        content: [
+          { type: "thinking", thinking: "Let me think…", signature: "EqQBCkYIBRgCKkDx" },
+          { type: "redacted_thinking", data: "EmwKAhgBEgy3" },
+          { type: "tool_use", id: "toolu_01", name: "Read", input: { file_path: "/a.ts" } },
+        ],
+      },
+      {
+        role: "user",
+        content: [
+          { type: "tool_result", tool_use_id: "toolu_01", content: [{ type: "text", text: "file body" }] },
+          { type: "text", text: 'ünïcødé ✓ \u2028 "quotes"' },
+        ],
+      },
+    ],
+    tools: [
+      {
+        name: "Read",
+        description: "Reads a file",
+        input_schema: {
+          type: "object",
+          properties: { file_path: { type: "string" } },
+          required: ["file_path"],
+        },
+        cache_control: { type: "ephemeral" },
+      },
+      { type: "bash_20250124", name: "bash" },
+    ],
+    tool_choice: { type: "auto", disable_parallel_tool_use: false },
+    thinking: { type: "enabled", budget_tokens: 10000 },
+    stop_sequences: ["\n\nHuman:"],
+    temperature: 1,
+    top_k: 40,
+    top_p: 0.99,
+  };
+}
+
+Deno.test("a rich Messages body reaches Bedrock unchanged apart from model, stream and the version", () => {
+  const input = richBody();
+  const snapshot = structuredClone(input);
+  const out = decode(toBedrockBody(input, [], OPTS));
+
+  const expected: Record<string, unknown> = { ...snapshot, anthropic_version: "bedrock-2023-05-31" };
+  delete expected.model;
+  delete expected.stream;
+  assert.deepEqual(out, expected);
+  assert.deepEqual(input, snapshot, "the caller's object is not modified");
+});
+
+Deno.test("anthropic_version is set, and model and stream are removed", () => {
+  const out = decode(
+    toBedrockBody(
+      { model: "m", stream: false, anthropic_version: "2023-06-01", max_tokens: 1, messages: [] },
+      [],
+      OPTS,
+    ),
+  );
+  assert.equal(out.anthropic_version, "bedrock-2023-05-31");
+  assert.equal("model" in out, false);
+  assert.equal("stream" in out, false);
+  assert.equal("anthropic_beta" in out, false, "no betas → no field");
+});
+
+Deno.test("anthropic-beta header values become a filtered anthropic_beta array", () => {
+  const out = decode(
+    toBedrockBody({ max_tokens: 1, messages: [] }, [
+      "claude-code-20250219,interleaved-thinking-2025-05-14, fine-grained-tool-streaming-2025-05-14",
+      "oauth-2025-04-20 , context-1m-2025-08-07,interleaved-thinking-2025-05-14",
+    ], OPTS),
+  );
+  assert.deepEqual(out.anthropic_beta, [
+    "interleaved-thinking-2025-05-14",
+    "fine-grained-tool-streaming-2025-05-14",
+    "context-1m-2025-08-07",
+  ]);
+});
+
+Deno.test("only the operator's allowed betas are forwarded", () => {
+  assert.deepEqual(bedrockBetas(["a,b", "c"], ["c", "a"]), ["a", "c"]);
+  assert.deepEqual(bedrockBetas(["x", ""], []), []);
+  assert.deepEqual(bedrockBetas([" A "], ["a"]), ["a"]);
+});
+
+Deno.test("fields Bedrock rejects are dropped, and the list is the operator's to change", () => {
+  const body = {
+    max_tokens: 1,
+    messages: [],
+    metadata: { user_id: "u" },
+    service_tier: "auto",
+    inference_geo: "us",
+    container: "c",
+    mcp_servers: [],
+    output_config: { effort: "high" },
+  };
+  const out = decode(toBedrockBody(body, [], OPTS));
+  for (const f of ["metadata", "service_tier", "inference_geo", "container", "mcp_servers"]) {
+    assert.equal(f in out, false, f);
+  }
+  assert.deepEqual(out.output_config, { effort: "high" });
+
+  const custom = decode(toBedrockBody(body, [], { ...OPTS, droppedFields: ["output_config"] }));
+  assert.deepEqual(custom.metadata, { user_id: "u" });
+  assert.equal("output_config" in custom, false);
+});
+
+Deno.test("context_management is kept only when its beta goes to Bedrock too", () => {
+  const body = { max_tokens: 1, messages: [], context_management: { edits: [] } };
+  assert.equal("context_management" in decode(toBedrockBody(body, [], OPTS)), false);
+  const withBeta = decode(toBedrockBody(body, ["context-management-2025-06-27"], OPTS));
+  assert.deepEqual(withBeta.context_management, { edits: [] });
+  assert.deepEqual(withBeta.anthropic_beta, ["context-management-2025-06-27"]);
+  const notAllowed = decode(
+    toBedrockBody(body, ["context-management-2025-06-27"], { ...OPTS, allowedBetas: [] }),
+  );
+  assert.equal("context_management" in notAllowed, false);
+  const ungated = decode(toBedrockBody(body, [], { ...OPTS, betaGatedFields: {} }));
+  assert.deepEqual(ungated.context_management, { edits: [] });
+});
