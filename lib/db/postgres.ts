@@ -47,7 +47,8 @@ export function openPostgres(opts: PostgresOptions): Db {
     f: SqlFragment,
   ): Promise<T[]> => {
     const { text, values } = f.build();
-    const rows = await q.unsafe(text, values as postgres.ParameterOrJSON<never>[], { prepare: true });
+    const bound = values.map((v) => (Array.isArray(v) ? toArrayLiteral(v) : v));
+    const rows = await q.unsafe(text, bound as postgres.ParameterOrJSON<never>[], { prepare: true });
     return rows as unknown as T[];
   };
 
@@ -88,4 +89,20 @@ export function openPostgres(opts: PostgresOptions): Db {
     },
   };
   return db;
+}
+
+/**
+ * Renders a JS array as a PostgreSQL array literal. postgres.js infers an array parameter's type from its first
+ * element (so `[true]` is sent as boolean, not boolean[]); a literal plus the query's explicit `::type[]` cast
+ * works for every element type.
+ */
+export function toArrayLiteral(values: unknown[]): string {
+  const parts = values.map((v) => {
+    if (v === null || v === undefined) return "NULL";
+    if (typeof v === "boolean") return v ? "t" : "f";
+    if (typeof v === "number" || typeof v === "bigint") return String(v);
+    const text = v instanceof Date ? v.toISOString() : String(v);
+    return `"${text.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+  });
+  return `{${parts.join(",")}}`;
 }

@@ -1,0 +1,301 @@
+/**
+ * SQL for usage: the recorder's batched write, and the read side (totals, series, top users, recent requests).
+ */
+import type { Queryable } from "./db.ts";
+import { join, raw, sql, type SqlFragment } from "./sql.ts";
+
+/** One proxied request's usage, as the recorder queues it. */
+export interface UsageRecord {
+  requestId: string;
+  accessKeyId: string;
+  userId: string;
+  messageId: string | null;
+  model: string | null;
+  modelServed: string | null;
+  stream: boolean;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadInputTokens: number;
+  cacheCreationInputTokens: number;
+  provider: "anthropic" | "bedrock";
+  isFallback: boolean;
+  fallbackReason: string | null;
+  statusCode: number;
+  errorType: string | null;
+  stopReason: string | null;
+  latencyMs: number;
+  timeToFirstByteMs: number | null;
+  costUsd: number | null;
+  /** ISO timestamp (a string, so records survive the JSON spool unchanged). */
+  createdAt: string;
+}
+
+/** One additive aggregate increment. */
+export interface AggregateDelta {
+  accessKeyId: string;
+  userId: string;
+  timeBucket: string;
+  granularity: "hour" | "day";
+  provider: string;
+  model: string;
+  isFallback: boolean;
+  requests: number;
+  errors: number;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheCreationTokens: number;
+  costUsd: number;
+  latencyMs: number;
+}
+
+/**
+ * Inserts usage rows in one statement; rows whose `request_id` already exists are skipped. Returns the request ids
+ * actually inserted, so aggregates are only incremented for new rows (a replay never counts twice).
+ */
+export async function insertUsageRows(q: Queryable, rows: UsageRecord[]): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const col = <T>(f: (r: UsageRecord) => T) => rows.map(f);
+  const inserted = await q.query<{ request_id: string }>(sql`
+    INSERT INTO token_usages (request_id, access_key_id, user_id, message_id, model, model_served, stream,
+      input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, provider, is_fallback,
+      fallback_reason, status_code, error_type, stop_reason, latency_ms, time_to_first_byte_ms, cost_usd, created_at)
+    SELECT t.request_id, k.id, u.id, t.message_id, t.model, t.model_served, t.stream, t.input_tokens,
+      t.output_tokens, t.cache_read, t.cache_creation, t.provider, t.is_fallback, t.fallback_reason, t.status_code,
+      t.error_type, t.stop_reason, t.latency_ms, t.ttfb_ms, t.cost_usd, t.created_at
+    FROM unnest(
+      ${col((r) => r.requestId)}::text[], ${col((r) => r.accessKeyId)}::uuid[], ${
+    col((r) => r.userId)
+  }::uuid[],
+      ${col((r) => r.messageId)}::text[], ${col((r) => r.model)}::text[], ${
+    col((r) => r.modelServed)
+  }::text[],
+      ${col((r) => r.stream)}::boolean[], ${col((r) => r.inputTokens)}::int[], ${
+    col((r) => r.outputTokens)
+  }::int[],
+      ${col((r) => r.cacheReadInputTokens)}::int[], ${col((r) => r.cacheCreationInputTokens)}::int[],
+      ${col((r) => r.provider)}::text[], ${col((r) => r.isFallback)}::boolean[], ${
+    col((r) => r.fallbackReason)
+  }::text[],
+      ${col((r) => r.statusCode)}::int[], ${col((r) => r.errorType)}::text[], ${
+    col((r) => r.stopReason)
+  }::text[],
+      ${col((r) => r.latencyMs)}::int[], ${col((r) => r.timeToFirstByteMs)}::int[],
+      ${col((r) => (r.costUsd === null ? null : r.costUsd.toFixed(6)))}::numeric[],
+      ${col((r) => r.createdAt)}::timestamptz[]
+    ) AS t(request_id, access_key_id, user_id, message_id, model, model_served, stream, input_tokens, output_tokens,
+      cache_read, cache_creation, provider, is_fallback, fallback_reason, status_code, error_type, stop_reason,
+      latency_ms, ttfb_ms, cost_usd, created_at)
+    -- A key or user hard-deleted meanwhile: keep the row, unlinked (the seed's ON DELETE SET NULL).
+    LEFT JOIN access_keys k ON k.id = t.access_key_id
+    LEFT JOIN users u ON u.id = t.user_id
+    ON CONFLICT (request_id) DO NOTHING
+    RETURNING request_id`);
+  return new Set(inserted.map((r) => r.request_id));
+}
+
+/** Adds deltas to `usage_aggregates` (insert or increment), skipping keys that no longer exist. */
+export async function addAggregates(q: Queryable, deltas: AggregateDelta[]): Promise<void> {
+  if (deltas.length === 0) return;
+  const col = <T>(f: (d: AggregateDelta) => T) => deltas.map(f);
+  await q.query(sql`
+    INSERT INTO usage_aggregates AS a (access_key_id, user_id, time_bucket, granularity, provider, model, is_fallback,
+      request_count, error_count, total_input_tokens, total_output_tokens, total_cache_read_tokens,
+      total_cache_creation_tokens, total_cost_usd, total_latency_ms)
+    SELECT t.access_key_id, u.id, t.time_bucket, t.granularity, t.provider, t.model, t.is_fallback, t.requests,
+      t.errors, t.input_tokens, t.output_tokens, t.cache_read, t.cache_creation, t.cost, t.latency
+    FROM unnest(
+      ${col((d) => d.accessKeyId)}::uuid[], ${col((d) => d.userId)}::uuid[], ${
+    col((d) => d.timeBucket)
+  }::timestamptz[],
+      ${col((d) => d.granularity)}::text[], ${col((d) => d.provider)}::text[], ${col((d) => d.model)}::text[],
+      ${col((d) => d.isFallback)}::boolean[], ${col((d) => d.requests)}::bigint[], ${
+    col((d) => d.errors)
+  }::bigint[],
+      ${col((d) => d.inputTokens)}::bigint[], ${col((d) => d.outputTokens)}::bigint[],
+      ${col((d) => d.cacheReadTokens)}::bigint[], ${col((d) => d.cacheCreationTokens)}::bigint[],
+      ${col((d) => d.costUsd.toFixed(6))}::numeric[], ${col((d) => d.latencyMs)}::bigint[]
+    ) AS t(access_key_id, user_id, time_bucket, granularity, provider, model, is_fallback, requests, errors,
+      input_tokens, output_tokens, cache_read, cache_creation, cost, latency)
+    JOIN access_keys k ON k.id = t.access_key_id
+    LEFT JOIN users u ON u.id = t.user_id
+    ON CONFLICT (access_key_id, time_bucket, granularity, provider, model, is_fallback) DO UPDATE SET
+      request_count = a.request_count + EXCLUDED.request_count,
+      error_count = a.error_count + EXCLUDED.error_count,
+      total_input_tokens = a.total_input_tokens + EXCLUDED.total_input_tokens,
+      total_output_tokens = a.total_output_tokens + EXCLUDED.total_output_tokens,
+      total_cache_read_tokens = a.total_cache_read_tokens + EXCLUDED.total_cache_read_tokens,
+      total_cache_creation_tokens = a.total_cache_creation_tokens + EXCLUDED.total_cache_creation_tokens,
+      total_cost_usd = a.total_cost_usd + EXCLUDED.total_cost_usd,
+      total_latency_ms = a.total_latency_ms + EXCLUDED.total_latency_ms`);
+}
+
+/** Filters for usage queries. */
+export interface UsageFilter {
+  from: Date;
+  to: Date;
+  userId?: string;
+  accessKeyId?: string;
+  provider?: string;
+  model?: string;
+}
+
+function aggregateWhere(f: UsageFilter, granularity: "hour" | "day"): SqlFragment {
+  const conds: SqlFragment[] = [
+    sql`a.granularity = ${granularity}`,
+    sql`a.time_bucket >= ${f.from}`,
+    sql`a.time_bucket < ${f.to}`,
+  ];
+  if (f.userId) conds.push(sql`a.user_id = ${f.userId}`);
+  if (f.accessKeyId) conds.push(sql`a.access_key_id = ${f.accessKeyId}`);
+  if (f.provider) conds.push(sql`a.provider = ${f.provider}`);
+  if (f.model) conds.push(sql`a.model = ${f.model}`);
+  return join(conds, sql` AND `);
+}
+
+/** Totals row shape shared by totals and series. */
+export interface UsageTotals {
+  requests: number;
+  errors: number;
+  fallbacks: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_creation_tokens: number;
+  cost_usd: number;
+  latency_ms_sum: number;
+}
+
+const TOTALS = raw(`coalesce(sum(a.request_count), 0) AS requests, coalesce(sum(a.error_count), 0) AS errors,
+  coalesce(sum(CASE WHEN a.is_fallback THEN a.request_count ELSE 0 END), 0) AS fallbacks,
+  coalesce(sum(a.total_input_tokens), 0) AS input_tokens, coalesce(sum(a.total_output_tokens), 0) AS output_tokens,
+  coalesce(sum(a.total_cache_read_tokens), 0) AS cache_read_tokens,
+  coalesce(sum(a.total_cache_creation_tokens), 0) AS cache_creation_tokens,
+  coalesce(sum(a.total_cost_usd), 0) AS cost_usd, coalesce(sum(a.total_latency_ms), 0) AS latency_ms_sum`);
+
+/** Totals over the filter's range from the aggregates. */
+export async function usageTotals(
+  q: Queryable,
+  f: UsageFilter,
+  granularity: "hour" | "day",
+): Promise<UsageTotals> {
+  const [row] = await q.query<UsageTotals>(
+    sql`SELECT ${TOTALS} FROM usage_aggregates a WHERE ${aggregateWhere(f, granularity)}`,
+  );
+  return row;
+}
+
+/** Per-bucket totals over the range. */
+export async function usageSeries(
+  q: Queryable,
+  f: UsageFilter,
+  granularity: "hour" | "day",
+): Promise<Array<UsageTotals & { bucket: Date }>> {
+  return await q.query(sql`SELECT a.time_bucket AS bucket, ${TOTALS} FROM usage_aggregates a
+    WHERE ${aggregateWhere(f, granularity)} GROUP BY a.time_bucket ORDER BY a.time_bucket`);
+}
+
+/** Totals per model and per provider over the range. */
+export async function usageBreakdown(
+  q: Queryable,
+  f: UsageFilter,
+  granularity: "hour" | "day",
+  by: "model" | "provider",
+): Promise<Array<UsageTotals & { label: string }>> {
+  const column = raw(by === "model" ? "a.model" : "a.provider");
+  return await q.query(sql`SELECT ${column} AS label, ${TOTALS} FROM usage_aggregates a
+    WHERE ${aggregateWhere(f, granularity)} GROUP BY ${column} ORDER BY cost_usd DESC, requests DESC`);
+}
+
+/** Users ranked by cost, then tokens, over the range. */
+export async function topUsers(
+  q: Queryable,
+  f: UsageFilter,
+  granularity: "hour" | "day",
+  limit: number,
+): Promise<Array<UsageTotals & { user_id: string; email: string | null }>> {
+  return await q.query(sql`SELECT a.user_id, u.email, ${TOTALS} FROM usage_aggregates a
+    LEFT JOIN users u ON u.id = a.user_id
+    WHERE ${aggregateWhere(f, granularity)} AND a.user_id IS NOT NULL
+    GROUP BY a.user_id, u.email
+    ORDER BY cost_usd DESC, (sum(a.total_input_tokens) + sum(a.total_output_tokens)) DESC LIMIT ${limit}`);
+}
+
+/** A recent request for the requests list. */
+export interface RequestRow {
+  id: number;
+  request_id: string;
+  created_at: Date;
+  user_id: string | null;
+  email: string | null;
+  access_key_id: string | null;
+  key_prefix: string | null;
+  model: string | null;
+  model_served: string | null;
+  provider: string;
+  is_fallback: boolean;
+  fallback_reason: string | null;
+  status_code: number;
+  error_type: string | null;
+  stream: boolean;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_input_tokens: number;
+  cache_creation_input_tokens: number;
+  cost_usd: number | null;
+  latency_ms: number;
+  time_to_first_byte_ms: number | null;
+}
+
+/** Recent requests, newest first, with filters and paging. */
+export async function recentRequests(
+  q: Queryable,
+  f: Partial<UsageFilter> & { status?: "ok" | "error"; limit: number; offset: number },
+): Promise<{ items: RequestRow[]; total: number }> {
+  const conds: SqlFragment[] = [sql`TRUE`];
+  if (f.from) conds.push(sql`t.created_at >= ${f.from}`);
+  if (f.to) conds.push(sql`t.created_at < ${f.to}`);
+  if (f.userId) conds.push(sql`t.user_id = ${f.userId}`);
+  if (f.accessKeyId) conds.push(sql`t.access_key_id = ${f.accessKeyId}`);
+  if (f.provider) conds.push(sql`t.provider = ${f.provider}`);
+  if (f.model) conds.push(sql`t.model = ${f.model}`);
+  if (f.status === "ok") conds.push(sql`t.status_code < 400 AND t.error_type IS NULL`);
+  if (f.status === "error") conds.push(sql`(t.status_code >= 400 OR t.error_type IS NOT NULL)`);
+  const where = join(conds, sql` AND `);
+  const items = await q.query<RequestRow>(sql`
+    SELECT t.id, t.request_id, t.created_at, t.user_id, u.email, t.access_key_id, k.key_prefix, t.model,
+      t.model_served, t.provider, t.is_fallback, t.fallback_reason, t.status_code, t.error_type, t.stream,
+      t.input_tokens, t.output_tokens, t.cache_read_input_tokens, t.cache_creation_input_tokens, t.cost_usd,
+      t.latency_ms, t.time_to_first_byte_ms
+    FROM token_usages t LEFT JOIN users u ON u.id = t.user_id LEFT JOIN access_keys k ON k.id = t.access_key_id
+    WHERE ${where} ORDER BY t.created_at DESC, t.id DESC LIMIT ${f.limit} OFFSET ${f.offset}`);
+  const [{ total }] = await q.query<{ total: number }>(
+    sql`SELECT count(*) AS total FROM token_usages t WHERE ${where}`,
+  );
+  return { items, total };
+}
+
+/** Latency percentiles over raw rows in the range (aggregates cannot give percentiles). */
+export async function latencyPercentiles(
+  q: Queryable,
+  f: UsageFilter,
+): Promise<{ p50: number | null; p95: number | null }> {
+  const conds: SqlFragment[] = [sql`t.created_at >= ${f.from}`, sql`t.created_at < ${f.to}`];
+  if (f.userId) conds.push(sql`t.user_id = ${f.userId}`);
+  if (f.accessKeyId) conds.push(sql`t.access_key_id = ${f.accessKeyId}`);
+  if (f.provider) conds.push(sql`t.provider = ${f.provider}`);
+  if (f.model) conds.push(sql`t.model = ${f.model}`);
+  const [row] = await q.query<{ p50: number | null; p95: number | null }>(sql`
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY t.latency_ms) AS p50,
+      percentile_cont(0.95) WITHIN GROUP (ORDER BY t.latency_ms) AS p95
+    FROM token_usages t WHERE ${join(conds, sql` AND `)}`);
+  return { p50: row.p50 === null ? null : Number(row.p50), p95: row.p95 === null ? null : Number(row.p95) };
+}
+
+/** A user's Bedrock spend since `from` (for budgets), from the day aggregates plus nothing else. */
+export async function bedrockSpendSince(q: Queryable, userId: string, from: Date): Promise<number> {
+  const [row] = await q.query<{ spend: number }>(sql`
+    SELECT coalesce(sum(total_cost_usd), 0) AS spend FROM usage_aggregates
+    WHERE user_id = ${userId} AND granularity = 'hour' AND provider = 'bedrock' AND time_bucket >= ${from}`);
+  return Number(row.spend);
+}

@@ -1,0 +1,336 @@
+/**
+ * The usage recorder: requests hand it a record and move on; it never blocks a request and never throws.
+ *
+ * Records wait in a bounded in-memory queue flushed at least every `flushIntervalMs` or every 500 rows, one
+ * transaction per flush: a multi-row insert into `token_usages` (idempotent on `request_id`), additive upserts into
+ * `usage_aggregates` (hour and day buckets in `PROXY_TIMEZONE`) for the rows actually inserted, and
+ * `access_keys.last_used_at`. When the database fails, rows stay queued and the flush retries with backoff; past
+ * the queue bound, rows spill to append-only files under `<dataDir>/usage-spool/` and are replayed once the database
+ * is back. Shutdown flushes and spills what it could not write. Nothing is lost and nothing is counted twice.
+ *
+ * @example
+ * ```ts
+ * const recorder = new UsageRecorder({ db, log, timeZone: "UTC", spoolDir: ".data/usage-spool" });
+ * recorder.start();
+ * recorder.record(usage);         // returns at once
+ * await recorder.close(5_000);    // on shutdown
+ * ```
+ */
+import { join } from "node:path";
+import type { Db } from "../db/db.ts";
+import type { Logger } from "../log.ts";
+import { addAggregates, type AggregateDelta, insertUsageRows, type UsageRecord } from "../db/usage.ts";
+import { touchKeys } from "../db/access_keys.ts";
+import { bucketStart } from "./budget_period.ts";
+
+/** Counters for `/metrics` and the console. */
+export interface RecorderStats {
+  queued: number;
+  spooledRows: number;
+  flushErrors: number;
+  flushedRows: number;
+  lastFlushError: string | null;
+}
+
+interface Item {
+  record: UsageRecord;
+  /** The spool file this record was replayed from; deleted once all its rows are committed. */
+  file?: SpoolFile;
+}
+
+interface SpoolFile {
+  path: string;
+  outstanding: number;
+}
+
+const BATCH = 500;
+const SPOOL_FILE_ROWS = 10_000;
+const MAX_BACKOFF_MS = 30_000;
+
+/** Options of the recorder. */
+export interface RecorderOptions {
+  db: Db;
+  log: Logger;
+  timeZone: string;
+  spoolDir: string;
+  flushIntervalMs?: number;
+  queueMax?: number;
+  now?: () => number;
+  /** Called after each committed flush with the rows it inserted (the budget cache listens). */
+  onCommitted?: (records: UsageRecord[]) => void;
+}
+
+/** See the module documentation. */
+export class UsageRecorder {
+  readonly #o: Required<Omit<RecorderOptions, "onCommitted">> & Pick<RecorderOptions, "onCommitted">;
+  #queue: Item[] = [];
+  #spillBuffer: UsageRecord[] = [];
+  #spillFile: { path: string; rows: number } | null = null;
+  #spillWriting: Promise<void> = Promise.resolve();
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #flushing: Promise<void> | null = null;
+  #backoffMs = 0;
+  #nextAttemptAt = 0;
+  #spooledRows = 0;
+  #replayScanned = false;
+  #stats = { flushErrors: 0, flushedRows: 0, lastFlushError: null as string | null };
+  #closed = false;
+
+  constructor(opts: RecorderOptions) {
+    this.#o = {
+      flushIntervalMs: 1000,
+      queueMax: 50_000,
+      now: Date.now,
+      ...opts,
+    };
+  }
+
+  /** Starts the periodic flush; spool files left by an earlier run are replayed. */
+  start(): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => void this.flush(), this.#o.flushIntervalMs);
+    Deno.unrefTimer(this.#timer);
+  }
+
+  /** Queues a record; when the queue is full it goes to the spool file instead. Never throws, never waits. */
+  record(record: UsageRecord): void {
+    if (this.#queue.length < this.#o.queueMax && !this.#closed) {
+      this.#queue.push({ record });
+      if (this.#queue.length >= BATCH && !this.#flushing) void this.flush();
+      return;
+    }
+    this.#spillBuffer.push(record);
+    this.#spooledRows++;
+    if (this.#spillBuffer.length === 1) queueMicrotask(() => this.#writeSpill());
+  }
+
+  /** Current counters. */
+  stats(): RecorderStats {
+    return {
+      queued: this.#queue.length + this.#spillBuffer.length,
+      spooledRows: this.#spooledRows,
+      flushErrors: this.#stats.flushErrors,
+      flushedRows: this.#stats.flushedRows,
+      lastFlushError: this.#stats.lastFlushError,
+    };
+  }
+
+  /** One flush pass: writes queued batches until the queue is empty or the database fails. */
+  flush(): Promise<void> {
+    if (this.#flushing) return this.#flushing;
+    if (this.#o.now() < this.#nextAttemptAt) return Promise.resolve();
+    this.#flushing = this.#flushLoop().finally(() => {
+      this.#flushing = null;
+    });
+    return this.#flushing;
+  }
+
+  async #flushLoop(): Promise<void> {
+    if (!this.#replayScanned) {
+      this.#replayScanned = true;
+      await this.#scanSpool();
+    }
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, BATCH);
+      try {
+        await this.#write(batch.map((i) => i.record));
+      } catch (e) {
+        this.#queue.unshift(...batch); // keep order; retry later
+        this.#stats.flushErrors++;
+        this.#stats.lastFlushError = (e as Error).message;
+        this.#backoffMs = Math.min(MAX_BACKOFF_MS, this.#backoffMs === 0 ? 500 : this.#backoffMs * 2);
+        this.#nextAttemptAt = this.#o.now() + this.#backoffMs;
+        this.#o.log.warn("usage flush failed; rows kept and retried", {
+          queued: this.#queue.length,
+          retry_in_ms: this.#backoffMs,
+          error: (e as Error).message,
+        });
+        return;
+      }
+      this.#backoffMs = 0;
+      this.#nextAttemptAt = 0;
+      this.#stats.flushedRows += batch.length;
+      for (const item of batch) {
+        if (item.file && --item.file.outstanding === 0) {
+          await Deno.remove(item.file.path).catch(() => {});
+        }
+      }
+      if (this.#queue.length < this.#o.queueMax / 2) await this.#replayOne();
+    }
+  }
+
+  async #write(records: UsageRecord[]): Promise<void> {
+    const tz = this.#o.timeZone;
+    const committed = await this.#o.db.begin(async (tx) => {
+      const inserted = await insertUsageRows(tx, records);
+      const fresh = records.filter((r) => inserted.has(r.requestId));
+      await addAggregates(tx, aggregate(fresh, tz));
+      const lastUse = new Map<string, string>();
+      for (const r of fresh) {
+        const prev = lastUse.get(r.accessKeyId);
+        if (!prev || prev < r.createdAt) lastUse.set(r.accessKeyId, r.createdAt);
+      }
+      await touchKeys(tx, [...lastUse].map(([id, at]) => ({ id, at: new Date(at) })));
+      return fresh;
+    });
+    if (committed.length > 0) this.#o.onCommitted?.(committed);
+  }
+
+  /** Appends buffered overflow records to the current spool file (one writer at a time). */
+  #writeSpill(): void {
+    this.#spillWriting = this.#spillWriting.then(async () => {
+      while (this.#spillBuffer.length > 0) {
+        const rows = this.#spillBuffer.splice(0, this.#spillBuffer.length);
+        try {
+          await Deno.mkdir(this.#o.spoolDir, { recursive: true });
+          let offset = 0;
+          while (offset < rows.length) {
+            if (!this.#spillFile || this.#spillFile.rows >= SPOOL_FILE_ROWS) {
+              const name = `spool-${String(this.#o.now()).padStart(15, "0")}-${
+                crypto.randomUUID().slice(0, 8)
+              }.jsonl`;
+              this.#spillFile = { path: join(this.#o.spoolDir, name), rows: 0 };
+            }
+            const take = rows.slice(offset, offset + (SPOOL_FILE_ROWS - this.#spillFile.rows));
+            await Deno.writeTextFile(
+              this.#spillFile.path,
+              take.map((r) => JSON.stringify(r)).join("\n") + "\n",
+              {
+                append: true,
+              },
+            );
+            this.#spillFile.rows += take.length;
+            offset += take.length;
+          }
+        } catch (e) {
+          // The disk failed too: keep the rows in memory rather than drop them.
+          this.#queue.push(...rows.map((record) => ({ record })));
+          this.#o.log.error("usage spool write failed; rows kept in memory", { error: (e as Error).message });
+          return;
+        }
+      }
+    });
+  }
+
+  #pendingFiles: string[] = [];
+
+  async #scanSpool(): Promise<void> {
+    try {
+      const names: string[] = [];
+      for await (const e of Deno.readDir(this.#o.spoolDir)) {
+        if (!e.isFile || !/^spool-.*\.jsonl(\.replaying)?$/.test(e.name)) continue;
+        if (this.#spillFile && join(this.#o.spoolDir, e.name) === this.#spillFile.path) continue; // still open
+        names.push(e.name);
+      }
+      this.#pendingFiles = names.sort().map((n) => join(this.#o.spoolDir, n));
+    } catch {
+      this.#pendingFiles = [];
+    }
+  }
+
+  /** Moves the oldest closed spool file back into the queue. */
+  async #replayOne(): Promise<void> {
+    if (this.#pendingFiles.length === 0 && this.#spooledRows > 0 && this.#spillBuffer.length === 0) {
+      // Close the file being written so it can be replayed too.
+      await this.#spillWriting;
+      this.#spillFile = null;
+      this.#spooledRows = 0;
+      await this.#scanSpool();
+    }
+    const path = this.#pendingFiles.shift();
+    if (!path) return;
+    const replaying = path.endsWith(".replaying") ? path : `${path}.replaying`;
+    try {
+      if (replaying !== path) await Deno.rename(path, replaying);
+      const text = await Deno.readTextFile(replaying);
+      const records = text.split("\n").filter((l) => l.trim() !== "").flatMap((line) => {
+        try {
+          return [JSON.parse(line) as UsageRecord];
+        } catch {
+          return []; // a torn last line after a crash: the rest of the file still counts
+        }
+      });
+      if (records.length === 0) {
+        await Deno.remove(replaying).catch(() => {});
+        return;
+      }
+      const file: SpoolFile = { path: replaying, outstanding: records.length };
+      this.#queue.push(...records.map((record) => ({ record, file })));
+      this.#o.log.info("replaying spooled usage rows", { rows: records.length, file: replaying });
+    } catch (e) {
+      this.#o.log.error("usage spool replay failed", { file: path, error: (e as Error).message });
+    }
+  }
+
+  /**
+   * Stops the timer and writes everything it can before `deadlineMs`; what cannot be written goes to the spool,
+   * to be replayed by the next start.
+   */
+  async close(deadlineMs = 5000): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    const deadline = this.#o.now() + deadlineMs;
+    this.#nextAttemptAt = 0;
+    while (this.#queue.length > 0 && this.#o.now() < deadline) {
+      await this.flush();
+      if (this.#queue.length > 0) {
+        await new Promise((r) => setTimeout(r, Math.min(200, Math.max(0, deadline - this.#o.now()))));
+        this.#nextAttemptAt = 0;
+      }
+    }
+    await this.#flushing;
+    this.#closed = true;
+    if (this.#queue.length > 0) {
+      // Rows replayed from a spool file are still in that file: only spill the others.
+      const rest = this.#queue.filter((i) => !i.file).map((i) => i.record);
+      this.#queue = [];
+      this.#spillBuffer.push(...rest);
+      this.#spooledRows += rest.length;
+    }
+    if (this.#spillBuffer.length > 0) this.#writeSpill();
+    await this.#spillWriting;
+  }
+}
+
+/** Groups records into hour and day aggregate deltas. */
+export function aggregate(records: UsageRecord[], timeZone: string): AggregateDelta[] {
+  const map = new Map<string, AggregateDelta>();
+  for (const r of records) {
+    const at = new Date(r.createdAt);
+    for (const granularity of ["hour", "day"] as const) {
+      const bucket = bucketStart(at, granularity, timeZone).toISOString();
+      const model = r.model ?? "";
+      const k = `${r.accessKeyId}|${bucket}|${granularity}|${r.provider}|${model}|${r.isFallback}`;
+      let d = map.get(k);
+      if (!d) {
+        d = {
+          accessKeyId: r.accessKeyId,
+          userId: r.userId,
+          timeBucket: bucket,
+          granularity,
+          provider: r.provider,
+          model,
+          isFallback: r.isFallback,
+          requests: 0,
+          errors: 0,
+          inputTokens: 0,
+          outputTokens: 0,
+          cacheReadTokens: 0,
+          cacheCreationTokens: 0,
+          costUsd: 0,
+          latencyMs: 0,
+        };
+        map.set(k, d);
+      }
+      d.requests++;
+      if (r.statusCode >= 400 || r.errorType !== null) d.errors++;
+      d.inputTokens += r.inputTokens;
+      d.outputTokens += r.outputTokens;
+      d.cacheReadTokens += r.cacheReadInputTokens;
+      d.cacheCreationTokens += r.cacheCreationInputTokens;
+      d.costUsd += r.costUsd ?? 0;
+      d.latencyMs += r.latencyMs;
+    }
+  }
+  return [...map.values()];
+}

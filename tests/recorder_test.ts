@@ -1,0 +1,202 @@
+/**
+ * The usage recorder on both backends: exact rows and aggregates, idempotent replays, database failure with
+ * retry, overflow to the spool file and replay, and shutdown.
+ */
+import assert from "node:assert/strict";
+import { dbTest } from "./helpers/db.ts";
+import { UsageRecorder } from "../lib/usage/recorder.ts";
+import type { UsageRecord } from "../lib/db/usage.ts";
+import type { Db, Queryable } from "../lib/db/db.ts";
+import { sql } from "../lib/db/sql.ts";
+import { silentLogger } from "../lib/log.ts";
+
+async function seedKey(db: Db): Promise<{ userId: string; keyId: string }> {
+  const [u] = await db.query<{ id: string }>(
+    sql`INSERT INTO users (email) VALUES (${"rec@example.com"}) RETURNING id`,
+  );
+  const [k] = await db.query<{ id: string }>(
+    sql`INSERT INTO access_keys (user_id, key_hash, key_prefix) VALUES (${u.id}, ${"h"}, ${"ak_x"}) RETURNING id`,
+  );
+  return { userId: u.id, keyId: k.id };
+}
+
+function usage(
+  ids: { userId: string; keyId: string },
+  n: number,
+  over: Partial<UsageRecord> = {},
+): UsageRecord {
+  return {
+    requestId: `req-${n}`,
+    accessKeyId: ids.keyId,
+    userId: ids.userId,
+    messageId: `msg_${n}`,
+    model: "claude-sonnet-4-5",
+    modelServed: "claude-sonnet-4-5-20250929",
+    stream: true,
+    inputTokens: 10,
+    outputTokens: 20,
+    cacheReadInputTokens: 3,
+    cacheCreationInputTokens: 4,
+    provider: "anthropic",
+    isFallback: false,
+    fallbackReason: null,
+    statusCode: 200,
+    errorType: null,
+    stopReason: "end_turn",
+    latencyMs: 100,
+    timeToFirstByteMs: 5,
+    costUsd: 0.001,
+    createdAt: "2026-06-01T10:15:00.000Z",
+    ...over,
+  };
+}
+
+/** A Db whose writes fail while `down` is true, as when the server is stopped. */
+function flaky(db: Db): Db & { down: boolean } {
+  const wrapper = {
+    down: false,
+    kind: db.kind,
+    get closed() {
+      return db.closed;
+    },
+    query: (f: Parameters<Db["query"]>[0]) =>
+      wrapper.down ? Promise.reject(new Error("connection refused")) : db.query(f),
+    begin: <T>(fn: (tx: Queryable) => Promise<T>) =>
+      wrapper.down ? Promise.reject(new Error("connection refused")) : db.begin(fn),
+    exec: (t: string) => db.exec(t),
+    listen: db.listen.bind(db),
+    ping: () => (wrapper.down ? Promise.reject(new Error("down")) : db.ping()),
+    close: () => db.close(),
+  };
+  return wrapper as Db & { down: boolean };
+}
+
+async function totals(db: Db) {
+  const [rows] = await db.query<{ n: number; input: number; output: number; cr: number; cw: number }>(sql`
+    SELECT count(*) AS n, coalesce(sum(input_tokens),0) AS input, coalesce(sum(output_tokens),0) AS output,
+      coalesce(sum(cache_read_input_tokens),0) AS cr, coalesce(sum(cache_creation_input_tokens),0) AS cw
+    FROM token_usages`);
+  const aggs = await db.query<
+    {
+      granularity: string;
+      request_count: number;
+      total_input_tokens: number;
+      total_cost_usd: number;
+      total_cache_read_tokens: number;
+      error_count: number;
+    }
+  >(sql`
+    SELECT granularity, sum(request_count) AS request_count, sum(total_input_tokens) AS total_input_tokens,
+      sum(total_cost_usd) AS total_cost_usd, sum(total_cache_read_tokens) AS total_cache_read_tokens,
+      sum(error_count) AS error_count
+    FROM usage_aggregates GROUP BY granularity ORDER BY granularity`);
+  return { rows, aggs };
+}
+
+dbTest("flushed rows and hour/day aggregates are exact, cache tokens and errors included", async (db) => {
+  const ids = await seedKey(db);
+  const spoolDir = await Deno.makeTempDir();
+  const rec = new UsageRecorder({ db, log: silentLogger, timeZone: "Asia/Seoul", spoolDir });
+  for (let i = 0; i < 1203; i++) {
+    rec.record(usage(ids, i, i % 100 === 0 ? { statusCode: 529, errorType: "overloaded_error" } : {}));
+  }
+  await rec.close();
+  const { rows, aggs } = await totals(db);
+  assert.deepEqual([rows.n, rows.input, rows.output, rows.cr, rows.cw], [1203, 12030, 24060, 3609, 4812]);
+  assert.deepEqual(
+    aggs.map((
+      a,
+    ) => [a.granularity, a.request_count, a.total_input_tokens, a.total_cache_read_tokens, a.error_count]),
+    [
+      ["day", 1203, 12030, 3609, 13],
+      ["hour", 1203, 12030, 3609, 13],
+    ],
+  );
+  assert.ok(Math.abs(aggs[0].total_cost_usd - 1.203) < 1e-9);
+  // Day buckets follow Asia/Seoul midnight: 10:15Z is 19:15 in Seoul, the bucket starts at 15:00Z the day before.
+  const [day] = await db.query<{ time_bucket: Date }>(
+    sql`SELECT time_bucket FROM usage_aggregates WHERE granularity = 'day'`,
+  );
+  assert.equal(day.time_bucket.toISOString(), "2026-05-31T15:00:00.000Z");
+  const [key] = await db.query<{ last_used_at: Date }>(sql`SELECT last_used_at FROM access_keys`);
+  assert.equal(key.last_used_at.toISOString(), "2026-06-01T10:15:00.000Z");
+});
+
+dbTest("a replayed row is neither inserted nor counted twice", async (db) => {
+  const ids = await seedKey(db);
+  const rec = new UsageRecorder({
+    db,
+    log: silentLogger,
+    timeZone: "UTC",
+    spoolDir: await Deno.makeTempDir(),
+  });
+  rec.record(usage(ids, 1));
+  rec.record(usage(ids, 2));
+  await rec.flush();
+  rec.record(usage(ids, 1));
+  rec.record(usage(ids, 3));
+  await rec.close();
+  const { rows, aggs } = await totals(db);
+  assert.equal(rows.n, 3);
+  assert.deepEqual(aggs.map((a) => a.request_count), [3, 3]);
+});
+
+dbTest(
+  "while the database is down rows stay queued, spill past the bound, and all land once after",
+  async (db) => {
+    const ids = await seedKey(db);
+    const spoolDir = await Deno.makeTempDir();
+    const f = flaky(db);
+    let now = 0;
+    const rec = new UsageRecorder({
+      db: f,
+      log: silentLogger,
+      timeZone: "UTC",
+      spoolDir,
+      queueMax: 100,
+      now: () => now,
+    });
+    f.down = true;
+    for (let i = 0; i < 350; i++) rec.record(usage(ids, i));
+    await rec.flush();
+    assert.equal(rec.stats().flushErrors > 0, true);
+    await new Promise((r) => setTimeout(r, 50)); // let the spill writer run
+    assert.equal(rec.stats().queued, 100, "the in-memory queue holds its bound");
+    assert.equal(rec.stats().spooledRows, 250);
+    const spooled = [...Deno.readDirSync(spoolDir)].map((e) => e.name);
+    assert.equal(spooled.length, 1, "overflow went to one append-only spool file");
+    assert.equal(Deno.readTextFileSync(`${spoolDir}/${spooled[0]}`).trim().split("\n").length, 250);
+
+    f.down = false;
+    now += 60_000; // past the backoff
+    await rec.flush();
+    await rec.flush();
+    await rec.close();
+    const { rows, aggs } = await totals(db);
+    assert.equal(rows.n, 350);
+    assert.deepEqual(aggs.map((a) => a.request_count), [350, 350]);
+    assert.deepEqual([...Deno.readDirSync(spoolDir)], [], "replayed spool files are removed");
+  },
+);
+
+dbTest("shutdown with the database down spills the queue; the next start replays it", async (db) => {
+  const ids = await seedKey(db);
+  const spoolDir = await Deno.makeTempDir();
+  const f = flaky(db);
+  const first = new UsageRecorder({ db: f, log: silentLogger, timeZone: "UTC", spoolDir });
+  f.down = true;
+  for (let i = 0; i < 40; i++) first.record(usage(ids, i));
+  await first.close(300);
+  assert.equal((await totals(db)).rows.n, 0);
+  assert.equal([...Deno.readDirSync(spoolDir)].length, 1);
+
+  f.down = false;
+  const second = new UsageRecorder({ db: f, log: silentLogger, timeZone: "UTC", spoolDir });
+  second.record(usage(ids, 1000));
+  await second.flush();
+  await second.close();
+  const { rows, aggs } = await totals(db);
+  assert.equal(rows.n, 41);
+  assert.deepEqual(aggs.map((a) => a.request_count), [41, 41]);
+  assert.deepEqual([...Deno.readDirSync(spoolDir)], []);
+});
