@@ -13,6 +13,7 @@ import { anthropicError, HttpError } from "./lib/errors.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { apiRoutes } from "./routes/api/mod.ts";
 import type { Services } from "./lib/services.ts";
+import { usageRoutes } from "./routes/api/usage.ts";
 
 /** Everything the HTTP layer needs; built by `main.ts` (or by tests). */
 export interface AppDeps {
@@ -46,6 +47,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       sessions: deps.services.sessions,
       login: deps.services.login,
       trustForwardedFor: deps.config.trustForwardedFor,
+      extend: (api) => {
+        usageRoutes(api, { db: deps.db, timeZone: deps.config.timezone, now: deps.services.now });
+      },
     }),
   );
 

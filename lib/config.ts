@@ -13,6 +13,7 @@
  */
 import { z } from "zod";
 import { join } from "node:path";
+import { type ModelPrice, parsePricingJson } from "./usage/pricing.ts";
 
 /** The frozen, validated configuration the whole program reads. */
 export interface Config {
@@ -37,7 +38,7 @@ export interface Config {
   readonly bedrockModelMap: Readonly<Record<string, string>>;
   readonly bedrockAllowedBetas: readonly string[] | null;
   readonly bedrockDroppedFields: readonly string[] | null;
-  readonly modelPricingJson: string;
+  readonly modelPricing: Readonly<Record<string, ModelPrice>>;
   readonly kmsKeyId: string;
   readonly kmsEndpoint: string;
   readonly circuitFailureThreshold: number;
@@ -374,6 +375,15 @@ export async function loadConfig(
     );
   }
 
+  let modelPricing: Record<string, ModelPrice> = {};
+  if (p.PROXY_MODEL_PRICING !== "") {
+    try {
+      modelPricing = parsePricingJson(p.PROXY_MODEL_PRICING);
+    } catch (e) {
+      problems.push(`PROXY_MODEL_PRICING: ${(e as Error).message}`);
+    }
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
   if (devChanged && devSecrets) await io.writeSecrets(secretsPath, devSecrets);
 
@@ -399,7 +409,7 @@ export async function loadConfig(
     bedrockModelMap: Object.freeze({ ...p.PROXY_BEDROCK_MODEL_MAP }),
     bedrockAllowedBetas: p.PROXY_BEDROCK_ALLOWED_BETAS,
     bedrockDroppedFields: p.PROXY_BEDROCK_DROPPED_FIELDS,
-    modelPricingJson: p.PROXY_MODEL_PRICING,
+    modelPricing: Object.freeze(modelPricing),
     kmsKeyId: p.PROXY_KMS_KEY_ID,
     kmsEndpoint: p.PROXY_KMS_ENDPOINT,
     circuitFailureThreshold: p.PROXY_CIRCUIT_FAILURE_THRESHOLD,

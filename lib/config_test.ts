@@ -85,6 +85,10 @@ Deno.test("each bad value is reported with the variable, the problem and what is
       /^PROXY_LOCAL_ENCRYPTION_KEY: is 5 bytes; expected exactly 32 bytes/,
     ],
     [{ PROXY_ADMIN_PASSWORD_HASH: "plaintext" }, /^PROXY_ADMIN_PASSWORD_HASH: unrecognised format/],
+    [
+      { PROXY_MODEL_PRICING: '{"claude-sonnet-4-5":{"input":-1,"output":15}}' },
+      /^PROXY_MODEL_PRICING: .*input/,
+    ],
   ];
   for (const [env, pattern] of cases) {
     const problems = await problemsOf(env);

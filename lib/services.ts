@@ -13,6 +13,8 @@ import { createLoginService, type LoginService } from "./auth/login.ts";
 import { createEncryptor, type Encryptor } from "./crypto/mod.ts";
 import { type BedrockCredentialStore, createBedrockCredentialStore } from "./admin/bedrock_credentials.ts";
 import { type Admin, createAdmin } from "./admin/admin.ts";
+import { CircuitBreakers } from "./proxy/circuit_breaker.ts";
+import { PriceBook } from "./usage/pricing.ts";
 
 /** Everything the routes call. */
 export interface Services {
@@ -23,6 +25,8 @@ export interface Services {
   encryptor: Encryptor;
   credentials: BedrockCredentialStore;
   admin: Admin;
+  breakers: CircuitBreakers;
+  prices: PriceBook;
   now: () => Date;
 }
 
@@ -37,7 +41,7 @@ export interface ServiceOverrides {
 export async function createServices(
   config: Config,
   db: Db,
-  _log: Logger,
+  log: Logger,
   overrides: ServiceOverrides = {},
 ): Promise<Services> {
   const now = overrides.now ?? (() => new Date());
@@ -67,7 +71,30 @@ export async function createServices(
     now: nowMs,
   });
   const admin = createAdmin({ db, hasher, bus, credentials, now });
-  return { bus, resolver, sessions, login, encryptor, credentials, admin, now };
+  const breakers = new CircuitBreakers({
+    failureThreshold: config.circuitFailureThreshold,
+    failureWindowMs: config.circuitFailureWindow * 1000,
+    resetTimeoutMs: config.circuitResetTimeout * 1000,
+    now: nowMs,
+    onTransition: (e) => {
+      log.info("circuit transition", {
+        access_key_id: e.key,
+        from: e.from,
+        to: e.to,
+        reason: e.reason,
+        reopens_at: e.reopensAt === null ? null : new Date(e.reopensAt).toISOString(),
+      });
+      bus.publish({ type: "circuit", accessKeyId: e.key, state: e.to, reopensAt: e.reopensAt });
+    },
+  });
+  // A transition published by another replica: apply it without re-broadcasting.
+  bus.subscribe((e, origin) => {
+    if (e.type === "circuit" && origin === "remote") {
+      breakers.applyRemote(e.accessKeyId, { state: e.state, reopensAt: e.reopensAt });
+    }
+  });
+  const prices = new PriceBook({ ...config.modelPricing });
+  return { bus, resolver, sessions, login, encryptor, credentials, admin, breakers, prices, now };
 }
 
 /** The KMS key's region: from its ARN when it is one, else the Bedrock region. */

@@ -17,7 +17,7 @@ const PROFILE_PREFIXES = ["global", "us", "us-gov", "eu", "apac", "jp", "au", "c
  * `anthropic.<name>-v1:0` rule are the reason this table exists (e.g. 3.5 Sonnet v2, and the 4.6+ models whose
  * Bedrock ids have no date).
  */
-const DATED: Readonly<Record<string, string>> = {
+export const DATED: Readonly<Record<string, string>> = {
   "claude-opus-4-5-20251101": "anthropic.claude-opus-4-5-20251101-v1:0",
   "claude-sonnet-4-5-20250929": "anthropic.claude-sonnet-4-5-20250929-v1:0",
   "claude-haiku-4-5-20251001": "anthropic.claude-haiku-4-5-20251001-v1:0",

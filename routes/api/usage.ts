@@ -1,0 +1,50 @@
+/**
+ * `GET /api/usage`, `/api/usage/top-users`, `/api/usage/requests`: reports over the recorded usage.
+ */
+import type { Hono } from "hono";
+import type { ApiEnv } from "./mod.ts";
+import type { Db } from "../../lib/db/db.ts";
+import { parseReportQuery, usageReport } from "../../lib/usage/report.ts";
+import { recentRequests, topUsers } from "../../lib/db/usage.ts";
+import { paging } from "../../lib/http.ts";
+import { HttpError } from "../../lib/errors.ts";
+
+/** Adds the usage routes to the authenticated API. */
+export function usageRoutes(api: Hono<ApiEnv>, deps: { db: Db; timeZone: string; now: () => Date }): void {
+  api.get("/usage", async (c) => {
+    const q = parseReportQuery(c.req.query(), deps.now(), deps.timeZone);
+    return c.json(await usageReport(deps.db, q, deps.timeZone));
+  });
+  api.get("/usage/top-users", async (c) => {
+    const q = parseReportQuery(c.req.query(), deps.now(), deps.timeZone);
+    const { limit } = paging(c, 100);
+    return c.json({ from: q.from, to: q.to, items: await topUsers(deps.db, q, q.granularity, limit) });
+  });
+  api.get("/usage/requests", async (c) => {
+    const params = c.req.query();
+    const { limit, offset } = paging(c);
+    const status = params.status;
+    if (status && status !== "ok" && status !== "error") {
+      throw new HttpError(400, "invalid_request_error", "status: expected ok or error", {}, "status");
+    }
+    const range = params.from || params.to ? parseReportQuery(params, deps.now(), deps.timeZone) : null;
+    const filter = range ??
+      parseReportQuery(
+        { ...params, from: "1970-01-01T00:00:00Z", granularity: "day" },
+        deps.now(),
+        deps.timeZone,
+      );
+    const page = await recentRequests(deps.db, {
+      from: range?.from,
+      to: range?.to,
+      userId: filter.userId,
+      accessKeyId: filter.accessKeyId,
+      provider: filter.provider,
+      model: filter.model,
+      status: status as "ok" | "error" | undefined,
+      limit,
+      offset,
+    });
+    return c.json({ items: page.items, total: page.total, limit, offset });
+  });
+}
