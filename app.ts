@@ -14,6 +14,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { apiRoutes } from "./routes/api/mod.ts";
 import type { Services } from "./lib/services.ts";
 import { usageRoutes } from "./routes/api/usage.ts";
+import { proxyRoutes } from "./routes/proxy.ts";
 
 /** Everything the HTTP layer needs; built by `main.ts` (or by tests). */
 export interface AppDeps {
@@ -39,6 +40,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   });
 
   app.route("/", healthRoutes({ db: deps.db }));
+  app.route("/ak", proxyRoutes(deps.services.proxy));
   app.on(["GET", "HEAD"], "/", (c) => c.text("claude-code-proxy: ok\n"));
   app.route(
     "/api",

@@ -15,6 +15,13 @@ import { type BedrockCredentialStore, createBedrockCredentialStore } from "./adm
 import { type Admin, createAdmin } from "./admin/admin.ts";
 import { CircuitBreakers } from "./proxy/circuit_breaker.ts";
 import { PriceBook } from "./usage/pricing.ts";
+import { UsageRecorder } from "./usage/recorder.ts";
+import { BudgetGuard } from "./usage/budgets.ts";
+import { PlanClient } from "./proxy/plan_client.ts";
+import { BedrockInvoker } from "./proxy/bedrock/client.ts";
+import { ProxyMetrics } from "./proxy/metrics.ts";
+import { createProxy, type Proxy } from "./proxy/proxy.ts";
+import { join } from "node:path";
 
 /** Everything the routes call. */
 export interface Services {
@@ -27,6 +34,11 @@ export interface Services {
   admin: Admin;
   breakers: CircuitBreakers;
   prices: PriceBook;
+  recorder: UsageRecorder;
+  budgets: BudgetGuard;
+  metrics: ProxyMetrics;
+  bedrock: BedrockInvoker;
+  proxy: Proxy;
   now: () => Date;
 }
 
@@ -35,6 +47,7 @@ export interface ServiceOverrides {
   now?: () => Date;
   encryptor?: Encryptor;
   kmsCredentials?: { accessKeyId: string; secretAccessKey: string };
+  fetch?: typeof fetch;
 }
 
 /** Creates the services. */
@@ -94,7 +107,57 @@ export async function createServices(
     }
   });
   const prices = new PriceBook({ ...config.modelPricing });
-  return { bus, resolver, sessions, login, encryptor, credentials, admin, breakers, prices, now };
+  const budgets = new BudgetGuard({ db, timeZone: config.timezone, now: nowMs, log });
+  bus.subscribe((e) => {
+    if (e.type === "user_changed") budgets.forget(e.userId);
+  });
+  const recorder = new UsageRecorder({
+    db,
+    log,
+    timeZone: config.timezone,
+    spoolDir: join(config.dataDir, "usage-spool"),
+    flushIntervalMs: config.usageFlushIntervalMs,
+    queueMax: config.usageQueueMax,
+    onCommitted: (records) => budgets.onCommitted(records),
+  });
+  const metrics = new ProxyMetrics();
+  const bedrock = new BedrockInvoker({ endpoint: config.bedrockEndpoint || undefined });
+  const plan = new PlanClient({
+    baseUrl: config.planApiUrl,
+    connectTimeoutMs: config.upstreamConnectTimeoutMs,
+    firstByteTimeoutMs: config.upstreamFirstByteTimeoutMs,
+    fetch: overrides.fetch,
+  });
+  const proxy = createProxy({
+    config,
+    log,
+    resolver,
+    credentials,
+    breakers,
+    recorder,
+    prices,
+    budgets,
+    plan,
+    bedrock,
+    metrics,
+  });
+  return {
+    bus,
+    resolver,
+    sessions,
+    login,
+    encryptor,
+    credentials,
+    admin,
+    breakers,
+    prices,
+    recorder,
+    budgets,
+    metrics,
+    bedrock,
+    proxy,
+    now,
+  };
 }
 
 /** The KMS key's region: from its ARN when it is one, else the Bedrock region. */

@@ -1,0 +1,133 @@
+/** CDK context (`-c key=value`) → typed {@link ProxyStackProps}. Every problem is reported at once. */
+import { type DeployEnvironment, isCidr, type ProxyStackProps } from "./proxy_stack.ts";
+
+export const DEFAULT_REGION = "ap-northeast-2";
+
+/** Context keys this app reads. */
+export const CONTEXT_KEYS = [
+  "region",
+  "environment",
+  "desiredCount",
+  "maxCount",
+  "cpu",
+  "memoryMiB",
+  "dbInstanceClass",
+  "domainName",
+  "certificateArn",
+  "adminAllowedCidrs",
+  "alarmEmail",
+  "logLevel",
+  "timezone",
+  "bedrockRegion",
+  "bedrockUseDefaultCredentials",
+] as const;
+
+export type ContextKey = typeof CONTEXT_KEYS[number];
+
+export interface StackSettings {
+  readonly stackName: string;
+  readonly props: ProxyStackProps;
+}
+
+function text(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const s = String(value).trim();
+  return s === "" ? undefined : s;
+}
+
+/** Reads the app's settings from CDK context; throws one error naming every invalid value. */
+export function settingsFromContext(get: (key: ContextKey) => unknown): StackSettings {
+  const problems: string[] = [];
+
+  const integer = (key: ContextKey): number | undefined => {
+    const s = text(get(key));
+    if (s === undefined) return undefined;
+    const n = Number(s);
+    if (!Number.isInteger(n) || n <= 0) {
+      problems.push(`${key} must be a positive integer, got ${JSON.stringify(s)}`);
+      return undefined;
+    }
+    return n;
+  };
+
+  const environment = (text(get("environment")) ?? "dev") as DeployEnvironment;
+  if (environment !== "dev" && environment !== "prod") {
+    problems.push(`environment must be "dev" or "prod", got ${JSON.stringify(environment)}`);
+  }
+  const region = text(get("region")) ?? DEFAULT_REGION;
+  if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) problems.push(`region looks wrong: ${JSON.stringify(region)}`);
+
+  const desiredCount = integer("desiredCount");
+  if (desiredCount !== undefined && desiredCount < 2) {
+    problems.push(`desiredCount must be at least 2 (two tasks across two AZs), got ${desiredCount}`);
+  }
+
+  const rawCidrs = get("adminAllowedCidrs");
+  const adminAllowedCidrs =
+    (Array.isArray(rawCidrs) ? rawCidrs.map(String) : (text(rawCidrs) ?? "").split(","))
+      .map((c) => c.trim())
+      .filter((c) => c !== "");
+  for (const c of adminAllowedCidrs) {
+    if (!isCidr(c)) problems.push(`adminAllowedCidrs: not a CIDR: ${JSON.stringify(c)}`);
+  }
+
+  const certificateArn = text(get("certificateArn"));
+  if (certificateArn !== undefined && !certificateArn.startsWith("arn:aws")) {
+    problems.push(`certificateArn must be an ACM certificate ARN, got ${JSON.stringify(certificateArn)}`);
+  } else if (certificateArn !== undefined && !certificateArn.includes(`:${region}:`)) {
+    problems.push(
+      `certificateArn must be in the stack's region ${region} (an ALB needs a same-region certificate)`,
+    );
+  }
+
+  const alarmEmail = text(get("alarmEmail"));
+  if (alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
+    problems.push(`alarmEmail is not an e-mail address: ${JSON.stringify(alarmEmail)}`);
+  }
+
+  const useDefault = text(get("bedrockUseDefaultCredentials"));
+  if (useDefault !== undefined && useDefault !== "true" && useDefault !== "false") {
+    problems.push(`bedrockUseDefaultCredentials must be true or false, got ${JSON.stringify(useDefault)}`);
+  }
+
+  const props: ProxyStackProps = {
+    env: { region },
+    environment,
+    desiredCount,
+    maxCount: integer("maxCount"),
+    cpu: integer("cpu"),
+    memoryMiB: integer("memoryMiB"),
+    dbInstanceClass: text(get("dbInstanceClass"))?.replace(/^db\./, ""),
+    domainName: text(get("domainName")),
+    certificateArn,
+    adminAllowedCidrs,
+    alarmEmail,
+    logLevel: text(get("logLevel")),
+    timezone: text(get("timezone")),
+    bedrockRegion: text(get("bedrockRegion")),
+    bedrockUseDefaultCredentials: useDefault === undefined ? undefined : useDefault === "true",
+    description: `Claude Code proxy with Amazon Bedrock fallback (${environment})`,
+    terminationProtection: environment === "prod",
+  };
+
+  if (problems.length > 0) {
+    throw new Error(`Invalid CDK context:\n  - ${problems.join("\n  - ")}`);
+  }
+  return { stackName: `ClaudeCodeProxy-${environment}`, props };
+}
+
+/** Parses `-c key=value` / `--context key=value` pairs from a command line (for `deno task synth -c ...`). */
+export function contextFromArgs(args: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    let pair: string | undefined;
+    if (arg === "-c" || arg === "--context") pair = args[++i];
+    else if (arg.startsWith("--context=")) pair = arg.slice("--context=".length);
+    else throw new Error(`unexpected argument ${JSON.stringify(arg)}; use -c key=value`);
+    const eq = pair?.indexOf("=") ?? -1;
+    if (pair === undefined || eq <= 0) throw new Error(`expected key=value after ${arg}`);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}

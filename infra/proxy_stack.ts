@@ -1,0 +1,570 @@
+/**
+ * The AWS deployment of the proxy: VPC, RDS PostgreSQL, Secrets Manager + KMS, ECS Fargate behind an ALB,
+ * CloudWatch alarms. `infra/app.ts` reads CDK context into {@link ProxyStackProps}; tests construct the stack
+ * directly.
+ */
+import { fileURLToPath } from "node:url";
+import {
+  Annotations,
+  CfnOutput,
+  Duration,
+  RemovalPolicy,
+  SecretValue,
+  Stack,
+  type StackProps,
+} from "aws-cdk-lib";
+import type { Construct } from "constructs";
+import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
+import * as cwActions from "aws-cdk-lib/aws-cloudwatch-actions";
+import * as ec2 from "aws-cdk-lib/aws-ec2";
+import { Platform } from "aws-cdk-lib/aws-ecr-assets";
+import * as ecs from "aws-cdk-lib/aws-ecs";
+import * as elbv2 from "aws-cdk-lib/aws-elasticloadbalancingv2";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as kms from "aws-cdk-lib/aws-kms";
+import * as logs from "aws-cdk-lib/aws-logs";
+import * as rds from "aws-cdk-lib/aws-rds";
+import * as secretsmanager from "aws-cdk-lib/aws-secretsmanager";
+import * as sns from "aws-cdk-lib/aws-sns";
+import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
+
+export type DeployEnvironment = "dev" | "prod";
+
+export interface ProxyStackProps extends StackProps {
+  /** `dev` (cheap, destroyable) or `prod` (Multi-AZ database, deletion protection, retained data). */
+  readonly environment: DeployEnvironment;
+  /** Tasks to run; at least 2. Also the autoscaling minimum. Default 2. */
+  readonly desiredCount?: number;
+  /** Autoscaling maximum. Default 4 (dev) / 10 (prod). */
+  readonly maxCount?: number;
+  /** Fargate task CPU units. Default 512 (dev) / 1024 (prod). */
+  readonly cpu?: number;
+  /** Fargate task memory in MiB. Default 1024 (dev) / 2048 (prod). */
+  readonly memoryMiB?: number;
+  /** RDS instance class without the `db.` prefix. Default `t4g.micro` (dev) / `t4g.medium` (prod). */
+  readonly dbInstanceClass?: string;
+  /** Public host name that points (CNAME/alias) at the load balancer; used for the URL output. */
+  readonly domainName?: string;
+  /** ACM certificate ARN (same region) for HTTPS. Without it the load balancer serves plain HTTP. */
+  readonly certificateArn?: string;
+  /** CIDRs allowed to reach `/admin*` and `/api*`; others get 403. Empty: no restriction. */
+  readonly adminAllowedCidrs?: readonly string[];
+  /** E-mail address subscribed to an SNS topic that receives every alarm. */
+  readonly alarmEmail?: string;
+  /** PROXY_LOG_LEVEL. Default `info`. */
+  readonly logLevel?: string;
+  /** PROXY_TIMEZONE (IANA zone the console renders in). Default `UTC`. */
+  readonly timezone?: string;
+  /** PROXY_BEDROCK_REGION. Default: the stack's region. */
+  readonly bedrockRegion?: string;
+  /**
+   * PROXY_BEDROCK_USE_DEFAULT_CREDENTIALS: let the app call Bedrock with the task role's own credentials (the
+   * AWS default chain) where an access key has no Bedrock credentials of its own, billed to this account.
+   * Default false (opt in). The task role may invoke Bedrock either way.
+   */
+  readonly bedrockUseDefaultCredentials?: boolean;
+  /** Docker build context. Default: the repository root (the directory above `infra/`). */
+  readonly imageDirectory?: string;
+}
+
+/** The app's SIGTERM drain deadline (PROXY_SHUTDOWN_DRAIN_SECONDS), also set in the Dockerfile. */
+export const SHUTDOWN_DRAIN_SECONDS = 25;
+/** SIGTERM → SIGKILL: the drain plus time to flush the usage spool and close the pool. Fargate max is 120. */
+export const STOP_TIMEOUT_SECONDS = SHUTDOWN_DRAIN_SECONDS + 10;
+/**
+ * How long the ALB keeps serving in-flight requests (streams) of a deregistering task before ECS sends
+ * SIGTERM. A stream still open after this is cut by the ALB; new requests go to other tasks at once.
+ */
+export const DEREGISTRATION_DELAY_SECONDS = 120;
+/** ALB idle timeout: a stream may be silent this long (extended thinking, slow Bedrock first byte). */
+export const IDLE_TIMEOUT_SECONDS = 600;
+export const CONTAINER_PORT = 8000;
+/**
+ * Initial PROXY_ADMIN_PASSWORD_HASH: the app's PBKDF2 format with a salt that says what to do and an all-zero
+ * digest, which no password hashes to (finding one is a PBKDF2 preimage). Changing this text would make the
+ * next deploy overwrite the operator's hash: keep it fixed.
+ */
+export const PLACEHOLDER_ADMIN_PASSWORD_HASH =
+  "pbkdf2-sha256$600000$placeholder-run-deno-task-hash-password$" +
+  "A".repeat(43);
+export const DATABASE_NAME = "proxy";
+
+/** Paths kept out of the Docker build context (and so out of the asset hash and the staging copy). */
+export const DOCKER_CONTEXT_EXCLUDES: readonly string[] = [
+  ".git",
+  ".github",
+  ".ci",
+  ".data",
+  ".env",
+  ".env.*",
+  "cdk.out",
+  "node_modules",
+  "static/build",
+  "test-artifacts",
+  "tests",
+  "infra",
+  "**/*_test.ts",
+  "**/*_test.tsx",
+  "*.log",
+  "*.md",
+];
+
+/** Paths the admin allow-list protects (ALB path patterns; `*` also covers `/admin` and `/api` themselves). */
+export const ADMIN_PATH_PATTERNS: readonly string[] = ["/admin*", "/api*"];
+
+const ENV_DEFAULTS: Record<
+  DeployEnvironment,
+  { cpu: number; memoryMiB: number; dbInstanceClass: string; maxCount: number }
+> = {
+  dev: { cpu: 512, memoryMiB: 1024, dbInstanceClass: "t4g.micro", maxCount: 4 },
+  prod: { cpu: 1024, memoryMiB: 2048, dbInstanceClass: "t4g.medium", maxCount: 10 },
+};
+
+const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** Validates an IPv4 or IPv6 CIDR such as `203.0.113.0/24`. */
+export function isCidr(value: string): boolean {
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(value);
+  if (v4) {
+    return v4.slice(1, 5).every((octet) => Number(octet) <= 255) && Number(v4[5]) <= 32;
+  }
+  const v6 = /^([0-9a-fA-F:]+)\/(\d{1,3})$/.exec(value);
+  return v6 !== null && v6[1].includes(":") && Number(v6[2]) <= 128;
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export class ProxyStack extends Stack {
+  readonly vpc: ec2.Vpc;
+  readonly database: rds.DatabaseInstance;
+  readonly service: ecs.FargateService;
+  readonly taskDefinition: ecs.FargateTaskDefinition;
+  readonly loadBalancer: elbv2.ApplicationLoadBalancer;
+  readonly targetGroup: elbv2.ApplicationTargetGroup;
+  readonly envelopeKey: kms.Key;
+  readonly logGroup: logs.LogGroup;
+  readonly alarms: cloudwatch.Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: ProxyStackProps) {
+    super(scope, id, props);
+    const env = props.environment;
+    if (env !== "dev" && env !== "prod") {
+      throw new Error(`environment must be "dev" or "prod", got ${JSON.stringify(env)}`);
+    }
+    const prod = env === "prod";
+    const defaults = ENV_DEFAULTS[env];
+    const desiredCount = props.desiredCount ?? 2;
+    if (!Number.isInteger(desiredCount) || desiredCount < 2) {
+      throw new Error(`desiredCount must be an integer of at least 2, got ${desiredCount}`);
+    }
+    const maxCount = Math.max(props.maxCount ?? defaults.maxCount, desiredCount);
+    const cidrs = [...(props.adminAllowedCidrs ?? [])];
+    const badCidrs = cidrs.filter((c) => !isCidr(c));
+    if (badCidrs.length > 0) throw new Error(`adminAllowedCidrs: not a CIDR: ${badCidrs.join(", ")}`);
+    const removalPolicy = prod ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+
+    // ---------------------------------------------------------------- network
+    this.vpc = new ec2.Vpc(this, "Vpc", {
+      maxAzs: 2,
+      natGateways: prod ? 2 : 1,
+      subnetConfiguration: [
+        { name: "public", subnetType: ec2.SubnetType.PUBLIC, cidrMask: 24 },
+        { name: "app", subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS, cidrMask: 22 },
+        { name: "db", subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 },
+      ],
+      // Free: keeps ECR image layer pulls (S3) off the NAT gateway.
+      gatewayEndpoints: { S3: { service: ec2.GatewayVpcEndpointAwsService.S3 } },
+    });
+
+    // ---------------------------------------------------------------- secrets and keys
+    const keyHasherSecret = new secretsmanager.Secret(this, "KeyHasherSecret", {
+      description:
+        "PROXY_KEY_HASHER_SECRET: HMAC key for access keys. Rotating it invalidates every access key.",
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      removalPolicy,
+    });
+    const jwtSecret = new secretsmanager.Secret(this, "JwtSecret", {
+      description: "PROXY_JWT_SECRET: signs admin sessions. Rotating it signs every admin out.",
+      generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      removalPolicy,
+    });
+    const adminSecret = new secretsmanager.Secret(this, "AdminSecret", {
+      description: "Admin console login: username and password_hash. Set password_hash to the output of " +
+        "`deno task hash-password`, then force a new ECS deployment (infra/DEPLOY.md).",
+      // Not secret: a well-formed hash that no password produces, so the first deploy starts (the app rejects a
+      // missing or malformed hash in production) with the console locked until the operator sets a real one.
+      // CloudFormation never rewrites it while this text is unchanged, so the operator's value survives deploys.
+      secretStringValue: SecretValue.unsafePlainText(
+        JSON.stringify({ username: "admin", password_hash: PLACEHOLDER_ADMIN_PASSWORD_HASH }),
+      ),
+      removalPolicy,
+    });
+    this.envelopeKey = new kms.Key(this, "EnvelopeKey", {
+      description: "Claude Code proxy: envelope encryption of per-key Bedrock credentials",
+      enableKeyRotation: true,
+      removalPolicy,
+      pendingWindow: prod ? Duration.days(30) : Duration.days(7),
+    });
+
+    // ---------------------------------------------------------------- database
+    const dbSecurityGroup = new ec2.SecurityGroup(this, "DatabaseSecurityGroup", {
+      vpc: this.vpc,
+      description: "PostgreSQL: reachable from the proxy tasks only",
+      allowAllOutbound: false,
+    });
+    // Generated master credentials; the attachment adds host, port and dbname for the task's secrets.
+    const dbCredentials = new rds.DatabaseSecret(this, "DatabaseSecret", {
+      username: "proxy",
+      // Letters, digits, - and _ only: the app builds a connection URL from the parts.
+      excludeCharacters: " !\"#$%&'()*+,./:;<=>?@[\\]^`{|}~",
+    });
+    dbCredentials.applyRemovalPolicy(removalPolicy);
+    this.database = new rds.DatabaseInstance(this, "Database", {
+      engine: rds.DatabaseInstanceEngine.postgres({ version: rds.PostgresEngineVersion.VER_17 }),
+      instanceType: new ec2.InstanceType(props.dbInstanceClass ?? defaults.dbInstanceClass),
+      vpc: this.vpc,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+      securityGroups: [dbSecurityGroup],
+      publiclyAccessible: false,
+      multiAz: prod,
+      databaseName: DATABASE_NAME,
+      credentials: rds.Credentials.fromSecret(dbCredentials),
+      storageEncrypted: true,
+      storageType: rds.StorageType.GP3,
+      allocatedStorage: 20,
+      maxAllocatedStorage: prod ? 200 : 50,
+      backupRetention: Duration.days(prod ? 14 : 1),
+      deletionProtection: prod,
+      removalPolicy,
+      autoMinorVersionUpgrade: true,
+      // RDS for PostgreSQL 15+ already defaults rds.force_ssl to 1; the app connects with sslmode=require.
+    });
+    const dbSecret = this.database.secret!;
+
+    // ---------------------------------------------------------------- ECS
+    const cluster = new ecs.Cluster(this, "Cluster", {
+      vpc: this.vpc,
+      containerInsightsV2: prod ? ecs.ContainerInsights.ENABLED : ecs.ContainerInsights.DISABLED,
+    });
+    this.logGroup = new logs.LogGroup(this, "Logs", {
+      retention: prod ? logs.RetentionDays.THREE_MONTHS : logs.RetentionDays.TWO_WEEKS,
+      removalPolicy,
+    });
+
+    // Task role: what the app itself may call. Execution role (CDK-made): image pull, logs, secrets.
+    const taskRole = new iam.Role(this, "TaskRole", {
+      assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+      description: "Claude Code proxy tasks: Bedrock invoke and the envelope key, nothing else",
+    });
+    taskRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: "InvokeBedrockModels",
+        actions: ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+        resources: [
+          "arn:aws:bedrock:*::foundation-model/*",
+          `arn:aws:bedrock:*:${this.account}:inference-profile/*`,
+        ],
+      }),
+    );
+    taskRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        sid: "EnvelopeKey",
+        actions: ["kms:GenerateDataKey", "kms:Decrypt"],
+        resources: [this.envelopeKey.keyArn],
+      }),
+    );
+
+    const cpu = props.cpu ?? defaults.cpu;
+    const memoryMiB = props.memoryMiB ?? defaults.memoryMiB;
+    this.taskDefinition = new ecs.FargateTaskDefinition(this, "Task", {
+      cpu,
+      memoryLimitMiB: memoryMiB,
+      taskRole,
+      runtimePlatform: {
+        cpuArchitecture: ecs.CpuArchitecture.X86_64,
+        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+      },
+    });
+
+    const environment: Record<string, string> = {
+      PROXY_ENV: "production",
+      PROXY_HOST: "0.0.0.0",
+      PROXY_PORT: String(CONTAINER_PORT),
+      PROXY_DB_NAME: DATABASE_NAME,
+      PROXY_DB_SSLMODE: "require",
+      PROXY_KMS_KEY_ID: this.envelopeKey.keyArn,
+      PROXY_BEDROCK_REGION: props.bedrockRegion ?? this.region,
+      PROXY_BEDROCK_USE_DEFAULT_CREDENTIALS: String(props.bedrockUseDefaultCredentials ?? false),
+      PROXY_LOG_LEVEL: props.logLevel ?? "info",
+      PROXY_TIMEZONE: props.timezone ?? "UTC",
+      PROXY_SHUTDOWN_DRAIN_SECONDS: String(SHUTDOWN_DRAIN_SECONDS),
+    };
+
+    const container = this.taskDefinition.addContainer("proxy", {
+      image: ecs.ContainerImage.fromAsset(props.imageDirectory ?? REPO_ROOT, {
+        exclude: [...DOCKER_CONTEXT_EXCLUDES],
+        platform: Platform.LINUX_AMD64,
+      }),
+      essential: true,
+      environment,
+      secrets: {
+        PROXY_DB_HOST: ecs.Secret.fromSecretsManager(dbSecret, "host"),
+        PROXY_DB_PORT: ecs.Secret.fromSecretsManager(dbSecret, "port"),
+        PROXY_DB_USER: ecs.Secret.fromSecretsManager(dbSecret, "username"),
+        PROXY_DB_PASSWORD: ecs.Secret.fromSecretsManager(dbSecret, "password"),
+        PROXY_KEY_HASHER_SECRET: ecs.Secret.fromSecretsManager(keyHasherSecret),
+        PROXY_JWT_SECRET: ecs.Secret.fromSecretsManager(jwtSecret),
+        PROXY_ADMIN_USERNAME: ecs.Secret.fromSecretsManager(adminSecret, "username"),
+        PROXY_ADMIN_PASSWORD_HASH: ecs.Secret.fromSecretsManager(adminSecret, "password_hash"),
+      },
+      portMappings: [{ containerPort: CONTAINER_PORT, protocol: ecs.Protocol.TCP }],
+      stopTimeout: Duration.seconds(STOP_TIMEOUT_SECONDS),
+      logging: ecs.LogDrivers.awsLogs({
+        logGroup: this.logGroup,
+        streamPrefix: "proxy",
+        // A slow CloudWatch must never stall stdout writes on the request path.
+        mode: ecs.AwsLogDriverMode.NON_BLOCKING,
+      }),
+    });
+
+    const serviceSecurityGroup = new ec2.SecurityGroup(this, "ServiceSecurityGroup", {
+      vpc: this.vpc,
+      description: "Proxy tasks: inbound from the load balancer only",
+      allowAllOutbound: true, // Anthropic API, Bedrock, KMS, Secrets Manager, ECR, CloudWatch
+    });
+    this.service = new ecs.FargateService(this, "Service", {
+      cluster,
+      taskDefinition: this.taskDefinition,
+      desiredCount,
+      minHealthyPercent: 100,
+      maxHealthyPercent: 200,
+      circuitBreaker: { enable: true, rollback: true },
+      assignPublicIp: false,
+      vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
+      securityGroups: [serviceSecurityGroup],
+      // Migrations run at start under an advisory lock; later tasks wait for the first.
+      healthCheckGracePeriod: Duration.seconds(120),
+      propagateTags: ecs.PropagatedTagSource.SERVICE,
+    });
+    this.database.connections.allowDefaultPortFrom(serviceSecurityGroup, "proxy tasks to PostgreSQL");
+
+    // ---------------------------------------------------------------- load balancer
+    this.loadBalancer = new elbv2.ApplicationLoadBalancer(this, "LoadBalancer", {
+      vpc: this.vpc,
+      internetFacing: true,
+      vpcSubnets: { subnetType: ec2.SubnetType.PUBLIC },
+      idleTimeout: Duration.seconds(IDLE_TIMEOUT_SECONDS),
+      dropInvalidHeaderFields: true,
+      deletionProtection: prod,
+    });
+    this.targetGroup = new elbv2.ApplicationTargetGroup(this, "TargetGroup", {
+      vpc: this.vpc,
+      port: CONTAINER_PORT,
+      protocol: elbv2.ApplicationProtocol.HTTP,
+      targetType: elbv2.TargetType.IP,
+      deregistrationDelay: Duration.seconds(DEREGISTRATION_DELAY_SECONDS),
+      healthCheck: {
+        path: "/health",
+        healthyHttpCodes: "200",
+        interval: Duration.seconds(15),
+        timeout: Duration.seconds(5),
+        healthyThresholdCount: 2,
+        unhealthyThresholdCount: 3,
+      },
+      targets: [this.service.loadBalancerTarget({ containerName: container.containerName })],
+    });
+
+    let listener: elbv2.ApplicationListener;
+    if (props.certificateArn) {
+      listener = this.loadBalancer.addListener("Https", {
+        port: 443,
+        protocol: elbv2.ApplicationProtocol.HTTPS,
+        certificates: [elbv2.ListenerCertificate.fromArn(props.certificateArn)],
+        sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
+        open: true,
+        defaultTargetGroups: [this.targetGroup],
+      });
+      this.loadBalancer.addRedirect({ sourcePort: 80, targetPort: 443 });
+    } else {
+      listener = this.loadBalancer.addListener("Http", {
+        port: 80,
+        protocol: elbv2.ApplicationProtocol.HTTP,
+        open: true,
+        defaultTargetGroups: [this.targetGroup],
+      });
+      Annotations.of(this).addWarningV2(
+        "claude-code-proxy:no-certificate",
+        "No certificateArn given: the load balancer serves plain HTTP on port 80, so access keys, API keys " +
+          "and admin passwords cross the internet unencrypted. Pass -c certificateArn=arn:aws:acm:... for HTTPS.",
+      );
+    }
+
+    if (cidrs.length > 0) {
+      // A rule holds at most 5 condition values (3 per condition): 2 path patterns + up to 3 CIDRs.
+      chunk(cidrs, 3).forEach((group, i) => {
+        new elbv2.ApplicationListenerRule(this, `AdminAllow${i}`, {
+          listener,
+          priority: 10 + i,
+          conditions: [
+            elbv2.ListenerCondition.pathPatterns([...ADMIN_PATH_PATTERNS]),
+            elbv2.ListenerCondition.sourceIps(group),
+          ],
+          targetGroups: [this.targetGroup],
+        });
+      });
+      new elbv2.ApplicationListenerRule(this, "AdminDeny", {
+        listener,
+        priority: 1000,
+        conditions: [elbv2.ListenerCondition.pathPatterns([...ADMIN_PATH_PATTERNS])],
+        action: elbv2.ListenerAction.fixedResponse(403, {
+          contentType: "application/json",
+          messageBody: JSON.stringify({
+            error: { type: "forbidden", message: "not allowed from this address" },
+          }),
+        }),
+      });
+    }
+
+    // ---------------------------------------------------------------- autoscaling
+    const scaling = this.service.autoScaleTaskCount({ minCapacity: desiredCount, maxCapacity: maxCount });
+    scaling.scaleOnCpuUtilization("Cpu", {
+      targetUtilizationPercent: 60,
+      scaleInCooldown: Duration.minutes(5),
+      scaleOutCooldown: Duration.minutes(1),
+    });
+    scaling.scaleOnRequestCount("Requests", {
+      requestsPerTarget: 600, // per task per minute
+      targetGroup: this.targetGroup,
+      scaleInCooldown: Duration.minutes(5),
+      scaleOutCooldown: Duration.minutes(1),
+    });
+
+    // ---------------------------------------------------------------- alarms
+    const period = Duration.minutes(5);
+    const namespace = `ClaudeCodeProxy/${env}`;
+    new logs.MetricFilter(this, "RequestsMetricFilter", {
+      logGroup: this.logGroup,
+      filterPattern: logs.FilterPattern.literal('{ $.msg = "request" }'),
+      metricNamespace: namespace,
+      metricName: "Requests",
+      metricValue: "1",
+    });
+    new logs.MetricFilter(this, "FallbackMetricFilter", {
+      logGroup: this.logGroup,
+      filterPattern: logs.FilterPattern.literal('{ $.msg = "request" && $.is_fallback IS TRUE }'),
+      metricNamespace: namespace,
+      metricName: "FallbackRequests",
+      metricValue: "1",
+    });
+    const metric = (metricName: string) =>
+      new cloudwatch.Metric({ namespace, metricName, statistic: "Sum", period });
+
+    const alarm = (id: string, props: cloudwatch.AlarmProps) => {
+      const a = new cloudwatch.Alarm(this, id, props);
+      this.alarms.push(a);
+      return a;
+    };
+    alarm("Alb5xxRateAlarm", {
+      alarmDescription: "More than 5% of requests answered 5xx (load balancer or tasks) for 15 minutes",
+      metric: new cloudwatch.MathExpression({
+        expression: "IF(requests > 0, 100 * (FILL(elb5xx, 0) + FILL(target5xx, 0)) / requests, 0)",
+        usingMetrics: {
+          requests: this.loadBalancer.metrics.requestCount({ period }),
+          elb5xx: this.loadBalancer.metrics.httpCodeElb(elbv2.HttpCodeElb.ELB_5XX_COUNT, { period }),
+          target5xx: this.loadBalancer.metrics.httpCodeTarget(elbv2.HttpCodeTarget.TARGET_5XX_COUNT, {
+            period,
+          }),
+        },
+        label: "5xx %",
+        period,
+      }),
+      threshold: 5,
+      evaluationPeriods: 3,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    alarm("FallbackRateAlarm", {
+      alarmDescription:
+        "More than 25% of proxied requests were answered by Bedrock (fallback) for 15 minutes",
+      metric: new cloudwatch.MathExpression({
+        expression: "IF(requests > 0, 100 * FILL(fallback, 0) / requests, 0)",
+        usingMetrics: { requests: metric("Requests"), fallback: metric("FallbackRequests") },
+        label: "fallback %",
+        period,
+      }),
+      threshold: 25,
+      evaluationPeriods: 3,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    alarm("TargetResponseTimeAlarm", {
+      alarmDescription: "p90 time to response headers above 30 s for 15 minutes",
+      metric: this.targetGroup.metrics.targetResponseTime({ statistic: "p90", period }),
+      threshold: 30,
+      evaluationPeriods: 3,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    alarm("DatabaseCpuAlarm", {
+      alarmDescription: "Database CPU above 80% for 15 minutes",
+      metric: this.database.metricCPUUtilization({ period }),
+      threshold: 80,
+      evaluationPeriods: 3,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+    });
+    alarm("DatabaseFreeStorageAlarm", {
+      alarmDescription: "Database free storage below 2 GiB",
+      metric: this.database.metricFreeStorageSpace({ period }),
+      threshold: 2 * 1024 ** 3,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+    });
+    alarm("UnhealthyTasksAlarm", {
+      alarmDescription: "A task has failed its /health check for 15 minutes",
+      metric: this.targetGroup.metrics.unhealthyHostCount({ statistic: "Maximum", period }),
+      threshold: 1,
+      evaluationPeriods: 3,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    if (props.alarmEmail) {
+      const topic = new sns.Topic(this, "AlarmTopic", { displayName: `Claude Code proxy (${env}) alarms` });
+      topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
+      const action = new cwActions.SnsAction(topic);
+      for (const a of this.alarms) {
+        a.addAlarmAction(action);
+        a.addOkAction(action);
+      }
+      new CfnOutput(this, "AlarmTopicArn", { value: topic.topicArn });
+    }
+
+    // ---------------------------------------------------------------- outputs
+    const scheme = props.certificateArn ? "https" : "http";
+    new CfnOutput(this, "ServiceUrl", {
+      value: `${scheme}://${props.domainName ?? this.loadBalancer.loadBalancerDnsName}`,
+      description: "Base URL; Claude Code uses ANTHROPIC_BASE_URL=<this>/ak/<access key>",
+    });
+    new CfnOutput(this, "LoadBalancerDnsName", {
+      value: this.loadBalancer.loadBalancerDnsName,
+      description: props.domainName
+        ? `Point ${props.domainName} at this name (CNAME, or a Route 53 alias record)`
+        : "Public DNS name of the load balancer",
+    });
+    new CfnOutput(this, "AdminSecretArn", {
+      value: adminSecret.secretArn,
+      description: "Set password_hash here (see infra/DEPLOY.md)",
+    });
+    new CfnOutput(this, "KeyHasherSecretArn", { value: keyHasherSecret.secretArn });
+    new CfnOutput(this, "JwtSecretArn", { value: jwtSecret.secretArn });
+    new CfnOutput(this, "DatabaseSecretArn", { value: dbSecret.secretArn });
+    new CfnOutput(this, "EnvelopeKeyArn", { value: this.envelopeKey.keyArn });
+    new CfnOutput(this, "ClusterName", { value: cluster.clusterName });
+    new CfnOutput(this, "ServiceName", { value: this.service.serviceName });
+    new CfnOutput(this, "LogGroupName", { value: this.logGroup.logGroupName });
+  }
+}

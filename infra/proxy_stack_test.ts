@@ -1,0 +1,494 @@
+/**
+ * What the CloudFormation the stack synthesises promises. Each variant is synthesised once and shared.
+ */
+import assert from "node:assert/strict";
+import { App } from "aws-cdk-lib";
+import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
+import { loadConfig } from "../lib/config.ts";
+import { verifyPassword } from "../lib/auth/password.ts";
+import {
+  ADMIN_PATH_PATTERNS,
+  DEREGISTRATION_DELAY_SECONDS,
+  PLACEHOLDER_ADMIN_PASSWORD_HASH,
+  ProxyStack,
+  type ProxyStackProps,
+  SHUTDOWN_DRAIN_SECONDS,
+} from "./proxy_stack.ts";
+
+// deno-lint-ignore no-explicit-any
+type Json = any;
+
+const CERT = "arn:aws:acm:ap-northeast-2:123456789012:certificate/00000000-0000-0000-0000-000000000000";
+const CIDRS = ["203.0.113.0/24", "198.51.100.7/32", "192.0.2.0/28", "2001:db8::/48"];
+
+const outRoot = Deno.makeTempDirSync({ prefix: "proxy-stack-test-" });
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(outRoot, { recursive: true });
+  } catch { /* already gone */ }
+});
+
+interface Synthesized {
+  stack: ProxyStack;
+  template: Template;
+  json: Json;
+  outdir: string;
+  ms: number;
+}
+
+function synth(id: string, props: ProxyStackProps): Synthesized {
+  const started = performance.now();
+  const outdir = `${outRoot}/${id}`;
+  const app = new App({ outdir });
+  const stack = new ProxyStack(app, id, { env: { region: "ap-northeast-2" }, ...props });
+  const template = Template.fromStack(stack);
+  return { stack, template, json: template.toJSON(), outdir, ms: performance.now() - started };
+}
+
+const lazy = <T>(make: () => T): () => T => {
+  let value: T | undefined;
+  return () => (value ??= make());
+};
+
+/** dev defaults: no certificate, no allow-list, no alarm e-mail. */
+const dev = lazy(() => synth("ProxyDev", { environment: "dev" }));
+/** prod with everything switched on. */
+const prod = lazy(() =>
+  synth("ProxyProd", {
+    environment: "prod",
+    certificateArn: CERT,
+    domainName: "proxy.example.com",
+    adminAllowedCidrs: CIDRS,
+    alarmEmail: "ops@example.com",
+    desiredCount: 3,
+  })
+);
+
+function resources(s: Synthesized, type: string): Array<[string, Json]> {
+  return Object.entries(s.json.Resources as Record<string, Json>).filter(([, r]) => r.Type === type);
+}
+
+function only(s: Synthesized, type: string): [string, Json] {
+  const found = resources(s, type);
+  assert.equal(found.length, 1, `expected exactly one ${type}, found ${found.length}`);
+  return found[0];
+}
+
+function container(s: Synthesized): Json {
+  const [, task] = only(s, "AWS::ECS::TaskDefinition");
+  assert.equal(task.Properties.ContainerDefinitions.length, 1);
+  return task.Properties.ContainerDefinitions[0];
+}
+
+function envOf(s: Synthesized): Record<string, Json> {
+  return Object.fromEntries(container(s).Environment.map((e: Json) => [e.Name, e.Value]));
+}
+
+function refId(value: Json): string {
+  if (value?.Ref) return value.Ref;
+  if (value?.["Fn::GetAtt"]) return value["Fn::GetAtt"][0];
+  throw new Error(`not a Ref/GetAtt: ${JSON.stringify(value)}`);
+}
+
+function listeners(s: Synthesized): Json[] {
+  return resources(s, "AWS::ElasticLoadBalancingV2::Listener").map(([, r]) => r.Properties);
+}
+
+function subnetTypeOf(s: Synthesized, subnetRef: Json): string {
+  const subnet = s.json.Resources[refId(subnetRef)];
+  const tag = subnet.Properties.Tags.find((t: Json) => t.Key === "aws-cdk:subnet-type");
+  return tag.Value;
+}
+
+Deno.test("the database is not publicly accessible, is encrypted and sits in isolated subnets", () => {
+  for (const s of [dev(), prod()]) {
+    const [, db] = only(s, "AWS::RDS::DBInstance");
+    assert.equal(db.Properties.PubliclyAccessible, false);
+    assert.equal(db.Properties.StorageEncrypted, true);
+    assert.equal(db.Properties.Engine, "postgres");
+    assert.ok(Number(db.Properties.EngineVersion.split(".")[0]) >= 15, "PostgreSQL 15 or newer");
+    assert.ok(db.Properties.BackupRetentionPeriod >= 1, "automated backups on");
+    const [, subnetGroup] = only(s, "AWS::RDS::DBSubnetGroup");
+    for (const subnet of subnetGroup.Properties.SubnetIds) assert.equal(subnetTypeOf(s, subnet), "Isolated");
+  }
+});
+
+Deno.test("the database port is open to the proxy tasks' security group only", () => {
+  const s = dev();
+  const [, db] = only(s, "AWS::RDS::DBInstance");
+  const dbGroup = refId(db.Properties.VPCSecurityGroups[0]);
+  const [, service] = only(s, "AWS::ECS::Service");
+  const serviceGroup = refId(service.Properties.NetworkConfiguration.AwsvpcConfiguration.SecurityGroups[0]);
+  const ingress = [
+    ...resources(s, "AWS::EC2::SecurityGroupIngress").map(([, r]) => r.Properties)
+      .filter((p) => refId(p.GroupId) === dbGroup),
+    ...(s.json.Resources[dbGroup].Properties.SecurityGroupIngress ?? []),
+  ];
+  assert.equal(ingress.length, 1);
+  assert.equal(refId(ingress[0].SourceSecurityGroupId), serviceGroup);
+  assert.equal(ingress[0].CidrIp, undefined);
+});
+
+Deno.test("tasks run in private subnets without public IPs; only the load balancer is internet-facing", () => {
+  const s = dev();
+  const [, service] = only(s, "AWS::ECS::Service");
+  const net = service.Properties.NetworkConfiguration.AwsvpcConfiguration;
+  assert.equal(net.AssignPublicIp, "DISABLED");
+  for (const subnet of net.Subnets) assert.equal(subnetTypeOf(s, subnet), "Private");
+  const [, alb] = only(s, "AWS::ElasticLoadBalancingV2::LoadBalancer");
+  assert.equal(alb.Properties.Scheme, "internet-facing");
+  for (const subnet of alb.Properties.Subnets) assert.equal(subnetTypeOf(s, subnet), "Public");
+  assert.equal(new Set(net.Subnets.map(refId)).size, 2, "two AZs");
+});
+
+Deno.test("with a certificate the listener is HTTPS on 443 and port 80 redirects to it", () => {
+  const s = prod();
+  const all = listeners(s);
+  assert.equal(all.length, 2);
+  const https = all.find((l) => l.Port === 443);
+  assert.ok(https);
+  assert.equal(https.Protocol, "HTTPS");
+  assert.deepEqual(https.Certificates, [{ CertificateArn: CERT }]);
+  assert.match(https.SslPolicy, /TLS13/);
+  const http = all.find((l) => l.Port === 80);
+  assert.ok(http);
+  assert.equal(http.DefaultActions[0].Type, "redirect");
+  assert.equal(http.DefaultActions[0].RedirectConfig.Protocol, "HTTPS");
+  assert.equal(http.DefaultActions[0].RedirectConfig.Port, "443");
+  assert.equal(
+    Annotations.fromStack(s.stack).findWarning("*", Match.stringLikeRegexp("certificateArn")).length,
+    0,
+  );
+});
+
+Deno.test("without a certificate the listener is plain HTTP on 80 and synth warns", () => {
+  const s = dev();
+  const all = listeners(s);
+  assert.equal(all.length, 1);
+  assert.equal(all[0].Port, 80);
+  assert.equal(all[0].Protocol, "HTTP");
+  assert.equal(all[0].DefaultActions[0].Type, "forward");
+  Annotations.fromStack(s.stack).hasWarning(
+    "*",
+    Match.stringLikeRegexp("No certificateArn given.*plain HTTP"),
+  );
+});
+
+Deno.test("the load balancer allows silent streams for at least 600 s and health-checks /health", () => {
+  for (const s of [dev(), prod()]) {
+    const [, alb] = only(s, "AWS::ElasticLoadBalancingV2::LoadBalancer");
+    const idle = alb.Properties.LoadBalancerAttributes.find((a: Json) =>
+      a.Key === "idle_timeout.timeout_seconds"
+    );
+    assert.ok(Number(idle.Value) >= 600);
+    const [, tg] = only(s, "AWS::ElasticLoadBalancingV2::TargetGroup");
+    assert.equal(tg.Properties.HealthCheckPath, "/health");
+    assert.equal(tg.Properties.Port, 8000);
+    assert.equal(tg.Properties.TargetType, "ip");
+  }
+});
+
+Deno.test("shutdown: the ALB drains streams first, then the stop timeout leaves room for the app's drain", () => {
+  const s = dev();
+  const [, tg] = only(s, "AWS::ElasticLoadBalancingV2::TargetGroup");
+  const delay = tg.Properties.TargetGroupAttributes.find((a: Json) =>
+    a.Key === "deregistration_delay.timeout_seconds"
+  );
+  assert.equal(Number(delay.Value), DEREGISTRATION_DELAY_SECONDS);
+  assert.ok(DEREGISTRATION_DELAY_SECONDS >= 60 && DEREGISTRATION_DELAY_SECONDS <= 120);
+  const c = container(s);
+  const drain = Number(envOf(s).PROXY_SHUTDOWN_DRAIN_SECONDS);
+  assert.equal(drain, SHUTDOWN_DRAIN_SECONDS);
+  assert.ok(c.StopTimeout > drain, `stopTimeout ${c.StopTimeout} must exceed the drain ${drain}`);
+  assert.ok(c.StopTimeout <= 120, "Fargate allows at most 120 s");
+});
+
+Deno.test("the task role's policies allow exactly Bedrock invoke and the envelope key, nothing else", () => {
+  for (const s of [dev(), prod()]) {
+    const [, task] = only(s, "AWS::ECS::TaskDefinition");
+    const taskRoleId = refId(task.Properties.TaskRoleArn);
+    const role = s.json.Resources[taskRoleId];
+    assert.equal(role.Properties.ManagedPolicyArns, undefined, "no managed policies");
+    assert.equal(role.Properties.Policies, undefined, "no inline policies");
+    const statements: Json[] = [];
+    for (const type of ["AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"]) {
+      for (const [, policy] of resources(s, type)) {
+        const roles = (policy.Properties.Roles ?? []).map(refId);
+        if (roles.includes(taskRoleId)) statements.push(...policy.Properties.PolicyDocument.Statement);
+      }
+    }
+    const actions = new Set(statements.flatMap((st) => [st.Action].flat()));
+    assert.deepEqual(
+      actions,
+      new Set([
+        "bedrock:InvokeModel",
+        "bedrock:InvokeModelWithResponseStream",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+      ]),
+    );
+    for (const st of statements) {
+      assert.equal(st.Effect, "Allow");
+      assert.notEqual(st.Resource, "*");
+      const isKms = [st.Action].flat().every((a: string) => a.startsWith("kms:"));
+      if (isKms) {
+        const [keyId] = only(s, "AWS::KMS::Key");
+        assert.deepEqual(st.Resource, { "Fn::GetAtt": [keyId, "Arn"] }, "the envelope key only");
+      } else {
+        assert.equal(JSON.stringify(st.Resource).includes("foundation-model/*"), true);
+        assert.equal(JSON.stringify(st.Resource).includes(":inference-profile/*"), true);
+      }
+    }
+  }
+});
+
+Deno.test("secrets reach the container as ECS Secrets, never as plain environment values", () => {
+  for (const s of [dev(), prod()]) {
+    const c = container(s);
+    const plain = c.Environment.map((e: Json) => e.Name as string);
+    const leaked = plain.filter((name: string) => /SECRET|PASSWORD|HASH/.test(name));
+    assert.deepEqual(leaked, []);
+    for (const e of c.Environment) {
+      assert.doesNotMatch(JSON.stringify(e.Value), /resolve:secretsmanager/, `${e.Name} resolves a secret`);
+    }
+    const secretNames = c.Secrets.map((x: Json) => x.Name).sort();
+    assert.deepEqual(secretNames, [
+      "PROXY_ADMIN_PASSWORD_HASH",
+      "PROXY_ADMIN_USERNAME",
+      "PROXY_DB_HOST",
+      "PROXY_DB_PASSWORD",
+      "PROXY_DB_PORT",
+      "PROXY_DB_USER",
+      "PROXY_JWT_SECRET",
+      "PROXY_KEY_HASHER_SECRET",
+    ]);
+    assert.equal(envOf(s).PROXY_DB_SSLMODE, "require");
+    assert.equal(envOf(s).PROXY_ENV, "production");
+    assert.equal(envOf(s).PROXY_DATABASE_URL, undefined, "the URL is built from the parts");
+  }
+});
+
+/** A value shaped like what Secrets Manager will hold for `valueFrom`. */
+function fabricateSecret(s: Synthesized, valueFrom: Json): string {
+  let secretRef: Json = valueFrom;
+  let field: string | undefined;
+  if (valueFrom["Fn::Join"]) {
+    const [ref, suffix] = valueFrom["Fn::Join"][1];
+    secretRef = ref;
+    field = /^:([^:]+)::$/.exec(suffix)?.[1];
+    assert.ok(field, `unexpected valueFrom suffix ${suffix}`);
+  }
+  let resource = s.json.Resources[refId(secretRef)];
+  if (resource.Type === "AWS::SecretsManager::SecretTargetAttachment") {
+    if (field === "host") return "proxy.abcdefghijkl.ap-northeast-2.rds.amazonaws.com";
+    if (field === "port") return "5432";
+    resource = s.json.Resources[refId(resource.Properties.SecretId)];
+  }
+  assert.equal(resource.Type, "AWS::SecretsManager::Secret");
+  const p = resource.Properties;
+  let value: Json;
+  if (typeof p.SecretString === "string") {
+    value = field ? JSON.parse(p.SecretString) : p.SecretString;
+  } else {
+    const g = p.GenerateSecretString;
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    const generated = Array.from({ length: g.PasswordLength ?? 32 }, (_, i) => alphabet[(i * 7) % 62]).join(
+      "",
+    );
+    if (g.GenerateStringKey) {
+      value = { ...JSON.parse(g.SecretStringTemplate), [g.GenerateStringKey]: generated };
+    } else value = generated;
+  }
+  if (field === undefined) return value;
+  assert.ok(field in value, `secret has no field ${field}`);
+  return String(value[field]);
+}
+
+Deno.test("the task's environment and secrets pass the app's production configuration check", async () => {
+  for (const s of [dev(), prod()]) {
+    const c = container(s);
+    const env: Record<string, string> = {};
+    for (const e of c.Environment) env[e.Name] = typeof e.Value === "string" ? e.Value : "arn:aws:kms:key";
+    for (const x of c.Secrets) env[x.Name] = fabricateSecret(s, x.ValueFrom);
+    const noIo = {
+      readSecrets: () => Promise.reject(new Error("production never reads dev secrets")),
+      writeSecrets: () => Promise.reject(new Error("production never writes dev secrets")),
+      hashPassword: () => Promise.reject(new Error("production never hashes")),
+    };
+    const config = await loadConfig(env, noIo);
+    assert.equal(config.env, "production");
+    assert.match(config.databaseUrl, /^postgres:\/\/proxy:[^@]+@proxy\.[^/]+:5432\/proxy\?sslmode=require$/);
+    assert.equal(config.adminPasswordHash, PLACEHOLDER_ADMIN_PASSWORD_HASH);
+    assert.equal(config.shutdownDrainSeconds, SHUTDOWN_DRAIN_SECONDS);
+  }
+});
+
+Deno.test("until the operator sets it, the admin password hash matches no password", async () => {
+  for (const guess of ["", "admin", "password", "placeholder-run-deno-task-hash-password"]) {
+    assert.equal(await verifyPassword(guess, PLACEHOLDER_ADMIN_PASSWORD_HASH), false);
+  }
+});
+
+Deno.test("generated application secrets are long random strings kept in Secrets Manager", () => {
+  const s = dev();
+  const env = container(s).Secrets;
+  for (const name of ["PROXY_KEY_HASHER_SECRET", "PROXY_JWT_SECRET"]) {
+    const ref = env.find((x: Json) => x.Name === name).ValueFrom;
+    const secret = s.json.Resources[refId(ref)];
+    assert.equal(secret.Type, "AWS::SecretsManager::Secret");
+    assert.ok(secret.Properties.GenerateSecretString.PasswordLength >= 32);
+    assert.equal(secret.Properties.SecretString, undefined);
+  }
+  const [, db] = only(s, "AWS::RDS::DBInstance");
+  assert.match(JSON.stringify(db.Properties.MasterUserPassword), /resolve:secretsmanager/);
+});
+
+Deno.test("one KMS key with automatic rotation is the key the app is given", () => {
+  const s = dev();
+  const [keyId, key] = only(s, "AWS::KMS::Key");
+  assert.equal(key.Properties.EnableKeyRotation, true);
+  assert.deepEqual(envOf(s).PROXY_KMS_KEY_ID, { "Fn::GetAtt": [keyId, "Arn"] });
+});
+
+Deno.test("the service runs at least two tasks and autoscales on CPU and requests per target from two", () => {
+  for (const s of [dev(), prod()]) {
+    const [, service] = only(s, "AWS::ECS::Service");
+    assert.ok(service.Properties.DesiredCount >= 2);
+    assert.equal(service.Properties.LaunchType, "FARGATE");
+    const [, target] = only(s, "AWS::ApplicationAutoScaling::ScalableTarget");
+    assert.ok(target.Properties.MinCapacity >= 2);
+    assert.ok(target.Properties.MaxCapacity >= target.Properties.MinCapacity);
+    const metrics = resources(s, "AWS::ApplicationAutoScaling::ScalingPolicy").map(([, p]) =>
+      p.Properties.TargetTrackingScalingPolicyConfiguration.PredefinedMetricSpecification.PredefinedMetricType
+    ).sort();
+    assert.deepEqual(metrics, ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]);
+  }
+  const [, prodService] = only(prod(), "AWS::ECS::Service");
+  assert.equal(prodService.Properties.DesiredCount, 3);
+});
+
+Deno.test("a failing deployment rolls back (circuit breaker) and never drops below the running tasks", () => {
+  const [, service] = only(dev(), "AWS::ECS::Service");
+  const deployment = service.Properties.DeploymentConfiguration;
+  assert.deepEqual(deployment.DeploymentCircuitBreaker, { Enable: true, Rollback: true });
+  assert.equal(deployment.MinimumHealthyPercent, 100);
+});
+
+Deno.test("prod keeps its data: deletion protection and Retain on the database, secrets and key", () => {
+  const s = prod();
+  const [, db] = only(s, "AWS::RDS::DBInstance");
+  assert.equal(db.Properties.DeletionProtection, true);
+  assert.equal(db.DeletionPolicy, "Retain");
+  assert.equal(db.UpdateReplacePolicy, "Retain");
+  assert.equal(db.Properties.MultiAZ, true);
+  for (const type of ["AWS::SecretsManager::Secret", "AWS::KMS::Key", "AWS::Logs::LogGroup"]) {
+    for (const [id, r] of resources(s, type)) assert.equal(r.DeletionPolicy, "Retain", `${type} ${id}`);
+  }
+});
+
+Deno.test("dev can be torn down: no deletion protection, resources deleted with the stack", () => {
+  const s = dev();
+  const [, db] = only(s, "AWS::RDS::DBInstance");
+  assert.equal(db.Properties.DeletionProtection, false);
+  assert.equal(db.DeletionPolicy, "Delete");
+  assert.equal(db.Properties.MultiAZ, false);
+  for (const type of ["AWS::SecretsManager::Secret", "AWS::KMS::Key", "AWS::Logs::LogGroup"]) {
+    for (const [id, r] of resources(s, type)) assert.equal(r.DeletionPolicy, "Delete", `${type} ${id}`);
+  }
+});
+
+Deno.test("the admin allow-list lets listed CIDRs reach /admin and /api and answers 403 to everyone else", () => {
+  const s = prod();
+  const rules = resources(s, "AWS::ElasticLoadBalancingV2::ListenerRule").map(([, r]) => r.Properties)
+    .sort((a, b) => a.Priority - b.Priority);
+  const [httpsId] = resources(s, "AWS::ElasticLoadBalancingV2::Listener")
+    .find(([, l]) => l.Properties.Port === 443)!;
+  const allowed: string[] = [];
+  for (const rule of rules) {
+    assert.equal(refId(rule.ListenerArn), httpsId, "rules sit on the HTTPS listener");
+    const values = rule.Conditions.flatMap((c: Json) =>
+      c.PathPatternConfig?.Values ?? c.SourceIpConfig?.Values ?? c.Values ?? []
+    );
+    assert.ok(values.length <= 5, "an ALB rule holds at most 5 condition values");
+    const paths = rule.Conditions.find((c: Json) => c.Field === "path-pattern").PathPatternConfig.Values;
+    assert.deepEqual(paths, ADMIN_PATH_PATTERNS);
+  }
+  const deny = rules.at(-1);
+  assert.equal(deny.Actions[0].Type, "fixed-response");
+  assert.equal(deny.Actions[0].FixedResponseConfig.StatusCode, "403");
+  assert.equal(deny.Conditions.length, 1, "the deny rule matches every source");
+  for (const rule of rules.slice(0, -1)) {
+    assert.equal(rule.Actions[0].Type, "forward");
+    allowed.push(...rule.Conditions.find((c: Json) => c.Field === "source-ip").SourceIpConfig.Values);
+  }
+  assert.deepEqual(allowed.sort(), [...CIDRS].sort());
+  assert.equal(resources(dev(), "AWS::ElasticLoadBalancingV2::ListenerRule").length, 0, "no list, no rules");
+});
+
+Deno.test("alarms watch 5xx rate, fallback rate, response time, database CPU and storage, and notify by e-mail", () => {
+  for (const s of [dev(), prod()]) {
+    const filters = resources(s, "AWS::Logs::MetricFilter").map(([, f]) => f.Properties.FilterPattern);
+    assert.ok(filters.includes('{ $.msg = "request" && $.is_fallback IS TRUE }'));
+    assert.ok(filters.includes('{ $.msg = "request" }'));
+    const alarms = resources(s, "AWS::CloudWatch::Alarm").map(([, a]) => a.Properties);
+    const watched = alarms.map((a) =>
+      a.MetricName ??
+        a.Metrics.filter((m: Json) => m.MetricStat).map((m: Json) => m.MetricStat.Metric.MetricName).sort()
+          .join("+")
+    );
+    for (
+      const expected of [
+        "HTTPCode_ELB_5XX_Count+HTTPCode_Target_5XX_Count+RequestCount",
+        "FallbackRequests+Requests",
+        "TargetResponseTime",
+        "CPUUtilization",
+        "FreeStorageSpace",
+      ]
+    ) assert.ok(watched.includes(expected), `an alarm on ${expected}; have ${watched.join(", ")}`);
+  }
+  assert.equal(resources(dev(), "AWS::SNS::Topic").length, 0);
+  const [topicId] = only(prod(), "AWS::SNS::Topic");
+  const [, sub] = only(prod(), "AWS::SNS::Subscription");
+  assert.equal(sub.Properties.Protocol, "email");
+  assert.equal(sub.Properties.Endpoint, "ops@example.com");
+  for (const [, a] of resources(prod(), "AWS::CloudWatch::Alarm")) {
+    assert.deepEqual(a.Properties.AlarmActions, [{ Ref: topicId }]);
+  }
+});
+
+Deno.test("container logs go to CloudWatch with a retention, without blocking the app", () => {
+  const s = dev();
+  const [logGroupId, logGroup] = only(s, "AWS::Logs::LogGroup");
+  assert.ok(logGroup.Properties.RetentionInDays > 0);
+  const logConfig = container(s).LogConfiguration;
+  assert.equal(logConfig.LogDriver, "awslogs");
+  assert.deepEqual(logConfig.Options["awslogs-group"], { Ref: logGroupId });
+  assert.equal(logConfig.Options.mode, "non-blocking");
+});
+
+Deno.test("the image is staged from the repository root without node_modules, .git, .data or cdk.out", () => {
+  const s = dev();
+  const assets = [...Deno.readDirSync(s.outdir)].filter((e) => e.isDirectory && e.name.startsWith("asset."));
+  assert.equal(assets.length, 1);
+  const dir = `${s.outdir}/${assets[0].name}`;
+  const top = new Set([...Deno.readDirSync(dir)].map((e) => e.name));
+  assert.ok(top.has("Dockerfile"));
+  assert.ok(top.has("deno.json") && top.has("deno.lock"));
+  for (const excluded of ["node_modules", ".git", ".data", "cdk.out", "tests", "infra"]) {
+    assert.equal(top.has(excluded), false, `${excluded} must not be in the image context`);
+  }
+  assert.ok(s.ms < 20_000, `synth took ${Math.round(s.ms)} ms`);
+});
+
+Deno.test("invalid props are refused before anything is synthesised", () => {
+  const app = new App({ outdir: `${outRoot}/invalid` });
+  assert.throws(() => new ProxyStack(app, "One", { environment: "dev", desiredCount: 1 }), /at least 2/);
+  assert.throws(
+    () => new ProxyStack(app, "Cidr", { environment: "dev", adminAllowedCidrs: ["10.0.0.0"] }),
+    /not a CIDR: 10\.0\.0\.0/,
+  );
+  assert.throws(
+    () => new ProxyStack(app, "Env", { environment: "staging" as "dev" }),
+    /environment must be "dev" or "prod"/,
+  );
+});

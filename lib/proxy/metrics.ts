@@ -1,0 +1,100 @@
+/**
+ * In-process counters and histograms of the proxy, rendered in Prometheus text format by `GET /metrics`.
+ * Updating them is a few map operations: cheap enough for the hot path.
+ */
+import type { UsageRecord } from "../db/usage.ts";
+
+const BUCKETS_MS = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000];
+
+class Histogram {
+  readonly counts = new Map<string, { buckets: number[]; sum: number; count: number }>();
+  observe(labels: string, valueMs: number): void {
+    let h = this.counts.get(labels);
+    if (!h) {
+      h = { buckets: new Array(BUCKETS_MS.length).fill(0), sum: 0, count: 0 };
+      this.counts.set(labels, h);
+    }
+    for (let i = 0; i < BUCKETS_MS.length; i++) if (valueMs <= BUCKETS_MS[i]) h.buckets[i]++;
+    h.sum += valueMs;
+    h.count++;
+  }
+  render(name: string, help: string): string[] {
+    const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
+    for (const [labels, h] of this.counts) {
+      const sep = labels ? "," : "";
+      BUCKETS_MS.forEach((le, i) =>
+        lines.push(`${name}_bucket{${labels}${sep}le="${le / 1000}"} ${h.buckets[i]}`)
+      );
+      lines.push(`${name}_bucket{${labels}${sep}le="+Inf"} ${h.count}`);
+      lines.push(`${name}_sum{${labels}} ${h.sum / 1000}`);
+      lines.push(`${name}_count{${labels}} ${h.count}`);
+    }
+    return lines;
+  }
+}
+
+/** The proxy's metrics. */
+export class ProxyMetrics {
+  readonly #requests = new Map<string, number>();
+  readonly #fallbacks = new Map<string, number>();
+  readonly #unpriced = new Map<string, number>();
+  readonly #upstream = new Histogram();
+  readonly #ttfb = new Histogram();
+  readonly #latency = new Histogram();
+
+  /** One finished proxied request. */
+  observeRequest(r: UsageRecord, priced: boolean): void {
+    const labels = `provider="${r.provider}",status="${r.statusCode}",model="${esc(r.model ?? "")}"`;
+    this.#requests.set(labels, (this.#requests.get(labels) ?? 0) + 1);
+    this.#latency.observe(`provider="${r.provider}"`, r.latencyMs);
+    if (r.timeToFirstByteMs !== null) this.#ttfb.observe(`provider="${r.provider}"`, r.timeToFirstByteMs);
+    if (!priced && r.model) this.#unpriced.set(esc(r.model), (this.#unpriced.get(esc(r.model)) ?? 0) + 1);
+  }
+
+  /** A fallback to Bedrock, by reason. */
+  observeFallback(reason: string): void {
+    this.#fallbacks.set(reason, (this.#fallbacks.get(reason) ?? 0) + 1);
+  }
+
+  /** Time until an upstream (Anthropic or Bedrock) answered. */
+  observeUpstream(provider: "anthropic" | "bedrock", ms: number, status: number): void {
+    this.#upstream.observe(
+      `provider="${provider}",status_class="${status === 0 ? "network" : `${Math.floor(status / 100)}xx`}"`,
+      ms,
+    );
+  }
+
+  /** Prometheus text; `extra` lines (queue depth, breaker states, …) are appended. */
+  render(extra: string[] = []): string {
+    const lines: string[] = [];
+    lines.push("# HELP proxy_requests_total Proxied Messages requests by provider, status and model.");
+    lines.push("# TYPE proxy_requests_total counter");
+    for (const [l, v] of this.#requests) lines.push(`proxy_requests_total{${l}} ${v}`);
+    lines.push(
+      "# HELP proxy_fallbacks_total Requests answered by Bedrock after the plan upstream failed, by reason.",
+    );
+    lines.push("# TYPE proxy_fallbacks_total counter");
+    for (const [reason, v] of this.#fallbacks) {
+      lines.push(`proxy_fallbacks_total{reason="${esc(reason)}"} ${v}`);
+    }
+    lines.push("# HELP proxy_unpriced_requests_total Requests whose model has no price (cost not recorded).");
+    lines.push("# TYPE proxy_unpriced_requests_total counter");
+    for (const [m, v] of this.#unpriced) lines.push(`proxy_unpriced_requests_total{model="${m}"} ${v}`);
+    lines.push(
+      ...this.#upstream.render("proxy_upstream_seconds", "Time until the upstream answered (headers)."),
+    );
+    lines.push(
+      ...this.#ttfb.render(
+        "proxy_time_to_first_byte_seconds",
+        "Time until the first byte went to the client.",
+      ),
+    );
+    lines.push(...this.#latency.render("proxy_request_duration_seconds", "Whole request duration."));
+    lines.push(...extra);
+    return lines.join("\n") + "\n";
+  }
+}
+
+function esc(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n").slice(0, 100);
+}

@@ -1,0 +1,635 @@
+/**
+ * The proxy's hot path: authorise the access key, forward the request to the plan upstream untouched, fall back to
+ * Bedrock when the plan upstream cannot answer (before the client has seen a byte), and record usage beside the
+ * stream without ever waiting on the database.
+ *
+ * The route layer only parses the URL; everything else is here so it can be tested without HTTP plumbing.
+ */
+import type { Config } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { redactPath } from "../log.ts";
+import type { KeyResolver, ResolvedKey } from "../auth/key_resolver.ts";
+import type { BedrockCredentialStore } from "../admin/bedrock_credentials.ts";
+import type { CircuitBreakers } from "./circuit_breaker.ts";
+import type { UsageRecorder } from "../usage/recorder.ts";
+import type { PriceBook } from "../usage/pricing.ts";
+import type { BudgetGuard } from "../usage/budgets.ts";
+import type { UsageRecord } from "../db/usage.ts";
+import { HttpError } from "../errors.ts";
+import { readLimited } from "../http.ts";
+import { betaValues, clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
+import type { PlanClient } from "./plan_client.ts";
+import { SseUsageTap, type StreamUsage, usageFromJson } from "./sse_usage.ts";
+import { classifyPlanAnswer, type FallbackDecision } from "./fallback.ts";
+import type { BedrockCredentials, BedrockInvoker } from "./bedrock/client.ts";
+import { mapModel } from "./bedrock/model_map.ts";
+import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./bedrock/translate.ts";
+import { anthropicErrorBody, mapBedrockError, sseErrorEvent } from "./bedrock/errors.ts";
+import type { ProxyMetrics } from "./metrics.ts";
+
+/** What the proxy needs. */
+export interface ProxyDeps {
+  config: Config;
+  log: Logger;
+  resolver: KeyResolver;
+  credentials: BedrockCredentialStore;
+  breakers: CircuitBreakers;
+  recorder: UsageRecorder;
+  prices: PriceBook;
+  budgets: BudgetGuard;
+  plan: PlanClient;
+  bedrock: BedrockInvoker;
+  metrics: ProxyMetrics;
+  now?: () => number;
+}
+
+/** One incoming proxy request, as the route hands it over. */
+export interface ProxyRequest {
+  requestId: string;
+  rawKey: string;
+  /** `/v1/...` plus the query string, exactly as the client sent it. */
+  pathAndQuery: string;
+  method: string;
+  headers: Headers;
+  request: Request;
+  /** Fires when the client goes away. */
+  signal: AbortSignal;
+}
+
+/** Per-request bookkeeping that ends up in the usage row and the log line. */
+interface Outcome {
+  provider: "anthropic" | "bedrock";
+  isFallback: boolean;
+  fallbackReason: string | null;
+  statusCode: number;
+  errorType: string | null;
+  modelServed: string | null;
+  ttfbMs: number | null;
+}
+
+const encoder = new TextEncoder();
+const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" };
+/** Largest non-streaming response the tap keeps a copy of to read usage from (the bytes still all pass). */
+const MAX_JSON_TAP = 16 * 1024 * 1024;
+
+/** The proxy's entry points. */
+export interface Proxy {
+  /** `POST /v1/messages`: the product's hot path. */
+  messages(req: ProxyRequest): Promise<Response>;
+  /** Every other `/v1/*` path: forwarded as is (count_tokens, models, …); no usage row. */
+  passThrough(req: ProxyRequest): Promise<Response>;
+}
+
+/** Creates the proxy; `messages` handles `/v1/messages`, `passThrough` every other `/v1/*` path. */
+export function createProxy(deps: ProxyDeps): Proxy {
+  const now = deps.now ?? (() => performance.now());
+  const allowedBetas = deps.config.bedrockAllowedBetas ?? DEFAULT_BEDROCK_BETAS;
+  const droppedFields = deps.config.bedrockDroppedFields ?? DEFAULT_DROPPED_FIELDS;
+
+  async function authorise(req: ProxyRequest): Promise<ResolvedKey> {
+    const r = await deps.resolver.resolve(req.rawKey);
+    switch (r.status) {
+      case "ok":
+        return r.key;
+      case "user_inactive":
+        throw new HttpError(403, "permission_error", "the user of this access key is deactivated or deleted");
+      case "unavailable":
+        throw new HttpError(
+          503,
+          "api_error",
+          "cannot verify the access key right now (database unreachable); retry",
+        );
+      case "expired":
+        throw new HttpError(
+          401,
+          "authentication_error",
+          "access key expired after rotation; use the new key",
+        );
+      default:
+        throw new HttpError(401, "authentication_error", "invalid access key in the URL path (/ak/<key>)");
+    }
+  }
+
+  /** Client credentials for the plan upstream, or the configured default key. */
+  function planHeaders(req: ProxyRequest): Headers | null {
+    const headers = upstreamRequestHeaders(req.headers);
+    if (!headers.has("x-api-key") && !headers.has("authorization")) {
+      if (deps.config.planApiKey === "") return null;
+      headers.set("x-api-key", deps.config.planApiKey);
+    }
+    return headers;
+  }
+
+  async function bedrockCredentials(
+    key: ResolvedKey,
+  ): Promise<{ credentials: BedrockCredentials; region: string } | null> {
+    if (key.hasBedrockCredentials) {
+      const loaded = await deps.credentials.load(key.id);
+      if (loaded) {
+        return { credentials: loaded.credentials, region: loaded.region ?? deps.config.bedrockRegion };
+      }
+    }
+    if (deps.config.bedrockUseDefaultCredentials) {
+      return { credentials: { kind: "default" }, region: deps.config.bedrockRegion };
+    }
+    return null;
+  }
+
+  function canFallBack(key: ResolvedKey): boolean {
+    return key.hasBedrockCredentials || deps.config.bedrockUseDefaultCredentials;
+  }
+
+  return {
+    /** `POST /v1/messages`: the product's hot path. */
+    async messages(req: ProxyRequest): Promise<Response> {
+      const t0 = now();
+      const key = await authorise(req);
+      const body = await readLimited(req.request, deps.config.maxBodyBytes);
+      let parsed: Record<string, unknown>;
+      try {
+        const value = JSON.parse(new TextDecoder().decode(body));
+        if (typeof value !== "object" || value === null || Array.isArray(value)) {
+          throw new Error("not an object");
+        }
+        parsed = value;
+      } catch {
+        throw new HttpError(
+          400,
+          "invalid_request_error",
+          "request body is not valid JSON; expected a Messages API object",
+        );
+      }
+      const model = typeof parsed.model === "string" ? parsed.model : null;
+      const stream = parsed.stream === true;
+
+      const base = {
+        requestId: req.requestId,
+        accessKeyId: key.id,
+        userId: key.userId,
+        model,
+        stream,
+      };
+      const finish = (o: Outcome, usage: Partial<StreamUsage>) => {
+        const latencyMs = Math.round(now() - t0);
+        const tokens = {
+          inputTokens: usage.inputTokens ?? 0,
+          outputTokens: usage.outputTokens ?? 0,
+          cacheReadInputTokens: usage.cacheReadInputTokens ?? 0,
+          cacheCreationInputTokens: usage.cacheCreationInputTokens ?? 0,
+        };
+        const priced = deps.prices.cost(o.modelServed ?? model ?? "", tokens);
+        const record: UsageRecord = {
+          ...base,
+          messageId: usage.messageId ?? null,
+          modelServed: o.modelServed,
+          ...tokens,
+          provider: o.provider,
+          isFallback: o.isFallback,
+          fallbackReason: o.fallbackReason,
+          statusCode: o.statusCode,
+          errorType: o.errorType,
+          stopReason: usage.stopReason ?? null,
+          latencyMs,
+          timeToFirstByteMs: o.ttfbMs,
+          costUsd: priced.costUsd,
+          createdAt: new Date().toISOString(),
+        };
+        deps.recorder.record(record);
+        deps.metrics.observeRequest(record, priced.priced);
+        deps.log.info("request", {
+          request_id: req.requestId,
+          path: "/v1/messages",
+          key_prefix: key.keyPrefix,
+          model,
+          model_served: o.modelServed,
+          stream,
+          provider: o.provider,
+          is_fallback: o.isFallback,
+          fallback_reason: o.fallbackReason,
+          status: o.statusCode,
+          error_type: o.errorType,
+          latency_ms: latencyMs,
+          ttfb_ms: o.ttfbMs,
+          input_tokens: tokens.inputTokens,
+          output_tokens: tokens.outputTokens,
+          cache_read_input_tokens: tokens.cacheReadInputTokens,
+          cache_creation_input_tokens: tokens.cacheCreationInputTokens,
+          cost_usd: priced.costUsd,
+          unpriced_model: priced.priced ? undefined : (o.modelServed ?? model),
+        });
+      };
+
+      const toBedrock = (reason: string | null, isFallback: boolean) =>
+        answerFromBedrock({ req, key, parsed, model, stream, reason, isFallback, t0, finish });
+
+      if (key.routingStrategy === "bedrock_only") return await toBedrock("routing:bedrock_only", false);
+
+      const fallbackPossible = canFallBack(key);
+      const acquired = fallbackPossible
+        ? deps.breakers.acquire(key.id)
+        : { route: "plan" as const, probe: false };
+      if (acquired.route === "bedrock") return await toBedrock("circuit_open", true);
+
+      const headers = planHeaders(req);
+      if (!headers) {
+        if (acquired.probe) deps.breakers.releaseProbe(key.id);
+        throw new HttpError(
+          401,
+          "authentication_error",
+          "no Anthropic credentials: send x-api-key or Authorization (your Anthropic key or Claude login), or ask the proxy admin to set PROXY_PLAN_API_KEY",
+        );
+      }
+      const tUp = now();
+      const sent = await deps.plan.send({
+        method: "POST",
+        pathAndQuery: req.pathAndQuery,
+        headers,
+        body,
+        signal: req.signal,
+      });
+      const upstreamMs = () => Math.round(now() - tUp);
+
+      // Decide before the first byte reaches the client whether the plan upstream answered.
+      const decision: FallbackDecision = await classifyPlanAnswer(sent, stream);
+      deps.metrics.observeUpstream(
+        "anthropic",
+        upstreamMs(),
+        decision.kind === "answer" ? decision.status : 0,
+      );
+
+      if (decision.kind === "client_gone") {
+        if (acquired.probe) deps.breakers.releaseProbe(key.id);
+        finish({
+          provider: "anthropic",
+          isFallback: false,
+          fallbackReason: null,
+          statusCode: 499,
+          errorType: "client_closed_request",
+          modelServed: null,
+          ttfbMs: null,
+        }, {});
+        return new Response(null, { status: 499 });
+      }
+
+      if (decision.kind === "failure") {
+        // The plan upstream could not answer: count it, then fall back when this key can.
+        if (fallbackPossible) {
+          if (decision.opensUntil !== undefined) {
+            deps.breakers.openUntil(key.id, decision.opensUntil, decision.reason);
+          } else deps.breakers.recordFailure(key.id, acquired.probe);
+          deps.metrics.observeFallback(decision.reason);
+          decision.discard();
+          return await toBedrock(decision.reason, true);
+        }
+        if (acquired.probe) deps.breakers.releaseProbe(key.id);
+        if (!decision.response || !decision.reader) {
+          const status = decision.reason.includes("timeout") ? 504 : 502;
+          const type = status === 504 ? "timeout_error" : "api_error";
+          finish({
+            provider: "anthropic",
+            isFallback: false,
+            fallbackReason: null,
+            statusCode: status,
+            errorType: type,
+            modelServed: null,
+            ttfbMs: null,
+          }, {});
+          throw new HttpError(status, type, `Anthropic API: ${decision.message}`);
+        }
+      } else if (decision.countsAsSuccess) deps.breakers.recordSuccess(key.id, acquired.probe);
+      else if (acquired.probe) deps.breakers.releaseProbe(key.id);
+
+      // Pass the plan upstream's answer through (success, a 4xx, or a failure this key cannot fall back from).
+      const upstream = decision.response!;
+      const responseHeaders = clientResponseHeaders(upstream.headers);
+      responseHeaders.set("x-proxy-request-id", req.requestId);
+      responseHeaders.set("x-proxy-provider", "anthropic");
+      responseHeaders.set(
+        "server-timing",
+        `proxy;dur=${(tUp - t0).toFixed(1)}, upstream;dur=${upstreamMs()}`,
+      );
+      const ttfbMs = Math.round(now() - t0);
+      const outcome: Outcome = {
+        provider: "anthropic",
+        isFallback: false,
+        fallbackReason: null,
+        statusCode: upstream.status,
+        errorType: upstream.status >= 400 ? (decision.errorType ?? "api_error") : null,
+        modelServed: null,
+        ttfbMs,
+      };
+      const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
+      const decoded = decodeBody(decision.head, decision.reader!, upstream.headers.get("content-encoding"));
+      if (decoded.encoding) responseHeaders.set("content-encoding", decoded.encoding);
+      const out = relay({
+        head: decoded.head,
+        reader: decoded.reader,
+        sse: isSse,
+        onEnd: (usage, failure) => {
+          outcome.modelServed = usage.model ?? null;
+          if (failure === "cancelled") {
+            outcome.statusCode = outcome.statusCode < 400 ? 499 : outcome.statusCode;
+            outcome.errorType ??= "client_closed_request";
+          } else if (failure) {
+            outcome.errorType = "stream_interrupted";
+          } else if (usage.error && outcome.errorType === null) outcome.errorType = usage.error.type;
+          finish(outcome, usage);
+        },
+        abort: () => sent.ok && sent.abort(),
+      });
+      return new Response(out, {
+        status: upstream.status,
+        statusText: upstream.statusText,
+        headers: responseHeaders,
+      });
+    },
+
+    /** Every other `/v1/*` path: forwarded as is (count_tokens, models, …); no usage row. */
+    async passThrough(req: ProxyRequest): Promise<Response> {
+      await authorise(req);
+      const headers = planHeaders(req);
+      if (!headers) {
+        throw new HttpError(
+          401,
+          "authentication_error",
+          "no Anthropic credentials: send x-api-key or Authorization",
+        );
+      }
+      const hasBody = req.method !== "GET" && req.method !== "HEAD";
+      const body = hasBody ? await readLimited(req.request, deps.config.maxBodyBytes) : null;
+      const sent = await deps.plan.send({
+        method: req.method,
+        pathAndQuery: req.pathAndQuery,
+        headers,
+        body,
+        signal: req.signal,
+      });
+      if (!sent.ok) {
+        const status = sent.failure.includes("timeout") ? 504 : sent.failure === "client_aborted" ? 499 : 502;
+        throw new HttpError(
+          status,
+          status === 504 ? "timeout_error" : "api_error",
+          `Anthropic API: ${sent.message}`,
+        );
+      }
+      sent.firstByte.clear();
+      const responseHeaders = clientResponseHeaders(sent.response.headers);
+      responseHeaders.set("x-proxy-request-id", req.requestId);
+      responseHeaders.set("x-proxy-provider", "anthropic");
+      deps.log.info("request", {
+        request_id: req.requestId,
+        path: redactPath(req.pathAndQuery.split("?")[0]),
+        method: req.method,
+        provider: "anthropic",
+        status: sent.response.status,
+      });
+      return new Response(sent.response.body, {
+        status: sent.response.status,
+        statusText: sent.response.statusText,
+        headers: responseHeaders,
+      });
+    },
+  };
+
+  async function answerFromBedrock(a: {
+    req: ProxyRequest;
+    key: ResolvedKey;
+    parsed: Record<string, unknown>;
+    model: string | null;
+    stream: boolean;
+    reason: string | null;
+    isFallback: boolean;
+    t0: number;
+    finish: (o: Outcome, usage: Partial<StreamUsage>) => void;
+  }): Promise<Response> {
+    const outcome: Outcome = {
+      provider: "bedrock",
+      isFallback: a.isFallback,
+      fallbackReason: a.reason,
+      statusCode: 200,
+      errorType: null,
+      modelServed: null,
+      ttfbMs: null,
+    };
+    const fail = (status: number, type: string, message: string, extra: Record<string, string> = {}) => {
+      outcome.statusCode = status;
+      outcome.errorType = type;
+      a.finish(outcome, {});
+      return new Response(anthropicErrorBody(type, message), {
+        status,
+        headers: {
+          "content-type": "application/json",
+          "x-proxy-request-id": a.req.requestId,
+          "x-proxy-provider": "bedrock",
+          ...(a.reason ? { "x-proxy-fallback-reason": a.reason } : {}),
+          ...extra,
+        },
+      });
+    };
+
+    const budget = await deps.budgets.check(a.key.userId, a.key.monthlyBudgetUsd);
+    if (!budget.ok) {
+      return fail(429, "rate_limit_error", budget.message, {
+        "retry-after": String(Math.max(1, Math.ceil((budget.resetsAt.getTime() - Date.now()) / 1000))),
+      });
+    }
+    let creds;
+    try {
+      creds = await bedrockCredentials(a.key);
+    } catch (e) {
+      deps.log.error("bedrock credentials could not be opened", {
+        access_key_id: a.key.id,
+        error: (e as Error).message,
+      });
+      return fail(
+        500,
+        "api_error",
+        "Bedrock credentials for this access key could not be decrypted; ask the proxy admin",
+      );
+    }
+    if (!creds) {
+      return fail(
+        403,
+        "permission_error",
+        "this access key has no Bedrock credentials (routing strategy bedrock_only); ask the proxy admin to add them",
+      );
+    }
+    const requested = a.model ?? "";
+    const mapped = mapModel(requested, {
+      overrides: deps.config.bedrockModelMap,
+      defaultModel: deps.config.bedrockDefaultModel,
+    });
+    if (!mapped.known) {
+      deps.log.warn("unknown model mapped to the default Bedrock model", {
+        model: requested,
+        bedrock_model: mapped.modelId,
+      });
+    }
+    outcome.modelServed = mapped.modelId;
+    const body = toBedrockBody(a.parsed, betaValues(a.req.headers), { allowedBetas, droppedFields });
+    const headers = new Headers({
+      "x-proxy-request-id": a.req.requestId,
+      "x-proxy-provider": "bedrock",
+      "x-proxy-bedrock-model": mapped.modelId,
+    });
+    if (a.reason) headers.set("x-proxy-fallback-reason", a.reason);
+    const tB = now();
+    const invoke = {
+      credentials: creds.credentials,
+      region: creds.region,
+      modelId: mapped.modelId,
+      body,
+      requestedModel: requested || undefined,
+      signal: a.req.signal,
+    };
+    try {
+      if (!a.stream) {
+        const result = await deps.bedrock.invoke(invoke);
+        deps.metrics.observeUpstream("bedrock", Math.round(now() - tB), 200);
+        outcome.ttfbMs = Math.round(now() - a.t0);
+        const json = result.body as { id?: string; stop_reason?: string };
+        a.finish(outcome, {
+          ...result.usage,
+          messageId: json.id ?? null,
+          stopReason: json.stop_reason ?? null,
+        });
+        headers.set("content-type", "application/json");
+        return new Response(JSON.stringify(result.body), { status: 200, headers });
+      }
+      const streamed = await deps.bedrock.invokeStream(invoke);
+      deps.metrics.observeUpstream("bedrock", Math.round(now() - tB), 200);
+      outcome.ttfbMs = Math.round(now() - a.t0);
+      streamed.usage.then((u) => {
+        if (u.cancelled) {
+          outcome.statusCode = 499;
+          outcome.errorType = "client_closed_request";
+        } else if (u.error) outcome.errorType = u.error.type;
+        a.finish(outcome, u);
+      });
+      for (const [k, v] of Object.entries(SSE_HEADERS)) headers.set(k, v);
+      return new Response(streamed.events, { status: 200, headers });
+    } catch (e) {
+      const mappedError = mapBedrockError(e);
+      deps.metrics.observeUpstream("bedrock", Math.round(now() - tB), mappedError.status);
+      deps.log.warn("bedrock call failed", {
+        request_id: a.req.requestId,
+        status: mappedError.status,
+        error_type: mappedError.type,
+        message: mappedError.message,
+      });
+      return fail(mappedError.status, mappedError.type, mappedError.message);
+    }
+  }
+}
+
+/**
+ * We ask for `accept-encoding: identity`, which also stops fetch from decoding; an upstream that compresses anyway
+ * is decoded here (gzip, deflate) so the usage tap can read it. An encoding we cannot decode is passed on with
+ * its header, untouched.
+ */
+function decodeBody(
+  head: Uint8Array[],
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  encoding: string | null,
+): { head: Uint8Array[]; reader: ReadableStreamDefaultReader<Uint8Array>; encoding: string | null } {
+  const e = encoding?.trim().toLowerCase() ?? "";
+  if (e === "" || e === "identity") return { head, reader, encoding: null };
+  if (e !== "gzip" && e !== "deflate" && e !== "x-gzip") return { head, reader, encoding: e };
+  const pending = [...head];
+  const raw = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = pending.shift();
+      if (next) return controller.enqueue(next);
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  const format = e === "deflate" ? "deflate" : "gzip";
+  const decoded = raw.pipeThrough(
+    new DecompressionStream(format) as unknown as TransformStream<Uint8Array, Uint8Array>,
+  );
+  return { head: [], reader: decoded.getReader(), encoding: null };
+}
+
+/**
+ * Relays an upstream body to the client chunk by chunk (never buffered), feeding the usage tap beside it. A client
+ * that goes away cancels the upstream read; an upstream that dies mid-stream ends an SSE stream with an Anthropic
+ * `error` event.
+ */
+function relay(o: {
+  head: Uint8Array[];
+  reader: ReadableStreamDefaultReader<Uint8Array>;
+  sse: boolean;
+  onEnd: (usage: Partial<StreamUsage>, failure: "cancelled" | "interrupted" | null) => void;
+  abort: () => void;
+}): ReadableStream<Uint8Array> {
+  const tap = o.sse ? new SseUsageTap() : null;
+  const json: Uint8Array[] = [];
+  let jsonBytes = 0;
+  let ended = false;
+  const observe = (chunk: Uint8Array) => {
+    if (tap) tap.push(chunk);
+    else if (jsonBytes + chunk.length <= MAX_JSON_TAP) {
+      json.push(chunk);
+      jsonBytes += chunk.length;
+    }
+  };
+  const end = (failure: "cancelled" | "interrupted" | null) => {
+    if (ended) return;
+    ended = true;
+    let usage: Partial<StreamUsage>;
+    if (tap) usage = tap.result;
+    else {
+      const all = new Uint8Array(jsonBytes);
+      let offset = 0;
+      for (const c of json) {
+        all.set(c, offset);
+        offset += c.length;
+      }
+      usage = usageFromJson(all);
+    }
+    o.onEnd(usage, failure);
+  };
+  const head = [...o.head];
+  for (const chunk of head) observe(chunk);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = head.shift();
+      if (next) {
+        controller.enqueue(next);
+        return;
+      }
+      try {
+        const { done, value } = await o.reader.read();
+        if (done) {
+          end(null);
+          controller.close();
+          return;
+        }
+        observe(value);
+        controller.enqueue(value);
+      } catch {
+        if (o.sse) {
+          controller.enqueue(
+            encoder.encode(
+              sseErrorEvent(
+                "api_error",
+                "Anthropic API connection lost mid-stream; the answer is incomplete",
+              ),
+            ),
+          );
+        }
+        end("interrupted");
+        if (o.sse) controller.close();
+        else controller.error(new Error("upstream connection lost"));
+      }
+    },
+    cancel() {
+      end("cancelled");
+      o.reader.cancel().catch(() => {});
+      o.abort();
+    },
+  }, { highWaterMark: 0 });
+}

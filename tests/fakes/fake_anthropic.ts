@@ -1,0 +1,267 @@
+/**
+ * A local fake of the Anthropic Messages API speaking real HTTP and SSE, for tests and the benchmark.
+ *
+ * It records every request (method, path and query, headers, raw body bytes) and answers `/v1/messages`
+ * (streaming and not), `/v1/messages/count_tokens` and `/v1/models`. Behaviour for the next requests can be
+ * scripted: an HTTP error with headers, an `error` event as the first stream event, a connection that dies
+ * mid-stream, a gzip body, a slow drip, or no answer at all.
+ */
+
+/** A request as the fake received it. */
+export interface RecordedAnthropicRequest {
+  method: string;
+  pathAndQuery: string;
+  headers: Headers;
+  body: Uint8Array;
+  /** Fires when the proxy aborted the request (its client went away). */
+  aborted: Promise<void>;
+}
+
+/** One scripted behaviour, consumed by the next `/v1/messages` request. */
+export type AnthropicStep =
+  | { kind: "error"; status: number; type: string; message: string; headers?: Record<string, string> }
+  | { kind: "error_event"; type: string; message: string }
+  | { kind: "die_mid_stream"; afterEvents: number }
+  | { kind: "hang" }
+  | { kind: "gzip" }
+  | { kind: "slow"; eventDelayMs: number };
+
+/** Usage the fake reports. */
+export interface FakeUsage {
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_input_tokens: number;
+  cache_creation_input_tokens: number;
+}
+
+/** Options of the fake. */
+export interface FakeAnthropicOptions {
+  /** Delay before answering headers (models the upstream's latency). */
+  latencyMs?: number;
+  /** Delay between stream events. */
+  eventDelayMs?: number;
+  /** Number of text deltas in a streamed answer. */
+  deltas?: number;
+  usage?: Partial<FakeUsage>;
+  port?: number;
+  /** Keep no request records (benchmark). */
+  record?: boolean;
+}
+
+/** The running fake. */
+export interface FakeAnthropic {
+  url: string;
+  requests: RecordedAnthropicRequest[];
+  script(...steps: AnthropicStep[]): void;
+  close(): Promise<void>;
+}
+
+const encoder = new TextEncoder();
+
+/** Starts the fake on 127.0.0.1 and an ephemeral port. */
+export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<FakeAnthropic> {
+  const requests: RecordedAnthropicRequest[] = [];
+  const steps: AnthropicStep[] = [];
+  const usage: FakeUsage = {
+    input_tokens: 1200,
+    output_tokens: 85,
+    cache_read_input_tokens: 30000,
+    cache_creation_input_tokens: 512,
+    ...opts.usage,
+  };
+  const deltas = opts.deltas ?? 8;
+  let counter = 0;
+  let closeNow!: () => void;
+  const closing = new Promise<void>((r) => (closeNow = r));
+  const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
+
+  const handler = async (req: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {
+    const url = new URL(req.url);
+    const body = new Uint8Array(await req.arrayBuffer());
+    let abortedResolve!: () => void;
+    const aborted = new Promise<void>((r) => (abortedResolve = r));
+    info.completed.catch(() => abortedResolve());
+    req.signal.addEventListener("abort", () => abortedResolve(), { once: true });
+    if (opts.record !== false) {
+      requests.push({
+        method: req.method,
+        pathAndQuery: url.pathname + url.search,
+        headers: req.headers,
+        body,
+        aborted,
+      });
+    }
+    const auth = req.headers.get("x-api-key") ?? req.headers.get("authorization");
+    if (!auth) {
+      return json(401, {
+        type: "error",
+        error: { type: "authentication_error", message: "x-api-key header is required" },
+      });
+    }
+
+    if (url.pathname === "/v1/models") {
+      return json(200, {
+        data: [{ type: "model", id: "claude-sonnet-4-5-20250929", display_name: "Claude Sonnet 4.5" }],
+        has_more: false,
+      });
+    }
+    if (url.pathname === "/v1/messages/count_tokens") return json(200, { input_tokens: 42 });
+    if (url.pathname !== "/v1/messages" || req.method !== "POST") {
+      return json(404, {
+        type: "error",
+        error: { type: "not_found_error", message: `no route ${url.pathname}` },
+      });
+    }
+
+    let parsed: { model?: string; stream?: boolean };
+    try {
+      parsed = JSON.parse(new TextDecoder().decode(body));
+    } catch {
+      return json(400, { type: "error", error: { type: "invalid_request_error", message: "bad json" } });
+    }
+    const step = steps.shift();
+    await sleep(opts.latencyMs ?? 0);
+    if (step?.kind === "hang") {
+      await Promise.race([aborted, closing]);
+      return new Response(null, { status: 499 });
+    }
+    if (step?.kind === "error") {
+      return json(step.status, { type: "error", error: { type: step.type, message: step.message } }, {
+        "request-id": `req_fake_${++counter}`,
+        ...step.headers,
+      });
+    }
+    const id = `msg_fake_${++counter}`;
+    const model = parsed.model ?? "claude-sonnet-4-5-20250929";
+    const headers = {
+      "request-id": `req_fake_${counter}`,
+      "anthropic-ratelimit-requests-remaining": "999",
+      "anthropic-organization-id": "org-fake",
+    };
+    if (!parsed.stream) {
+      const message = {
+        id,
+        type: "message",
+        role: "assistant",
+        model,
+        content: [{ type: "text", text: "Hello from the fake Anthropic API." }],
+        stop_reason: "end_turn",
+        stop_sequence: null,
+        usage,
+      };
+      if (step?.kind === "gzip") {
+        const gz = await new Response(
+          new Blob([JSON.stringify(message)]).stream().pipeThrough(new CompressionStream("gzip")),
+        ).arrayBuffer();
+        return new Response(gz, {
+          status: 200,
+          headers: { ...headers, "content-type": "application/json", "content-encoding": "gzip" },
+        });
+      }
+      return json(200, message, headers);
+    }
+
+    const events = streamEvents(id, model, usage, deltas);
+    if (step?.kind === "error_event") {
+      events.splice(0, events.length, ["error", {
+        type: "error",
+        error: { type: step.type, message: step.message },
+      }]);
+    }
+    const delay = step?.kind === "slow" ? step.eventDelayMs : opts.eventDelayMs ?? 0;
+    const dieAfter = step?.kind === "die_mid_stream" ? step.afterEvents : Infinity;
+    let i = 0;
+    let cancelled = false;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (i > 0) await sleep(delay);
+        if (cancelled) return;
+        if (i >= dieAfter) {
+          controller.error(new Error("fake upstream died"));
+          return;
+        }
+        if (i >= events.length) {
+          controller.close();
+          return;
+        }
+        const [event, data] = events[i++];
+        controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+      },
+      cancel() {
+        cancelled = true;
+        abortedResolve();
+      },
+    });
+    return new Response(stream, {
+      status: 200,
+      headers: {
+        ...headers,
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache",
+      },
+    });
+  };
+
+  const server = Deno.serve({ hostname: "127.0.0.1", port: opts.port ?? 0, onListen: () => {} }, handler);
+  return Promise.resolve({
+    url: `http://127.0.0.1:${server.addr.port}`,
+    requests,
+    script: (...s) => steps.push(...s),
+    close: async () => {
+      closeNow();
+      await server.shutdown();
+    },
+  });
+}
+
+/** The event sequence of a real streamed answer, with realistic sizes. */
+export function streamEvents(
+  id: string,
+  model: string,
+  usage: FakeUsage,
+  deltas: number,
+): Array<[string, unknown]> {
+  const events: Array<[string, unknown]> = [
+    ["message_start", {
+      type: "message_start",
+      message: {
+        id,
+        type: "message",
+        role: "assistant",
+        model,
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { ...usage, output_tokens: 1 },
+      },
+    }],
+    ["content_block_start", {
+      type: "content_block_start",
+      index: 0,
+      content_block: { type: "text", text: "" },
+    }],
+    ["ping", { type: "ping" }],
+  ];
+  for (let d = 0; d < deltas; d++) {
+    events.push(["content_block_delta", {
+      type: "content_block_delta",
+      index: 0,
+      delta: { type: "text_delta", text: `word${d} of a streamed answer, about forty bytes. ` },
+    }]);
+  }
+  events.push(["content_block_stop", { type: "content_block_stop", index: 0 }]);
+  events.push(["message_delta", {
+    type: "message_delta",
+    delta: { stop_reason: "end_turn", stop_sequence: null },
+    usage: { output_tokens: usage.output_tokens },
+  }]);
+  events.push(["message_stop", { type: "message_stop" }]);
+  return events;
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}

@@ -1,0 +1,478 @@
+/**
+ * The proxy end to end: a real server in front of the fake Anthropic API, driven by the real `@anthropic-ai/sdk`
+ * and by raw fetch, on both database backends.
+ */
+import assert from "node:assert/strict";
+import Anthropic from "@anthropic-ai/sdk";
+import { dbTest } from "./helpers/db.ts";
+import { startProxy, waitFor } from "./helpers/proxy.ts";
+import { sql } from "../lib/db/sql.ts";
+import type { Db } from "../lib/db/db.ts";
+
+const MESSAGE = {
+  model: "claude-sonnet-4-5-20250929",
+  max_tokens: 256,
+  messages: [{ role: "user" as const, content: "Hello" }],
+};
+
+async function usageRows(db: Db) {
+  return await db.query<Record<string, unknown>>(sql`SELECT * FROM token_usages ORDER BY created_at, id`);
+}
+
+dbTest("the Anthropic SDK streams and not through the proxy, bearer and x-api-key styles", async (db) => {
+  const p = await startProxy(db);
+  try {
+    const bearer = new Anthropic({ baseURL: p.baseUrl, apiKey: "sk-ant-api03-client-key" });
+    const reply = await bearer.messages.create(MESSAGE);
+    assert.equal(reply.content[0].type, "text");
+    assert.equal(reply.usage.input_tokens, 1200);
+
+    const xApiKey = new Anthropic({
+      baseURL: p.baseUrl,
+      apiKey: null,
+      authToken: null,
+      defaultHeaders: { "x-api-key": "sk-ant-api03-other-key" },
+    });
+    const stream = xApiKey.messages.stream(MESSAGE);
+    const events: string[] = [];
+    for await (const e of stream) events.push(e.type);
+    const final = await stream.finalMessage();
+    assert.deepEqual(events.filter((e, i) => events.indexOf(e) === i), [
+      "message_start",
+      "content_block_start",
+      "content_block_delta",
+      "content_block_stop",
+      "message_delta",
+      "message_stop",
+    ]);
+    assert.equal(final.usage.output_tokens, 85);
+    assert.equal(final.usage.cache_read_input_tokens, 30000);
+
+    const [first, second] = p.upstream.requests;
+    assert.equal(first.headers.get("authorization"), "Bearer sk-ant-api03-client-key");
+    assert.equal(first.headers.get("x-api-key"), null);
+    assert.equal(second.headers.get("x-api-key"), "sk-ant-api03-other-key");
+    assert.equal(second.headers.get("authorization"), null);
+    assert.equal(
+      first.headers.get("anthropic-version"),
+      "2026-10-21",
+      "the client's API version passes unchanged",
+    );
+    assert.equal(first.headers.get("accept-encoding"), "identity");
+    assert.equal(first.pathAndQuery, "/v1/messages");
+  } finally {
+    await p.close();
+  }
+});
+
+dbTest("a 1 MB body arrives byte-identical, with ?beta=true and every beta header", async (db) => {
+  const p = await startProxy(db);
+  try {
+    // Odd spacing and key order and a unicode escape: any re-serialisation would change the bytes.
+    const filler = "x".repeat(1024 * 1024);
+    const raw = `{ "stream":false,"model" : "claude-sonnet-4-5-20250929", "max_tokens":16,` +
+      `"messages":[{"role":"user","content":"\\u00e9 ${filler}"}], "metadata": {"user_id":"u"}, "unknown_field": [1,2.50] }`;
+    const res = await fetch(`${p.baseUrl}/v1/messages?beta=true`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-api-key": "sk-ant-test",
+        "anthropic-version": "2023-06-01",
+        "anthropic-beta":
+          "claude-code-20250219,interleaved-thinking-2025-05-14, fine-grained-tool-streaming-2025-05-14",
+        "x-app": "cli",
+        "user-agent": "claude-cli/2.0.0 (external, cli)",
+      },
+      body: raw,
+    });
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+    const got = p.upstream.requests[0];
+    assert.equal(got.pathAndQuery, "/v1/messages?beta=true");
+    assert.deepEqual(got.body, new TextEncoder().encode(raw));
+    assert.equal(
+      got.headers.get("anthropic-beta"),
+      "claude-code-20250219,interleaved-thinking-2025-05-14, fine-grained-tool-streaming-2025-05-14",
+    );
+    assert.equal(got.headers.get("anthropic-version"), "2023-06-01");
+    assert.equal(got.headers.get("x-app"), "cli");
+    assert.equal(got.headers.get("user-agent"), "claude-cli/2.0.0 (external, cli)");
+    assert.equal(
+      got.headers.get("host"),
+      new URL(p.upstream.url).host,
+      "host is the upstream's, not the proxy's",
+    );
+  } finally {
+    await p.close();
+  }
+});
+
+dbTest(
+  "upstream errors and their headers reach the client unchanged when the key has no Bedrock credentials",
+  async (db) => {
+    const p = await startProxy(db);
+    try {
+      const cases: Array<{ status: number; type: string; headers: Record<string, string> }> = [
+        { status: 400, type: "invalid_request_error", headers: {} },
+        { status: 401, type: "authentication_error", headers: {} },
+        {
+          status: 429,
+          type: "rate_limit_error",
+          headers: { "retry-after": "17", "anthropic-ratelimit-requests-remaining": "0" },
+        },
+        { status: 500, type: "api_error", headers: {} },
+        { status: 529, type: "overloaded_error", headers: { "x-should-retry": "true" } },
+      ];
+      for (const c of cases) {
+        p.upstream.script({
+          kind: "error",
+          status: c.status,
+          type: c.type,
+          message: `fake ${c.type}`,
+          headers: c.headers,
+        });
+        const res = await fetch(`${p.baseUrl}/v1/messages`, {
+          method: "POST",
+          headers: { "x-api-key": "sk-ant-test", "content-type": "application/json" },
+          body: JSON.stringify(MESSAGE),
+        });
+        assert.equal(res.status, c.status);
+        assert.deepEqual(await res.json(), {
+          type: "error",
+          error: { type: c.type, message: `fake ${c.type}` },
+        });
+        for (const [k, v] of Object.entries(c.headers)) assert.equal(res.headers.get(k), v, k);
+        assert.match(res.headers.get("request-id") ?? "", /^req_fake_/);
+        assert.equal(res.headers.get("x-proxy-provider"), "anthropic");
+        assert.ok(res.headers.get("x-proxy-request-id"));
+      }
+      await waitFor(() => p.t.services.recorder.stats().queued === cases.length, 2000, "usage rows queued");
+      await p.t.services.recorder.flush();
+      const rows = await usageRows(db);
+      assert.deepEqual(rows.map((r) => [r.status_code, r.error_type]), cases.map((c) => [c.status, c.type]));
+    } finally {
+      await p.close();
+    }
+  },
+);
+
+dbTest("a gzip upstream body reaches the client decoded, without a stale content-encoding", async (db) => {
+  const p = await startProxy(db);
+  try {
+    p.upstream.script({ kind: "gzip" });
+    const res = await fetch(`${p.baseUrl}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": "k", "content-type": "application/json" },
+      body: JSON.stringify(MESSAGE),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-encoding"), null);
+    const body = await res.json();
+    assert.equal(body.usage.output_tokens, 85);
+  } finally {
+    await p.close();
+  }
+});
+
+dbTest("a client that disconnects mid-stream cancels the upstream call and is recorded", async (db) => {
+  const p = await startProxy(db, { upstream: { eventDelayMs: 50, deltas: 100 } });
+  try {
+    const controller = new AbortController();
+    const res = await fetch(`${p.baseUrl}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": "k", "content-type": "application/json" },
+      body: JSON.stringify({ ...MESSAGE, stream: true }),
+      signal: controller.signal,
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    controller.abort();
+    await reader.read().catch(() => {});
+    let upstreamAborted = false;
+    p.upstream.requests[0].aborted.then(() => (upstreamAborted = true));
+    await waitFor(() => upstreamAborted, 3000, "upstream abort");
+    await waitFor(() => p.t.services.recorder.stats().queued === 1, 3000, "usage row");
+    await p.t.services.recorder.flush();
+    const [row] = await usageRows(db);
+    assert.equal(row.error_type, "client_closed_request");
+    assert.equal(row.input_tokens, 1200, "usage seen before the disconnect is kept");
+  } finally {
+    await p.close();
+  }
+});
+
+dbTest(
+  "a client that disconnects while a non-streaming answer is pending cancels the upstream call",
+  async (db) => {
+    const p = await startProxy(db);
+    try {
+      p.upstream.script({ kind: "hang" });
+      const controller = new AbortController();
+      const pending = fetch(`${p.baseUrl}/v1/messages`, {
+        method: "POST",
+        headers: { "x-api-key": "k", "content-type": "application/json" },
+        body: JSON.stringify(MESSAGE),
+        signal: controller.signal,
+      }).catch(() => null);
+      await waitFor(() => p.upstream.requests.length === 1, 3000, "upstream request");
+      controller.abort();
+      await pending;
+      let upstreamAborted = false;
+      p.upstream.requests[0].aborted.then(() => (upstreamAborted = true));
+      await waitFor(() => upstreamAborted, 3000, "upstream abort");
+      await waitFor(() => p.t.services.recorder.stats().queued === 1, 3000, "usage row");
+      await p.t.services.recorder.flush();
+      const [row] = await usageRows(db);
+      assert.equal(row.status_code, 499);
+      assert.equal(row.error_type, "client_closed_request");
+    } finally {
+      await p.close();
+    }
+  },
+);
+
+dbTest(
+  "an upstream that dies mid-stream ends the client's stream with an error event, recorded as an error",
+  async (db) => {
+    const p = await startProxy(db);
+    try {
+      p.upstream.script({ kind: "die_mid_stream", afterEvents: 4 });
+      const res = await fetch(`${p.baseUrl}/v1/messages`, {
+        method: "POST",
+        headers: { "x-api-key": "k", "content-type": "application/json" },
+        body: JSON.stringify({ ...MESSAGE, stream: true }),
+      });
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      assert.match(text, /^event: message_start\n/);
+      assert.match(
+        text,
+        /event: error\ndata: \{"type":"error","error":\{"type":"api_error","message":"[^"]*mid-stream/,
+      );
+      await waitFor(() => p.t.services.recorder.stats().queued === 1, 3000, "usage row");
+      await p.t.services.recorder.flush();
+      const [row] = await usageRows(db);
+      assert.equal(row.error_type, "stream_interrupted");
+      assert.equal(row.status_code, 200);
+    } finally {
+      await p.close();
+    }
+  },
+);
+
+dbTest("usage rows and aggregates are exact, cache tokens included", async (db) => {
+  const p = await startProxy(db, {
+    upstream: {
+      usage: {
+        input_tokens: 11,
+        output_tokens: 22,
+        cache_read_input_tokens: 33,
+        cache_creation_input_tokens: 44,
+      },
+    },
+  });
+  try {
+    const client = new Anthropic({ baseURL: p.baseUrl, apiKey: "k" });
+    for (let i = 0; i < 3; i++) await client.messages.create(MESSAGE);
+    for (let i = 0; i < 2; i++) await (await client.messages.stream(MESSAGE)).finalMessage();
+    await waitFor(() => p.t.services.recorder.stats().queued === 5, 3000, "usage rows");
+    await p.t.services.recorder.flush();
+    const rows = await usageRows(db);
+    assert.equal(rows.length, 5);
+    for (const r of rows) {
+      assert.deepEqual(
+        [
+          r.input_tokens,
+          r.output_tokens,
+          r.cache_read_input_tokens,
+          r.cache_creation_input_tokens,
+          r.provider,
+          r.is_fallback,
+        ],
+        [11, 22, 33, 44, "anthropic", false],
+      );
+      assert.equal(r.access_key_id, p.keyId);
+      assert.equal(r.user_id, p.userId);
+      assert.equal(r.model, "claude-sonnet-4-5-20250929");
+      assert.equal(r.model_served, "claude-sonnet-4-5-20250929");
+      assert.equal(r.status_code, 200);
+      assert.equal(r.stop_reason, "end_turn");
+      assert.match(String(r.message_id), /^msg_fake_/);
+      assert.ok((r.latency_ms as number) >= 0 && (r.time_to_first_byte_ms as number) >= 0);
+      // Sonnet 4.5: $3 in, $15 out, $0.30 cache read, $3.75 cache write per million tokens.
+      const expected = (11 * 3 + 22 * 15 + 33 * 0.3 + 44 * 3.75) / 1e6;
+      assert.ok(Math.abs((r.cost_usd as number) - expected) < 1e-6, `cost ${r.cost_usd} vs ${expected}`);
+    }
+    assert.deepEqual(rows.map((r) => r.stream), [false, false, false, true, true]);
+    const aggs = await db.query<Record<string, number | string>>(sql`
+      SELECT granularity, request_count, total_input_tokens, total_output_tokens, total_cache_read_tokens,
+        total_cache_creation_tokens FROM usage_aggregates ORDER BY granularity`);
+    assert.deepEqual(aggs.map((a) => Object.values(a)), [["day", 5, 55, 110, 165, 220], [
+      "hour",
+      5,
+      55,
+      110,
+      165,
+      220,
+    ]]);
+    const [key] = await db.query<{ last_used_at: Date | null }>(
+      sql`SELECT last_used_at FROM access_keys WHERE id = ${p.keyId}`,
+    );
+    assert.ok(key.last_used_at instanceof Date);
+  } finally {
+    await p.close();
+  }
+});
+
+dbTest("access key and input errors answer in Anthropic's error shape", async (db) => {
+  const p = await startProxy(db);
+  try {
+    const post = (url: string, body: string, headers: Record<string, string> = { "x-api-key": "k" }) =>
+      fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+    const unknown = await post(`${p.origin}/ak/ak_${"A".repeat(43)}/v1/messages`, JSON.stringify(MESSAGE));
+    assert.equal(unknown.status, 401);
+    assert.equal((await unknown.json()).error.type, "authentication_error");
+    const garbage = await post(`${p.origin}/ak/not-a-key/v1/messages`, JSON.stringify(MESSAGE));
+    assert.equal(garbage.status, 401);
+    await garbage.body?.cancel();
+
+    const malformed = await post(`${p.baseUrl}/v1/messages`, "{not json");
+    assert.equal(malformed.status, 400);
+    assert.deepEqual((await malformed.json()).error.type, "invalid_request_error");
+
+    const noCreds = await post(`${p.baseUrl}/v1/messages`, JSON.stringify(MESSAGE), {});
+    assert.equal(noCreds.status, 401);
+    assert.match((await noCreds.json()).error.message, /no Anthropic credentials/);
+
+    const h = await p.t.auth();
+    await p.t.call("PATCH", `/api/users/${p.userId}`, { is_active: false }, h);
+    const inactive = await post(`${p.baseUrl}/v1/messages`, JSON.stringify(MESSAGE));
+    assert.equal(inactive.status, 403);
+    assert.deepEqual(await inactive.json(), {
+      type: "error",
+      error: { type: "permission_error", message: "the user of this access key is deactivated or deleted" },
+    });
+    await p.t.call("PATCH", `/api/users/${p.userId}`, { is_active: true }, h);
+    await p.t.call("DELETE", `/api/access-keys/${p.keyId}`, undefined, h);
+    const revoked = await post(`${p.baseUrl}/v1/messages`, JSON.stringify(MESSAGE));
+    assert.equal(revoked.status, 401);
+    await revoked.body?.cancel();
+    assert.equal(p.upstream.requests.length, 0, "nothing reached the upstream");
+    // The access key never appears in the logs; only its prefix does.
+    assert.ok(!p.t.logs.join("\n").includes(p.key));
+  } finally {
+    await p.close();
+  }
+});
+
+dbTest("a body over PROXY_MAX_BODY_BYTES is refused with 413", async (db) => {
+  const p = await startProxy(db, { env: { PROXY_MAX_BODY_BYTES: "4096" } });
+  try {
+    const res = await fetch(`${p.baseUrl}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": "k", "content-type": "application/json" },
+      body: JSON.stringify({ ...MESSAGE, messages: [{ role: "user", content: "y".repeat(10_000) }] }),
+    });
+    assert.equal(res.status, 413);
+    assert.equal((await res.json()).error.type, "request_too_large");
+  } finally {
+    await p.close();
+  }
+});
+
+dbTest("count_tokens, models and the base-URL probes pass through", async (db) => {
+  const p = await startProxy(db, { env: { PROXY_PLAN_API_KEY: "sk-ant-server-default" } });
+  try {
+    const client = new Anthropic({ baseURL: p.baseUrl, apiKey: "k" });
+    const counted = await client.messages.countTokens(MESSAGE);
+    assert.equal(counted.input_tokens, 42);
+    const models = await fetch(`${p.baseUrl}/v1/models?limit=5`, { headers: { "x-api-key": "k" } });
+    assert.equal(models.status, 200);
+    assert.equal((await models.json()).data[0].id, "claude-sonnet-4-5-20250929");
+    assert.equal(p.upstream.requests[1].pathAndQuery, "/v1/models?limit=5");
+    // Without client credentials the configured plan key is used.
+    const withDefault = await fetch(`${p.baseUrl}/v1/models`);
+    assert.equal(withDefault.status, 200);
+    await withDefault.body?.cancel();
+    assert.equal(p.upstream.requests[2].headers.get("x-api-key"), "sk-ant-server-default");
+    const head = await fetch(`${p.origin}/`, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    const get = await fetch(`${p.origin}/`);
+    assert.equal(get.status, 200);
+    await get.body?.cancel();
+  } finally {
+    await p.close();
+  }
+});
+
+dbTest(
+  "with the database stopped, cached keys are still served and every usage row lands once afterwards",
+  async (db, ctx) => {
+    const p = await startProxy(db);
+    try {
+      const client = new Anthropic({ baseURL: p.baseUrl, apiKey: "k", maxRetries: 0 });
+      await client.messages.create(MESSAGE); // caches the key
+      await waitFor(() => p.t.services.recorder.stats().queued === 1, 2000, "first row");
+      await p.t.services.recorder.flush();
+
+      // Take the database away: PGlite closed in place; PostgreSQL connections terminated and refused.
+      const outage = await simulateOutage(db, ctx.url);
+      for (let i = 0; i < 10; i++) await client.messages.create(MESSAGE);
+      await (await client.messages.stream(MESSAGE)).finalMessage();
+      const ready = await fetch(`${p.origin}/ready`);
+      assert.equal(ready.status, 503);
+      await ready.body?.cancel();
+      await waitFor(() => p.t.services.recorder.stats().queued === 11, 3000, "queued rows");
+      await p.t.services.recorder.flush();
+      assert.ok(p.t.services.recorder.stats().flushErrors > 0);
+
+      await outage.restore();
+      await waitFor(
+        async () => {
+          await p.t.services.recorder.flush();
+          return p.t.services.recorder.stats().queued === 0;
+        },
+        40_000,
+        "rows flushed after recovery",
+      );
+      const rows = await usageRows(outage.db);
+      assert.equal(rows.length, 12);
+      assert.equal(new Set(rows.map((r) => r.request_id)).size, 12);
+    } finally {
+      await p.close();
+    }
+  },
+);
+
+/**
+ * Makes `db` fail as if the server were down, then brings it back. On PostgreSQL the test database is renamed
+ * away (new connections fail) and its sessions are terminated; on PGlite, queries are refused in place.
+ */
+async function simulateOutage(db: Db, url: string): Promise<{ db: Db; restore(): Promise<void> }> {
+  if (db.kind === "pglite") {
+    const target = db as Db & { query: Db["query"]; begin: Db["begin"]; ping: Db["ping"] };
+    const saved = { query: target.query, begin: target.begin, ping: target.ping };
+    const refuse = () => Promise.reject(new Error("connection refused"));
+    Object.assign(target, { query: refuse, begin: refuse, ping: refuse });
+    return {
+      db,
+      restore() {
+        Object.assign(target, saved);
+        return Promise.resolve();
+      },
+    };
+  }
+  const { openPostgres } = await import("../lib/db/postgres.ts");
+  const name = new URL(url).pathname.slice(1);
+  const adminUrl = Deno.env.get("PROXY_TEST_DATABASE_URL")!;
+  const admin = openPostgres({ url: adminUrl, max: 1 });
+  await admin.exec(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+  await admin.query(sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${name}`);
+  return {
+    db,
+    async restore() {
+      await admin.exec(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+      await admin.close();
+    },
+  };
+}
