@@ -15,6 +15,7 @@ import { apiRoutes } from "./routes/api/mod.ts";
 import type { Services } from "./lib/services.ts";
 import { usageRoutes } from "./routes/api/usage.ts";
 import { proxyRoutes } from "./routes/proxy.ts";
+import { circuitRoutes } from "./routes/api/circuit.ts";
 
 /** Everything the HTTP layer needs; built by `main.ts` (or by tests). */
 export interface AppDeps {
@@ -51,6 +52,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       trustForwardedFor: deps.config.trustForwardedFor,
       extend: (api) => {
         usageRoutes(api, { db: deps.db, timeZone: deps.config.timezone, now: deps.services.now });
+        circuitRoutes(api, {
+          admin: deps.services.admin,
+          breakers: deps.services.breakers,
+          trustForwardedFor: deps.config.trustForwardedFor,
+        });
       },
     }),
   );

@@ -1,0 +1,604 @@
+/**
+ * Automatic Bedrock fallback end to end: the proxy in front of the fake Anthropic API and the fake Bedrock runtime
+ * (SigV4-checked, real AWS event-stream frames), driven by the real `@anthropic-ai/sdk` and raw fetch.
+ */
+import assert from "node:assert/strict";
+import Anthropic from "@anthropic-ai/sdk";
+import { dbTest } from "./helpers/db.ts";
+import { type ProxyFixture, startProxy, waitFor } from "./helpers/proxy.ts";
+import { type FakeBedrock, startFakeBedrock } from "./fakes/fake_bedrock.ts";
+import type { AnthropicStep } from "./fakes/fake_anthropic.ts";
+import { sql } from "../lib/db/sql.ts";
+import type { Db } from "../lib/db/db.ts";
+import type { ServiceOverrides } from "../lib/services.ts";
+
+const IAM = { id: "AKIAFAKEBEDROCK00001", secret: "fake/bedrock/secret/key/0123456789abcdef" };
+const API_KEY = "ABSKZmFrZS1iZWRyb2NrLWFwaS1rZXk=";
+const MESSAGE = {
+  model: "claude-sonnet-4-5-20250929",
+  max_tokens: 256,
+  messages: [{ role: "user" as const, content: "Hello" }],
+};
+
+interface Fixture extends ProxyFixture {
+  bedrock: FakeBedrock;
+}
+
+async function setup(
+  db: Db,
+  opts: {
+    env?: Record<string, string>;
+    credentials?: "iam" | "api_key" | "none";
+    user?: Record<string, unknown>;
+    overrides?: ServiceOverrides;
+  } = {},
+): Promise<Fixture> {
+  const bedrock = await startFakeBedrock({
+    iamCredentials: { [IAM.id]: IAM.secret },
+    apiKeys: [API_KEY],
+    reply: {
+      text: ["Hello ", "from ", "Bedrock."],
+      usage: {
+        input_tokens: 40,
+        output_tokens: 7,
+        cache_read_input_tokens: 100,
+        cache_creation_input_tokens: 20,
+      },
+    },
+  });
+  const p = await startProxy(db, {
+    env: { PROXY_BEDROCK_ENDPOINT: bedrock.url, PROXY_BEDROCK_REGION: "us-east-1", ...opts.env },
+    user: opts.user,
+    overrides: opts.overrides,
+  });
+  const h = await p.t.auth();
+  if (opts.credentials !== "none") {
+    const body = opts.credentials === "api_key"
+      ? { bedrock_api_key: API_KEY, region: "us-west-2" }
+      : { aws_access_key_id: IAM.id, aws_secret_access_key: IAM.secret };
+    const put = await p.t.call("PUT", `/api/access-keys/${p.keyId}/bedrock-key`, body, h);
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+  }
+  return {
+    ...p,
+    bedrock,
+    async close() {
+      await p.close();
+      await bedrock.close();
+    },
+  };
+}
+
+function post(f: Fixture, body: unknown, headers: Record<string, string> = {}) {
+  return fetch(`${f.baseUrl}/v1/messages?beta=true`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-api-key": "sk-ant-client", ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+async function rows(db: Db) {
+  return await db.query<Record<string, unknown>>(sql`SELECT * FROM token_usages ORDER BY created_at, id`);
+}
+
+async function flushed(f: Fixture, n: number) {
+  await waitFor(() => f.t.services.recorder.stats().queued >= n, 5000, `${n} usage rows`);
+  await f.t.services.recorder.flush();
+}
+
+const future = () => Math.floor(Date.now() / 1000) + 3600;
+
+/** Every row of the fallback table, streaming and not. */
+const TABLE: Array<{
+  name: string;
+  step?: AnthropicStep;
+  env?: Record<string, string>;
+  fallback: boolean;
+  reason?: string;
+  status?: number;
+  counts: boolean;
+  opens?: boolean;
+  streamOnly?: boolean;
+}> = [
+  {
+    name: "429 rate_limit_error",
+    step: {
+      kind: "error",
+      status: 429,
+      type: "rate_limit_error",
+      message: "Number of requests has exceeded your rate limit",
+    },
+    fallback: true,
+    reason: "rate_limited",
+    counts: true,
+  },
+  {
+    name: "429 usage limit with a reset time",
+    step: {
+      kind: "error",
+      status: 429,
+      type: "rate_limit_error",
+      message: `Claude AI usage limit reached|${future()}`,
+    },
+    fallback: true,
+    reason: "usage_limit",
+    counts: true,
+    opens: true,
+  },
+  {
+    name: "429 usage limit announced by headers",
+    step: {
+      kind: "error",
+      status: 429,
+      type: "rate_limit_error",
+      message: "rate limited",
+      headers: {
+        "anthropic-ratelimit-unified-status": "rejected",
+        "anthropic-ratelimit-unified-reset": String(future()),
+      },
+    },
+    fallback: true,
+    reason: "usage_limit",
+    counts: true,
+    opens: true,
+  },
+  {
+    name: "529 overloaded_error",
+    step: { kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" },
+    fallback: true,
+    reason: "overloaded",
+    counts: true,
+  },
+  {
+    name: "500",
+    step: { kind: "error", status: 500, type: "api_error", message: "Internal" },
+    fallback: true,
+    reason: "upstream_500",
+    counts: true,
+  },
+  {
+    name: "502",
+    step: { kind: "error", status: 502, type: "api_error", message: "Bad gateway" },
+    fallback: true,
+    reason: "upstream_502",
+    counts: true,
+  },
+  {
+    name: "503",
+    step: { kind: "error", status: 503, type: "api_error", message: "Unavailable" },
+    fallback: true,
+    reason: "upstream_503",
+    counts: true,
+  },
+  {
+    name: "504",
+    step: { kind: "error", status: 504, type: "api_error", message: "Timeout" },
+    fallback: true,
+    reason: "upstream_504",
+    counts: true,
+  },
+  {
+    name: "connection refused",
+    env: { PROXY_PLAN_API_URL: "http://127.0.0.1:9" },
+    fallback: true,
+    reason: "connect_error",
+    counts: true,
+  },
+  {
+    name: "DNS failure",
+    env: { PROXY_PLAN_API_URL: "http://no-such-host.invalid" },
+    fallback: true,
+    reason: "connect_error",
+    counts: true,
+  },
+  {
+    name: "first-byte timeout",
+    step: { kind: "hang" },
+    env: { PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: "300" },
+    fallback: true,
+    reason: "first_byte_timeout",
+    counts: true,
+  },
+  {
+    name: "a stream whose first event is an error",
+    step: { kind: "error_event", type: "overloaded_error", message: "Overloaded" },
+    fallback: true,
+    reason: "stream_error",
+    counts: true,
+    streamOnly: true,
+  },
+  {
+    name: "400",
+    step: { kind: "error", status: 400, type: "invalid_request_error", message: "bad" },
+    fallback: false,
+    status: 400,
+    counts: false,
+  },
+  {
+    name: "401",
+    step: { kind: "error", status: 401, type: "authentication_error", message: "bad key" },
+    fallback: false,
+    status: 401,
+    counts: false,
+  },
+  {
+    name: "403",
+    step: { kind: "error", status: 403, type: "permission_error", message: "no" },
+    fallback: false,
+    status: 403,
+    counts: false,
+  },
+  {
+    name: "404",
+    step: { kind: "error", status: 404, type: "not_found_error", message: "no model" },
+    fallback: false,
+    status: 404,
+    counts: false,
+  },
+  {
+    name: "413",
+    step: { kind: "error", status: 413, type: "request_too_large", message: "too big" },
+    fallback: false,
+    status: 413,
+    counts: false,
+  },
+];
+
+for (const row of TABLE) {
+  for (const stream of row.streamOnly ? [true] : [false, true]) {
+    dbTest(`fallback table: ${row.name} (${stream ? "streaming" : "non-streaming"})`, async (db) => {
+      const f = await setup(db, { env: { PROXY_CIRCUIT_FAILURE_THRESHOLD: "5", ...row.env } });
+      try {
+        if (row.step) f.upstream.script(row.step);
+        const res = await post(f, { ...MESSAGE, stream });
+        const text = await res.text();
+        if (row.fallback) {
+          assert.equal(res.status, 200, text);
+          assert.equal(res.headers.get("x-proxy-provider"), "bedrock");
+          assert.equal(res.headers.get("x-proxy-fallback-reason"), row.reason);
+          if (stream) assert.match(text, /event: message_start[\s\S]*Bedrock\.[\s\S]*event: message_stop/);
+          else assert.equal(JSON.parse(text).content[0].text, "Hello from Bedrock.");
+          assert.equal(f.bedrock.requests.length, 1);
+        } else {
+          assert.equal(res.status, row.status);
+          assert.equal(res.headers.get("x-proxy-provider"), "anthropic");
+          assert.equal(JSON.parse(text).error.type, (row.step as { type: string }).type);
+          assert.equal(f.bedrock.requests.length, 0);
+        }
+        const circuit =
+          (await f.t.call("GET", `/api/access-keys/${f.keyId}/circuit`, undefined, await f.t.auth())).body;
+        if (row.opens) {
+          assert.equal(circuit.state, "open");
+          assert.ok(
+            new Date(circuit.reopens_at).getTime() > Date.now() + 3000_000,
+            "open until the announced reset",
+          );
+        } else {
+          assert.equal(circuit.state, "closed");
+          assert.equal(circuit.failures, row.counts ? 1 : 0);
+        }
+        await flushed(f, 1);
+        const [r] = await rows(db);
+        assert.equal(r.provider, row.fallback ? "bedrock" : "anthropic");
+        assert.equal(r.is_fallback, row.fallback);
+        assert.equal(r.fallback_reason, row.fallback ? row.reason : null);
+        if (row.fallback) {
+          assert.equal(r.model_served, "global.anthropic.claude-sonnet-4-5-20250929-v1:0");
+          assert.deepEqual(
+            [r.input_tokens, r.output_tokens, r.cache_read_input_tokens, r.cache_creation_input_tokens],
+            [40, 7, 100, 20],
+          );
+        }
+      } finally {
+        await f.close();
+      }
+    });
+  }
+}
+
+dbTest("a key without Bedrock credentials gets the upstream failure unchanged", async (db) => {
+  const f = await setup(db, { credentials: "none" });
+  try {
+    f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+    const res = await post(f, MESSAGE);
+    assert.equal(res.status, 529);
+    assert.equal((await res.json()).error.type, "overloaded_error");
+    assert.equal(f.bedrock.requests.length, 0);
+  } finally {
+    await f.close();
+  }
+});
+
+dbTest("the same SDK stream assertions pass for both providers", async (db) => {
+  const f = await setup(db);
+  try {
+    const client = new Anthropic({ baseURL: f.baseUrl, apiKey: "sk-ant-client", maxRetries: 0 });
+    const collect = async () => {
+      const s = client.messages.stream(MESSAGE);
+      const types: string[] = [];
+      for await (const e of s) types.push(e.type);
+      const final = await s.finalMessage();
+      return { types: types.filter((t, i) => types.indexOf(t) === i), final };
+    };
+    const direct = await collect();
+    f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+    const fallback = await collect();
+    assert.deepEqual(fallback.types, direct.types);
+    assert.deepEqual(direct.types, [
+      "message_start",
+      "content_block_start",
+      "content_block_delta",
+      "content_block_stop",
+      "message_delta",
+      "message_stop",
+    ]);
+    assert.equal(fallback.final.model, MESSAGE.model, "the requested model name comes back");
+    assert.equal(fallback.final.role, "assistant");
+    assert.equal(fallback.final.stop_reason, "end_turn");
+    assert.equal(fallback.final.content[0].type, "text");
+    assert.equal(fallback.final.usage.output_tokens, 7);
+    assert.equal(fallback.final.usage.cache_read_input_tokens, 100);
+  } finally {
+    await f.close();
+  }
+});
+
+dbTest(
+  "the Bedrock request keeps full fidelity: betas filtered, model and stream removed, version set",
+  async (db) => {
+    const f = await setup(db);
+    try {
+      f.upstream.script({ kind: "error", status: 503, type: "api_error", message: "down" });
+      const rich = {
+        ...MESSAGE,
+        stream: true,
+        system: [{ type: "text", text: "You are terse.", cache_control: { type: "ephemeral" } }],
+        messages: [{
+          role: "user",
+          content: [
+            { type: "text", text: "Look" },
+            { type: "image", source: { type: "base64", media_type: "image/png", data: "iVBORw0KGgo=" } },
+          ],
+        }],
+        tools: [{
+          name: "get_weather",
+          description: "Weather",
+          input_schema: { type: "object", properties: {} },
+        }],
+        tool_choice: { type: "auto" },
+        thinking: { type: "enabled", budget_tokens: 1024 },
+        stop_sequences: ["STOP"],
+        temperature: 1,
+      };
+      const res = await post(f, rich, {
+        "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+      });
+      assert.equal(res.status, 200);
+      await res.text();
+      const sent = f.bedrock.requests[0];
+      assert.equal(sent.operation, "invoke-with-response-stream");
+      assert.equal(sent.modelId, "global.anthropic.claude-sonnet-4-5-20250929-v1:0");
+      assert.equal(sent.auth, "sigv4");
+      assert.equal(sent.accessKeyId, IAM.id);
+      const body = sent.body as Record<string, unknown>;
+      assert.equal(body.anthropic_version, "bedrock-2023-05-31");
+      assert.equal("model" in body, false);
+      assert.equal("stream" in body, false);
+      assert.deepEqual(body.anthropic_beta, ["interleaved-thinking-2025-05-14"]);
+      for (
+        const k of [
+          "system",
+          "messages",
+          "tools",
+          "tool_choice",
+          "thinking",
+          "stop_sequences",
+          "temperature",
+        ] as const
+      ) {
+        assert.deepEqual(body[k], rich[k], k);
+      }
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest("bedrock_only users go straight to Bedrock with a Bedrock API key (bearer)", async (db) => {
+  const f = await setup(db, { credentials: "api_key", user: { routing_strategy: "bedrock_only" } });
+  try {
+    const res = await post(f, MESSAGE, { "x-api-key": "" });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-proxy-provider"), "bedrock");
+    await res.json();
+    assert.equal(f.upstream.requests.length, 0, "the plan upstream is not contacted");
+    assert.equal(f.bedrock.requests[0].auth, "bearer");
+    assert.equal(f.bedrock.requests[0].region, undefined);
+    await flushed(f, 1);
+    const [r] = await rows(db);
+    assert.deepEqual([r.provider, r.is_fallback, r.fallback_reason], [
+      "bedrock",
+      false,
+      "routing:bedrock_only",
+    ]);
+  } finally {
+    await f.close();
+  }
+});
+
+dbTest(
+  "the breaker opens after the threshold, sends requests straight to Bedrock, probes once, and closes",
+  async (db) => {
+    let now = Date.now();
+    const f = await setup(db, {
+      env: {
+        PROXY_CIRCUIT_FAILURE_THRESHOLD: "3",
+        PROXY_CIRCUIT_FAILURE_WINDOW: "60",
+        PROXY_CIRCUIT_RESET_TIMEOUT: "1800",
+      },
+      overrides: { now: () => new Date(now) },
+    });
+    try {
+      const h = await f.t.auth();
+      for (let i = 0; i < 3; i++) {
+        f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+        assert.equal((await (await post(f, MESSAGE)).json()).content[0].text, "Hello from Bedrock.");
+      }
+      let circuit = (await f.t.call("GET", `/api/access-keys/${f.keyId}/circuit`, undefined, h)).body;
+      assert.equal(circuit.state, "open");
+      assert.equal(circuit.failures, 3);
+      assert.equal(new Date(circuit.reopens_at).getTime(), now + 1800_000);
+
+      const planCalls = f.upstream.requests.length;
+      const res = await post(f, { ...MESSAGE, stream: true });
+      assert.equal(res.headers.get("x-proxy-fallback-reason"), "circuit_open");
+      await res.text();
+      assert.equal(
+        f.upstream.requests.length,
+        planCalls,
+        "an open circuit does not contact the plan upstream",
+      );
+
+      // After the reset timeout exactly one request probes the plan upstream; concurrent ones go to Bedrock.
+      now += 1800_001;
+      f.upstream.script({ kind: "slow", eventDelayMs: 100 });
+      const concurrent = await Promise.all(
+        Array.from({ length: 5 }, () => post(f, { ...MESSAGE, stream: true })),
+      );
+      const providers = concurrent.map((r) => r.headers.get("x-proxy-provider"));
+      await Promise.all(concurrent.map((r) => r.text()));
+      assert.equal(providers.filter((p) => p === "anthropic").length, 1, providers.join());
+      assert.equal(f.upstream.requests.length, planCalls + 1);
+      circuit = (await f.t.call("GET", `/api/access-keys/${f.keyId}/circuit`, undefined, h)).body;
+      assert.equal(circuit.state, "closed", "the successful probe closed the circuit");
+      assert.ok(f.t.logs.some((l) => l.includes('"msg":"circuit transition"') && l.includes('"to":"open"')));
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest("a failed probe reopens the circuit; an admin reset closes it", async (db) => {
+  let now = Date.now();
+  const f = await setup(db, {
+    env: { PROXY_CIRCUIT_FAILURE_THRESHOLD: "1", PROXY_CIRCUIT_RESET_TIMEOUT: "60" },
+    overrides: { now: () => new Date(now) },
+  });
+  try {
+    const h = await f.t.auth();
+    f.upstream.script({ kind: "error", status: 500, type: "api_error", message: "x" });
+    await (await post(f, MESSAGE)).text();
+    now += 61_000;
+    f.upstream.script({ kind: "error", status: 500, type: "api_error", message: "x" });
+    const probe = await post(f, MESSAGE);
+    assert.equal(probe.headers.get("x-proxy-fallback-reason"), "upstream_500");
+    await probe.text();
+    const circuit = (await f.t.call("GET", `/api/access-keys/${f.keyId}/circuit`, undefined, h)).body;
+    assert.equal(circuit.state, "open");
+    assert.equal(new Date(circuit.reopens_at).getTime(), now + 60_000);
+    const reset = await f.t.call("POST", `/api/access-keys/${f.keyId}/circuit/reset`, undefined, h);
+    assert.equal(reset.body.state, "closed");
+    const after = await post(f, MESSAGE);
+    assert.equal(after.headers.get("x-proxy-provider"), "anthropic");
+    await after.text();
+    const audit = (await f.t.call("GET", "/api/audit", undefined, h)).body.items.map((
+      e: { action: string },
+    ) => e.action);
+    assert.ok(audit.includes("circuit.reset"));
+    assert.equal(
+      (await f.t.call("GET", "/api/access-keys/00000000-0000-0000-0000-000000000000/circuit", undefined, h))
+        .status,
+      404,
+    );
+  } finally {
+    await f.close();
+  }
+});
+
+dbTest("Bedrock errors map to Anthropic errors, before and during the stream", async (db) => {
+  const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+  try {
+    const cases: Array<[number, string, number, string]> = [
+      [429, "ThrottlingException", 429, "rate_limit_error"],
+      [400, "ValidationException", 400, "invalid_request_error"],
+      [403, "AccessDeniedException", 403, "permission_error"],
+      [503, "ServiceUnavailableException", 529, "overloaded_error"],
+    ];
+    for (const [status, errorType, expectStatus, expectType] of cases) {
+      f.bedrock.script({ kind: "error", status, errorType, message: "no" });
+      const res = await post(f, MESSAGE);
+      assert.equal(res.status, expectStatus, errorType);
+      const body = await res.json();
+      assert.equal(body.type, "error");
+      assert.equal(body.error.type, expectType, errorType);
+    }
+    f.bedrock.script({
+      kind: "stream_exception",
+      afterEvents: 3,
+      exceptionType: "modelStreamErrorException",
+      message: "boom",
+    });
+    const res = await post(f, { ...MESSAGE, stream: true });
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.match(text, /event: error\ndata: \{"type":"error","error":\{"type":"api_error"/);
+    await flushed(f, cases.length + 1);
+    const last = (await rows(db)).at(-1)!;
+    assert.equal(last.error_type, "api_error");
+  } finally {
+    await f.close();
+  }
+});
+
+dbTest(
+  "over budget, Bedrock traffic is refused with 429 naming spend, budget and reset; plan traffic is not",
+  async (db) => {
+    const f = await setup(db, {
+      user: { monthly_budget_usd: 0.01 },
+      // An expensive price makes one fallback exceed the budget: (40 + 7 + 100 + 20) tokens at $1000/M ≈ $0.17.
+      env: {
+        PROXY_TIMEZONE: "Asia/Seoul",
+        PROXY_MODEL_PRICING:
+          '{"claude-sonnet-4-5":{"input":1000,"output":1000,"cacheRead":1000,"cacheWrite":1000}}',
+      },
+    });
+    try {
+      f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+      assert.equal((await post(f, MESSAGE)).status, 200, "under budget: falls back");
+      await flushed(f, 1);
+      f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+      const refused = await post(f, MESSAGE);
+      assert.equal(refused.status, 429);
+      const body = await refused.json();
+      assert.equal(body.error.type, "rate_limit_error");
+      assert.match(
+        body.error.message,
+        /monthly Bedrock budget reached: spent \$0\.17 of \$0\.01; resets \d{4}-\d\d-\d\dT15:00:00\.000Z \(Asia\/Seoul/,
+      );
+      assert.ok(Number(refused.headers.get("retry-after")) > 0);
+      const plan = await post(f, MESSAGE);
+      assert.equal(plan.status, 200, "plan traffic is unaffected");
+      assert.equal(plan.headers.get("x-proxy-provider"), "anthropic");
+      await plan.text();
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest("an unknown model goes to the default Bedrock model, with a warning, and is recorded", async (db) => {
+  const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+  try {
+    const res = await post(f, { ...MESSAGE, model: "claude-unknown-9" });
+    assert.equal(res.status, 200);
+    await res.text();
+    assert.equal(f.bedrock.requests[0].modelId, "global.anthropic.claude-sonnet-4-5-20250929-v1:0");
+    assert.ok(f.t.logs.some((l) => l.includes("unknown model mapped to the default Bedrock model")));
+    await flushed(f, 1);
+    const [r] = await rows(db);
+    assert.equal(r.model, "claude-unknown-9");
+    assert.equal(r.model_served, "global.anthropic.claude-sonnet-4-5-20250929-v1:0");
+  } finally {
+    await f.close();
+  }
+});
