@@ -1,5 +1,5 @@
 # Claude Code proxy: one Deno process (proxy, admin API and console). Built by `deno task deploy` (CDK) or
-# `docker build -t claude-code-proxy .`; see infra/DEPLOY.md.
+# `docker build -t claude-code-proxy .`; see README.md, "Deploying to AWS".
 ARG DENO_VERSION=2.9.6
 
 # ---- deps: npm dependencies from the lockfile into node_modules (layer kept until deno.json/deno.lock change)

@@ -16,6 +16,9 @@ import type { Services } from "./lib/services.ts";
 import { usageRoutes } from "./routes/api/usage.ts";
 import { proxyRoutes } from "./routes/proxy.ts";
 import { circuitRoutes } from "./routes/api/circuit.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
+import { cidrMatcher } from "./lib/net/cidr.ts";
+import { clientAddress } from "./lib/http.ts";
 
 /** Everything the HTTP layer needs; built by `main.ts` (or by tests). */
 export interface AppDeps {
@@ -40,8 +43,34 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     await next();
   });
 
+  if (deps.config.env === "production") {
+    app.use("*", async (c, next) => {
+      await next();
+      c.header("strict-transport-security", "max-age=31536000; includeSubDomains");
+    });
+  }
+  const allowedCidrs = deps.config.adminAllowedCidrs;
+  if (allowedCidrs) {
+    // The console and the admin API are for operators only; the proxy routes stay open to every developer.
+    const allowed = cidrMatcher(allowedCidrs);
+    const guard = async (c: Context, next: () => Promise<void>) => {
+      if (!allowed(clientAddress(c, deps.config.trustForwardedFor))) {
+        throw new HttpError(
+          403,
+          "permission_error",
+          "the admin console and API are not reachable from this address",
+        );
+      }
+      await next();
+    };
+    app.use("/admin/*", guard);
+    app.use("/admin", guard);
+    app.use("/api/*", guard);
+  }
+
   app.route("/", healthRoutes({ db: deps.db }));
-  app.route("/ak", proxyRoutes(deps.services.proxy));
+  app.route("/", metricsRoutes({ services: deps.services, token: deps.config.metricsToken }));
+  app.route("/ak", proxyRoutes(deps.services.proxy, { trustForwardedFor: deps.config.trustForwardedFor }));
   app.on(["GET", "HEAD"], "/", (c) => c.text("claude-code-proxy: ok\n"));
   app.route(
     "/api",

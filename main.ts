@@ -51,7 +51,7 @@ async function main(args: string[]): Promise<number> {
 
   const services = await createServices(config, db, log);
   const app = createApp({ config, db, log, services });
-  services.recorder.start();
+  await services.start();
   const server = Deno.serve({
     hostname: config.host,
     port: config.port,
@@ -79,8 +79,7 @@ async function main(args: string[]): Promise<number> {
     new Promise<boolean>((r) => setTimeout(() => r(false), config.shutdownDrainSeconds * 1000)),
   ]);
   if (!drained) log.warn("drain deadline reached with requests still open; closing them");
-  await services.recorder.close(5_000);
-  services.bedrock.close();
+  await services.stop(5_000);
   await db.close();
   log.info("stopped");
   return 0;

@@ -194,7 +194,7 @@ export class ProxyStack extends Stack {
     });
     const adminSecret = new secretsmanager.Secret(this, "AdminSecret", {
       description: "Admin console login: username and password_hash. Set password_hash to the output of " +
-        "`deno task hash-password`, then force a new ECS deployment (infra/DEPLOY.md).",
+        "`deno task hash-password`, then force a new ECS deployment (README.md, section Deploying to AWS).",
       // Not secret: a well-formed hash that no password produces, so the first deploy starts (the app rejects a
       // missing or malformed hash in production) with the console locked until the operator sets a real one.
       // CloudFormation never rewrites it while this text is unchanged, so the operator's value survives deploys.
@@ -302,6 +302,8 @@ export class ProxyStack extends Stack {
       PROXY_LOG_LEVEL: props.logLevel ?? "info",
       PROXY_TIMEZONE: props.timezone ?? "UTC",
       PROXY_SHUTDOWN_DRAIN_SECONDS: String(SHUTDOWN_DRAIN_SECONDS),
+      // Behind the ALB the client address is the last X-Forwarded-For hop (login and key-guess throttles).
+      PROXY_TRUST_FORWARDED_FOR: "true",
     };
 
     const container = this.taskDefinition.addContainer("proxy", {
@@ -557,7 +559,7 @@ export class ProxyStack extends Stack {
     });
     new CfnOutput(this, "AdminSecretArn", {
       value: adminSecret.secretArn,
-      description: "Set password_hash here (see infra/DEPLOY.md)",
+      description: "Set password_hash here (see README.md, section Deploying to AWS)",
     });
     new CfnOutput(this, "KeyHasherSecretArn", { value: keyHasherSecret.secretArn });
     new CfnOutput(this, "JwtSecretArn", { value: jwtSecret.secretArn });

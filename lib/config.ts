@@ -14,6 +14,7 @@
 import { z } from "zod";
 import { join } from "node:path";
 import { type ModelPrice, parsePricingJson } from "./usage/pricing.ts";
+import { isCidr } from "./net/cidr.ts";
 
 /** The frozen, validated configuration the whole program reads. */
 export interface Config {
@@ -55,6 +56,9 @@ export interface Config {
   readonly usageFlushIntervalMs: number;
   readonly usageQueueMax: number;
   readonly trustForwardedFor: boolean;
+  readonly metricsToken: string;
+  readonly usageRetentionDays: number;
+  readonly adminAllowedCidrs: readonly string[] | null;
   /** Secrets that were generated in development this start (names only), to warn about. */
   readonly generatedSecrets: readonly string[];
   /** The admin password when it was generated this start: printed once, never logged. */
@@ -214,6 +218,12 @@ const schema = z.object({
   PROXY_USAGE_FLUSH_INTERVAL_MS: intIn(10, 60_000).default(1000),
   PROXY_USAGE_QUEUE_MAX: intIn(100, 10_000_000).default(50_000),
   PROXY_TRUST_FORWARDED_FOR: bool.default(false),
+  PROXY_METRICS_TOKEN: z.string().trim().default(""),
+  PROXY_USAGE_RETENTION_DAYS: intIn(0, 36500).default(90),
+  PROXY_ADMIN_ALLOWED_CIDRS: csvList.refine(
+    (list) => list === null || list.every(isCidr),
+    "expected a comma list of CIDR blocks such as 10.0.0.0/8,192.168.1.7/32,2001:db8::/32",
+  ).default(null),
 });
 
 type Parsed = z.infer<typeof schema>;
@@ -426,6 +436,9 @@ export async function loadConfig(
     usageFlushIntervalMs: p.PROXY_USAGE_FLUSH_INTERVAL_MS,
     usageQueueMax: p.PROXY_USAGE_QUEUE_MAX,
     trustForwardedFor: p.PROXY_TRUST_FORWARDED_FOR,
+    metricsToken: p.PROXY_METRICS_TOKEN,
+    usageRetentionDays: p.PROXY_USAGE_RETENTION_DAYS,
+    adminAllowedCidrs: p.PROXY_ADMIN_ALLOWED_CIDRS,
     generatedSecrets: Object.freeze(generated),
     generatedAdminPassword,
   });

@@ -22,6 +22,8 @@ import { BedrockInvoker } from "./proxy/bedrock/client.ts";
 import { ProxyMetrics } from "./proxy/metrics.ts";
 import { createProxy, type Proxy } from "./proxy/proxy.ts";
 import { join } from "node:path";
+import { attachNotifyTransport } from "./db/notify.ts";
+import { RetentionJob } from "./usage/retention.ts";
 
 /** Everything the routes call. */
 export interface Services {
@@ -40,6 +42,10 @@ export interface Services {
   bedrock: BedrockInvoker;
   proxy: Proxy;
   now: () => Date;
+  /** Starts background work: usage flushing, cross-replica events. */
+  start(): Promise<void>;
+  /** Stops background work, flushing usage (up to `deadlineMs`). */
+  stop(deadlineMs: number): Promise<void>;
 }
 
 /** Test and deployment seams. */
@@ -121,6 +127,8 @@ export async function createServices(
     onCommitted: (records) => budgets.onCommitted(records),
   });
   const metrics = new ProxyMetrics();
+  let detach: (() => Promise<void>) | null = null;
+  const retention = new RetentionJob({ db, log, days: config.usageRetentionDays });
   const bedrock = new BedrockInvoker({ endpoint: config.bedrockEndpoint || undefined });
   const plan = new PlanClient({
     baseUrl: config.planApiUrl,
@@ -157,6 +165,25 @@ export async function createServices(
     bedrock,
     proxy,
     now,
+    async start() {
+      recorder.start();
+      retention.start();
+      detach = await attachNotifyTransport({
+        db,
+        bus,
+        log,
+        onResync: () => {
+          resolver.clear();
+          credentials.clear();
+        },
+      });
+    },
+    async stop(deadlineMs) {
+      await detach?.().catch(() => {});
+      await retention.stop();
+      await recorder.close(deadlineMs);
+      bedrock.close();
+    },
   };
 }
 

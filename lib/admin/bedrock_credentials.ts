@@ -61,6 +61,8 @@ export interface BedrockCredentialStore {
   /** Opened credentials for the proxy, cached; null when the key has none. */
   load(accessKeyId: string): Promise<{ credentials: BedrockSecret; region: string | null } | null>;
   forget(accessKeyId: string): void;
+  /** Drops every cached credential (after missed invalidations). */
+  clear(): void;
 }
 
 /** Creates the store. */
@@ -151,6 +153,9 @@ export function createBedrockCredentialStore(deps: {
     },
     forget(accessKeyId) {
       cache.delete(accessKeyId);
+    },
+    clear() {
+      cache.clear();
     },
   };
 }

@@ -51,6 +51,8 @@ export interface KeyResolver {
   /** Drops cached entries of an access key / of a user's keys. */
   forgetKey(accessKeyId: string): void;
   forgetUser(userId: string): void;
+  /** Drops everything (after missed invalidations). */
+  clear(): void;
   readonly size: number;
 }
 
@@ -108,6 +110,7 @@ export function createKeyResolver(deps: {
     },
     forgetKey: (id) => forget((r) => r.id === id),
     forgetUser: (id) => forget((r) => r.user_id === id),
+    clear: () => cache.clear(),
     async resolve(rawKey) {
       if (!isWellFormedKey(rawKey)) return { status: "unknown" };
       let entry = cache.get(rawKey);

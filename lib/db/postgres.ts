@@ -72,8 +72,14 @@ export function openPostgres(opts: PostgresOptions): Db {
     async exec(text) {
       await client.unsafe(text);
     },
-    async listen(channel, onPayload) {
-      const sub = await client.listen(channel, onPayload);
+    async listen(channel, onPayload, onReconnect) {
+      // postgres.js keeps a dedicated connection for LISTEN and reconnects and resubscribes on its own; its
+      // onlisten callback runs on every (re)subscription.
+      let first = true;
+      const sub = await client.listen(channel, onPayload, () => {
+        if (!first) onReconnect?.();
+        first = false;
+      });
       return async () => {
         await sub.unlisten();
       };

@@ -299,3 +299,21 @@ export async function bedrockSpendSince(q: Queryable, userId: string, from: Date
     WHERE user_id = ${userId} AND granularity = 'hour' AND provider = 'bedrock' AND time_bucket >= ${from}`);
   return Number(row.spend);
 }
+
+/**
+ * Deletes one batch of `token_usages` rows older than `cutoff`, unless another replica holds the retention lock.
+ * Returns the rows deleted, or null when the lock was taken elsewhere. Aggregates are kept.
+ */
+export async function deleteOldUsageBatch(
+  q: { begin<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> },
+  cutoff: Date,
+  batch: number,
+): Promise<number | null> {
+  return await q.begin(async (tx) => {
+    const [lock] = await tx.query<{ ok: boolean }>(sql`SELECT pg_try_advisory_xact_lock(727310002) AS ok`);
+    if (!lock.ok) return null;
+    const deleted = await tx.query(sql`DELETE FROM token_usages WHERE id IN (
+      SELECT id FROM token_usages WHERE created_at < ${cutoff} ORDER BY created_at LIMIT ${batch}) RETURNING id`);
+    return deleted.length;
+  });
+}

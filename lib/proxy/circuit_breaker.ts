@@ -306,6 +306,13 @@ export class CircuitBreakers {
     };
   }
 
+  /** Keys whose circuit is not closed, for metrics and the console. */
+  states(): Array<{ key: string; state: CircuitState }> {
+    const out: Array<{ key: string; state: CircuitState }> = [];
+    for (const [key, b] of this.#breakers) if (b.state !== "closed") out.push({ key, state: b.state });
+    return out;
+  }
+
   /**
    * Applies a state learned from another replica, without calling `onTransition` (no re-broadcast).
    * `half_open` means the other replica is probing: this one routes to Bedrock meanwhile, and probes itself

@@ -54,6 +54,8 @@ export interface ProxyRequest {
   request: Request;
   /** Fires when the client goes away. */
   signal: AbortSignal;
+  /** Called when the access key is unknown, revoked or expired (guessing is throttled per address). */
+  onKeyRejected?: () => void;
 }
 
 /** Per-request bookkeeping that ends up in the usage row and the log line. */
@@ -100,12 +102,14 @@ export function createProxy(deps: ProxyDeps): Proxy {
           "cannot verify the access key right now (database unreachable); retry",
         );
       case "expired":
+        req.onKeyRejected?.();
         throw new HttpError(
           401,
           "authentication_error",
           "access key expired after rotation; use the new key",
         );
       default:
+        req.onKeyRejected?.();
         throw new HttpError(401, "authentication_error", "invalid access key in the URL path (/ak/<key>)");
     }
   }

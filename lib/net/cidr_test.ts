@@ -1,0 +1,31 @@
+import assert from "node:assert/strict";
+import { cidrMatcher, isCidr, parseIp } from "./cidr.ts";
+
+Deno.test("IPv4 and IPv6 blocks match the addresses inside them only", () => {
+  const allowed = cidrMatcher(["10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32", "172.16.0.0/12"]);
+  for (
+    const ip of [
+      "10.0.0.1",
+      "10.255.255.255",
+      "192.168.1.7",
+      "::ffff:10.1.2.3",
+      "2001:db8:1::5",
+      "172.31.0.1",
+    ]
+  ) {
+    assert.equal(allowed(ip), true, ip);
+  }
+  for (const ip of ["11.0.0.1", "192.168.1.8", "2001:db9::1", "172.32.0.1", "garbage", "", null]) {
+    assert.equal(allowed(ip as string | null), false, String(ip));
+  }
+});
+
+Deno.test("CIDR validation refuses malformed blocks", () => {
+  for (const ok of ["0.0.0.0/0", "::/0", "fe80::1", "1.2.3.4", "::ffff:1.2.3.4/128"]) {
+    assert.equal(isCidr(ok), true, ok);
+  }
+  for (const bad of ["1.2.3.4/33", "300.1.1.1", "1.2.3/8", "::1/129", "x/8", "1:2:3:4:5:6:7:8:9"]) {
+    assert.equal(isCidr(bad), false, bad);
+  }
+  assert.deepEqual([...parseIp("::1")!], [...new Array(15).fill(0), 1]);
+});

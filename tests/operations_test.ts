@@ -1,0 +1,216 @@
+/**
+ * Operations: metrics, security headers and allow-lists, key-guessing throttle, and two replicas sharing one
+ * PostgreSQL through LISTEN/NOTIFY.
+ */
+import assert from "node:assert/strict";
+import { backends, dbTest, freshDb } from "./helpers/db.ts";
+import { makeTestApp } from "./helpers/app.ts";
+import { startProxy, waitFor } from "./helpers/proxy.ts";
+import { startFakeAnthropic } from "./fakes/fake_anthropic.ts";
+import { startFakeBedrock } from "./fakes/fake_bedrock.ts";
+import { hashPassword } from "../lib/auth/password.ts";
+
+const MESSAGE = {
+  model: "claude-sonnet-4-5-20250929",
+  max_tokens: 16,
+  messages: [{ role: "user", content: "hi" }],
+};
+
+dbTest(
+  "/metrics exposes requests, queue depth and breaker states, behind a token when one is set",
+  async (db) => {
+    const p = await startProxy(db, { env: { PROXY_METRICS_TOKEN: "metrics-secret" } });
+    try {
+      const res = await fetch(`${p.baseUrl}/v1/messages`, {
+        method: "POST",
+        headers: { "x-api-key": "k", "content-type": "application/json" },
+        body: JSON.stringify(MESSAGE),
+      });
+      await res.text();
+      const denied = await fetch(`${p.origin}/metrics`);
+      assert.equal(denied.status, 401);
+      await denied.body?.cancel();
+      await waitFor(() => p.t.services.recorder.stats().queued === 1, 2000, "usage row");
+      const metrics = await fetch(`${p.origin}/metrics`, {
+        headers: { authorization: "Bearer metrics-secret" },
+      });
+      assert.equal(metrics.status, 200);
+      const text = await metrics.text();
+      assert.match(
+        text,
+        /proxy_requests_total\{provider="anthropic",status="200",model="claude-sonnet-4-5-20250929"\} 1/,
+      );
+      assert.match(text, /proxy_usage_queue_depth 1/);
+      assert.match(text, /proxy_request_duration_seconds_count\{provider="anthropic"\} 1/);
+      assert.match(text, /proxy_circuits_open 0/);
+      assert.ok(!text.includes(p.key));
+    } finally {
+      await p.close();
+    }
+  },
+);
+
+dbTest("production responses carry HSTS; the admin allow-list guards /admin and /api only", async (db) => {
+  const t = await makeTestApp(db, {
+    PROXY_ENV: "production",
+    PROXY_DATABASE_URL: "postgres://unused@localhost/unused",
+    PROXY_ADMIN_ALLOWED_CIDRS: "10.0.0.0/8",
+    PROXY_TRUST_FORWARDED_FOR: "true",
+  });
+  const health = await t.call("GET", "/health");
+  assert.equal(health.headers.get("strict-transport-security"), "max-age=31536000; includeSubDomains");
+  const outside = await t.call("POST", "/api/auth/login", { username: "admin", password: "x" }, {
+    "x-forwarded-for": "203.0.113.5",
+  });
+  assert.equal(outside.status, 403);
+  assert.equal(outside.body.error.type, "permission_error");
+  const inside = await t.call("POST", "/api/auth/login", { username: "admin", password: "x" }, {
+    "x-forwarded-for": "203.0.113.5, 10.1.2.3",
+  });
+  assert.equal(inside.status, 401, "inside the allow-list the request reaches the login check");
+  const proxy = await t.call("POST", `/ak/ak_${"A".repeat(43)}/v1/messages`, MESSAGE, {
+    "x-forwarded-for": "203.0.113.5",
+  });
+  assert.equal(proxy.status, 401, "the proxy is not behind the admin allow-list");
+});
+
+dbTest("guessing access keys is throttled per client address", async (db) => {
+  const t = await makeTestApp(db, { PROXY_TRUST_FORWARDED_FOR: "true" });
+  const guess = (ip: string, n: number) =>
+    t.call("POST", `/ak/ak_${String(n).padStart(43, "A")}/v1/messages`, MESSAGE, { "x-forwarded-for": ip });
+  for (let i = 0; i < 30; i++) assert.equal((await guess("198.51.100.1", i)).status, 401);
+  const blocked = await guess("198.51.100.1", 99);
+  assert.equal(blocked.status, 429);
+  assert.equal(blocked.body.type, "error");
+  assert.equal(blocked.body.error.type, "rate_limit_error");
+  assert.ok(Number(blocked.headers.get("retry-after")) > 0);
+  assert.equal((await guess("198.51.100.2", 1)).status, 401, "other addresses are unaffected");
+});
+
+Deno.test({
+  name: "two replicas on one PostgreSQL: an opened breaker and a revoked key reach the other within 1 s",
+  ignore: !backends().includes("postgres"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { url, cleanup } = await freshDb("postgres");
+  const upstream = await startFakeAnthropic();
+  const bedrock = await startFakeBedrock({ apiKeys: ["ABSKdHdvLXJlcGxpY2Fz"] });
+  const password = "replica admin password";
+  const env = {
+    PROXY_ENV: "development",
+    PROXY_DATABASE_URL: url,
+    PROXY_KEY_HASHER_SECRET: "replica-hasher-secret-0123456789abcdef",
+    PROXY_JWT_SECRET: "replica-jwt-secret-0123456789abcdef012345",
+    PROXY_LOCAL_ENCRYPTION_KEY: "0123456789abcdef0123456789abcdef",
+    PROXY_ADMIN_PASSWORD_HASH: await hashPassword(password, 1000),
+    PROXY_PLAN_API_URL: upstream.url,
+    PROXY_BEDROCK_ENDPOINT: bedrock.url,
+    PROXY_CIRCUIT_FAILURE_THRESHOLD: "1",
+    PROXY_LOG_LEVEL: "warn",
+    PROXY_HOST: "127.0.0.1",
+  };
+  const replicas = await Promise.all([startReplica(env), startReplica(env)]);
+  const [a, b] = replicas;
+  try {
+    const login = await (await fetch(`${a.origin}/api/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "admin", password }),
+    })).json();
+    const api = (method: string, path: string, body?: unknown) =>
+      fetch(`${a.origin}/api${path}`, {
+        method,
+        headers: { authorization: `Bearer ${login.access_token}`, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      }).then((r) => r.json());
+    const user = await api("POST", "/users", { email: "replicas@example.com" });
+    const key = await api("POST", `/users/${user.id}/access-keys`, {});
+    await api("PUT", `/access-keys/${key.id}/bedrock-key`, {
+      bedrock_api_key: "ABSKdHdvLXJlcGxpY2Fz",
+      region: "us-east-1",
+    });
+    const send = async (origin: string) => {
+      const res = await fetch(`${origin}/ak/${key.key}/v1/messages`, {
+        method: "POST",
+        headers: { "x-api-key": "k", "content-type": "application/json" },
+        body: JSON.stringify(MESSAGE),
+      });
+      await res.text();
+      return {
+        status: res.status,
+        provider: res.headers.get("x-proxy-provider"),
+        reason: res.headers.get("x-proxy-fallback-reason"),
+      };
+    };
+    assert.deepEqual(
+      await send(b.origin),
+      { status: 200, provider: "anthropic", reason: null },
+      "B has the key cached",
+    );
+
+    upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+    assert.equal((await send(a.origin)).provider, "bedrock", "A falls back and opens the breaker");
+    const planCalls = upstream.requests.length;
+    const opened = Date.now();
+    await waitFor(
+      async () => (await send(b.origin)).reason === "circuit_open",
+      1000,
+      "B to see the open circuit",
+    );
+    assert.ok(Date.now() - opened <= 1000);
+    assert.equal(upstream.requests.length, planCalls, "B sent nothing to the plan upstream once it knew");
+
+    await api("DELETE", `/access-keys/${key.id}`);
+    const revoked = Date.now();
+    await waitFor(async () => (await send(b.origin)).status === 401, 1000, "B to refuse the revoked key");
+    assert.ok(Date.now() - revoked <= 1000);
+  } finally {
+    for (const r of replicas) await r.stop();
+    await upstream.close();
+    await bedrock.close();
+    await cleanup();
+  }
+});
+
+async function startReplica(env: Record<string, string>): Promise<{ origin: string; stop(): Promise<void> }> {
+  const port = freePort();
+  const dataDir = await Deno.makeTempDir({ prefix: "proxy-replica-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname],
+    env: { ...env, PROXY_PORT: String(port), PROXY_DATA_DIR: dataDir },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const origin = `http://127.0.0.1:${port}`;
+  await waitFor(
+    async () => {
+      try {
+        const r = await fetch(`${origin}/health`);
+        await r.body?.cancel();
+        return r.ok;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+    `replica on ${port}`,
+  );
+  return {
+    origin,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      await child.stderr.cancel().catch(() => {});
+      await child.status;
+    },
+  };
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
