@@ -1,0 +1,365 @@
+/**
+ * Resilience: hostile clients, misbehaving upstreams, a database outage under load, and SIGTERM with streams in
+ * flight. Every test is bounded in time.
+ */
+import assert from "node:assert/strict";
+import { backends, dbTest, freshDb } from "./helpers/db.ts";
+import { startProxy, waitFor } from "./helpers/proxy.ts";
+import { startFakeAnthropic } from "./fakes/fake_anthropic.ts";
+import { SseUsageTap } from "../lib/proxy/sse_usage.ts";
+import { hashPassword } from "../lib/auth/password.ts";
+import { openPostgres } from "../lib/db/postgres.ts";
+import { sql } from "../lib/db/sql.ts";
+
+const MESSAGE = {
+  model: "claude-sonnet-4-5-20250929",
+  max_tokens: 16,
+  messages: [{ role: "user", content: "hi" }],
+};
+
+/** Sends raw bytes on a new TCP connection and returns what came back before the server closed or `ms` passed. */
+async function raw(port: number, bytes: Uint8Array, ms = 2000): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(bytes).catch(() => 0);
+    const buf = new Uint8Array(65536);
+    const timer = setTimeout(() => conn.close(), ms);
+    let out = "";
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        out += new TextDecoder().decode(buf.subarray(0, n));
+        if (out.includes("\r\n\r\n")) break;
+      }
+    } catch { /* closed by the timer */ }
+    clearTimeout(timer);
+    return out;
+  } finally {
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  }
+}
+
+dbTest("hostile clients get clean 4xx answers and the proxy keeps serving", async (db) => {
+  const p = await startProxy(db);
+  try {
+    const port = Number(new URL(p.origin).port);
+    const path = new URL(p.baseUrl).pathname;
+    const enc = new TextEncoder();
+
+    // Random bytes instead of HTTP.
+    const garbage = await raw(port, crypto.getRandomValues(new Uint8Array(4096)));
+    assert.ok(garbage === "" || /^HTTP\/1\.1 4\d\d/.test(garbage), garbage.slice(0, 40));
+
+    // Huge headers: refused, not buffered without bound.
+    const huge = await raw(
+      port,
+      enc.encode(`GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(2_000_000)}\r\n\r\n`),
+    );
+    assert.ok(huge === "" || /^HTTP\/1\.1 4\d\d/.test(huge), huge.slice(0, 40));
+
+    // Slow headers: 50 connections trickling a request line do not stop others from being served.
+    const slow = await Promise.all(Array.from({ length: 50 }, async () => {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      await c.write(enc.encode("POST /ak/"));
+      return c;
+    }));
+    const ok = await fetch(`${p.origin}/health`);
+    assert.equal(ok.status, 200);
+    await ok.body?.cancel();
+    for (const c of slow) c.close();
+
+    // Deeply nested, random and non-object JSON bodies: 400 in Anthropic's shape, nothing sent upstream.
+    const bodies = [
+      "[".repeat(200_000) + "]".repeat(200_000),
+      '{"a":'.repeat(50_000) + "1" + "}".repeat(50_000),
+      new TextDecoder().decode(crypto.getRandomValues(new Uint8Array(2048))),
+      "[]",
+      '"string"',
+      "",
+    ];
+    for (const body of bodies) {
+      const res = await fetch(`${p.origin}${path}/v1/messages`, {
+        method: "POST",
+        headers: { "x-api-key": "k", "content-type": "application/json" },
+        body,
+      });
+      const answer = await res.json();
+      if (res.status === 200) {
+        // A deeply nested object is valid JSON: it goes upstream like any other body.
+        assert.equal(body.startsWith('{"a":'), true);
+        continue;
+      }
+      assert.equal(res.status, 400, body.slice(0, 20));
+      assert.equal(answer.error.type, "invalid_request_error");
+    }
+
+    const after = await fetch(`${p.baseUrl}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": "k", "content-type": "application/json" },
+      body: JSON.stringify(MESSAGE),
+    });
+    assert.equal(after.status, 200, "still serving");
+    await after.text();
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("fuzz: the SSE usage tap never throws and never invents usage from random input", () => {
+  const enc = new TextEncoder();
+  const pieces = [
+    "event: message_start\n",
+    'data: {"type":"message_start","message":{"id":"m","usage":{"input_tokens":5}}}\n\n',
+    'event: message_delta\ndata: {"usage":{"output_tokens":7}}\n\n',
+    "data: {not json}\n\n",
+    ": comment\n",
+    "\r\n",
+    'event: error\ndata: {"error":null}\n\n',
+    "retry: x\n",
+    "\u0000\uffff",
+  ];
+  for (let round = 0; round < 2000; round++) {
+    const tap = new SseUsageTap();
+    let text = "";
+    for (let i = 0; i < 10; i++) text += pieces[Math.floor(Math.random() * pieces.length)];
+    const bytes = round % 2 === 0
+      ? enc.encode(text)
+      : crypto.getRandomValues(new Uint8Array(64 + (round % 512)));
+    // Split at random points, as the network does.
+    let offset = 0;
+    while (offset < bytes.length) {
+      const n = 1 + Math.floor(Math.random() * 40);
+      tap.push(bytes.subarray(offset, offset + n));
+      offset += n;
+    }
+    const r = tap.result;
+    for (const v of [r.inputTokens, r.outputTokens, r.cacheReadInputTokens, r.cacheCreationInputTokens]) {
+      assert.ok(Number.isFinite(v) && v >= 0);
+    }
+    if (round % 2 === 1) assert.equal(r.inputTokens, 0, "random bytes carry no usage");
+  }
+});
+
+dbTest("slow-drip and silent upstreams give bounded, clean errors, and usage is recorded", async (db) => {
+  const p = await startProxy(db, { env: { PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: "500" } });
+  try {
+    // A slow drip still streams every event: it is slow, not broken.
+    p.upstream.script({ kind: "slow", eventDelayMs: 60 });
+    const drip = await fetch(`${p.baseUrl}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": "k", "content-type": "application/json" },
+      body: JSON.stringify({ ...MESSAGE, stream: true }),
+    });
+    assert.match(await drip.text(), /event: message_stop/);
+
+    // An upstream that never answers: 504 timeout_error after the first-byte timeout (no Bedrock for this key).
+    p.upstream.script({ kind: "hang" });
+    const started = Date.now();
+    const silent = await fetch(`${p.baseUrl}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": "k", "content-type": "application/json" },
+      body: JSON.stringify(MESSAGE),
+    });
+    assert.equal(silent.status, 504);
+    assert.equal((await silent.json()).error.type, "timeout_error");
+    assert.ok(Date.now() - started < 3000, "bounded by the timeout");
+
+    await waitFor(() => p.t.services.recorder.stats().queued === 2, 3000, "usage rows");
+    await p.t.services.recorder.flush();
+    const rows = await db.query<{ status_code: number; error_type: string | null }>(
+      sql`SELECT status_code, error_type FROM token_usages ORDER BY created_at`,
+    );
+    assert.deepEqual(rows.map((r) => [r.status_code, r.error_type]), [[200, null], [504, "timeout_error"]]);
+  } finally {
+    await p.close();
+  }
+});
+
+/** Starts `main.ts` as a child process; resolves once it answers /health. */
+async function spawnProxy(env: Record<string, string>) {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname],
+    env: { ...env, PROXY_PORT: String(port), PROXY_HOST: "127.0.0.1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const origin = `http://127.0.0.1:${port}`;
+  await waitFor(
+    async () => {
+      try {
+        const r = await fetch(`${origin}/health`);
+        await r.body?.cancel();
+        return r.ok;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+    "proxy process",
+  );
+  return { child, origin };
+}
+
+async function adminSetup(origin: string, password: string) {
+  const login = await (await fetch(`${origin}/api/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: "admin", password }),
+  })).json();
+  const api = (method: string, path: string, body?: unknown) =>
+    fetch(`${origin}/api${path}`, {
+      method,
+      headers: { authorization: `Bearer ${login.access_token}`, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }).then((r) => r.json());
+  const user = await api("POST", "/users", { email: `drain-${crypto.randomUUID()}@example.com` });
+  const key = await api("POST", `/users/${user.id}/access-keys`, {});
+  return { key: key.key as string, api };
+}
+
+Deno.test({
+  name: "SIGTERM with 100 streams in flight: every stream completes, usage is flushed, exit 0",
+  ignore: !backends().includes("postgres"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { db, url, cleanup } = await freshDb("postgres");
+  const upstream = await startFakeAnthropic({ eventDelayMs: 100, deltas: 15 }); // ~1.8 s per stream
+  const password = "drain test password";
+  try {
+    const { child, origin } = await spawnProxy({
+      PROXY_DATABASE_URL: url,
+      PROXY_PLAN_API_URL: upstream.url,
+      PROXY_KEY_HASHER_SECRET: "drain-hasher-secret-0123456789abcdef01",
+      PROXY_JWT_SECRET: "drain-jwt-secret-0123456789abcdef0123456",
+      PROXY_LOCAL_ENCRYPTION_KEY: "0123456789abcdef0123456789abcdef",
+      PROXY_ADMIN_PASSWORD_HASH: await hashPassword(password, 1000),
+      PROXY_DATA_DIR: await Deno.makeTempDir(),
+      PROXY_LOG_LEVEL: "warn",
+      PROXY_SHUTDOWN_DRAIN_SECONDS: "20",
+    });
+    const { key } = await adminSetup(origin, password);
+    const streams = Array.from({ length: 100 }, async () => {
+      const res = await fetch(`${origin}/ak/${key}/v1/messages`, {
+        method: "POST",
+        headers: { "x-api-key": "k", "content-type": "application/json" },
+        body: JSON.stringify({ ...MESSAGE, stream: true }),
+      });
+      return await res.text();
+    });
+    await waitFor(() => upstream.requests.length === 100, 10_000, "100 streams open");
+    const signalled = Date.now();
+    child.kill("SIGTERM");
+    const bodies = await Promise.all(streams);
+    const status = await child.status;
+    await child.stdout.cancel().catch(() => {});
+    await child.stderr.cancel().catch(() => {});
+    assert.equal(status.code, 0);
+    assert.ok(Date.now() - signalled < 20_000, "within the drain deadline");
+    for (const body of bodies) assert.match(body, /event: message_stop/);
+    const [{ n }] = await db.query<{ n: number }>(sql`SELECT count(*) AS n FROM token_usages`);
+    assert.equal(n, 100, "every stream's usage was flushed before exit");
+  } finally {
+    await upstream.close();
+    await cleanup();
+  }
+});
+
+Deno.test({
+  name: "a database outage of a minute under load: cached keys keep working, then every row lands once",
+  ignore: !backends().includes("postgres"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { db, url, cleanup } = await freshDb("postgres");
+  const upstream = await startFakeAnthropic({ latencyMs: 5 });
+  const password = "outage test password";
+  const name = new URL(url).pathname.slice(1);
+  const admin = openPostgres({ url: Deno.env.get("PROXY_TEST_DATABASE_URL")!, max: 1 });
+  let child: Deno.ChildProcess | null = null;
+  try {
+    const spawned = await spawnProxy({
+      PROXY_DATABASE_URL: url,
+      PROXY_PLAN_API_URL: upstream.url,
+      PROXY_KEY_HASHER_SECRET: "outage-hasher-secret-0123456789abcdef0",
+      PROXY_JWT_SECRET: "outage-jwt-secret-0123456789abcdef012345",
+      PROXY_LOCAL_ENCRYPTION_KEY: "0123456789abcdef0123456789abcdef",
+      PROXY_ADMIN_PASSWORD_HASH: await hashPassword(password, 1000),
+      PROXY_DATA_DIR: await Deno.makeTempDir(),
+      PROXY_LOG_LEVEL: "error",
+      PROXY_ACCESS_KEY_CACHE_TTL: "5", // expires during the outage: served stale, never refused
+      PROXY_USAGE_QUEUE_MAX: "500", // small, so the outage also exercises the spool file
+    });
+    child = spawned.child;
+    const { origin } = spawned;
+    const { key } = await adminSetup(origin, password);
+    const statuses = new Map<number, number>();
+    let running = true;
+    const send = async () => {
+      const res = await fetch(`${origin}/ak/${key}/v1/messages`, {
+        method: "POST",
+        headers: { "x-api-key": "k", "content-type": "application/json" },
+        body: JSON.stringify({ ...MESSAGE, stream: Math.random() < 0.5 }),
+      });
+      await res.text();
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+    };
+    await send(); // caches the key
+    const load = Array.from({ length: 8 }, async () => {
+      while (running) await send();
+    });
+
+    await admin.exec(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+    await admin.query(sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${name}`);
+    const downUntil = Date.now() + 60_000;
+    let readyDown = false;
+    while (Date.now() < downUntil) {
+      const r = await fetch(`${origin}/ready`);
+      await r.body?.cancel();
+      if (r.status === 503) readyDown = true;
+      await new Promise((res) => setTimeout(res, 2000));
+    }
+    await admin.exec(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+    running = false;
+    await Promise.all(load);
+    assert.ok(readyDown, "/ready reported the database down");
+    assert.deepEqual([...statuses.keys()], [200], `statuses: ${JSON.stringify([...statuses])}`);
+    const served = statuses.get(200)!;
+    assert.ok(served > 500, `served ${served}`);
+
+    await waitFor(
+      async () => {
+        const [{ n }] = await db.query<{ n: number }>(sql`SELECT count(*) AS n FROM token_usages`);
+        return n >= served;
+      },
+      60_000,
+      "every row written after recovery",
+    );
+    const [{ n, distinct }] = await db.query<{ n: number; distinct: number }>(
+      sql`SELECT count(*) AS n, count(DISTINCT request_id) AS distinct FROM token_usages`,
+    );
+    assert.equal(n, served, "each request exactly once");
+    assert.equal(distinct, served);
+    const [{ total }] = await db.query<{ total: number }>(
+      sql`SELECT sum(request_count) AS total FROM usage_aggregates WHERE granularity = 'day'`,
+    );
+    assert.equal(total, served, "aggregates counted each request once");
+  } finally {
+    await admin.exec(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`).catch(() => {});
+    await admin.close();
+    if (child) {
+      child.kill("SIGTERM");
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
+      await child.stderr.cancel().catch(() => {});
+    }
+    await upstream.close();
+    await cleanup();
+  }
+});
