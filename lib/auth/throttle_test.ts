@@ -1,0 +1,27 @@
+import assert from "node:assert/strict";
+import { FailureThrottle } from "./throttle.ts";
+
+Deno.test("failures within the window throttle a subject until the oldest one ages out", () => {
+  let now = 0;
+  const t = new FailureThrottle({ limit: 3, windowMs: 60_000, now: () => now });
+  t.fail("a");
+  now = 10_000;
+  t.fail("a");
+  assert.equal(t.retryAfterSeconds("a"), 0);
+  now = 20_000;
+  t.fail("a");
+  assert.equal(t.retryAfterSeconds("a"), 40, "until the first failure is a minute old");
+  assert.equal(t.retryAfterSeconds("b"), 0, "subjects are independent");
+  now = 60_001;
+  assert.equal(t.retryAfterSeconds("a"), 0);
+  t.fail("a");
+  t.clear("a");
+  assert.equal(t.retryAfterSeconds("a"), 0);
+});
+
+Deno.test("memory is bounded: the oldest subjects are evicted", () => {
+  const t = new FailureThrottle({ limit: 1, windowMs: 60_000, now: () => 0, maxKeys: 100 });
+  for (let i = 0; i < 1000; i++) t.fail(`ip-${i}`);
+  assert.equal(t.retryAfterSeconds("ip-999"), 60);
+  assert.equal(t.retryAfterSeconds("ip-0"), 0, "evicted");
+});
