@@ -86,6 +86,20 @@ export function parseReportQuery(
       "granularity",
     );
   }
+  const filters = parseUsageFilters(params);
+  return {
+    // Whole buckets: the first bucket containing `from`, up to the end of the bucket containing `to`.
+    from: bucketStart(from, granularity, timeZone),
+    to,
+    granularity,
+    ...filters,
+  };
+}
+
+/** Validates the optional filters `user_id`, `access_key_id`, `provider`, `model`. */
+export function parseUsageFilters(
+  params: Record<string, string | undefined>,
+): Pick<usage.UsageFilter, "userId" | "accessKeyId" | "provider" | "model"> {
   for (const name of ["user_id", "access_key_id"]) {
     const v = params[name];
     if (v && !UUID.test(v)) {
@@ -103,10 +117,6 @@ export function parseReportQuery(
     );
   }
   return {
-    // Whole buckets: the first bucket containing `from`, up to the end of the bucket containing `to`.
-    from: bucketStart(from, granularity, timeZone),
-    to,
-    granularity,
     userId: params.user_id || undefined,
     accessKeyId: params.access_key_id || undefined,
     provider,

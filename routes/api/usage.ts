@@ -4,7 +4,7 @@
 import type { Hono } from "hono";
 import type { ApiEnv } from "./mod.ts";
 import type { Db } from "../../lib/db/db.ts";
-import { parseReportQuery, usageReport } from "../../lib/usage/report.ts";
+import { parseReportQuery, parseUsageFilters, usageReport } from "../../lib/usage/report.ts";
 import { recentRequests, topUsers } from "../../lib/db/usage.ts";
 import { paging } from "../../lib/http.ts";
 import { HttpError } from "../../lib/errors.ts";

@@ -1,0 +1,147 @@
+/**
+ * `GET /api/usage`, `/api/usage/top-users` and `/api/usage/requests` over recorded usage, with buckets in
+ * `PROXY_TIMEZONE`.
+ */
+import assert from "node:assert/strict";
+import { dbTest } from "./helpers/db.ts";
+import { makeTestApp } from "./helpers/app.ts";
+import { UsageRecorder } from "../lib/usage/recorder.ts";
+import type { UsageRecord } from "../lib/db/usage.ts";
+import { silentLogger } from "../lib/log.ts";
+
+dbTest(
+  "usage reports: totals, series in the configured zone, breakdowns, top users, recent requests",
+  async (db) => {
+    const now = new Date("2026-06-02T12:00:00Z");
+    const t = await makeTestApp(db, { PROXY_TIMEZONE: "Asia/Seoul" }, { now: () => now });
+    const h = await t.auth();
+    const alice = (await t.call("POST", "/api/users", { email: "alice@example.com" }, h)).body;
+    const bob = (await t.call("POST", "/api/users", { email: "bob@example.com" }, h)).body;
+    const ka = (await t.call("POST", `/api/users/${alice.id}/access-keys`, {}, h)).body;
+    const kb = (await t.call("POST", `/api/users/${bob.id}/access-keys`, {}, h)).body;
+    const rec = new UsageRecorder({
+      db,
+      log: silentLogger,
+      timeZone: "Asia/Seoul",
+      spoolDir: await Deno.makeTempDir(),
+    });
+    let n = 0;
+    const add = (key: { id: string }, user: { id: string }, at: string, over: Partial<UsageRecord> = {}) =>
+      rec.record({
+        requestId: `r${n++}`,
+        accessKeyId: key.id,
+        userId: user.id,
+        messageId: null,
+        model: "claude-sonnet-4-5",
+        modelServed: null,
+        stream: true,
+        inputTokens: 100,
+        outputTokens: 10,
+        cacheReadInputTokens: 1,
+        cacheCreationInputTokens: 2,
+        provider: "anthropic",
+        isFallback: false,
+        fallbackReason: null,
+        statusCode: 200,
+        errorType: null,
+        stopReason: null,
+        latencyMs: 100,
+        timeToFirstByteMs: 10,
+        costUsd: 0.5,
+        createdAt: at,
+        ...over,
+      });
+    // 2026-06-01T16:30Z is 01:30 on 2 June in Seoul; 14:30Z is 23:30 on 1 June.
+    add(ka, alice, "2026-06-01T14:30:00Z");
+    add(ka, alice, "2026-06-01T16:30:00Z", {
+      provider: "bedrock",
+      isFallback: true,
+      fallbackReason: "overloaded",
+      costUsd: 1,
+    });
+    add(kb, bob, "2026-06-01T16:40:00Z", {
+      statusCode: 529,
+      errorType: "overloaded_error",
+      latencyMs: 300,
+      costUsd: 0,
+    });
+    add(kb, bob, "2026-06-02T11:00:00Z", { model: "claude-haiku-4-5", costUsd: 2 });
+    await rec.close();
+
+    const day = await t.call(
+      "GET",
+      "/api/usage?from=2026-06-01T00:00:00Z&to=2026-06-02T12:00:00Z&granularity=day",
+      undefined,
+      h,
+    );
+    assert.equal(day.status, 200, JSON.stringify(day.body));
+    assert.equal(day.body.time_zone, "Asia/Seoul");
+    assert.equal(day.body.totals.requests, 4);
+    assert.equal(day.body.totals.errors, 1);
+    assert.equal(day.body.totals.fallbacks, 1);
+    assert.equal(day.body.totals.input_tokens, 400);
+    assert.equal(day.body.totals.cache_creation_tokens, 8);
+    assert.equal(day.body.totals.cost_usd, 3.5);
+    assert.equal(day.body.totals.fallback_rate, 0.25);
+    assert.equal(day.body.totals.error_rate, 0.25);
+    assert.equal(day.body.totals.p50_latency_ms, 100);
+    // Day buckets start at Seoul midnight (15:00Z the day before).
+    assert.deepEqual(
+      day.body.series.map((s: { bucket: string; requests: number }) => [s.bucket, s.requests]),
+      [
+        ["2026-05-31T15:00:00.000Z", 1],
+        ["2026-06-01T15:00:00.000Z", 3],
+      ],
+    );
+    assert.deepEqual(
+      day.body.by_provider.map((p: { label: string; requests: number }) => [p.label, p.requests]).sort(),
+      [
+        ["anthropic", 3],
+        ["bedrock", 1],
+      ],
+    );
+    assert.equal(day.body.by_model[0].label, "claude-haiku-4-5", "ordered by cost");
+    assert.deepEqual(
+      day.body.top_users.map((u: { email: string; cost_usd: number }) => [u.email, u.cost_usd]),
+      [
+        ["bob@example.com", 2],
+        ["alice@example.com", 1.5],
+      ],
+    );
+
+    const filtered = await t.call(
+      "GET",
+      `/api/usage?from=2026-06-01T00:00:00Z&provider=bedrock&user_id=${alice.id}`,
+      undefined,
+      h,
+    );
+    assert.equal(filtered.body.totals.requests, 1);
+    assert.equal(filtered.body.granularity, "hour");
+
+    const top = await t.call("GET", "/api/usage/top-users?from=2026-06-01T00:00:00Z&limit=1", undefined, h);
+    assert.deepEqual(top.body.items.map((u: { email: string }) => u.email), ["bob@example.com"]);
+
+    const recent = await t.call("GET", "/api/usage/requests?limit=2", undefined, h);
+    assert.equal(recent.body.total, 4);
+    assert.equal(recent.body.items.length, 2);
+    assert.equal(recent.body.items[0].request_id, "r3", "newest first");
+    assert.equal(recent.body.items[0].email, "bob@example.com");
+    assert.equal(recent.body.items[0].key_prefix, kb.key_prefix);
+    const errors = await t.call("GET", "/api/usage/requests?status=error", undefined, h);
+    assert.deepEqual(errors.body.items.map((r: { request_id: string }) => r.request_id), ["r2"]);
+
+    for (
+      const bad of [
+        "from=yesterday",
+        "granularity=week",
+        "user_id=nope",
+        "provider=openai",
+        "from=2026-06-02T00:00:00Z&to=2026-06-01T00:00:00Z",
+      ]
+    ) {
+      const r = await t.call("GET", `/api/usage?${bad}`, undefined, h);
+      assert.equal(r.status, 400, bad);
+      assert.equal(r.body.error.type, "invalid_request_error");
+    }
+  },
+);
