@@ -17,6 +17,8 @@ import { usageRoutes } from "./routes/api/usage.ts";
 import { proxyRoutes } from "./routes/proxy.ts";
 import { circuitRoutes } from "./routes/api/circuit.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
+import { adminRoutes } from "./routes/admin/mod.tsx";
+import { staticRoutes } from "./routes/static.ts";
 import { cidrMatcher } from "./lib/net/cidr.ts";
 import { clientAddress } from "./lib/http.ts";
 
@@ -89,6 +91,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       },
     }),
   );
+
+  app.route(
+    "/admin",
+    adminRoutes({ config: deps.config, db: deps.db, services: deps.services, log: deps.log }),
+  );
+  app.route("/static", staticRoutes());
 
   app.notFound((c) =>
     errorResponse(

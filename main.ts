@@ -9,6 +9,7 @@ import { migrate, readMigrations } from "./lib/db/migrate.ts";
 import { hashPassword, isLegacySha256 } from "./lib/auth/password.ts";
 import { createApp } from "./app.ts";
 import { createServices } from "./lib/services.ts";
+import { ensureAssets } from "./scripts/build_assets.ts";
 
 const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
 
@@ -49,6 +50,7 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
 
+  await ensureAssets(log);
   const services = await createServices(config, db, log);
   const app = createApp({ config, db, log, services });
   await services.start();

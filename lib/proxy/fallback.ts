@@ -16,6 +16,7 @@
  */
 import type { PlanResult } from "./plan_client.ts";
 import { SseUsageTap } from "./sse_usage.ts";
+import { type ChunkReader, chunkReader } from "./body_reader.ts";
 
 const FAILURE_STATUSES = new Set([500, 502, 503, 504, 529]);
 const MAX_ERROR_BODY = 64 * 1024;
@@ -32,7 +33,7 @@ export type FallbackDecision =
     /** The upstream's answer, when there was one, for keys that cannot fall back. */
     response?: Response;
     head: Uint8Array[];
-    reader?: ReadableStreamDefaultReader<Uint8Array>;
+    reader?: ChunkReader;
     errorType: string | null;
     /** Releases the upstream answer (the request goes to Bedrock instead). */
     discard(): void;
@@ -42,7 +43,7 @@ export type FallbackDecision =
     status: number;
     response: Response;
     head: Uint8Array[];
-    reader: ReadableStreamDefaultReader<Uint8Array>;
+    reader: ChunkReader;
     countsAsSuccess: boolean;
     errorType: string | null;
   };
@@ -61,7 +62,7 @@ export async function classifyPlanAnswer(sent: PlanResult, stream: boolean): Pro
     };
   }
   const { response } = sent;
-  const reader = response.body?.getReader() ?? emptyReader();
+  const reader = chunkReader(response.body);
   const discard = () => {
     reader.cancel().catch(() => {});
     sent.abort();
@@ -226,7 +227,7 @@ function parseError(head: Uint8Array[]): { type: string; message: string } | nul
   }
 }
 
-async function readUpTo(reader: ReadableStreamDefaultReader<Uint8Array>, max: number): Promise<Uint8Array[]> {
+async function readUpTo(reader: ChunkReader, max: number): Promise<Uint8Array[]> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   while (total < max) {
@@ -247,8 +248,4 @@ function concat(chunks: Uint8Array[]): Uint8Array {
     offset += c.length;
   }
   return out;
-}
-
-function emptyReader(): ReadableStreamDefaultReader<Uint8Array> {
-  return new ReadableStream<Uint8Array>({ start: (c) => c.close() }).getReader();
 }

@@ -38,17 +38,18 @@ function connectionListed(headers: Headers): Set<string> {
 
 /**
  * Headers for the upstream request: the client's, minus hop-by-hop and proxy headers, with
- * `accept-encoding: identity` (Deno's fetch would decode a compressed body yet keep its header).
+ * `accept-encoding: identity` (Deno's fetch would decode a compressed body yet keep its header). Name/value pairs
+ * (lower-case names, each once) rather than a `Headers`: `fetch` copies pairs in half the time.
  */
-export function upstreamRequestHeaders(incoming: Headers): Headers {
-  const out = new Headers();
+export function upstreamRequestHeaders(incoming: Headers): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
   const listed = connectionListed(incoming);
   incoming.forEach((value, name) => {
     if (NOT_FORWARDED_UPSTREAM.has(name) || listed.has(name)) return;
     if (name.startsWith("x-forwarded-") || name.startsWith("x-proxy-") || name.startsWith("x-amzn-")) return;
-    out.append(name, value);
+    out.push([name, value]);
   });
-  out.set("accept-encoding", "identity");
+  out.push(["accept-encoding", "identity"]);
   return out;
 }
 

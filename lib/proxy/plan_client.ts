@@ -60,7 +60,7 @@ export class PlanClient {
   async send(req: {
     method: string;
     pathAndQuery: string;
-    headers: Headers;
+    headers: HeadersInit;
     body: Uint8Array | null;
     signal: AbortSignal;
   }): Promise<PlanResult> {

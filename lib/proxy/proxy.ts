@@ -16,7 +16,6 @@ import type { PriceBook } from "../usage/pricing.ts";
 import type { BudgetGuard } from "../usage/budgets.ts";
 import type { UsageRecord } from "../db/usage.ts";
 import { HttpError } from "../errors.ts";
-import { readLimited } from "../http.ts";
 import { betaValues, clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
 import type { PlanClient } from "./plan_client.ts";
 import { SseUsageTap, type StreamUsage, usageFromJson } from "./sse_usage.ts";
@@ -26,6 +25,7 @@ import { mapModel } from "./bedrock/model_map.ts";
 import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./bedrock/translate.ts";
 import { anthropicErrorBody, mapBedrockError, sseErrorEvent } from "./bedrock/errors.ts";
 import type { ProxyMetrics } from "./metrics.ts";
+import { type ChunkReader, readBody } from "./body_reader.ts";
 
 /** What the proxy needs. */
 export interface ProxyDeps {
@@ -115,11 +115,11 @@ export function createProxy(deps: ProxyDeps): Proxy {
   }
 
   /** Client credentials for the plan upstream, or the configured default key. */
-  function planHeaders(req: ProxyRequest): Headers | null {
+  function planHeaders(req: ProxyRequest): Array<[string, string]> | null {
     const headers = upstreamRequestHeaders(req.headers);
-    if (!headers.has("x-api-key") && !headers.has("authorization")) {
+    if (!headers.some(([name]) => name === "x-api-key" || name === "authorization")) {
       if (deps.config.planApiKey === "") return null;
-      headers.set("x-api-key", deps.config.planApiKey);
+      headers.push(["x-api-key", deps.config.planApiKey]);
     }
     return headers;
   }
@@ -148,7 +148,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     async messages(req: ProxyRequest): Promise<Response> {
       const t0 = now();
       const key = await authorise(req);
-      const body = await readLimited(req.request, deps.config.maxBodyBytes);
+      const body = await readBody(req.request, deps.config.maxBodyBytes);
       let parsed: Record<string, unknown>;
       try {
         const value = JSON.parse(new TextDecoder().decode(body));
@@ -360,7 +360,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         );
       }
       const hasBody = req.method !== "GET" && req.method !== "HEAD";
-      const body = hasBody ? await readLimited(req.request, deps.config.maxBodyBytes) : null;
+      const body = hasBody ? await readBody(req.request, deps.config.maxBodyBytes) : null;
       const sent = await deps.plan.send({
         method: req.method,
         pathAndQuery: req.pathAndQuery,
@@ -533,9 +533,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
  */
 function decodeBody(
   head: Uint8Array[],
-  reader: ReadableStreamDefaultReader<Uint8Array>,
+  reader: ChunkReader,
   encoding: string | null,
-): { head: Uint8Array[]; reader: ReadableStreamDefaultReader<Uint8Array>; encoding: string | null } {
+): { head: Uint8Array[]; reader: ChunkReader; encoding: string | null } {
   const e = encoding?.trim().toLowerCase() ?? "";
   if (e === "" || e === "identity") return { head, reader, encoding: null };
   if (e !== "gzip" && e !== "deflate" && e !== "x-gzip") return { head, reader, encoding: e };
@@ -564,7 +564,7 @@ function decodeBody(
  */
 function relay(o: {
   head: Uint8Array[];
-  reader: ReadableStreamDefaultReader<Uint8Array>;
+  reader: ChunkReader;
   sse: boolean;
   onEnd: (usage: Partial<StreamUsage>, failure: "cancelled" | "interrupted" | null) => void;
   abort: () => void;

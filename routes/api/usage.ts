@@ -28,19 +28,10 @@ export function usageRoutes(api: Hono<ApiEnv>, deps: { db: Db; timeZone: string;
       throw new HttpError(400, "invalid_request_error", "status: expected ok or error", {}, "status");
     }
     const range = params.from || params.to ? parseReportQuery(params, deps.now(), deps.timeZone) : null;
-    const filter = range ??
-      parseReportQuery(
-        { ...params, from: "1970-01-01T00:00:00Z", granularity: "day" },
-        deps.now(),
-        deps.timeZone,
-      );
     const page = await recentRequests(deps.db, {
       from: range?.from,
       to: range?.to,
-      userId: filter.userId,
-      accessKeyId: filter.accessKeyId,
-      provider: filter.provider,
-      model: filter.model,
+      ...parseUsageFilters(params),
       status: status as "ok" | "error" | undefined,
       limit,
       offset,

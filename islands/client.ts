@@ -1,0 +1,8 @@
+/**
+ * The browser entry of the console, bundled into `static/build/islands.<hash>.js` by `scripts/build_assets.ts`:
+ * hydrates every island on the page. Loaded as a module script (deferred), so the DOM is complete when it runs.
+ */
+import { hydrateIslands } from "../lib/islands/hydrate.ts";
+import { registry } from "./registry.ts";
+
+hydrateIslands(registry);

@@ -1,0 +1,1070 @@
+/**
+ * The admin console rendered on the server through `app.request()`, on both database backends: sign-in and
+ * sessions, CSRF, security headers, every page empty and with data, every form's success (PRG) and errors
+ * (beside the field, input kept), the key shown once, and the static files.
+ */
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import { dbTest } from "./helpers/db.ts";
+import { ADMIN_PASSWORD } from "./helpers/app.ts";
+import { type ConsoleTest, makeConsoleApp, type Page, seedUsage, text } from "./helpers/console.ts";
+import { createSessions } from "../lib/auth/session.ts";
+import { createLogger } from "../lib/log.ts";
+import { sql } from "../lib/db/sql.ts";
+import { adminRoutes, CONTENT_SECURITY_POLICY, safeNext } from "../routes/admin/mod.tsx";
+import { rangeSelection } from "../routes/admin/dashboard.tsx";
+import { staticRoutes } from "../routes/static.ts";
+import { startOfLocalDate } from "../components/format.ts";
+import type { Db } from "../lib/db/db.ts";
+
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
+
+/** The props of every island on a page, by island name, in page order. */
+function islands(html: string): Array<{ name: string; props: Record<string, unknown> }> {
+  const blocks = new Map<string, string>();
+  for (const m of html.matchAll(/<script type="application\/json" id="([^"]+)">(.*?)<\/script>/gs)) {
+    blocks.set(m[1], m[2]);
+  }
+  return [...html.matchAll(/data-island="([^"]+)" data-island-props="([^"]+)"/g)].map((m) => ({
+    name: m[1],
+    props: JSON.parse(blocks.get(m[2]) ?? "null"),
+  }));
+}
+
+function cookieAttrs(setCookies: string[], name: string): string | undefined {
+  return setCookies.find((s) => s.startsWith(`${name}=`));
+}
+
+async function signedIn(db: Db, env: Record<string, string> = {}): Promise<ConsoleTest> {
+  const c = await makeConsoleApp(db, env);
+  await c.signIn();
+  return c;
+}
+
+async function createUser(c: ConsoleTest, email = "dev@example.com", extra: Record<string, string> = {}) {
+  await c.get("/admin/users");
+  const page = await c.post("/admin/users", { email, routing_strategy: "plan_first", ...extra });
+  assert.equal(page.status, 303, page.html.slice(0, 300));
+  return page.location!.match(UUID)![0];
+}
+
+async function issueKey(c: ConsoleTest, userId: string, name = "laptop") {
+  await c.get(`/admin/users/${userId}`);
+  const page = await c.post(`/admin/users/${userId}/keys`, { name });
+  assert.equal(page.status, 201, page.html.slice(0, 300));
+  const key = /data-new-key[^>]*>\s*(ak_[\w-]+)/.exec(page.html)![1];
+  const keyId = /\/admin\/keys\/([0-9a-f-]{36})/.exec(page.html)![1];
+  return { page, key, keyId };
+}
+
+async function auditActions(db: Db): Promise<string[]> {
+  const rows = await db.query<{ action: string }>(sql`SELECT action FROM audit_events ORDER BY id`);
+  return rows.map((r) => r.action);
+}
+
+// ---- sign-in, sessions, headers ---------------------------------------------------------------------------
+
+dbTest(
+  "a console page without a session redirects to sign-in with next; sign-in sets a strict HttpOnly cookie " +
+    "scoped to /admin and returns there; sign-out clears it",
+  async (db) => {
+    const c = await makeConsoleApp(db);
+    const first = await c.get("/admin/users?q=dev");
+    assert.equal(first.status, 303);
+    assert.equal(first.location, "/admin/login?next=%2Fadmin%2Fusers%3Fq%3Ddev");
+
+    const login = await c.get(first.location!);
+    assert.equal(login.status, 200);
+    assert.match(login.html, /name="next" value="\/admin\/users\?q=dev"/);
+    const loginCookie = cookieAttrs(c.lastSetCookies, "proxy_admin_login")!;
+    assert.match(loginCookie, /HttpOnly/);
+    assert.match(loginCookie, /SameSite=Strict/);
+    assert.match(loginCookie, /Path=\/admin/);
+
+    const signedIn = await c.post("/admin/login", {
+      username: "admin",
+      password: ADMIN_PASSWORD,
+      next: "/admin/users?q=dev",
+    });
+    assert.equal(signedIn.status, 303);
+    assert.equal(signedIn.location, "/admin/users?q=dev");
+    const session = cookieAttrs(c.lastSetCookies, "proxy_admin_session")!;
+    assert.match(session, /HttpOnly/);
+    assert.match(session, /SameSite=Strict/);
+    assert.match(session, /Path=\/admin(;|$)/);
+    assert.match(session, /Max-Age=43200/);
+    assert.doesNotMatch(session, /Secure/, "not Secure outside production (plain http in development)");
+    assert.ok(!c.cookies.has("proxy_admin_login"), "the pre-session cookie is dropped");
+
+    const dashboard = await c.get("/admin");
+    assert.equal(dashboard.status, 200);
+    assert.match(dashboard.html, /Sign out/);
+
+    const out = await c.post("/admin/logout", {});
+    assert.equal(out.status, 303);
+    assert.equal(out.location, "/admin/login?ok=signed_out");
+    assert.ok(!c.cookies.has("proxy_admin_session"));
+    assert.match((await c.get("/admin/login?ok=signed_out")).html, /You have signed out/);
+    assert.equal((await c.get("/admin")).status, 303);
+  },
+);
+
+dbTest("after sign-in only same-site console paths are followed; others go to the dashboard", async (db) => {
+  const c = await makeConsoleApp(db);
+  for (
+    const next of [
+      "https://evil.example/",
+      "//evil.example/admin",
+      "/\\evil.example",
+      "/api/users",
+      "javascript:alert(1)",
+    ]
+  ) {
+    await c.get("/admin/login");
+    const page = await c.post("/admin/login", { username: "admin", password: ADMIN_PASSWORD, next });
+    assert.equal(page.status, 303, next);
+    assert.equal(page.location, "/admin", next);
+    c.cookies.delete("proxy_admin_session");
+  }
+  // A signed-in visit to the sign-in page goes straight on.
+  await c.signIn();
+  const again = await c.get("/admin/login?next=%2Fadmin%2Faudit");
+  assert.equal(again.status, 303);
+  assert.equal(again.location, "/admin/audit");
+});
+
+Deno.test("safeNext accepts console paths only", () => {
+  for (const ok of ["/admin", "/admin/users?q=a", "/admin/keys/1#x", "/admin?range=7d"]) {
+    assert.equal(safeNext(ok), ok);
+  }
+  for (
+    const bad of [
+      undefined,
+      "",
+      "/",
+      "/administrator",
+      "//evil.example",
+      "/admin\\..\\x",
+      "https://evil.example/admin",
+      "/admin/login",
+      "/admin/logout",
+      "/admin/\r\nSet-Cookie: x=1",
+      "/admin/" + "x".repeat(3000),
+    ]
+  ) assert.equal(safeNext(bad), null, String(bad));
+});
+
+dbTest("in production the session cookie is Secure", async (db) => {
+  const base = await makeConsoleApp(db);
+  const app = new Hono();
+  app.route(
+    "/admin",
+    adminRoutes({
+      config: { ...base.t.config, env: "production" },
+      db,
+      services: base.t.services,
+      log: createLogger({ level: "error", sink: () => {} }),
+    }),
+  );
+  const login = await app.request("/admin/login");
+  const nonceCookie = login.headers.getSetCookie()[0];
+  assert.match(nonceCookie, /Secure/);
+  const token = /name="_csrf" value="([^"]+)"/.exec(await login.text())![1];
+  const res = await app.request("/admin/login", {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", cookie: nonceCookie.split(";")[0] },
+    body: new URLSearchParams({ _csrf: token, username: "admin", password: ADMIN_PASSWORD }).toString(),
+  });
+  assert.equal(res.status, 303);
+  assert.match(res.headers.getSetCookie().find((s) => s.startsWith("proxy_admin_session="))!, /Secure/);
+});
+
+dbTest("sign-in: wrong password is 401 keeping the user name; a missing login token is 403", async (db) => {
+  const c = await makeConsoleApp(db);
+  await c.get("/admin/login");
+  const wrong = await c.post("/admin/login", { username: "admin", password: "nope" });
+  assert.equal(wrong.status, 401);
+  assert.match(text(wrong.html), /Wrong user name or password/);
+  assert.match(wrong.html, /id="f-username"[^>]*value="admin"/);
+  assert.doesNotMatch(wrong.html, /value="nope"/, "the password is never echoed");
+
+  const noToken = await c.post("/admin/login", { username: "admin", password: ADMIN_PASSWORD }, {
+    csrf: false,
+  });
+  assert.equal(noToken.status, 403);
+  assert.ok(!c.cookies.has("proxy_admin_session"));
+  // A token for another nonce (another browser's form) is refused too.
+  const other = await makeConsoleApp(db);
+  await other.get("/admin/login");
+  const foreign = await c.post("/admin/login", { username: "admin", password: ADMIN_PASSWORD }, {
+    csrf: other.csrf()!,
+  });
+  assert.equal(foreign.status, 403);
+  assert.ok(!c.cookies.has("proxy_admin_session"));
+  // The refusal page carries a fresh form that works.
+  assert.equal((await c.post("/admin/login", { username: "admin", password: ADMIN_PASSWORD })).status, 303);
+});
+
+dbTest("sign-in throttling answers 429 with the wait shown", async (db) => {
+  const c = await makeConsoleApp(db);
+  await c.get("/admin/login");
+  for (let i = 0; i < 5; i++) {
+    assert.equal((await c.post("/admin/login", { username: "admin", password: `bad${i}` })).status, 401);
+  }
+  const blocked = await c.post("/admin/login", { username: "admin", password: ADMIN_PASSWORD });
+  assert.equal(blocked.status, 429);
+  assert.ok(Number(blocked.headers.get("retry-after")) > 0);
+  assert.match(text(blocked.html), /Too many failed sign-ins\. Try again in \d+ seconds?\./);
+  assert.ok(!c.cookies.has("proxy_admin_session"));
+});
+
+dbTest("an expired or forged session redirects to sign-in with next, saying it expired", async (db) => {
+  const c = await makeConsoleApp(db);
+  const expired = await createSessions({
+    secret: c.t.config.jwtSecret,
+    ttlSeconds: 60,
+    now: () => new Date(Date.now() - 3600_000),
+  }).issue("admin");
+  c.cookies.set("proxy_admin_session", expired.token);
+  const page = await c.get("/admin/requests?status=error");
+  assert.equal(page.status, 303);
+  assert.equal(page.location, "/admin/login?next=%2Fadmin%2Frequests%3Fstatus%3Derror&ok=expired");
+  assert.ok(!c.cookies.has("proxy_admin_session"), "the stale cookie is cleared");
+  assert.match(text((await c.get(page.location!)).html), /Your session has expired/);
+
+  c.cookies.set("proxy_admin_session", "a.b.c");
+  assert.equal((await c.get("/admin/users")).status, 303);
+  // A POST with an expired session changes nothing and goes to sign-in too.
+  c.cookies.set("proxy_admin_session", expired.token);
+  const post = await c.post("/admin/users", { email: "x@example.com" }, { csrf: "whatever" });
+  assert.equal(post.status, 303);
+  assert.match(post.location!, /^\/admin\/login/);
+  assert.equal((await c.t.services.admin.listUsers({ limit: 10, offset: 0 })).total, 0);
+});
+
+dbTest(
+  "every console page carries a CSP without inline scripts or styles, frame-ancestors none, nosniff, " +
+    "same-origin referrers and no-store; pages have no inline script or style attribute",
+  async (db) => {
+    const c = await signedIn(db);
+    const userId = await createUser(c, "dev@example.com");
+    const { keyId } = await issueKey(c, userId);
+    const anonymous = await makeConsoleApp(db);
+    for (
+      const [client, path] of [
+        [anonymous, "/admin/login"],
+        ...[
+          "/admin",
+          "/admin?range=30d",
+          "/admin/users",
+          `/admin/users/${userId}`,
+          `/admin/keys/${keyId}`,
+          "/admin/requests",
+          "/admin/audit",
+          "/admin/settings",
+          "/admin/no-such-page",
+        ].map((p) => [c, p] as const),
+      ] as const
+    ) {
+      const page = await client.get(path);
+      const csp = page.headers.get("content-security-policy")!;
+      assert.equal(csp, CONTENT_SECURITY_POLICY, path);
+      assert.match(csp, /script-src 'self'(;|$)/);
+      assert.match(csp, /style-src 'self'(;|$)/);
+      assert.match(csp, /frame-ancestors 'none'/);
+      assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+      assert.equal(page.headers.get("x-content-type-options"), "nosniff", path);
+      assert.equal(page.headers.get("referrer-policy"), "same-origin", path);
+      assert.equal(page.headers.get("x-frame-options"), "DENY", path);
+      assert.equal(page.headers.get("cache-control"), "no-store", path);
+      assert.match(page.headers.get("content-type")!, /^text\/html/);
+      // Every script is either the external bundle or a JSON data block (never executed).
+      for (const tag of page.html.matchAll(/<script\b[^>]*>/g)) {
+        assert.match(
+          tag[0],
+          /type="module" src="\/static\/build\/|type="application\/json"/,
+          `${path}: ${tag[0]}`,
+        );
+      }
+      assert.doesNotMatch(page.html, /\sstyle="/, `${path}: no style attributes`);
+      assert.doesNotMatch(page.html, /\son[a-z]+="/, `${path}: no inline event handlers`);
+    }
+  },
+);
+
+// ---- dashboard --------------------------------------------------------------------------------------------
+
+dbTest("dashboard with no usage shows zeros and what to do next", async (db) => {
+  const c = await signedIn(db);
+  const page = await c.get("/admin");
+  assert.equal(page.status, 200);
+  const body = text(page.html);
+  assert.match(body, /No requests in this range yet/);
+  assert.match(body, /ANTHROPIC_BASE_URL=http:\/\/console\.test\/ak\/<access key>/);
+  assert.match(page.html, /data-stat="Requests"[\s\S]*?>0</);
+  const names = islands(page.html).map((i) => i.name);
+  assert.deepEqual(names, ["RangePicker"], "no charts without data");
+});
+
+dbTest(
+  "dashboard with usage: stat cards, five charts with their data, in the configured time zone",
+  async (db) => {
+    const c = await signedIn(db, { PROXY_TIMEZONE: "Asia/Seoul" });
+    const userId = await createUser(c, "ada@example.com");
+    const { keyId } = await issueKey(c, userId);
+    const now = Date.now();
+    await seedUsage(db, "Asia/Seoul", [
+      { accessKeyId: keyId, userId, createdAt: new Date(now - 2 * 3600_000).toISOString(), latencyMs: 400 },
+      { accessKeyId: keyId, userId, createdAt: new Date(now - 2 * 3600_000).toISOString(), latencyMs: 600 },
+      {
+        accessKeyId: keyId,
+        userId,
+        createdAt: new Date(now - 3600_000).toISOString(),
+        provider: "bedrock",
+        isFallback: true,
+        fallbackReason: "rate_limited",
+        model: "claude-haiku-4-5-20251001",
+        costUsd: 0.5,
+        latencyMs: 2000,
+      },
+      {
+        accessKeyId: keyId,
+        userId,
+        createdAt: new Date(now - 3600_000).toISOString(),
+        statusCode: 529,
+        errorType: "overloaded_error",
+        costUsd: null,
+        inputTokens: 0,
+        outputTokens: 0,
+        cacheReadInputTokens: 0,
+        cacheCreationInputTokens: 0,
+      },
+    ]);
+    const page = await c.get("/admin");
+    assert.equal(page.status, 200);
+    const body = text(page.html);
+    assert.match(body, /Requests 4 errors 1 fallbacks 1/);
+    assert.match(body, /Fallback rate 25%/);
+    assert.match(body, /Error rate 25%/);
+    assert.match(body, /Cost \$0\.525/);
+    assert.match(body, /Tokens 21\.9K input 3,600 output 900 cache read 15K cache write 2,400/);
+    assert.match(body, /Latency p50 \d+ ms/);
+    assert.match(
+      page.html,
+      /href="\/admin\/users\/[0-9a-f-]{36}">ada@example\.com</,
+      "top users link to users",
+    );
+
+    const charts = islands(page.html).filter((i) => i.name === "UsageChart").map((i) => i.props);
+    assert.deepEqual(charts.map((p) => p.title), [
+      "Tokens over time",
+      "Requests and fallback rate over time",
+      "Cost by model",
+      "Provider split (requests)",
+      "Top users by cost",
+    ]);
+    const tokens = charts[0] as { labels: string[]; series: Array<{ label: string; data: number[] }> };
+    assert.ok(
+      tokens.labels.length >= 24 && tokens.labels.length <= 26,
+      `hourly buckets: ${tokens.labels.length}`,
+    );
+    assert.deepEqual(tokens.series.map((s) => s.label), ["Input", "Output", "Cache read", "Cache write"]);
+    assert.equal(tokens.series[0].data.reduce((a, b) => a + b, 0), 3600);
+    // Labels are wall-clock hours in Asia/Seoul (UTC+9, no DST).
+    const seoulHour = new Date(now + 9 * 3600_000 - 3600_000).getUTCHours().toString().padStart(2, "0");
+    assert.ok(tokens.labels.some((l) => l.endsWith(`${seoulHour}:00`)));
+    const requests = charts[1] as { series: Array<{ label: string; data: number[] }> };
+    assert.equal(Math.max(...requests.series[2].data), 0.5, "fallback rate per bucket");
+    const providers = charts[3] as { labels: string[]; series: Array<{ data: number[] }> };
+    assert.deepEqual(providers.labels.sort(), ["anthropic", "bedrock"]);
+
+    const week = await c.get("/admin?range=7d");
+    const weekTokens = islands(week.html).find((i) => i.name === "UsageChart")!.props as { labels: string[] };
+    assert.ok(weekTokens.labels.length >= 7 && weekTokens.labels.length <= 8, "daily buckets for 7 days");
+    assert.match(week.html, /<option value="7d" selected/);
+  },
+);
+
+dbTest(
+  "dashboard custom range: dates in the time zone; a bad date is 400 with the error beside the field",
+  async (db) => {
+    const c = await signedIn(db);
+    const ok = await c.get("/admin?range=custom&from=2020-01-01&to=2020-01-03");
+    assert.equal(ok.status, 200);
+    assert.match(text(ok.html), /2020-01-01 00:00 – 2020-01-04 00:00 · hourly/);
+    const bad = await c.get("/admin?range=custom&from=2020-13-45&to=2020-01-03");
+    assert.equal(bad.status, 400);
+    const picker = islands(bad.html).find((i) => i.name === "RangePicker")!.props as {
+      errors: Record<string, string>;
+      from: string;
+    };
+    assert.match(picker.errors.from, /Expected a date/);
+    assert.equal(picker.from, "2020-13-45", "the input is kept");
+    const reversed = await c.get("/admin?range=custom&from=2020-02-01&to=2020-01-03");
+    assert.equal(reversed.status, 400);
+    assert.match(bad.html, /id="from-error"/);
+  },
+);
+
+Deno.test("custom ranges start at local midnight, also on DST days", () => {
+  const now = new Date("2026-06-15T12:00:00Z");
+  const seoul = rangeSelection({ range: "custom", from: "2026-06-01", to: "2026-06-02" }, now, "Asia/Seoul");
+  assert.deepEqual(seoul.errors, {});
+  assert.equal(seoul.query.from.toISOString(), "2026-05-31T15:00:00.000Z");
+  assert.equal(seoul.query.to.toISOString(), "2026-06-02T15:00:00.000Z");
+  assert.equal(seoul.query.granularity, "hour");
+  assert.equal(startOfLocalDate("2026-03-29", "Europe/Berlin")!.toISOString(), "2026-03-28T23:00:00.000Z");
+  assert.equal(startOfLocalDate("2026-03-30", "Europe/Berlin")!.toISOString(), "2026-03-29T22:00:00.000Z");
+  assert.equal(startOfLocalDate("2026-02-30", "UTC"), null);
+  const future = rangeSelection({ range: "custom", from: "2027-01-01", to: "2027-01-02" }, now, "UTC");
+  assert.match(future.errors.from!, /future/);
+  assert.equal(rangeSelection({ range: "1y" }, now, "UTC").errors.range, "Choose one of the listed ranges.");
+});
+
+// ---- users ------------------------------------------------------------------------------------------------
+
+dbTest(
+  "users: empty state, create with PRG, errors beside the field with input kept, duplicate email 409",
+  async (db) => {
+    const c = await signedIn(db);
+    const empty = await c.get("/admin/users");
+    assert.equal(empty.status, 200);
+    assert.match(text(empty.html), /No users yet Create the first user/);
+
+    const invalid = await c.post("/admin/users", {
+      email: "not-an-email",
+      name: "Ada",
+      monthly_budget_usd: "12.5",
+      routing_strategy: "bedrock_only",
+    });
+    assert.equal(invalid.status, 400);
+    assert.match(invalid.html, /data-field-error="email">Expected an email address/);
+    assert.match(invalid.html, /id="f-email"[^>]*value="not-an-email"/);
+    assert.match(invalid.html, /id="f-name"[^>]*value="Ada"/);
+    assert.match(invalid.html, /id="f-monthly_budget_usd"[^>]*value="12.5"/);
+    assert.match(invalid.html, /<option value="bedrock_only" selected/);
+    assert.match(invalid.html, /aria-invalid="true"/);
+
+    const badBudget = await c.post("/admin/users", { email: "ada@example.com", monthly_budget_usd: "lots" });
+    assert.equal(badBudget.status, 400);
+    assert.match(badBudget.html, /data-field-error="monthly_budget_usd">Expected a number of US dollars/);
+    const negative = await c.post("/admin/users", { email: "ada@example.com", monthly_budget_usd: "-5" });
+    assert.match(negative.html, /data-field-error="monthly_budget_usd">Must not be negative/);
+
+    const created = await c.post("/admin/users", {
+      email: "Ada@Example.com",
+      name: "Ada",
+      monthly_budget_usd: "12.5",
+      routing_strategy: "bedrock_only",
+    });
+    assert.equal(created.status, 303);
+    assert.match(created.location!, /^\/admin\/users\/[0-9a-f-]{36}\?ok=user_created$/);
+    const page = await c.get(created.location!);
+    assert.match(text(page.html), /User created\./);
+    assert.match(page.html, /data-user-email[^>]*>ada@example\.com</);
+    assert.match(page.html, /id="f-monthly_budget_usd"[^>]*value="12.5"/);
+
+    await c.get("/admin/users");
+    const dup = await c.post("/admin/users", { email: "ada@example.com" });
+    assert.equal(dup.status, 409);
+    assert.match(dup.html, /data-field-error="email">A user with email ada@example\.com already exists/);
+    assert.deepEqual(await auditActions(db), ["user.create"]);
+  },
+);
+
+dbTest(
+  "users list: search, status filter, budget use this month, key count, paging, hostile names escaped",
+  async (db) => {
+    const c = await signedIn(db);
+    const ada = await createUser(c, "ada@example.com", {
+      monthly_budget_usd: "10",
+      name: "<script>alert(1)</script>",
+    });
+    const bob = await createUser(c, "bob@example.com");
+    const { keyId } = await issueKey(c, ada);
+    await issueKey(c, ada, "second");
+    await seedUsage(db, "UTC", [
+      { accessKeyId: keyId, userId: ada, provider: "bedrock", isFallback: true, costUsd: 4 },
+      { accessKeyId: keyId, userId: ada, provider: "anthropic", costUsd: 100 },
+    ]);
+    await c.get(`/admin/users/${bob}`);
+    assert.equal((await c.post(`/admin/users/${bob}/status`, { is_active: "false" })).status, 303);
+
+    const all = await c.get("/admin/users");
+    const adaRow = all.html.match(new RegExp(`<tr data-user-id="${ada}">[\\s\\S]*?</tr>`))![0];
+    assert.match(adaRow, /data-budget="0\.4000"/, "Bedrock spend only: $4 of $10");
+    assert.match(text(adaRow), /\$4\.00 of \$10\.00/);
+    assert.match(text(adaRow), / 2 /, "two keys");
+    assert.match(adaRow, /&lt;script>alert\(1\)&lt;\/script>/);
+    assert.doesNotMatch(all.html, /<script>alert/);
+    const bobRow = all.html.match(new RegExp(`<tr data-user-id="${bob}">[\\s\\S]*?</tr>`))![0];
+    assert.match(bobRow, /inactive/);
+    assert.match(bobRow, /data-budget="none"/);
+
+    const search = await c.get("/admin/users?q=ADA");
+    assert.match(search.html, /ada@example\.com/);
+    assert.doesNotMatch(search.html, /bob@example\.com/);
+    const inactive = await c.get("/admin/users?status=inactive");
+    assert.match(inactive.html, /bob@example\.com/);
+    assert.doesNotMatch(inactive.html, /ada@example\.com/);
+    const none = await c.get("/admin/users?q=nobody");
+    assert.match(text(none.html), /No users match/);
+
+    for (let i = 0; i < 25; i++) {
+      await c.t.services.admin.createUser({ actor: "t", clientAddress: null }, {
+        email: `u${i}@example.com`,
+      });
+    }
+    const first = await c.get("/admin/users");
+    assert.match(text(first.html), /Showing 1\s*–\s*25 of 27/);
+    assert.match(first.html, /href="\/admin\/users\?offset=25" rel="next"/);
+    const second = await c.get("/admin/users?offset=25");
+    assert.match(text(second.html), /Showing 26\s*–\s*27 of 27/);
+  },
+);
+
+dbTest(
+  "user page: profile update, error beside the field, deactivate and activate, usage chart",
+  async (db) => {
+    const c = await signedIn(db);
+    const id = await createUser(c, "ada@example.com");
+    const empty = await c.get(`/admin/users/${id}`);
+    assert.match(text(empty.html), /No requests in the last 30 days/);
+    assert.match(text(empty.html), /No access keys yet/);
+
+    const bad = await c.post(`/admin/users/${id}`, {
+      name: "Ada",
+      monthly_budget_usd: "-1",
+      routing_strategy: "plan_first",
+    });
+    assert.equal(bad.status, 400);
+    assert.match(bad.html, /data-field-error="monthly_budget_usd">Must not be negative/);
+    assert.match(bad.html, /id="f-monthly_budget_usd"[^>]*value="-1"/);
+    assert.match(bad.html, /id="f-name"[^>]*value="Ada"/);
+
+    const saved = await c.post(`/admin/users/${id}`, {
+      name: "Ada L",
+      monthly_budget_usd: "25",
+      routing_strategy: "bedrock_only",
+    });
+    assert.equal(saved.status, 303);
+    assert.equal(saved.location, `/admin/users/${id}?ok=user_saved`);
+    const user = await c.t.services.admin.getUser(id);
+    assert.equal(user.name, "Ada L");
+    assert.equal(Number(user.monthly_budget_usd), 25);
+    assert.equal(user.routing_strategy, "bedrock_only");
+    const cleared = await c.post(`/admin/users/${id}`, {
+      name: "",
+      monthly_budget_usd: "",
+      routing_strategy: "plan_first",
+    });
+    assert.equal(cleared.status, 303);
+    assert.equal((await c.t.services.admin.getUser(id)).monthly_budget_usd, null);
+
+    assert.equal(
+      (await c.post(`/admin/users/${id}/status`, { is_active: "false" })).location,
+      `/admin/users/${id}?ok=user_deactivated`,
+    );
+    assert.equal((await c.t.services.admin.getUser(id)).is_active, false);
+    const inactive = await c.get(`/admin/users/${id}`);
+    assert.match(text(inactive.html), /Inactive: requests with this user's keys are refused/);
+    assert.doesNotMatch(inactive.html, /Issue access key/, "no keys for an inactive user");
+    assert.equal(
+      (await c.post(`/admin/users/${id}/status`, { is_active: "true" })).location,
+      `/admin/users/${id}?ok=user_activated`,
+    );
+    assert.equal((await c.t.services.admin.getUser(id)).is_active, true);
+
+    const { keyId } = await issueKey(c, id);
+    await seedUsage(db, "UTC", [{ accessKeyId: keyId, userId: id }, { accessKeyId: keyId, userId: id }]);
+    const withUsage = await c.get(`/admin/users/${id}`);
+    const chart = islands(withUsage.html).find((i) => i.name === "UsageChart")!.props as {
+      labels: string[];
+      series: Array<{ data: number[] }>;
+    };
+    assert.ok(chart.labels.length >= 30 && chart.labels.length <= 31);
+    assert.equal(chart.series[0].data.at(-1), 2400, "today's input tokens");
+    assert.match(text(withUsage.html), /Requests \(30 days\) 2/);
+    assert.deepEqual(await auditActions(db), [
+      "user.create",
+      "user.update",
+      "user.update",
+      "user.update",
+      "user.update",
+      "access_key.create",
+    ]);
+  },
+);
+
+dbTest(
+  "deleting a user needs confirmation: a page without JavaScript, a dialog island with it",
+  async (db) => {
+    const c = await signedIn(db);
+    const id = await createUser(c, "</script><!--@example.com");
+    const { key } = await issueKey(c, id);
+    const page = await c.get(`/admin/users/${id}`);
+    const dialog = islands(page.html).find((i) => i.name === "ConfirmDialog")!;
+    assert.equal(dialog.props.title, "Delete </script><!--@example.com?", "hostile email survives as data");
+    assert.match(page.html, /name="confirm" value="yes" required/, "server-rendered: a required checkbox");
+
+    const unconfirmed = await c.post(`/admin/users/${id}/delete`, {});
+    assert.equal(unconfirmed.status, 200);
+    assert.match(text(unconfirmed.html), /Delete <\/script><!--@example\.com\?/);
+    assert.match(unconfirmed.html, /action="\/admin\/users\/[0-9a-f-]{36}\/delete"/);
+    assert.equal(
+      (await c.t.services.admin.getUser(id)).email,
+      "</script><!--@example.com",
+      "not deleted yet",
+    );
+
+    const deleted = await c.post(`/admin/users/${id}/delete`, { confirm: "yes" });
+    assert.equal(deleted.status, 303);
+    assert.equal(deleted.location, "/admin/users?ok=user_deleted");
+    assert.equal((await c.get(`/admin/users/${id}`)).status, 404);
+    assert.equal((await c.t.services.resolver.resolve(key)).status, "revoked");
+  },
+);
+
+// ---- access keys ------------------------------------------------------------------------------------------
+
+dbTest(
+  "issuing a key shows it once with the ANTHROPIC_BASE_URL line, never cached; later pages show only the prefix",
+  async (db) => {
+    const c = await signedIn(db);
+    const id = await createUser(c);
+    const { page, key, keyId } = await issueKey(c, id, "laptop");
+    assert.equal(page.headers.get("cache-control"), "no-store");
+    assert.match(key, /^ak_[\w-]{43}$/);
+    assert.match(
+      page.html,
+      new RegExp(`data-base-url[^>]*>\\s*ANTHROPIC_BASE_URL=http://console\\.test/ak/${key}\\s*<`),
+    );
+    const copy = islands(page.html).filter((i) => i.name === "CopyButton").map((i) => i.props.text);
+    assert.deepEqual(copy, [key, `ANTHROPIC_BASE_URL=http://console.test/ak/${key}`]);
+    assert.match(text(page.html), /only time the key is shown/);
+    assert.equal((await c.t.services.resolver.resolve(key)).status, "ok");
+
+    for (const path of [`/admin/users/${id}`, `/admin/keys/${keyId}`, "/admin/audit", "/admin/requests"]) {
+      const later = await c.get(path);
+      assert.ok(!later.html.includes(key), `${path} never shows the key`);
+    }
+    assert.match((await c.get(`/admin/users/${id}`)).html, new RegExp(`${key.slice(0, 8)}…`));
+
+    const tooLong = await c.post(`/admin/users/${id}/keys`, { name: "x".repeat(201) });
+    assert.equal(tooLong.status, 400);
+    assert.match(tooLong.html, /data-field-error="name">Too long/);
+  },
+);
+
+dbTest("the base URL honours X-Forwarded-Proto only when forwarded headers are trusted", async (db) => {
+  const c = await signedIn(db, { PROXY_TRUST_FORWARDED_FOR: "true" });
+  const id = await createUser(c);
+  await c.get(`/admin/users/${id}`);
+  const cookie = [...c.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
+  const res = await c.t.app.request("http://proxy.example.com/admin/users/" + id + "/keys", {
+    method: "POST",
+    headers: {
+      cookie,
+      "content-type": "application/x-www-form-urlencoded",
+      "x-forwarded-proto": "https",
+    },
+    body: new URLSearchParams({ _csrf: c.csrf()!, name: "" }).toString(),
+  });
+  assert.equal(res.status, 201);
+  assert.match(await res.text(), /ANTHROPIC_BASE_URL=https:\/\/proxy\.example\.com\/ak\/ak_/);
+});
+
+dbTest(
+  "key page: register IAM credentials, replace with a Bedrock API key, errors never echo secrets, remove",
+  async (db) => {
+    const c = await signedIn(db);
+    const id = await createUser(c);
+    const { keyId } = await issueKey(c, id);
+    const page = await c.get(`/admin/keys/${keyId}`);
+    assert.equal(page.status, 200);
+    assert.match(page.html, /data-credentials="none"/);
+    assert.match(text(page.html), /No Bedrock credentials yet/);
+
+    const bad = await c.post(`/admin/keys/${keyId}/bedrock`, {
+      kind: "iam",
+      aws_access_key_id: "nope",
+      aws_secret_access_key: "SECRET-should-not-come-back-0123456789",
+      region: "us-east-1",
+    });
+    assert.equal(bad.status, 400);
+    assert.match(bad.html, /data-field-error="aws_access_key_id">Expected an AWS access key id/);
+    assert.match(bad.html, /id="f-aws_access_key_id"[^>]*value="nope"/);
+    assert.match(bad.html, /id="f-region"[^>]*value="us-east-1"/);
+    assert.ok(!bad.html.includes("SECRET-should-not-come-back"), "secrets are never echoed");
+    const badRegion = await c.post(`/admin/keys/${keyId}/bedrock`, {
+      kind: "api_key",
+      bedrock_api_key: "ABSKabcdefghijklmnopqrstuvwxyz",
+      region: "moon-1",
+    });
+    assert.match(badRegion.html, /data-field-error="region">Expected an AWS region/);
+    assert.match(badRegion.html, /<input type="radio" name="kind" value="api_key" checked/);
+
+    const saved = await c.post(`/admin/keys/${keyId}/bedrock`, {
+      kind: "iam",
+      aws_access_key_id: "AKIAIOSFODNN7EXAMPLE",
+      aws_secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+      aws_session_token: "",
+      bedrock_api_key: "ignored-for-iam",
+      region: "",
+    });
+    assert.equal(saved.status, 303);
+    assert.equal(saved.location, `/admin/keys/${keyId}?ok=credentials_saved#bedrock`);
+    const described = await c.t.services.credentials.describe(keyId);
+    assert.equal(described?.kind, "iam");
+    assert.equal(described?.region, null);
+    const after = await c.get(`/admin/keys/${keyId}?ok=credentials_saved`);
+    assert.match(after.html, /data-credentials="iam"/);
+    assert.match(text(after.html), /…MPLE/);
+    assert.match(text(after.html), /ap-northeast-2 \(default\)/);
+    assert.ok(!after.html.includes("wJalrXUtnFEMI"));
+
+    const replaced = await c.post(`/admin/keys/${keyId}/bedrock`, {
+      kind: "api_key",
+      bedrock_api_key: "ABSKabcdefghijklmnopqrstuvwxyz1234",
+      region: "us-west-2",
+    });
+    assert.equal(replaced.status, 303);
+    assert.equal((await c.t.services.credentials.describe(keyId))?.kind, "api_key");
+    assert.equal((await c.t.services.credentials.describe(keyId))?.region, "us-west-2");
+
+    await c.get(`/admin/keys/${keyId}`);
+    const unconfirmed = await c.post(`/admin/keys/${keyId}/bedrock/delete`, {});
+    assert.equal(unconfirmed.status, 200);
+    assert.ok(await c.t.services.credentials.describe(keyId), "kept until confirmed");
+    const removed = await c.post(`/admin/keys/${keyId}/bedrock/delete`, { confirm: "yes" });
+    assert.equal(removed.status, 303);
+    assert.equal(await c.t.services.credentials.describe(keyId), null);
+    assert.deepEqual((await auditActions(db)).slice(-3), [
+      "bedrock_key.put",
+      "bedrock_key.put",
+      "bedrock_key.delete",
+    ]);
+  },
+);
+
+dbTest(
+  "key page: rotate shows the new key once with the grace end; revoke needs confirmation",
+  async (db) => {
+    const c = await signedIn(db);
+    const id = await createUser(c);
+    const { key, keyId } = await issueKey(c, id);
+    await c.get(`/admin/keys/${keyId}`);
+    const bad = await c.post(`/admin/keys/${keyId}/rotate`, { grace_seconds: "soon" });
+    assert.equal(bad.status, 400);
+    assert.match(bad.html, /data-field-error="grace_seconds">Expected a number of seconds/);
+    assert.match(bad.html, /id="f-grace_seconds"[^>]*value="soon"/);
+
+    const rotated = await c.post(`/admin/keys/${keyId}/rotate`, { grace_seconds: "60" });
+    assert.equal(rotated.status, 201);
+    assert.equal(rotated.headers.get("cache-control"), "no-store");
+    const newKey = /data-new-key[^>]*>\s*(ak_[\w-]+)/.exec(rotated.html)![1];
+    assert.notEqual(newKey, key);
+    assert.match(text(rotated.html), /previous key keeps working until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
+    assert.equal((await c.t.services.resolver.resolve(newKey)).status, "ok");
+    assert.equal((await c.t.services.resolver.resolve(key)).status, "ok", "within the grace period");
+    const oldPage = await c.get(`/admin/keys/${keyId}`);
+    assert.match(oldPage.html, />rotating</);
+    assert.match(oldPage.html, /Replaced by/);
+
+    const unconfirmed = await c.post(`/admin/keys/${keyId}/revoke`, {});
+    assert.equal(unconfirmed.status, 200);
+    assert.match(text(unconfirmed.html), /I understand this key stops working/);
+    const revoked = await c.post(`/admin/keys/${keyId}/revoke`, { confirm: "yes" });
+    assert.equal(revoked.status, 303);
+    assert.equal(revoked.location, `/admin/keys/${keyId}?ok=key_revoked`);
+    assert.equal((await c.t.services.resolver.resolve(key)).status, "revoked");
+    const revokedPage = await c.get(revoked.location!);
+    assert.match(revokedPage.html, />revoked</);
+    assert.doesNotMatch(revokedPage.html, /Rotate key|Revoke key/, "no actions on a revoked key");
+  },
+);
+
+dbTest("key page: circuit-breaker state is shown; reset closes it and is audited", async (db) => {
+  const c = await signedIn(db);
+  const id = await createUser(c);
+  const { keyId } = await issueKey(c, id);
+  for (let i = 0; i < 3; i++) c.t.services.breakers.recordFailure(keyId, false);
+  const open = await c.get(`/admin/keys/${keyId}`);
+  assert.match(open.html, /id="circuit"[\s\S]*?>open</);
+  assert.match(text(open.html), /Recent failures 3/);
+  assert.match(text(open.html), /Probes again \d{4}-/);
+  const userPage = await c.get(`/admin/users/${id}`);
+  assert.match(userPage.html, new RegExp(`data-key-id="${keyId}"[\\s\\S]*?>open<`));
+
+  await c.get(`/admin/keys/${keyId}`);
+  const reset = await c.post(`/admin/keys/${keyId}/circuit/reset`, {});
+  assert.equal(reset.status, 303);
+  assert.equal(reset.location, `/admin/keys/${keyId}?ok=circuit_reset#circuit`);
+  assert.equal(c.t.services.breakers.snapshot(keyId).state, "closed");
+  const [event] = await db.query<{ action: string; target_type: string; target_id: string; actor: string }>(
+    sql`SELECT action, target_type, target_id, actor FROM audit_events WHERE action = 'circuit.reset'`,
+  );
+  assert.deepEqual(event, {
+    action: "circuit.reset",
+    target_type: "access_key",
+    target_id: keyId,
+    actor: "admin",
+  });
+  assert.equal(
+    (await c.post(`/admin/keys/00000000-0000-0000-0000-000000000000/circuit/reset`, {})).status,
+    404,
+  );
+});
+
+// ---- requests, audit, settings ----------------------------------------------------------------------------
+
+dbTest(
+  "requests: empty state, rows with times in the time zone, filters, invalid filters, paging",
+  async (db) => {
+    const c = await signedIn(db, { PROXY_TIMEZONE: "America/New_York" });
+    const empty = await c.get("/admin/requests");
+    assert.equal(empty.status, 200);
+    assert.match(text(empty.html), /No requests yet/);
+
+    const ada = await createUser(c, "ada@example.com");
+    const bob = await createUser(c, "bob@example.com");
+    const adaKey = (await issueKey(c, ada)).keyId;
+    const bobKey = (await issueKey(c, bob)).keyId;
+    const rows = [];
+    for (let i = 0; i < 55; i++) {
+      rows.push({
+        accessKeyId: adaKey,
+        userId: ada,
+        createdAt: new Date(Date.UTC(2026, 0, 15, 17, 0, i)).toISOString(),
+      });
+    }
+    rows.push({
+      accessKeyId: bobKey,
+      userId: bob,
+      createdAt: "2026-01-15T18:30:00Z",
+      provider: "bedrock" as const,
+      isFallback: true,
+      fallbackReason: "overloaded",
+      model: "claude-opus-4-5",
+      modelServed: "global.anthropic.claude-opus-4-5-20251101-v1:0",
+      statusCode: 500,
+      errorType: "api_error",
+    });
+    await seedUsage(db, "America/New_York", rows);
+
+    const first = await c.get("/admin/requests");
+    assert.match(text(first.html), /Showing 1\s*–\s*50 of 56/);
+    const newest = first.html.match(/<tr data-request-id=[\s\S]*?<\/tr>/)![0];
+    assert.match(text(newest), /13:30:00 2026-01-15/, "18:30 UTC is 13:30 in New York");
+    assert.match(text(newest), /bob@example\.com/);
+    assert.match(text(newest), /bedrock ↳ overloaded/);
+    assert.match(text(newest), /500 api_error/);
+    assert.match(text(newest), /→ global\.anthropic\.claude-opus-4-5-20251101-v1:0/);
+    assert.match(text(newest), /1,200 in · 300 out cache 5,000 r · 800 w/);
+    assert.match(first.html, /href="\/admin\/requests\?offset=50" rel="next"/);
+    assert.match(text((await c.get("/admin/requests?offset=50")).html), /Showing 51\s*–\s*56 of 56/);
+
+    const count = (p: Page) => (p.html.match(/<tr data-request-id=/g) ?? []).length;
+    assert.equal(count(await c.get(`/admin/requests?user=${bob}`)), 1);
+    assert.equal(count(await c.get(`/admin/requests?key=${adaKey}`)), 50);
+    assert.equal(count(await c.get("/admin/requests?provider=bedrock")), 1);
+    assert.equal(count(await c.get("/admin/requests?status=error")), 1);
+    assert.equal(count(await c.get("/admin/requests?model=claude-opus-4-5")), 1);
+    const filteredNone = await c.get("/admin/requests?model=nothing-like-it");
+    assert.match(text(filteredNone.html), /No requests match these filters/);
+    const byUser = await c.get(`/admin/requests?user=${ada}`);
+    assert.match(byUser.html, /<select id="key" name="key"/, "a user's keys become a list");
+
+    const invalid = await c.get("/admin/requests?user=nope&provider=openai&status=meh");
+    assert.equal(invalid.status, 400);
+    assert.match(invalid.html, /data-field-error="user">/);
+    assert.match(invalid.html, /data-field-error="provider">/);
+    assert.match(invalid.html, /data-field-error="status">/);
+  },
+);
+
+dbTest("audit log lists console actions newest first with links to their targets, paged", async (db) => {
+  const c = await signedIn(db);
+  assert.match(text((await c.get("/admin/audit")).html), /Nothing has been changed yet/);
+  const id = await createUser(c);
+  const { keyId } = await issueKey(c, id);
+  const page = await c.get("/admin/audit");
+  const body = text(page.html);
+  assert.ok(body.indexOf("access_key.create") < body.indexOf("user.create"), "newest first");
+  assert.match(page.html, new RegExp(`href="/admin/keys/${keyId}"`));
+  assert.match(page.html, new RegExp(`href="/admin/users/${id}"`));
+  for (let i = 0; i < 50; i++) {
+    await c.t.services.admin.recordAudit(
+      { actor: "t", clientAddress: null },
+      "test.event",
+      "none",
+      String(i),
+    );
+  }
+  assert.match(text((await c.get("/admin/audit")).html), /Showing 1\s*–\s*50 of 52/);
+  assert.match(text((await c.get("/admin/audit?offset=50")).html), /Showing 51\s*–\s*52 of 52/);
+});
+
+dbTest("settings: configuration with secrets masked, model map with overrides, prices", async (db) => {
+  const c = await signedIn(db, {
+    PROXY_PLAN_API_KEY: "sk-ant-very-secret-plan-key",
+    PROXY_BEDROCK_MODEL_MAP: JSON.stringify({ "claude-special": "us.anthropic.claude-special-v1:0" }),
+    PROXY_MODEL_PRICING: JSON.stringify({
+      "claude-special": { input: 1, output: 2, cacheWrite: 1.25, cacheRead: 0.1 },
+    }),
+  });
+  const page = await c.get("/admin/settings");
+  assert.equal(page.status, 200);
+  const body = text(page.html);
+  assert.ok(!page.html.includes("sk-ant-very-secret-plan-key"));
+  assert.ok(!page.html.includes(c.t.config.jwtSecret));
+  assert.ok(!page.html.includes(c.t.config.keyHasherSecret));
+  assert.match(body, /PROXY_PLAN_API_KEY ••••••• \(set\)/);
+  assert.match(body, /PROXY_JWT_SECRET ••••••• \(set\)/);
+  assert.match(body, /claude-special us\.anthropic\.claude-special-v1:0 override/);
+  assert.match(body, /claude-sonnet-4-5-20250929 global\.anthropic\.claude-sonnet-4-5-20250929-v1:0/);
+  assert.match(body, /claude-special \$1\.00 \$2\.00 \$1\.25 \$0\.10/);
+  assert.match(body, /claude-sonnet-4-5 \$3\.00 \$15\.00/);
+});
+
+// ---- CSRF and errors --------------------------------------------------------------------------------------
+
+dbTest("CSRF: every POST without a valid token is refused with 403 and changes nothing", async (db) => {
+  const c = await signedIn(db);
+  const id = await createUser(c);
+  const { key, keyId } = await issueKey(c, id);
+  for (let i = 0; i < 3; i++) c.t.services.breakers.recordFailure(keyId, false);
+  const before = await auditActions(db);
+  const otherSession = await signedIn(db);
+  await otherSession.get("/admin");
+  const foreignToken = otherSession.csrf()!;
+  const attempts: Array<[string, Record<string, string>]> = [
+    ["/admin/users", { email: "csrf@example.com" }],
+    [`/admin/users/${id}`, { name: "Mallory", monthly_budget_usd: "1", routing_strategy: "plan_first" }],
+    [`/admin/users/${id}/status`, { is_active: "false" }],
+    [`/admin/users/${id}/delete`, { confirm: "yes" }],
+    [`/admin/users/${id}/keys`, { name: "evil" }],
+    [`/admin/keys/${keyId}/rotate`, { grace_seconds: "0" }],
+    [`/admin/keys/${keyId}/revoke`, { confirm: "yes" }],
+    [`/admin/keys/${keyId}/bedrock`, { kind: "api_key", bedrock_api_key: "ABSKabcdefghijklmnopqrstuvwxyz" }],
+    [`/admin/keys/${keyId}/circuit/reset`, {}],
+    ["/admin/logout", {}],
+  ];
+  for (const [path, form] of attempts) {
+    for (const csrf of [false, "forged-token", foreignToken] as const) {
+      const page = await c.post(path, form, { csrf });
+      assert.equal(page.status, 403, `${path} with ${csrf}`);
+      assert.match(page.html, /data-error-status="403"/);
+      assert.match(text(page.html), /Nothing was changed/);
+    }
+  }
+  // A JSON body or a GET cannot stand in for the form either.
+  const json = await c.t.app.request("http://console.test/admin/users", {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      cookie: `proxy_admin_session=${c.cookies.get("proxy_admin_session")}`,
+    },
+    body: JSON.stringify({ email: "json@example.com", _csrf: c.csrf() }),
+  });
+  assert.equal(json.status, 403);
+  assert.deepEqual(await auditActions(db), before, "no action was taken");
+  assert.equal((await c.t.services.admin.listUsers({ limit: 10, offset: 0 })).total, 1);
+  assert.equal((await c.t.services.admin.getUser(id)).name, null);
+  assert.equal((await c.t.services.admin.getUser(id)).is_active, true);
+  assert.equal((await c.t.services.resolver.resolve(key)).status, "ok");
+  assert.equal(await c.t.services.credentials.describe(keyId), null);
+  assert.equal(c.t.services.breakers.snapshot(keyId).state, "open");
+  assert.ok(c.cookies.has("proxy_admin_session"), "still signed in");
+  // And with the page's own token the same request works.
+  await c.get("/admin/users");
+  assert.equal((await c.post("/admin/users", { email: "csrf@example.com" })).status, 303);
+});
+
+dbTest("unknown pages, unknown ids and other methods render HTML error pages, not JSON", async (db) => {
+  const c = await signedIn(db);
+  const missing = await c.get("/admin/nothing-here");
+  assert.equal(missing.status, 404);
+  assert.match(missing.headers.get("content-type")!, /text\/html/);
+  assert.match(text(missing.html), /Page not found/);
+  for (
+    const path of [
+      "/admin/users/00000000-0000-0000-0000-000000000000",
+      "/admin/users/not-a-uuid",
+      "/admin/keys/nope",
+    ]
+  ) {
+    const page = await c.get(path);
+    assert.equal(page.status, 404, path);
+    assert.match(page.html, /data-error-status="404"/);
+  }
+  const cookie = `proxy_admin_session=${c.cookies.get("proxy_admin_session")}`;
+  const put = await c.t.app.request("http://console.test/admin/users", {
+    method: "PUT",
+    headers: { cookie },
+  });
+  assert.equal(put.status, 405);
+  const huge = await c.post("/admin/users", { email: "a@example.com", name: "x".repeat(70_000) });
+  assert.equal(huge.status, 413);
+});
+
+// ---- static files ------------------------------------------------------------------------------------------
+
+Deno.test("static files: hashed build files are immutable, others short-lived; nothing else is served", async () => {
+  const root = await Deno.makeTempDir({ prefix: "static-test-" });
+  try {
+    await Deno.mkdir(`${root}/build`);
+    await Deno.writeTextFile(`${root}/build/app.0123456789ab.css`, "body{}");
+    await Deno.writeTextFile(`${root}/build/islands.js`, "export {}");
+    await Deno.writeTextFile(`${root}/build/manifest.json`, "{}");
+    await Deno.writeTextFile(`${root}/favicon.svg`, "<svg/>");
+    await Deno.writeTextFile(`${root}/styles.css`, "@import 'tailwindcss';");
+    await Deno.writeTextFile(`${root}/secret.txt`, "no");
+    const app = new Hono();
+    app.route("/static", staticRoutes({ root: new URL(`file://${root}/`) }));
+
+    const hashed = await app.request("/static/build/app.0123456789ab.css");
+    assert.equal(hashed.status, 200);
+    assert.equal(await hashed.text(), "body{}");
+    assert.equal(hashed.headers.get("cache-control"), "public, max-age=31536000, immutable");
+    assert.equal(hashed.headers.get("content-type"), "text/css; charset=utf-8");
+    assert.equal(hashed.headers.get("x-content-type-options"), "nosniff");
+    const etag = hashed.headers.get("etag")!;
+    const notModified = await app.request("/static/build/app.0123456789ab.css", {
+      headers: { "if-none-match": etag },
+    });
+    assert.equal(notModified.status, 304);
+
+    const plain = await app.request("/static/build/islands.js");
+    assert.equal(plain.headers.get("cache-control"), "public, max-age=300");
+    assert.equal(plain.headers.get("content-type"), "text/javascript; charset=utf-8");
+    await plain.body?.cancel();
+    const favicon = await app.request("/static/favicon.svg");
+    assert.equal(favicon.status, 200);
+    assert.equal(favicon.headers.get("content-type"), "image/svg+xml");
+    await favicon.body?.cancel();
+    const head = await app.request("/static/build/app.0123456789ab.css", { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get("content-length"), "6");
+
+    for (
+      const path of [
+        "/static/build/manifest.json",
+        "/static/styles.css",
+        "/static/secret.txt",
+        "/static/build/../secret.txt",
+        "/static/build/%2e%2e%2fsecret.txt",
+        "/static/build/.hidden.css",
+        "/static/build/missing.0123456789ab.js",
+        "/static/build/",
+        "/static/nope/deeper/file.css",
+      ]
+    ) {
+      const res = await app.request(path);
+      assert.equal(res.status, 404, path);
+      await res.body?.cancel();
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
