@@ -5,10 +5,11 @@
 import assert from "node:assert/strict";
 import { backends, dbTest, freshDb } from "./helpers/db.ts";
 import { makeTestApp } from "./helpers/app.ts";
-import { startProxy, waitFor } from "./helpers/proxy.ts";
+import { postMessages, startProxy, waitFor } from "./helpers/proxy.ts";
 import { startFakeAnthropic } from "./fakes/fake_anthropic.ts";
 import { startFakeBedrock } from "./fakes/fake_bedrock.ts";
 import { hashPassword } from "../lib/auth/password.ts";
+import { apiClient, spawnProxy } from "./helpers/process.ts";
 
 const MESSAGE = {
   model: "claude-sonnet-4-5-20250929",
@@ -21,11 +22,7 @@ dbTest(
   async (db) => {
     const p = await startProxy(db, { env: { PROXY_METRICS_TOKEN: "metrics-secret" } });
     try {
-      const res = await fetch(`${p.baseUrl}/v1/messages`, {
-        method: "POST",
-        headers: { "x-api-key": "k", "content-type": "application/json" },
-        body: JSON.stringify(MESSAGE),
-      });
+      const res = await postMessages(p.baseUrl, MESSAGE);
       await res.text();
       const denied = await fetch(`${p.origin}/metrics`);
       assert.equal(denied.status, 401);
@@ -110,20 +107,10 @@ Deno.test({
     PROXY_LOG_LEVEL: "warn",
     PROXY_HOST: "127.0.0.1",
   };
-  const replicas = await Promise.all([startReplica(env), startReplica(env)]);
+  const replicas = await Promise.all([spawnProxy(env), spawnProxy(env)]);
   const [a, b] = replicas;
   try {
-    const login = await (await fetch(`${a.origin}/api/auth/login`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ username: "admin", password }),
-    })).json();
-    const api = (method: string, path: string, body?: unknown) =>
-      fetch(`${a.origin}/api${path}`, {
-        method,
-        headers: { authorization: `Bearer ${login.access_token}`, "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      }).then((r) => r.json());
+    const api = await apiClient(a.origin, password);
     const user = await api("POST", "/users", { email: "replicas@example.com" });
     const key = await api("POST", `/users/${user.id}/access-keys`, {});
     await api("PUT", `/access-keys/${key.id}/bedrock-key`, {
@@ -172,45 +159,3 @@ Deno.test({
     await cleanup();
   }
 });
-
-async function startReplica(env: Record<string, string>): Promise<{ origin: string; stop(): Promise<void> }> {
-  const port = freePort();
-  const dataDir = await Deno.makeTempDir({ prefix: "proxy-replica-" });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname],
-    env: { ...env, PROXY_PORT: String(port), PROXY_DATA_DIR: dataDir },
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const origin = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => {
-      try {
-        const r = await fetch(`${origin}/health`);
-        await r.body?.cancel();
-        return r.ok;
-      } catch {
-        return false;
-      }
-    },
-    30_000,
-    `replica on ${port}`,
-  );
-  return {
-    origin,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already gone */ }
-      await child.stderr.cancel().catch(() => {});
-      await child.status;
-    },
-  };
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}

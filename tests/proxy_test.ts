@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import Anthropic from "@anthropic-ai/sdk";
 import { dbTest } from "./helpers/db.ts";
-import { startProxy, waitFor } from "./helpers/proxy.ts";
+import { postMessages, startProxy, waitFor } from "./helpers/proxy.ts";
 import { sql } from "../lib/db/sql.ts";
 import type { Db } from "../lib/db/db.ts";
 
@@ -160,11 +160,7 @@ dbTest("a gzip upstream body reaches the client decoded, without a stale content
   const p = await startProxy(db);
   try {
     p.upstream.script({ kind: "gzip" });
-    const res = await fetch(`${p.baseUrl}/v1/messages`, {
-      method: "POST",
-      headers: { "x-api-key": "k", "content-type": "application/json" },
-      body: JSON.stringify(MESSAGE),
-    });
+    const res = await postMessages(p.baseUrl, MESSAGE);
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("content-encoding"), null);
     const body = await res.json();
@@ -178,12 +174,7 @@ dbTest("a client that disconnects mid-stream cancels the upstream call and is re
   const p = await startProxy(db, { upstream: { eventDelayMs: 50, deltas: 100 } });
   try {
     const controller = new AbortController();
-    const res = await fetch(`${p.baseUrl}/v1/messages`, {
-      method: "POST",
-      headers: { "x-api-key": "k", "content-type": "application/json" },
-      body: JSON.stringify({ ...MESSAGE, stream: true }),
-      signal: controller.signal,
-    });
+    const res = await postMessages(p.baseUrl, { ...MESSAGE, stream: true }, { signal: controller.signal });
     const reader = res.body!.getReader();
     await reader.read();
     controller.abort();
@@ -208,12 +199,7 @@ dbTest(
     try {
       p.upstream.script({ kind: "hang" });
       const controller = new AbortController();
-      const pending = fetch(`${p.baseUrl}/v1/messages`, {
-        method: "POST",
-        headers: { "x-api-key": "k", "content-type": "application/json" },
-        body: JSON.stringify(MESSAGE),
-        signal: controller.signal,
-      }).catch(() => null);
+      const pending = postMessages(p.baseUrl, MESSAGE, { signal: controller.signal }).catch(() => null);
       await waitFor(() => p.upstream.requests.length === 1, 3000, "upstream request");
       controller.abort();
       await pending;
@@ -237,11 +223,7 @@ dbTest(
     const p = await startProxy(db);
     try {
       p.upstream.script({ kind: "die_mid_stream", afterEvents: 4 });
-      const res = await fetch(`${p.baseUrl}/v1/messages`, {
-        method: "POST",
-        headers: { "x-api-key": "k", "content-type": "application/json" },
-        body: JSON.stringify({ ...MESSAGE, stream: true }),
-      });
+      const res = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
       assert.equal(res.status, 200);
       const text = await res.text();
       assert.match(text, /^event: message_start\n/);
@@ -368,10 +350,9 @@ dbTest("access key and input errors answer in Anthropic's error shape", async (d
 dbTest("a body over PROXY_MAX_BODY_BYTES is refused with 413", async (db) => {
   const p = await startProxy(db, { env: { PROXY_MAX_BODY_BYTES: "4096" } });
   try {
-    const res = await fetch(`${p.baseUrl}/v1/messages`, {
-      method: "POST",
-      headers: { "x-api-key": "k", "content-type": "application/json" },
-      body: JSON.stringify({ ...MESSAGE, messages: [{ role: "user", content: "y".repeat(10_000) }] }),
+    const res = await postMessages(p.baseUrl, {
+      ...MESSAGE,
+      messages: [{ role: "user", content: "y".repeat(10_000) }],
     });
     assert.equal(res.status, 413);
     assert.equal((await res.json()).error.type, "request_too_large");

@@ -4,11 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { backends, dbTest, freshDb } from "./helpers/db.ts";
-import { startProxy, waitFor } from "./helpers/proxy.ts";
+import { postMessages, startProxy, waitFor } from "./helpers/proxy.ts";
 import { startFakeAnthropic } from "./fakes/fake_anthropic.ts";
 import { SseUsageTap } from "../lib/proxy/sse_usage.ts";
 import { hashPassword } from "../lib/auth/password.ts";
 import { openPostgres } from "../lib/db/postgres.ts";
+import { apiClient, spawnProxy } from "./helpers/process.ts";
 import { sql } from "../lib/db/sql.ts";
 
 const MESSAGE = {
@@ -96,11 +97,7 @@ dbTest("hostile clients get clean 4xx answers and the proxy keeps serving", asyn
       assert.equal(answer.error.type, "invalid_request_error");
     }
 
-    const after = await fetch(`${p.baseUrl}/v1/messages`, {
-      method: "POST",
-      headers: { "x-api-key": "k", "content-type": "application/json" },
-      body: JSON.stringify(MESSAGE),
-    });
+    const after = await postMessages(p.baseUrl, MESSAGE);
     assert.equal(after.status, 200, "still serving");
     await after.text();
   } finally {
@@ -148,21 +145,13 @@ dbTest("slow-drip and silent upstreams give bounded, clean errors, and usage is 
   try {
     // A slow drip still streams every event: it is slow, not broken.
     p.upstream.script({ kind: "slow", eventDelayMs: 60 });
-    const drip = await fetch(`${p.baseUrl}/v1/messages`, {
-      method: "POST",
-      headers: { "x-api-key": "k", "content-type": "application/json" },
-      body: JSON.stringify({ ...MESSAGE, stream: true }),
-    });
+    const drip = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
     assert.match(await drip.text(), /event: message_stop/);
 
     // An upstream that never answers: 504 timeout_error after the first-byte timeout (no Bedrock for this key).
     p.upstream.script({ kind: "hang" });
     const started = Date.now();
-    const silent = await fetch(`${p.baseUrl}/v1/messages`, {
-      method: "POST",
-      headers: { "x-api-key": "k", "content-type": "application/json" },
-      body: JSON.stringify(MESSAGE),
-    });
+    const silent = await postMessages(p.baseUrl, MESSAGE);
     assert.equal(silent.status, 504);
     assert.equal((await silent.json()).error.type, "timeout_error");
     assert.ok(Date.now() - started < 3000, "bounded by the timeout");
@@ -178,46 +167,8 @@ dbTest("slow-drip and silent upstreams give bounded, clean errors, and usage is 
   }
 });
 
-/** Starts `main.ts` as a child process; resolves once it answers /health. */
-async function spawnProxy(env: Record<string, string>) {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname],
-    env: { ...env, PROXY_PORT: String(port), PROXY_HOST: "127.0.0.1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const origin = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => {
-      try {
-        const r = await fetch(`${origin}/health`);
-        await r.body?.cancel();
-        return r.ok;
-      } catch {
-        return false;
-      }
-    },
-    30_000,
-    "proxy process",
-  );
-  return { child, origin };
-}
-
 async function adminSetup(origin: string, password: string) {
-  const login = await (await fetch(`${origin}/api/auth/login`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ username: "admin", password }),
-  })).json();
-  const api = (method: string, path: string, body?: unknown) =>
-    fetch(`${origin}/api${path}`, {
-      method,
-      headers: { authorization: `Bearer ${login.access_token}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    }).then((r) => r.json());
+  const api = await apiClient(origin, password);
   const user = await api("POST", "/users", { email: `drain-${crypto.randomUUID()}@example.com` });
   const key = await api("POST", `/users/${user.id}/access-keys`, {});
   return { key: key.key as string, api };
@@ -233,33 +184,27 @@ Deno.test({
   const upstream = await startFakeAnthropic({ eventDelayMs: 100, deltas: 15 }); // ~1.8 s per stream
   const password = "drain test password";
   try {
-    const { child, origin } = await spawnProxy({
+    const proxy = await spawnProxy({
       PROXY_DATABASE_URL: url,
       PROXY_PLAN_API_URL: upstream.url,
       PROXY_KEY_HASHER_SECRET: "drain-hasher-secret-0123456789abcdef01",
       PROXY_JWT_SECRET: "drain-jwt-secret-0123456789abcdef0123456",
       PROXY_LOCAL_ENCRYPTION_KEY: "0123456789abcdef0123456789abcdef",
       PROXY_ADMIN_PASSWORD_HASH: await hashPassword(password, 1000),
-      PROXY_DATA_DIR: await Deno.makeTempDir(),
       PROXY_LOG_LEVEL: "warn",
       PROXY_SHUTDOWN_DRAIN_SECONDS: "20",
     });
+    const { origin } = proxy;
     const { key } = await adminSetup(origin, password);
     const streams = Array.from({ length: 100 }, async () => {
-      const res = await fetch(`${origin}/ak/${key}/v1/messages`, {
-        method: "POST",
-        headers: { "x-api-key": "k", "content-type": "application/json" },
-        body: JSON.stringify({ ...MESSAGE, stream: true }),
-      });
+      const res = await postMessages(`${origin}/ak/${key}`, { ...MESSAGE, stream: true });
       return await res.text();
     });
     await waitFor(() => upstream.requests.length === 100, 10_000, "100 streams open");
     const signalled = Date.now();
-    child.kill("SIGTERM");
+    const stopping = proxy.stop();
     const bodies = await Promise.all(streams);
-    const status = await child.status;
-    await child.stdout.cancel().catch(() => {});
-    await child.stderr.cancel().catch(() => {});
+    const status = await stopping;
     assert.equal(status.code, 0);
     assert.ok(Date.now() - signalled < 20_000, "within the drain deadline");
     for (const body of bodies) assert.match(body, /event: message_stop/);
@@ -282,31 +227,25 @@ Deno.test({
   const password = "outage test password";
   const name = new URL(url).pathname.slice(1);
   const admin = openPostgres({ url: Deno.env.get("PROXY_TEST_DATABASE_URL")!, max: 1 });
-  let child: Deno.ChildProcess | null = null;
+  let proxy: Awaited<ReturnType<typeof spawnProxy>> | null = null;
   try {
-    const spawned = await spawnProxy({
+    proxy = await spawnProxy({
       PROXY_DATABASE_URL: url,
       PROXY_PLAN_API_URL: upstream.url,
       PROXY_KEY_HASHER_SECRET: "outage-hasher-secret-0123456789abcdef0",
       PROXY_JWT_SECRET: "outage-jwt-secret-0123456789abcdef012345",
       PROXY_LOCAL_ENCRYPTION_KEY: "0123456789abcdef0123456789abcdef",
       PROXY_ADMIN_PASSWORD_HASH: await hashPassword(password, 1000),
-      PROXY_DATA_DIR: await Deno.makeTempDir(),
       PROXY_LOG_LEVEL: "error",
       PROXY_ACCESS_KEY_CACHE_TTL: "5", // expires during the outage: served stale, never refused
       PROXY_USAGE_QUEUE_MAX: "500", // small, so the outage also exercises the spool file
     });
-    child = spawned.child;
-    const { origin } = spawned;
+    const { origin } = proxy;
     const { key } = await adminSetup(origin, password);
     const statuses = new Map<number, number>();
     let running = true;
     const send = async () => {
-      const res = await fetch(`${origin}/ak/${key}/v1/messages`, {
-        method: "POST",
-        headers: { "x-api-key": "k", "content-type": "application/json" },
-        body: JSON.stringify({ ...MESSAGE, stream: Math.random() < 0.5 }),
-      });
+      const res = await postMessages(`${origin}/ak/${key}`, { ...MESSAGE, stream: Math.random() < 0.5 });
       await res.text();
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
     };
@@ -353,12 +292,7 @@ Deno.test({
   } finally {
     await admin.exec(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`).catch(() => {});
     await admin.close();
-    if (child) {
-      child.kill("SIGTERM");
-      await child.status;
-      await child.stdout.cancel().catch(() => {});
-      await child.stderr.cancel().catch(() => {});
-    }
+    await proxy?.stop();
     await upstream.close();
     await cleanup();
   }

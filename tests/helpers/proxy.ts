@@ -71,3 +71,17 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** `POST <baseUrl>/v1/messages` with a JSON body and a client API key, as an SDK would send it. */
+export function postMessages(
+  baseUrl: string,
+  body: unknown,
+  init: { headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<Response> {
+  return fetch(`${baseUrl}/v1/messages`, {
+    method: "POST",
+    headers: { "x-api-key": "k", "content-type": "application/json", ...init.headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    signal: init.signal,
+  });
+}
