@@ -26,6 +26,7 @@ import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./
 import { anthropicErrorBody, mapBedrockError, sseErrorEvent } from "./bedrock/errors.ts";
 import type { ProxyMetrics } from "./metrics.ts";
 import { type ChunkReader, readBody } from "./body_reader.ts";
+import { scanMessagesBody } from "./json_scan.ts";
 
 /** What the proxy needs. */
 export interface ProxyDeps {
@@ -70,6 +71,7 @@ interface Outcome {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" };
 /** Largest non-streaming response the tap keeps a copy of to read usage from (the bytes still all pass). */
 const MAX_JSON_TAP = 16 * 1024 * 1024;
@@ -149,22 +151,13 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const t0 = now();
       const key = await authorise(req);
       const body = await readBody(req.request, deps.config.maxBodyBytes);
-      let parsed: Record<string, unknown>;
-      try {
-        const value = JSON.parse(new TextDecoder().decode(body));
-        if (typeof value !== "object" || value === null || Array.isArray(value)) {
-          throw new Error("not an object");
-        }
-        parsed = value;
-      } catch {
-        throw new HttpError(
-          400,
-          "invalid_request_error",
-          "request body is not valid JSON; expected a Messages API object",
-        );
-      }
-      const model = typeof parsed.model === "string" ? parsed.model : null;
-      const stream = parsed.stream === true;
+      // The plan path reads `model` and `stream` without building the body (thousands of objects for a 70 KB
+      // Claude Code body). Only a Bedrock answer needs it parsed; the bytes are kept for that until the plan
+      // upstream's answer is passed through, so a stream open for minutes does not hold them.
+      const fields = scanMessagesBody(body);
+      if (!fields) throw invalidBody();
+      const { model, stream } = fields;
+      let bedrockBody: Uint8Array | null = body;
 
       const base = {
         requestId: req.requestId,
@@ -223,8 +216,11 @@ export function createProxy(deps: ProxyDeps): Proxy {
         });
       };
 
-      const toBedrock = (reason: string | null, isFallback: boolean) =>
-        answerFromBedrock({ req, key, parsed, model, stream, reason, isFallback, t0, finish });
+      const toBedrock = (reason: string | null, isFallback: boolean) => {
+        const parsed = parseMessagesBody(bedrockBody!);
+        bedrockBody = null;
+        return answerFromBedrock({ req, key, parsed, model, stream, reason, isFallback, t0, finish });
+      };
 
       if (key.routingStrategy === "bedrock_only") return await toBedrock("routing:bedrock_only", false);
 
@@ -304,6 +300,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       else if (acquired.probe) deps.breakers.releaseProbe(key.id);
 
       // Pass the plan upstream's answer through (success, a 4xx, or a failure this key cannot fall back from).
+      bedrockBody = null;
       const upstream = decision.response!;
       const responseHeaders = clientResponseHeaders(upstream.headers);
       responseHeaders.set("x-proxy-request-id", req.requestId);
@@ -524,6 +521,26 @@ export function createProxy(deps: ProxyDeps): Proxy {
       return fail(mappedError.status, mappedError.type, mappedError.message);
     }
   }
+}
+
+/** A Messages request body, parsed: a JSON object, or 400. */
+function parseMessagesBody(body: Uint8Array): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(body));
+  } catch {
+    throw invalidBody();
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalidBody();
+  return value as Record<string, unknown>;
+}
+
+function invalidBody(): HttpError {
+  return new HttpError(
+    400,
+    "invalid_request_error",
+    "request body is not valid JSON; expected a Messages API object",
+  );
 }
 
 /**
