@@ -3,6 +3,7 @@
  */
 import type { Context } from "hono";
 import { HttpError } from "./errors.ts";
+import { concatChunks } from "./encoding.ts";
 
 /**
  * The client's address. Behind a load balancer (`trustForwardedFor`), the last `X-Forwarded-For` hop is the
@@ -58,14 +59,7 @@ export async function readLimited(req: Request, maxBytes: number): Promise<Uint8
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
+  return concatChunks(chunks);
 }
 
 function tooLarge(maxBytes: number): HttpError {

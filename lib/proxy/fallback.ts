@@ -16,6 +16,7 @@
  */
 import type { PlanResult } from "./plan_client.ts";
 import { SseUsageTap } from "./sse_usage.ts";
+import { concatChunks } from "../encoding.ts";
 import { type ChunkReader, chunkReader } from "./body_reader.ts";
 
 const FAILURE_STATUSES = new Set([500, 502, 503, 504, 529]);
@@ -218,7 +219,7 @@ export function usageLimitReset(headers: Headers, message: string): number | nul
 
 function parseError(head: Uint8Array[]): { type: string; message: string } | null {
   try {
-    const text = new TextDecoder().decode(concat(head));
+    const text = new TextDecoder().decode(concatChunks(head));
     const body = JSON.parse(text) as { error?: { type?: string; message?: string } };
     if (!body.error) return null;
     return { type: body.error.type ?? "api_error", message: body.error.message ?? "" };
@@ -237,15 +238,4 @@ async function readUpTo(reader: ChunkReader, max: number): Promise<Uint8Array[]>
     total += value.length;
   }
   return chunks;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }

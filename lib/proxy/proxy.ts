@@ -27,6 +27,7 @@ import { anthropicErrorBody, mapBedrockError, sseErrorEvent } from "./bedrock/er
 import type { ProxyMetrics } from "./metrics.ts";
 import { type ChunkReader, readBody } from "./body_reader.ts";
 import { scanMessagesBody } from "./json_scan.ts";
+import { concatChunks } from "../encoding.ts";
 
 /** What the proxy needs. */
 export interface ProxyDeps {
@@ -603,13 +604,7 @@ function relay(o: {
     let usage: Partial<StreamUsage>;
     if (tap) usage = tap.result;
     else {
-      const all = new Uint8Array(jsonBytes);
-      let offset = 0;
-      for (const c of json) {
-        all.set(c, offset);
-        offset += c.length;
-      }
-      usage = usageFromJson(all);
+      usage = usageFromJson(concatChunks(json));
     }
     o.onEnd(usage, failure);
   };
