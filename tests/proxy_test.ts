@@ -242,6 +242,55 @@ dbTest(
   },
 );
 
+dbTest(
+  "a non-streaming answer cut off mid-body gives the client a clean 502, recorded as interrupted",
+  async (db) => {
+    const p = await startProxy(db);
+    try {
+      p.upstream.script({ kind: "die_mid_stream", afterEvents: 0 });
+      const res = await postMessages(p.baseUrl, MESSAGE);
+      assert.equal(res.status, 502);
+      const body = await res.json();
+      assert.equal(body.type, "error");
+      assert.equal(body.error.type, "api_error");
+      assert.match(body.error.message, /connection lost before the answer was complete/);
+      await waitFor(() => p.t.services.recorder.stats().queued === 1, 3000, "usage row");
+      await p.t.services.recorder.flush();
+      const [row] = await usageRows(db);
+      assert.equal(row.status_code, 502);
+      assert.equal(row.error_type, "stream_interrupted");
+    } finally {
+      await p.close();
+    }
+  },
+);
+
+dbTest(
+  "a client that leaves while a non-streaming answer is arriving cancels the upstream, recorded as 499",
+  async (db) => {
+    const p = await startProxy(db);
+    try {
+      p.upstream.script({ kind: "slow", eventDelayMs: 2000 });
+      const controller = new AbortController();
+      const pending = postMessages(p.baseUrl, MESSAGE, { signal: controller.signal }).catch(() => null);
+      await waitFor(() => p.upstream.requests.length === 1, 3000, "upstream request");
+      let upstreamAborted = false;
+      p.upstream.requests[0].aborted.then(() => (upstreamAborted = true));
+      await new Promise((r) => setTimeout(r, 100)); // the first half is on its way
+      controller.abort();
+      await pending;
+      await waitFor(() => upstreamAborted, 1500, "upstream abort before the slow half was sent");
+      await waitFor(() => p.t.services.recorder.stats().queued === 1, 3000, "usage row");
+      await p.t.services.recorder.flush();
+      const [row] = await usageRows(db);
+      assert.equal(row.status_code, 499);
+      assert.equal(row.error_type, "client_closed_request");
+    } finally {
+      await p.close();
+    }
+  },
+);
+
 dbTest("usage rows and aggregates are exact, cache tokens included", async (db) => {
   const p = await startProxy(db, {
     upstream: {

@@ -17,7 +17,7 @@
 import type { PlanResult } from "./plan_client.ts";
 import { SseUsageTap } from "./sse_usage.ts";
 import { concatChunks } from "../encoding.ts";
-import { type ChunkReader, chunkReader } from "./body_reader.ts";
+import { type ChunkReader, chunkReader, readUpTo } from "./body_reader.ts";
 
 const FAILURE_STATUSES = new Set([500, 502, 503, 504, 529]);
 const MAX_ERROR_BODY = 64 * 1024;
@@ -74,7 +74,7 @@ export async function classifyPlanAnswer(sent: PlanResult, stream: boolean): Pro
     sent.firstByte.clear();
     let head: Uint8Array[];
     try {
-      head = await readUpTo(reader, MAX_ERROR_BODY);
+      head = (await readUpTo(reader, MAX_ERROR_BODY)).chunks;
     } catch {
       if (FAILURE_STATUSES.has(status) || status === 429) {
         return {
@@ -226,16 +226,4 @@ function parseError(head: Uint8Array[]): { type: string; message: string } | nul
   } catch {
     return null;
   }
-}
-
-async function readUpTo(reader: ChunkReader, max: number): Promise<Uint8Array[]> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  while (total < max) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    total += value.length;
-  }
-  return chunks;
 }

@@ -57,12 +57,40 @@ SPECIAL_IN_STRING.fill(1, 0, 0x20);
 SPECIAL_IN_STRING[QUOTE] = 1;
 SPECIAL_IN_STRING[BACKSLASH] = 1;
 
+/**
+ * Past the run of plain string characters at `i`. Most of a Claude Code body is string content, so where `words`
+ * (a view of the same bytes) exists the run is checked four bytes at a time: a word is plain when none of its
+ * bytes is below 0x20, a quote or a backslash. The bit tricks answer "is any byte such" exactly (whatever the
+ * byte order); the byte loop then finds which one.
+ */
+function skipPlain(b: Uint8Array, words: Uint32Array | null, i: number): number {
+  const n = b.length;
+  if (words !== null) {
+    while (i < n && (i & 3) !== 0) {
+      if (SPECIAL_IN_STRING[b[i]] !== 0) return i;
+      i++;
+    }
+    let k = i / 4; // whole: the loop above stopped on a word boundary, or at the end, where no word is left
+    const end = i < n ? words.length : 0;
+    while (k < end) {
+      const x = words[k];
+      const q = x ^ 0x22222222;
+      const s = x ^ 0x5c5c5c5c;
+      if ((((x - 0x20202020) & ~x) | ((q - 0x01010101) & ~q) | ((s - 0x01010101) & ~s)) & 0x80808080) break;
+      k++;
+    }
+    if (k * 4 > i) i = k * 4;
+  }
+  while (i < n && SPECIAL_IN_STRING[b[i]] === 0) i++;
+  return i;
+}
+
 /** From the opening quote at `i` to just past the closing one; -1 when the string is invalid. */
-function skipString(b: Uint8Array, i: number): number {
+function skipString(b: Uint8Array, words: Uint32Array | null, i: number): number {
   const n = b.length;
   i++;
   while (i < n) {
-    while (i < n && SPECIAL_IN_STRING[b[i]] === 0) i++;
+    i = skipPlain(b, words, i);
     if (i >= n) break;
     const c = b[i];
     if (c === QUOTE) return i + 1;
@@ -128,6 +156,7 @@ export function scanMessagesBody(b: Uint8Array): MessagesBodyFields | null {
   const n = b.length;
   let i = skipSpace(b, n >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? 3 : 0);
   if (b[i] !== 0x7b) return null;
+  const words = b.byteOffset % 4 === 0 ? new Uint32Array(b.buffer, b.byteOffset, n >>> 2) : null;
   const stack: number[] = [];
   let model: string | null = null;
   let stream = false;
@@ -143,7 +172,7 @@ export function scanMessagesBody(b: Uint8Array): MessagesBodyFields | null {
       expectKey = false;
       if (b[i] !== QUOTE) return null;
       const keyStart = i;
-      i = skipString(b, i);
+      i = skipString(b, words, i);
       if (i < 0) return null;
       if (stack.length === 1) {
         pending = keyIs(b, MODEL, "model", keyStart, i) ? 1 : keyIs(b, STREAM, "stream", keyStart, i) ? 2 : 0;
@@ -163,7 +192,7 @@ export function scanMessagesBody(b: Uint8Array): MessagesBodyFields | null {
         continue;
       }
     } else if (c === QUOTE) {
-      i = skipString(b, i);
+      i = skipString(b, words, i);
     } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
       i = skipNumber(b, i);
     } else if (c === 0x74 || c === 0x66 || c === 0x6e) {

@@ -235,3 +235,29 @@ Deno.test("scanMessagesBody reads a large Claude Code-like body with escapes and
   assert.deepEqual(scanMessagesBody(bytes), { model: "claude-opus-4-1", stream: true });
   same(bytes.subarray(0, bytes.length - 1), "truncated");
 });
+
+Deno.test("scanMessagesBody finds a quote, backslash or control byte at every position and alignment of a string", () => {
+  const specials: Array<[string, string]> = [
+    ["quote", '"'],
+    ["escaped quote", '\\"'],
+    ["escape", "\\n"],
+    ["bad escape", "\\x"],
+    ["tab", "\t"],
+    ["newline", "\n"],
+    ["nul", "\u0000"],
+    ["0x1f", "\u001f"],
+    ["space", " "],
+    ["utf-8", "\u00e9"],
+  ];
+  for (const [label, special] of specials) {
+    for (let at = 0; at < 13; at++) {
+      const text = "a".repeat(at) + special + "b".repeat(13 - at);
+      for (let shift = 0; shift < 4; shift++) {
+        // A view starting `shift` bytes into its buffer: the word-at-a-time and the byte-at-a-time paths alike.
+        const raw = encoder.encode(`${" ".repeat(shift)}{"model":"${text}","stream":true,"s":"${text}"}`);
+        same(raw.subarray(shift), `${label} at ${at}, offset ${shift}`);
+        same(raw.subarray(shift, raw.length - 1 - (at % 3)), `${label} at ${at}, offset ${shift}, truncated`);
+      }
+    }
+  }
+});

@@ -25,7 +25,7 @@ import { mapModel } from "./bedrock/model_map.ts";
 import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./bedrock/translate.ts";
 import { anthropicErrorBody, mapBedrockError, sseErrorEvent } from "./bedrock/errors.ts";
 import type { ProxyMetrics } from "./metrics.ts";
-import { type ChunkReader, readBody } from "./body_reader.ts";
+import { type ChunkReader, readBody, readUpTo } from "./body_reader.ts";
 import { scanMessagesBody } from "./json_scan.ts";
 import { concatChunks } from "../encoding.ts";
 
@@ -323,6 +323,45 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
       const decoded = decodeBody(decision.head, decision.reader!, upstream.headers.get("content-encoding"));
       if (decoded.encoding) responseHeaders.set("content-encoding", decoded.encoding);
+      if (!isSse) {
+        // A JSON answer is useless to the client until its last byte, so it is read whole and handed back as
+        // bytes: the runtime then writes it natively, with no stream pumped through JavaScript.
+        let read: Awaited<ReturnType<typeof readUpTo>>;
+        try {
+          read = await readUpTo(decoded.reader, MAX_JSON_TAP + 1);
+        } catch {
+          sent.ok && sent.abort();
+          if (req.signal.aborted) {
+            outcome.statusCode = 499;
+            outcome.errorType = "client_closed_request";
+            finish(outcome, {});
+            return new Response(null, { status: 499 });
+          }
+          outcome.statusCode = 502;
+          outcome.errorType = "stream_interrupted";
+          finish(outcome, {});
+          throw new HttpError(
+            502,
+            "api_error",
+            "Anthropic API connection lost before the answer was complete",
+          );
+        }
+        const chunks = [...decoded.head, ...read.chunks];
+        if (read.done) {
+          const bytes = concatChunks(chunks) as Uint8Array<ArrayBuffer>; // chunk readers copy into fresh buffers
+          const usage = usageFromJson(bytes);
+          outcome.modelServed = usage.model ?? null;
+          if (usage.error && outcome.errorType === null) outcome.errorType = usage.error.type;
+          finish(outcome, usage);
+          return new Response(bytes, {
+            status: upstream.status,
+            statusText: upstream.statusText,
+            headers: responseHeaders,
+          });
+        }
+        // Larger than any Messages answer: relayed as it comes, usage unread.
+        decoded.head = chunks;
+      }
       const out = relay({
         head: decoded.head,
         reader: decoded.reader,

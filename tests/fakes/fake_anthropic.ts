@@ -158,6 +158,32 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
           headers: { ...headers, "content-type": "application/json", "content-encoding": "gzip" },
         });
       }
+      if (step?.kind === "die_mid_stream" || step?.kind === "slow") {
+        // Half the JSON, then the connection dies (or, slow, the rest after a pause).
+        const bytes = encoder.encode(JSON.stringify(message));
+        const half = bytes.length >> 1;
+        let sentHalf = false;
+        const body = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            if (!sentHalf) {
+              sentHalf = true;
+              controller.enqueue(bytes.slice(0, half));
+              return;
+            }
+            if (step.kind === "die_mid_stream") return controller.error(new Error("fake upstream died"));
+            await sleep(step.eventDelayMs);
+            controller.enqueue(bytes.slice(half));
+            controller.close();
+          },
+          cancel() {
+            abortedResolve();
+          },
+        });
+        return new Response(body, {
+          status: 200,
+          headers: { ...headers, "content-type": "application/json" },
+        });
+      }
       return json(200, message, headers);
     }
 
