@@ -52,10 +52,35 @@ export interface AggregateDelta {
 /**
  * Inserts usage rows in one statement; rows whose `request_id` already exists are skipped. Returns the request ids
  * actually inserted, so aggregates are only incremented for new rows (a replay never counts twice).
+ *
+ * The rows travel as one JSON parameter: `JSON.stringify` is native, where rendering 21 array parameters was
+ * several milliseconds of the proxy's event loop per flush.
  */
 export async function insertUsageRows(q: Queryable, rows: UsageRecord[]): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
-  const col = <T>(f: (r: UsageRecord) => T) => rows.map(f);
+  const json = JSON.stringify(rows.map((r) => ({
+    request_id: r.requestId,
+    access_key_id: r.accessKeyId,
+    user_id: r.userId,
+    message_id: r.messageId,
+    model: r.model,
+    model_served: r.modelServed,
+    stream: r.stream,
+    input_tokens: r.inputTokens,
+    output_tokens: r.outputTokens,
+    cache_read: r.cacheReadInputTokens,
+    cache_creation: r.cacheCreationInputTokens,
+    provider: r.provider,
+    is_fallback: r.isFallback,
+    fallback_reason: r.fallbackReason,
+    status_code: r.statusCode,
+    error_type: r.errorType,
+    stop_reason: r.stopReason,
+    latency_ms: r.latencyMs,
+    ttfb_ms: r.timeToFirstByteMs,
+    cost_usd: r.costUsd === null ? null : r.costUsd.toFixed(6),
+    created_at: r.createdAt,
+  })));
   const inserted = await q.query<{ request_id: string }>(sql`
     INSERT INTO token_usages (request_id, access_key_id, user_id, message_id, model, model_served, stream,
       input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, provider, is_fallback,
@@ -63,29 +88,11 @@ export async function insertUsageRows(q: Queryable, rows: UsageRecord[]): Promis
     SELECT t.request_id, k.id, u.id, t.message_id, t.model, t.model_served, t.stream, t.input_tokens,
       t.output_tokens, t.cache_read, t.cache_creation, t.provider, t.is_fallback, t.fallback_reason, t.status_code,
       t.error_type, t.stop_reason, t.latency_ms, t.ttfb_ms, t.cost_usd, t.created_at
-    FROM unnest(
-      ${col((r) => r.requestId)}::text[], ${col((r) => r.accessKeyId)}::uuid[], ${
-    col((r) => r.userId)
-  }::uuid[],
-      ${col((r) => r.messageId)}::text[], ${col((r) => r.model)}::text[], ${
-    col((r) => r.modelServed)
-  }::text[],
-      ${col((r) => r.stream)}::boolean[], ${col((r) => r.inputTokens)}::int[], ${
-    col((r) => r.outputTokens)
-  }::int[],
-      ${col((r) => r.cacheReadInputTokens)}::int[], ${col((r) => r.cacheCreationInputTokens)}::int[],
-      ${col((r) => r.provider)}::text[], ${col((r) => r.isFallback)}::boolean[], ${
-    col((r) => r.fallbackReason)
-  }::text[],
-      ${col((r) => r.statusCode)}::int[], ${col((r) => r.errorType)}::text[], ${
-    col((r) => r.stopReason)
-  }::text[],
-      ${col((r) => r.latencyMs)}::int[], ${col((r) => r.timeToFirstByteMs)}::int[],
-      ${col((r) => (r.costUsd === null ? null : r.costUsd.toFixed(6)))}::numeric[],
-      ${col((r) => r.createdAt)}::timestamptz[]
-    ) AS t(request_id, access_key_id, user_id, message_id, model, model_served, stream, input_tokens, output_tokens,
-      cache_read, cache_creation, provider, is_fallback, fallback_reason, status_code, error_type, stop_reason,
-      latency_ms, ttfb_ms, cost_usd, created_at)
+    -- Bound as text: postgres.js would serialise a string bound as jsonb into a JSON string.
+    FROM jsonb_to_recordset(${json}::text::jsonb) AS t(request_id text, access_key_id uuid, user_id uuid,
+      message_id text, model text, model_served text, stream boolean, input_tokens int, output_tokens int,
+      cache_read int, cache_creation int, provider text, is_fallback boolean, fallback_reason text, status_code int,
+      error_type text, stop_reason text, latency_ms int, ttfb_ms int, cost_usd numeric, created_at timestamptz)
     -- A key or user hard-deleted meanwhile: keep the row, unlinked (the seed's ON DELETE SET NULL).
     LEFT JOIN access_keys k ON k.id = t.access_key_id
     LEFT JOIN users u ON u.id = t.user_id
@@ -97,26 +104,34 @@ export async function insertUsageRows(q: Queryable, rows: UsageRecord[]): Promis
 /** Adds deltas to `usage_aggregates` (insert or increment), skipping keys that no longer exist. */
 export async function addAggregates(q: Queryable, deltas: AggregateDelta[]): Promise<void> {
   if (deltas.length === 0) return;
-  const col = <T>(f: (d: AggregateDelta) => T) => deltas.map(f);
+  const json = JSON.stringify(deltas.map((d) => ({
+    access_key_id: d.accessKeyId,
+    user_id: d.userId,
+    time_bucket: d.timeBucket,
+    granularity: d.granularity,
+    provider: d.provider,
+    model: d.model,
+    is_fallback: d.isFallback,
+    requests: d.requests,
+    errors: d.errors,
+    input_tokens: d.inputTokens,
+    output_tokens: d.outputTokens,
+    cache_read: d.cacheReadTokens,
+    cache_creation: d.cacheCreationTokens,
+    cost: d.costUsd.toFixed(6),
+    latency: d.latencyMs,
+  })));
   await q.query(sql`
     INSERT INTO usage_aggregates AS a (access_key_id, user_id, time_bucket, granularity, provider, model, is_fallback,
       request_count, error_count, total_input_tokens, total_output_tokens, total_cache_read_tokens,
       total_cache_creation_tokens, total_cost_usd, total_latency_ms)
     SELECT t.access_key_id, u.id, t.time_bucket, t.granularity, t.provider, t.model, t.is_fallback, t.requests,
       t.errors, t.input_tokens, t.output_tokens, t.cache_read, t.cache_creation, t.cost, t.latency
-    FROM unnest(
-      ${col((d) => d.accessKeyId)}::uuid[], ${col((d) => d.userId)}::uuid[], ${
-    col((d) => d.timeBucket)
-  }::timestamptz[],
-      ${col((d) => d.granularity)}::text[], ${col((d) => d.provider)}::text[], ${col((d) => d.model)}::text[],
-      ${col((d) => d.isFallback)}::boolean[], ${col((d) => d.requests)}::bigint[], ${
-    col((d) => d.errors)
-  }::bigint[],
-      ${col((d) => d.inputTokens)}::bigint[], ${col((d) => d.outputTokens)}::bigint[],
-      ${col((d) => d.cacheReadTokens)}::bigint[], ${col((d) => d.cacheCreationTokens)}::bigint[],
-      ${col((d) => d.costUsd.toFixed(6))}::numeric[], ${col((d) => d.latencyMs)}::bigint[]
-    ) AS t(access_key_id, user_id, time_bucket, granularity, provider, model, is_fallback, requests, errors,
-      input_tokens, output_tokens, cache_read, cache_creation, cost, latency)
+    -- Bound as text: postgres.js would serialise a string bound as jsonb into a JSON string.
+    FROM jsonb_to_recordset(${json}::text::jsonb) AS t(access_key_id uuid, user_id uuid, time_bucket timestamptz,
+      granularity text, provider text, model text, is_fallback boolean, requests bigint, errors bigint,
+      input_tokens bigint, output_tokens bigint, cache_read bigint, cache_creation bigint, cost numeric,
+      latency bigint)
     JOIN access_keys k ON k.id = t.access_key_id
     LEFT JOIN users u ON u.id = t.user_id
     ON CONFLICT (access_key_id, time_bucket, granularity, provider, model, is_fallback) DO UPDATE SET

@@ -295,10 +295,23 @@ export class UsageRecorder {
 /** Groups records into hour and day aggregate deltas. */
 export function aggregate(records: UsageRecord[], timeZone: string): AggregateDelta[] {
   const map = new Map<string, AggregateDelta>();
+  // Every zone's offset, and every change of it, falls on a 15-minute UTC boundary: rows of the same 15 minutes
+  // share their buckets, so the time-zone arithmetic runs once per slot rather than twice per row.
+  const buckets = new Map<number, { hour: string; day: string }>();
   for (const r of records) {
-    const at = new Date(r.createdAt);
+    const ms = Date.parse(r.createdAt);
+    const slot = Math.floor(ms / 900_000);
+    let slotBuckets = buckets.get(slot);
+    if (!slotBuckets) {
+      const at = new Date(ms);
+      slotBuckets = {
+        hour: bucketStart(at, "hour", timeZone).toISOString(),
+        day: bucketStart(at, "day", timeZone).toISOString(),
+      };
+      buckets.set(slot, slotBuckets);
+    }
     for (const granularity of ["hour", "day"] as const) {
-      const bucket = bucketStart(at, granularity, timeZone).toISOString();
+      const bucket = slotBuckets[granularity];
       const model = r.model ?? "";
       const k = `${r.accessKeyId}|${bucket}|${granularity}|${r.provider}|${model}|${r.isFallback}`;
       let d = map.get(k);
