@@ -150,9 +150,32 @@ Deno.test("dependencies come from the lockfile and CSS and islands are built at 
   assert.ok(runs.some((r) => /deno install --frozen/.test(r)), "deno install --frozen");
   assert.ok(runs.some((r) => /deno task build/.test(r)), "deno task build");
   const copies = runtime.instructions.filter((i) => i.keyword === "COPY").map((i) => i.args);
-  assert.ok(copies.some((c) => /--from=\w+ \/app\/static\/build/.test(c)), "the runtime gets static/build");
-  assert.ok(copies.some((c) => /--from=\w+ \/app\/node_modules/.test(c)), "the runtime gets node_modules");
+  assert.ok(
+    copies.some((c) => /--from=[\w-]+ \/app\/static\/build/.test(c)),
+    "the runtime gets static/build",
+  );
+  assert.ok(copies.some((c) => /--from=[\w-]+ \/app\/node_modules/.test(c)), "the runtime gets node_modules");
   assert.ok(stages[0].instructions.findIndex((i) => i.keyword === "COPY" && /deno\.lock/.test(i.args)) >= 0);
+});
+
+Deno.test("the runtime gets only the trimmed dependencies, after the full sources, and checks them against main.ts", () => {
+  const trim = stages.find((s) => s.instructions.some((i) => /scripts\/runtime_deps\.ts/.test(i.args)));
+  assert.ok(trim?.name, "a named stage runs scripts/runtime_deps.ts");
+  const trimRun = trim.instructions.find((i) => i.keyword === "RUN")!.args;
+  assert.match(trimRun, /scripts\/runtime_deps\.ts\s*&&\s*deno install\b/, "trims, then installs");
+  const copies = runtime.instructions.filter((i) => i.keyword === "COPY");
+  const index = (re: RegExp) => copies.findIndex((c) => re.test(c.args));
+  const sources = index(/^\. \.$/);
+  const config = index(new RegExp(`--from=${trim.name} /app/deno\\.json /app/deno\\.lock`));
+  const modules = index(new RegExp(`--from=${trim.name} /app/node_modules`));
+  assert.ok(sources >= 0 && config > sources, "the trimmed deno.json and deno.lock overwrite the full ones");
+  assert.ok(modules >= 0, "node_modules comes from the trimming stage");
+  assert.ok(!copies.some((c) => /--from=deps \/app\/node_modules/.test(c.args)), "not the full node_modules");
+  const runs = runtime.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args);
+  assert.ok(
+    runs.some((r) => /deno cache --frozen main\.ts/.test(r)),
+    "the graph is checked against the lock",
+  );
 });
 
 Deno.test("the image's drain deadline matches the stack's, inside the ECS stop timeout", () => {
