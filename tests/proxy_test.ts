@@ -291,6 +291,29 @@ dbTest(
   },
 );
 
+dbTest(
+  "a non-streaming answer larger than the usage tap's limit (16 MB) still reaches the client whole",
+  async (db) => {
+    const p = await startProxy(db);
+    try {
+      const bytes = 17 * 1024 * 1024;
+      p.upstream.script({ kind: "big_text", bytes });
+      const res = await postMessages(p.baseUrl, MESSAGE);
+      assert.equal(res.status, 200);
+      const body = await res.json();
+      assert.equal(body.content[0].text.length, bytes);
+      assert.equal(body.usage.output_tokens, 85, "the upstream's usage is passed on untouched");
+      await waitFor(() => p.t.services.recorder.stats().queued === 1, 3000, "usage row");
+      await p.t.services.recorder.flush();
+      const [row] = await usageRows(db);
+      assert.equal(row.status_code, 200);
+      assert.equal(row.error_type, null);
+    } finally {
+      await p.close();
+    }
+  },
+);
+
 dbTest("usage rows and aggregates are exact, cache tokens included", async (db) => {
   const p = await startProxy(db, {
     upstream: {

@@ -24,7 +24,9 @@ export type AnthropicStep =
   | { kind: "die_mid_stream"; afterEvents: number }
   | { kind: "hang" }
   | { kind: "gzip" }
-  | { kind: "slow"; eventDelayMs: number };
+  | { kind: "slow"; eventDelayMs: number }
+  /** A non-streaming answer whose text is `bytes` long. */
+  | { kind: "big_text"; bytes: number };
 
 /** Usage the fake reports. */
 export interface FakeUsage {
@@ -144,7 +146,10 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
         type: "message",
         role: "assistant",
         model,
-        content: [{ type: "text", text: "Hello from the fake Anthropic API." }],
+        content: [{
+          type: "text",
+          text: step?.kind === "big_text" ? "x".repeat(step.bytes) : "Hello from the fake Anthropic API.",
+        }],
         stop_reason: "end_turn",
         stop_sequence: null,
         usage,
