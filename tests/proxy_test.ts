@@ -314,6 +314,37 @@ dbTest(
   },
 );
 
+dbTest(
+  "bodies of one size class, sent one after another and at once, each arrive upstream exactly as sent",
+  async (db) => {
+    // Request-body memory is reused between requests: no body may carry another's bytes, or lose its own.
+    const p = await startProxy(db);
+    try {
+      const body = (letter: string, length: number) =>
+        `{"model":"claude-sonnet-4-5-20250929","max_tokens":16,"stream":false,` +
+        `"messages":[{"role":"user","content":"${letter.repeat(length)}"}]}`;
+      const send = (raw: string) =>
+        fetch(`${p.baseUrl}/v1/messages`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-api-key": "sk-ant-test" },
+          body: raw,
+        }).then(async (r) => {
+          assert.equal(r.status, 200);
+          await r.body?.cancel();
+        });
+      const sent = [body("a", 90_000), body("b", 70_000), body("c", 100_000)];
+      for (const raw of sent) await send(raw);
+      const together = ["d", "e", "f", "g", "h", "i"].map((l, i) => body(l, 70_000 + i * 5_000));
+      await Promise.all(together.map(send));
+      const received = p.upstream.requests.map((r) => new TextDecoder().decode(r.body));
+      assert.deepEqual(received.slice(0, 3), sent);
+      assert.deepEqual(received.slice(3).sort(), [...together].sort());
+    } finally {
+      await p.close();
+    }
+  },
+);
+
 dbTest("usage rows and aggregates are exact, cache tokens included", async (db) => {
   const p = await startProxy(db, {
     upstream: {

@@ -6,10 +6,12 @@
  *   every stream waiting for its next event. {@link chunkReader} reads into one small buffer per body (a BYOB
  *   read) and hands out exact-size copies.
  * - A request body read chunk by chunk goes through the same allocation; {@link readBody} reads a body of
- *   declared length straight into one buffer of that size, and falls back to the bounded chunked read otherwise.
+ *   declared length straight into one buffer (from a {@link BufferPool} when given one), and falls back to the
+ *   bounded chunked read otherwise.
  */
 import { readLimited } from "../http.ts";
 import { HttpError } from "../errors.ts";
+import type { BufferPool } from "./buffer_pool.ts";
 
 /** The reads the proxy makes of an upstream body. */
 export interface ChunkReader {
@@ -52,7 +54,7 @@ export function chunkReader(body: ReadableStream<Uint8Array> | null): ChunkReade
  * (the server enforces it) is read straight into one buffer of that size; any other goes through the bounded
  * chunked read. (`Request.bytes()` would be one call too, but leaves twice the memory behind per connection.)
  */
-export async function readBody(req: Request, maxBytes: number): Promise<Uint8Array> {
+export async function readBody(req: Request, maxBytes: number, pool?: BufferPool): Promise<Uint8Array> {
   const declared = req.headers.get("content-length");
   if (
     req.body && declared !== null && /^\d{1,15}$/.test(declared) && Number(declared) <= maxBytes &&
@@ -66,7 +68,7 @@ export async function readBody(req: Request, maxBytes: number): Promise<Uint8Arr
       // Not a byte stream: read it in chunks below.
     }
     if (reader) {
-      let buffer = new ArrayBuffer(length);
+      let buffer = pool ? pool.acquire(length) : new ArrayBuffer(length);
       let filled = 0;
       while (filled < length) {
         const { done, value } = await reader.read(new Uint8Array(buffer, filled, length - filled));
@@ -83,6 +85,7 @@ export async function readBody(req: Request, maxBytes: number): Promise<Uint8Arr
           throw new HttpError(400, "invalid_request_error", "request body longer than its content-length");
         }
       }
+      pool?.adopt(buffer);
       return new Uint8Array(buffer, 0, filled);
     }
   }

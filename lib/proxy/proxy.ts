@@ -26,6 +26,7 @@ import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./
 import { anthropicErrorBody, mapBedrockError, sseErrorEvent } from "./bedrock/errors.ts";
 import type { ProxyMetrics } from "./metrics.ts";
 import { type ChunkReader, readBody, readUpTo } from "./body_reader.ts";
+import { BufferPool } from "./buffer_pool.ts";
 import { scanMessagesBody } from "./json_scan.ts";
 import { concatChunks } from "../encoding.ts";
 
@@ -76,6 +77,9 @@ const decoder = new TextDecoder();
 const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" };
 /** Largest non-streaming response the tap keeps a copy of to read usage from (the bytes still all pass). */
 const MAX_JSON_TAP = 16 * 1024 * 1024;
+/** Request-body memory kept for reuse, and the largest body buffer kept (bigger ones are rare). */
+const BODY_POOL_BYTES = 32 * 1024 * 1024;
+const BODY_POOL_MAX_BUFFER = 4 * 1024 * 1024;
 
 /** The proxy's entry points. */
 export interface Proxy {
@@ -90,6 +94,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   const now = deps.now ?? (() => performance.now());
   const allowedBetas = deps.config.bedrockAllowedBetas ?? DEFAULT_BEDROCK_BETAS;
   const droppedFields = deps.config.bedrockDroppedFields ?? DEFAULT_DROPPED_FIELDS;
+  const bodies = new BufferPool({ maxBytes: BODY_POOL_BYTES, maxBufferBytes: BODY_POOL_MAX_BUFFER });
 
   async function authorise(req: ProxyRequest): Promise<ResolvedKey> {
     const r = await deps.resolver.resolve(req.rawKey);
@@ -151,7 +156,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     async messages(req: ProxyRequest): Promise<Response> {
       const t0 = now();
       const key = await authorise(req);
-      const body = await readBody(req.request, deps.config.maxBodyBytes);
+      const body = await readBody(req.request, deps.config.maxBodyBytes, bodies);
       // The plan path reads `model` and `stream` without building the body (thousands of objects for a 70 KB
       // Claude Code body). Only a Bedrock answer needs it parsed; the bytes are kept for that until the plan
       // upstream's answer is passed through, so a stream open for minutes does not hold them.
@@ -219,6 +224,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
 
       const toBedrock = (reason: string | null, isFallback: boolean) => {
         const parsed = parseMessagesBody(bedrockBody!);
+        bodies.release(bedrockBody!);
         bedrockBody = null;
         return answerFromBedrock({ req, key, parsed, model, stream, reason, isFallback, t0, finish });
       };
@@ -301,6 +307,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
       else if (acquired.probe) deps.breakers.releaseProbe(key.id);
 
       // Pass the plan upstream's answer through (success, a 4xx, or a failure this key cannot fall back from).
+      // fetch copied the body when it was sent; no fallback will need it now.
+      bodies.release(body);
       bedrockBody = null;
       const upstream = decision.response!;
       const responseHeaders = clientResponseHeaders(upstream.headers);
