@@ -75,7 +75,7 @@ interface Outcome {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" };
-/** Largest non-streaming response the tap keeps a copy of to read usage from (the bytes still all pass). */
+/** Largest non-streaming answer read whole for its usage; a larger one is relayed as it comes, usage unread. */
 const MAX_JSON_TAP = 16 * 1024 * 1024;
 /** Request-body memory kept for reuse, and the largest body buffer kept (bigger ones are rare). */
 const BODY_POOL_BYTES = 32 * 1024 * 1024;
@@ -634,26 +634,14 @@ function relay(o: {
   onEnd: (usage: Partial<StreamUsage>, failure: "cancelled" | "interrupted" | null) => void;
   abort: () => void;
 }): ReadableStream<Uint8Array> {
+  // Only SSE has usage to read on the way: a JSON answer reaches here only past MAX_JSON_TAP, unread.
   const tap = o.sse ? new SseUsageTap() : null;
-  const json: Uint8Array[] = [];
-  let jsonBytes = 0;
   let ended = false;
-  const observe = (chunk: Uint8Array) => {
-    if (tap) tap.push(chunk);
-    else if (jsonBytes + chunk.length <= MAX_JSON_TAP) {
-      json.push(chunk);
-      jsonBytes += chunk.length;
-    }
-  };
+  const observe = (chunk: Uint8Array) => tap?.push(chunk);
   const end = (failure: "cancelled" | "interrupted" | null) => {
     if (ended) return;
     ended = true;
-    let usage: Partial<StreamUsage>;
-    if (tap) usage = tap.result;
-    else {
-      usage = usageFromJson(concatChunks(json));
-    }
-    o.onEnd(usage, failure);
+    o.onEnd(tap ? tap.result : {}, failure);
   };
   const head = [...o.head];
   for (const chunk of head) observe(chunk);
