@@ -19,6 +19,13 @@ async function usageRows(db: Db) {
   return await db.query<Record<string, unknown>>(sql`SELECT * FROM token_usages ORDER BY created_at, id`);
 }
 
+/** The usage rows, once `count` requests have been queued for recording and the recorder has flushed. */
+async function recordedRows(p: Awaited<ReturnType<typeof startProxy>>, db: Db, count: number) {
+  await waitFor(() => p.t.services.recorder.stats().queued === count, 3000, `${count} usage row(s) queued`);
+  await p.t.services.recorder.flush();
+  return await usageRows(db);
+}
+
 dbTest("the Anthropic SDK streams and not through the proxy, bearer and x-api-key styles", async (db) => {
   const p = await startProxy(db);
   try {
@@ -146,9 +153,7 @@ dbTest(
         assert.equal(res.headers.get("x-proxy-provider"), "anthropic");
         assert.ok(res.headers.get("x-proxy-request-id"));
       }
-      await waitFor(() => p.t.services.recorder.stats().queued === cases.length, 2000, "usage rows queued");
-      await p.t.services.recorder.flush();
-      const rows = await usageRows(db);
+      const rows = await recordedRows(p, db, cases.length);
       assert.deepEqual(rows.map((r) => [r.status_code, r.error_type]), cases.map((c) => [c.status, c.type]));
     } finally {
       await p.close();
@@ -182,9 +187,7 @@ dbTest("a client that disconnects mid-stream cancels the upstream call and is re
     let upstreamAborted = false;
     p.upstream.requests[0].aborted.then(() => (upstreamAborted = true));
     await waitFor(() => upstreamAborted, 3000, "upstream abort");
-    await waitFor(() => p.t.services.recorder.stats().queued === 1, 3000, "usage row");
-    await p.t.services.recorder.flush();
-    const [row] = await usageRows(db);
+    const [row] = await recordedRows(p, db, 1);
     assert.equal(row.error_type, "client_closed_request");
     assert.equal(row.input_tokens, 1200, "usage seen before the disconnect is kept");
   } finally {
@@ -206,9 +209,7 @@ dbTest(
       let upstreamAborted = false;
       p.upstream.requests[0].aborted.then(() => (upstreamAborted = true));
       await waitFor(() => upstreamAborted, 3000, "upstream abort");
-      await waitFor(() => p.t.services.recorder.stats().queued === 1, 3000, "usage row");
-      await p.t.services.recorder.flush();
-      const [row] = await usageRows(db);
+      const [row] = await recordedRows(p, db, 1);
       assert.equal(row.status_code, 499);
       assert.equal(row.error_type, "client_closed_request");
     } finally {
@@ -231,9 +232,7 @@ dbTest(
         text,
         /event: error\ndata: \{"type":"error","error":\{"type":"api_error","message":"[^"]*mid-stream/,
       );
-      await waitFor(() => p.t.services.recorder.stats().queued === 1, 3000, "usage row");
-      await p.t.services.recorder.flush();
-      const [row] = await usageRows(db);
+      const [row] = await recordedRows(p, db, 1);
       assert.equal(row.error_type, "stream_interrupted");
       assert.equal(row.status_code, 200);
     } finally {
@@ -254,9 +253,7 @@ dbTest(
       assert.equal(body.type, "error");
       assert.equal(body.error.type, "api_error");
       assert.match(body.error.message, /connection lost before the answer was complete/);
-      await waitFor(() => p.t.services.recorder.stats().queued === 1, 3000, "usage row");
-      await p.t.services.recorder.flush();
-      const [row] = await usageRows(db);
+      const [row] = await recordedRows(p, db, 1);
       assert.equal(row.status_code, 502);
       assert.equal(row.error_type, "stream_interrupted");
     } finally {
@@ -280,9 +277,7 @@ dbTest(
       controller.abort();
       await pending;
       await waitFor(() => upstreamAborted, 1500, "upstream abort before the slow half was sent");
-      await waitFor(() => p.t.services.recorder.stats().queued === 1, 3000, "usage row");
-      await p.t.services.recorder.flush();
-      const [row] = await usageRows(db);
+      const [row] = await recordedRows(p, db, 1);
       assert.equal(row.status_code, 499);
       assert.equal(row.error_type, "client_closed_request");
     } finally {
@@ -303,9 +298,7 @@ dbTest(
       const body = await res.json();
       assert.equal(body.content[0].text.length, bytes);
       assert.equal(body.usage.output_tokens, 85, "the upstream's usage is passed on untouched");
-      await waitFor(() => p.t.services.recorder.stats().queued === 1, 3000, "usage row");
-      await p.t.services.recorder.flush();
-      const [row] = await usageRows(db);
+      const [row] = await recordedRows(p, db, 1);
       assert.equal(row.status_code, 200);
       assert.equal(row.error_type, null);
     } finally {
@@ -360,9 +353,7 @@ dbTest("usage rows and aggregates are exact, cache tokens included", async (db) 
     const client = new Anthropic({ baseURL: p.baseUrl, apiKey: "k" });
     for (let i = 0; i < 3; i++) await client.messages.create(MESSAGE);
     for (let i = 0; i < 2; i++) await (await client.messages.stream(MESSAGE)).finalMessage();
-    await waitFor(() => p.t.services.recorder.stats().queued === 5, 3000, "usage rows");
-    await p.t.services.recorder.flush();
-    const rows = await usageRows(db);
+    const rows = await recordedRows(p, db, 5);
     assert.equal(rows.length, 5);
     for (const r of rows) {
       assert.deepEqual(
