@@ -32,7 +32,11 @@ ENV DENO_NO_UPDATE_CHECK=1 \
     PROXY_HOST=0.0.0.0 \
     PROXY_PORT=8000 \
     PROXY_DATA_DIR=/app/.data \
-    PROXY_SHUTDOWN_DRAIN_SECONDS=25
+    PROXY_SHUTDOWN_DRAIN_SECONDS=25 \
+    MALLOC_MMAP_THRESHOLD_=65536
+# MALLOC_MMAP_THRESHOLD_: glibc maps allocations of 64 KiB or more (request bodies, connection buffers) on their
+# own and returns them when freed. By default it carves them from the main heap, whose freed middle it keeps:
+# holding 1,000 open streams took 683 MB instead of 585 MB (bench/bench.ts --only=open), at the same CPU.
 WORKDIR /app
 COPY . .
 # The trimmed config and lock replace the full ones; node_modules is self-contained.

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { DOCKER_CONTEXT_EXCLUDES, SHUTDOWN_DRAIN_SECONDS, STOP_TIMEOUT_SECONDS } from "./proxy_stack.ts";
+import { IMAGE_MMAP_THRESHOLD } from "../bench/bench.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DOCKERFILE = `${ROOT}Dockerfile`;
@@ -182,6 +183,16 @@ Deno.test("the image's drain deadline matches the stack's, inside the ECS stop t
   assert.equal(Number(envOf(runtime).PROXY_SHUTDOWN_DRAIN_SECONDS), SHUTDOWN_DRAIN_SECONDS);
   assert.ok(SHUTDOWN_DRAIN_SECONDS < STOP_TIMEOUT_SECONDS);
   assert.equal(envOf(runtime).PROXY_ENV, "production");
+});
+
+Deno.test("the image, the start task and the benchmark give glibc the same mmap threshold", () => {
+  // The benchmark measures the allocator setting that ships; a change to one of the three must reach the others.
+  assert.equal(envOf(runtime).MALLOC_MMAP_THRESHOLD_, String(IMAGE_MMAP_THRESHOLD));
+  const start: string = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks.start;
+  assert.ok(
+    start.startsWith(`MALLOC_MMAP_THRESHOLD_=${IMAGE_MMAP_THRESHOLD} deno run `),
+    `the start task sets the image's MALLOC_MMAP_THRESHOLD_, got: ${start}`,
+  );
 });
 
 Deno.test(".dockerignore keeps local state, build output and tests out of the build context", () => {
