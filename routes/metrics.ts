@@ -19,6 +19,7 @@ export function metricsRoutes(deps: { services: Services; token: string }): Hono
     const s = deps.services;
     const rec = s.recorder.stats();
     const breakers = s.breakers.states();
+    const memory = Deno.memoryUsage();
     const extra = [
       "# HELP proxy_usage_queue_depth Usage rows waiting in memory for the database.",
       "# TYPE proxy_usage_queue_depth gauge",
@@ -40,6 +41,18 @@ export function metricsRoutes(deps: { services: Services; token: string }): Hono
       "# HELP proxy_circuits_open Access keys whose circuit is open or half-open.",
       "# TYPE proxy_circuits_open gauge",
       `proxy_circuits_open ${breakers.length}`,
+      "# HELP process_resident_memory_bytes Resident memory of the process (what the container limit counts).",
+      "# TYPE process_resident_memory_bytes gauge",
+      `process_resident_memory_bytes ${memory.rss}`,
+      "# HELP deno_heap_used_bytes JavaScript heap in use.",
+      "# TYPE deno_heap_used_bytes gauge",
+      `deno_heap_used_bytes ${memory.heapUsed}`,
+      "# HELP deno_heap_total_bytes JavaScript heap reserved.",
+      "# TYPE deno_heap_total_bytes gauge",
+      `deno_heap_total_bytes ${memory.heapTotal}`,
+      "# HELP deno_external_memory_bytes Memory outside the JavaScript heap held by JavaScript objects (buffers).",
+      "# TYPE deno_external_memory_bytes gauge",
+      `deno_external_memory_bytes ${memory.external}`,
       "# HELP proxy_access_key_cache_entries Cached access-key lookups.",
       "# TYPE proxy_access_key_cache_entries gauge",
       `proxy_access_key_cache_entries ${s.resolver.size}`,

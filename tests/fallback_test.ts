@@ -278,6 +278,7 @@ for (const row of TABLE) {
           assert.equal(circuit.failures, row.counts ? 1 : 0);
         }
         await flushed(f, 1);
+        assert.equal(f.t.services.metrics.streamsOpen, 0, "a finished answer leaves no stream counted open");
         const [r] = await rows(db);
         assert.equal(r.provider, row.fallback ? "bedrock" : "anthropic");
         assert.equal(r.is_fallback, row.fallback);

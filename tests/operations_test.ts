@@ -47,6 +47,49 @@ dbTest(
   },
 );
 
+dbTest(
+  "/metrics counts the streams open now, back to 0 after one ends and after a client leaves",
+  async (db) => {
+    const p = await startProxy(db, { upstream: { eventDelayMs: 50, deltas: 100 } });
+    const gauge = async () => {
+      const text = await (await fetch(`${p.origin}/metrics`)).text();
+      return Number(/^proxy_streams_open (\d+)$/m.exec(text)?.[1]);
+    };
+    try {
+      assert.equal(await gauge(), 0);
+      const controller = new AbortController();
+      const left = await postMessages(p.baseUrl, { ...MESSAGE, stream: true }, { signal: controller.signal });
+      const leftReader = left.body!.getReader();
+      await leftReader.read();
+      const done = await postMessages(p.baseUrl, { ...MESSAGE, stream: true, max_tokens: 17 });
+      const doneReader = done.body!.getReader();
+      await doneReader.read();
+      assert.equal(await gauge(), 2);
+
+      controller.abort();
+      await leftReader.read().catch(() => {});
+      await waitFor(() => p.t.services.metrics.streamsOpen === 1, 3000, "the abandoned stream closed");
+      while (!(await doneReader.read()).done) { /* to the end */ }
+      await waitFor(() => p.t.services.metrics.streamsOpen === 0, 3000, "the finished stream closed");
+      assert.equal(await gauge(), 0);
+    } finally {
+      await p.close();
+    }
+  },
+);
+
+dbTest("/metrics reports the process's resident memory and JavaScript heap", async (db) => {
+  const t = await makeTestApp(db);
+  const res = await t.call("GET", "/metrics");
+  assert.equal(res.status, 200);
+  const text = String(res.body);
+  const value = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1]);
+  assert.ok(value("process_resident_memory_bytes") > 10 * 2 ** 20, "RSS of a running Deno is over 10 MB");
+  assert.ok(value("deno_heap_used_bytes") > 0);
+  assert.ok(value("deno_heap_total_bytes") >= value("deno_heap_used_bytes"));
+  assert.ok(Number.isFinite(value("deno_external_memory_bytes")));
+});
+
 dbTest("production responses carry HSTS; the admin allow-list guards /admin and /api only", async (db) => {
   const t = await makeTestApp(db, {
     PROXY_ENV: "production",

@@ -41,6 +41,22 @@ export class ProxyMetrics {
   readonly #upstream = new Histogram();
   readonly #ttfb = new Histogram();
   readonly #latency = new Histogram();
+  #streamsOpen = 0;
+
+  /** An answer started streaming to a client (either provider); {@link streamClosed} when it ends. */
+  streamOpened(): void {
+    this.#streamsOpen++;
+  }
+
+  /** A streamed answer ended: complete, cut off, or its client gone. */
+  streamClosed(): void {
+    this.#streamsOpen--;
+  }
+
+  /** Answers streaming right now. */
+  get streamsOpen(): number {
+    return this.#streamsOpen;
+  }
 
   /** One finished proxied request. */
   observeRequest(r: UsageRecord, priced: boolean): void {
@@ -90,6 +106,11 @@ export class ProxyMetrics {
       ),
     );
     lines.push(...this.#latency.render("proxy_request_duration_seconds", "Whole request duration."));
+    lines.push(
+      "# HELP proxy_streams_open Answers streaming to clients now (memory grows with them: size tasks by it).",
+    );
+    lines.push("# TYPE proxy_streams_open gauge");
+    lines.push(`proxy_streams_open ${this.#streamsOpen}`);
     lines.push(...extra);
     return lines.join("\n") + "\n";
   }

@@ -370,11 +370,13 @@ export function createProxy(deps: ProxyDeps): Proxy {
         // Larger than any Messages answer: relayed as it comes, usage unread.
         decoded.head = chunks;
       }
+      deps.metrics.streamOpened();
       const out = relay({
         head: decoded.head,
         reader: decoded.reader,
         sse: isSse,
         onEnd: (usage, failure) => {
+          deps.metrics.streamClosed();
           outcome.modelServed = usage.model ?? null;
           if (failure === "cancelled") {
             outcome.statusCode = outcome.statusCode < 400 ? 499 : outcome.statusCode;
@@ -548,7 +550,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const streamed = await deps.bedrock.invokeStream(invoke);
       deps.metrics.observeUpstream("bedrock", Math.round(now() - tB), 200);
       outcome.ttfbMs = Math.round(now() - a.t0);
+      deps.metrics.streamOpened();
       streamed.usage.then((u) => {
+        deps.metrics.streamClosed();
         if (u.cancelled) {
           outcome.statusCode = 499;
           outcome.errorType = "client_closed_request";
