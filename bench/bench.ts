@@ -43,7 +43,7 @@
  * counted), `--pg-url=postgres://postgres@127.0.0.1:5432/postgres` (where the scratch database is created),
  * `--out=<file.json>`, `--deno-flags="--cpu-prof --cpu-prof-dir=/tmp/prof"` (extra `deno run` flags for the
  * proxies: profile them under the same load), `--logs=<dir>` (keep each proxy's stdout and stderr in
- * `<dir>/<label>.log` instead of discarding them), `--mmap-threshold=65536` (glibc's `MALLOC_MMAP_THRESHOLD_` for
+ * `<dir>/<label>.log` instead of discarding them), `--mmap-threshold=131072` (glibc's `MALLOC_MMAP_THRESHOLD_` for
  * the proxies, as the image sets it; 0 leaves glibc's default; the relay always runs with glibc's default).
  */
 import { hashPassword } from "../lib/auth/password.ts";
@@ -376,10 +376,11 @@ function baseEnv(): Record<string, string> {
 
 /**
  * The Dockerfile's `MALLOC_MMAP_THRESHOLD_` (a test keeps the two equal). glibc then maps every allocation of
- * 64 KiB or more on its own and unmaps it when freed; without it, request bodies and connection buffers are
- * carved from the main heap, whose freed middle glibc keeps: 1,000 open streams took 14 % more RSS.
+ * 128 KiB or more on its own and unmaps it when freed; without it, connection buffers are carved from the main
+ * heap, whose freed middle glibc keeps: 1,000 open streams took 10 % more RSS. (64 KiB saved a little more but
+ * cost the proxy 6-9 % more CPU per request.)
  */
-export const IMAGE_MMAP_THRESHOLD = 65536;
+export const IMAGE_MMAP_THRESHOLD = 131072;
 
 /** The environment of the proxies under test: the image's allocator setting. */
 function testedEnv(o: Options): Record<string, string> {
@@ -1039,8 +1040,8 @@ async function main(): Promise<void> {
         "relay",
         pin ? 1 : null,
         ["run", "-A", "bench/relay.ts", `--upstream=${upstreamUrl}`],
-        // glibc's default: the relay's `req.bytes()` allocates 64 KiB chunks that the image's threshold would
-        // map and unmap one by one (+30 % CPU per request); the floor is measured at its best.
+        // glibc's default: the floor is the plain runtime, untuned (a 64 KiB threshold cost its `req.bytes()`
+        // chunks +30 % CPU per request).
         baseEnv(),
         "piped",
       );
