@@ -26,6 +26,22 @@ async function recordedRows(p: Awaited<ReturnType<typeof startProxy>>, db: Db, c
   return await usageRows(db);
 }
 
+/** Waits until the upstream saw its call aborted; the one usage row must then record the client that left. */
+async function clientLeftRow(
+  p: Awaited<ReturnType<typeof startProxy>>,
+  db: Db,
+  withinMs: number,
+  what: string,
+) {
+  let upstreamAborted = false;
+  p.upstream.requests[0].aborted.then(() => (upstreamAborted = true));
+  await waitFor(() => upstreamAborted, withinMs, what);
+  const [row] = await recordedRows(p, db, 1);
+  assert.equal(row.status_code, 499);
+  assert.equal(row.error_type, "client_closed_request");
+  return row;
+}
+
 dbTest("the Anthropic SDK streams and not through the proxy, bearer and x-api-key styles", async (db) => {
   const p = await startProxy(db);
   try {
@@ -184,11 +200,7 @@ dbTest("a client that disconnects mid-stream cancels the upstream call and is re
     await reader.read();
     controller.abort();
     await reader.read().catch(() => {});
-    let upstreamAborted = false;
-    p.upstream.requests[0].aborted.then(() => (upstreamAborted = true));
-    await waitFor(() => upstreamAborted, 3000, "upstream abort");
-    const [row] = await recordedRows(p, db, 1);
-    assert.equal(row.error_type, "client_closed_request");
+    const row = await clientLeftRow(p, db, 3000, "upstream abort");
     assert.equal(row.input_tokens, 1200, "usage seen before the disconnect is kept");
   } finally {
     await p.close();
@@ -206,12 +218,7 @@ dbTest(
       await waitFor(() => p.upstream.requests.length === 1, 3000, "upstream request");
       controller.abort();
       await pending;
-      let upstreamAborted = false;
-      p.upstream.requests[0].aborted.then(() => (upstreamAborted = true));
-      await waitFor(() => upstreamAborted, 3000, "upstream abort");
-      const [row] = await recordedRows(p, db, 1);
-      assert.equal(row.status_code, 499);
-      assert.equal(row.error_type, "client_closed_request");
+      await clientLeftRow(p, db, 3000, "upstream abort");
     } finally {
       await p.close();
     }
@@ -271,15 +278,10 @@ dbTest(
       const controller = new AbortController();
       const pending = postMessages(p.baseUrl, MESSAGE, { signal: controller.signal }).catch(() => null);
       await waitFor(() => p.upstream.requests.length === 1, 3000, "upstream request");
-      let upstreamAborted = false;
-      p.upstream.requests[0].aborted.then(() => (upstreamAborted = true));
       await new Promise((r) => setTimeout(r, 100)); // the first half is on its way
       controller.abort();
       await pending;
-      await waitFor(() => upstreamAborted, 1500, "upstream abort before the slow half was sent");
-      const [row] = await recordedRows(p, db, 1);
-      assert.equal(row.status_code, 499);
-      assert.equal(row.error_type, "client_closed_request");
+      await clientLeftRow(p, db, 1500, "upstream abort before the slow half was sent");
     } finally {
       await p.close();
     }

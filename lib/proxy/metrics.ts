@@ -106,14 +106,20 @@ export class ProxyMetrics {
       ),
     );
     lines.push(...this.#latency.render("proxy_request_duration_seconds", "Whole request duration."));
-    lines.push(
-      "# HELP proxy_streams_open Answers streaming to clients now (memory grows with them: size tasks by it).",
-    );
-    lines.push("# TYPE proxy_streams_open gauge");
-    lines.push(`proxy_streams_open ${this.#streamsOpen}`);
+    lines.push(...metricLines(
+      "proxy_streams_open",
+      "gauge",
+      "Answers streaming to clients now (memory grows with them: size tasks by it).",
+      this.#streamsOpen,
+    ));
     lines.push(...extra);
     return lines.join("\n") + "\n";
   }
+}
+
+/** One unlabelled metric in Prometheus text: its HELP and TYPE lines, then its value. */
+export function metricLines(name: string, type: "gauge" | "counter", help: string, value: number): string[] {
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`];
 }
 
 function esc(v: string): string {
