@@ -31,17 +31,32 @@ export interface AppDeps {
 }
 
 /** Per-request variables set by middleware. */
-export type AppEnv = { Variables: { requestId: string; log: Logger } };
+export type AppEnv = {
+  Variables: {
+    requestId: string;
+    /** The client's `x-request-id`, sanitised, for correlation in logs only. */
+    clientRequestId: string | undefined;
+    log: Logger;
+  };
+};
 
 /** Builds the Hono application. */
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   app.use("*", async (c, next) => {
-    const requestId = c.req.header("x-request-id")?.slice(0, 64).replace(/[^\w.-]/g, "") ||
-      crypto.randomUUID();
+    // Always our own: the id keys the usage row (inserted once per id), so a client that chose it could make
+    // later rows vanish as duplicates. A client's x-request-id is kept in the log for correlation.
+    const requestId = crypto.randomUUID();
+    const clientId = c.req.header("x-request-id")?.slice(0, 64).replace(/[^\w.-]/g, "");
     c.set("requestId", requestId);
-    c.set("log", deps.log.child({ request_id: requestId }));
+    c.set("clientRequestId", clientId || undefined);
+    c.set(
+      "log",
+      deps.log.child(
+        clientId ? { request_id: requestId, client_request_id: clientId } : { request_id: requestId },
+      ),
+    );
     await next();
   });
 

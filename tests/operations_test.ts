@@ -114,18 +114,46 @@ dbTest("production responses carry HSTS; the admin allow-list guards /admin and 
   assert.equal(proxy.status, 401, "the proxy is not behind the admin allow-list");
 });
 
-dbTest("guessing access keys is throttled per client address", async (db) => {
-  const t = await makeTestApp(db, { PROXY_TRUST_FORWARDED_FOR: "true" });
-  const guess = (ip: string, n: number) =>
-    t.call("POST", `/ak/ak_${String(n).padStart(43, "A")}/v1/messages`, MESSAGE, { "x-forwarded-for": ip });
-  for (let i = 0; i < 30; i++) assert.equal((await guess("198.51.100.1", i)).status, 401);
-  const blocked = await guess("198.51.100.1", 99);
-  assert.equal(blocked.status, 429);
-  assert.equal(blocked.body.type, "error");
-  assert.equal(blocked.body.error.type, "rate_limit_error");
-  assert.ok(Number(blocked.headers.get("retry-after")) > 0);
-  assert.equal((await guess("198.51.100.2", 1)).status, 401, "other addresses are unaffected");
-});
+dbTest(
+  "guessing access keys is throttled per client address; valid keys from that address still work",
+  async (db) => {
+    const t = await makeTestApp(db, { PROXY_TRUST_FORWARDED_FOR: "true" });
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "g@example.com", name: "G" }, h)).body;
+    const issue = async () =>
+      (await t.call("POST", `/api/users/${user.id}/access-keys`, { name: "k" }, h)).body;
+    const valid = (await issue()).key as string;
+    const { key: revoked, id: revokedId } = await issue();
+    assert.equal((await t.call("DELETE", `/api/access-keys/${revokedId}`, undefined, h)).status, 200);
+    const call = (key: string, ip: string) =>
+      t.call("GET", `/ak/${key}/v1/unknown-path`, undefined, { "x-forwarded-for": ip });
+    // Past the key check, a request without Anthropic credentials (none configured here) is refused for that.
+    const accepted = async (key: string) =>
+      /no Anthropic credentials/.test((await call(key, "198.51.100.1")).body.error.message);
+    // Known keys, the valid one now cached: neither counts as a guess.
+    assert.ok(await accepted(valid));
+    for (let i = 0; i < 40; i++) {
+      const r = await call(revoked, "198.51.100.1");
+      assert.equal(r.status, 401);
+      assert.equal(r.body.error.message, "access key revoked");
+    }
+    const guess = (n: number) => call(`ak_${String(n).padStart(43, "A")}`, "198.51.100.1");
+    for (let i = 0; i < 30; i++) assert.equal((await guess(i)).status, 401);
+    const blocked = await guess(99);
+    assert.equal(blocked.status, 429);
+    assert.equal(blocked.body.type, "error");
+    assert.equal(blocked.body.error.type, "rate_limit_error");
+    assert.ok(Number(blocked.headers.get("retry-after")) > 0);
+    assert.ok(await accepted(valid), "a valid key is served from a throttled address");
+    assert.equal((await call(revoked, "198.51.100.1")).status, 401, "a revoked key still says so");
+    assert.equal((await guess(1)).status, 429, "unknown keys stay throttled");
+    assert.equal(
+      (await call(`ak_${"B".repeat(43)}`, "198.51.100.2")).status,
+      401,
+      "other addresses are unaffected",
+    );
+  },
+);
 
 Deno.test({
   name: "two replicas on one PostgreSQL: an opened breaker and a revoked key reach the other within 1 s",

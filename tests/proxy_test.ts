@@ -443,6 +443,49 @@ dbTest("access key and input errors answer in Anthropic's error shape", async (d
   }
 });
 
+dbTest(
+  "a percent-encoded access key works and never reaches upstream; a malformed escape is a 401",
+  async (db) => {
+    const p = await startProxy(db);
+    try {
+      const encoded = `%${p.key.charCodeAt(0).toString(16)}${p.key.slice(1)}`;
+      const res = await fetch(`${p.origin}/ak/${encoded}/v1/models?limit=1`, {
+        headers: { "x-api-key": "k" },
+      });
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+      assert.equal(p.upstream.requests.at(-1)?.pathAndQuery, "/v1/models?limit=1");
+      const bad = await fetch(`${p.origin}/ak/%E0%A4%A/v1/models`, { headers: { "x-api-key": "k" } });
+      assert.equal(bad.status, 401);
+      assert.equal((await bad.json()).error.type, "authentication_error");
+    } finally {
+      await p.close();
+    }
+  },
+);
+
+dbTest(
+  "a client's x-request-id never keys the usage row: two requests sending the same one get two rows",
+  async (db) => {
+    const p = await startProxy(db);
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const res = await postMessages(p.baseUrl, MESSAGE, { headers: { "x-request-id": "same-id" } });
+        assert.equal(res.status, 200);
+        await res.body?.cancel();
+        ids.push(res.headers.get("x-proxy-request-id")!);
+      }
+      assert.notEqual(ids[0], ids[1]);
+      const rows = await recordedRows(p, db, 2);
+      assert.deepEqual(rows.map((r) => r.request_id).sort(), [...ids].sort());
+      assert.ok(p.t.logs.some((l) => l.includes('"client_request_id":"same-id"')), "kept for correlation");
+    } finally {
+      await p.close();
+    }
+  },
+);
+
 dbTest("a body over PROXY_MAX_BODY_BYTES is refused with 413", async (db) => {
   const p = await startProxy(db, { env: { PROXY_MAX_BODY_BYTES: "4096" } });
   try {
@@ -472,6 +515,11 @@ dbTest("count_tokens, models and the base-URL probes pass through", async (db) =
     assert.equal(withDefault.status, 200);
     await withDefault.body?.cancel();
     assert.equal(p.upstream.requests[2].headers.get("x-api-key"), "sk-ant-server-default");
+    // Paths the proxy does not account for never spend the organisation's key.
+    const batches = await fetch(`${p.baseUrl}/v1/messages/batches`, { method: "POST", body: "{}" });
+    assert.equal(batches.status, 401);
+    assert.match((await batches.json()).error.message, /only for messages, count_tokens and models/);
+    assert.equal(p.upstream.requests.length, 3, "nothing reached the upstream");
     const head = await fetch(`${p.origin}/`, { method: "HEAD" });
     assert.equal(head.status, 200);
     const get = await fetch(`${p.origin}/`);

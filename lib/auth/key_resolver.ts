@@ -48,6 +48,11 @@ interface Entry {
 /** The resolver with its invalidation hooks. */
 export interface KeyResolver {
   resolve(rawKey: string): Promise<Resolution>;
+  /**
+   * What the cache knows of an existing key, fresh or stale, without the database; null for a key not cached
+   * or cached as unknown. Lets a throttled address still use its valid keys.
+   */
+  known(rawKey: string): Resolution | null;
   /** Drops cached entries of an access key / of a user's keys. */
   forgetKey(accessKeyId: string): void;
   forgetUser(userId: string): void;
@@ -111,6 +116,10 @@ export function createKeyResolver(deps: {
     forgetKey: (id) => forget((r) => r.id === id),
     forgetUser: (id) => forget((r) => r.user_id === id),
     clear: () => cache.clear(),
+    known(rawKey) {
+      const row = cache.get(rawKey)?.row;
+      return row ? judge(row, now()) : null;
+    },
     async resolve(rawKey) {
       if (!isWellFormedKey(rawKey)) return { status: "unknown" };
       let entry = cache.get(rawKey);

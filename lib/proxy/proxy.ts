@@ -49,6 +49,8 @@ export interface ProxyDeps {
 /** One incoming proxy request, as the route hands it over. */
 export interface ProxyRequest {
   requestId: string;
+  /** The client's own `x-request-id`, logged beside ours for correlation. */
+  clientRequestId?: string;
   rawKey: string;
   /** `/v1/...` plus the query string, exactly as the client sent it. */
   pathAndQuery: string;
@@ -57,8 +59,11 @@ export interface ProxyRequest {
   request: Request;
   /** Fires when the client goes away. */
   signal: AbortSignal;
-  /** Called when the access key is unknown, revoked or expired (guessing is throttled per address). */
-  onKeyRejected?: () => void;
+  /**
+   * Key guessing from the client's address: unknown keys count as failures, and past the limit only keys this
+   * process already knows are looked up (a valid key is never refused because its address is throttled).
+   */
+  guesses?: { retryAfterSeconds(): number; fail(): void };
 }
 
 /** Per-request bookkeeping that ends up in the usage row and the log line. */
@@ -89,6 +94,9 @@ export interface Proxy {
   passThrough(req: ProxyRequest): Promise<Response>;
 }
 
+/** Paths on which `PROXY_PLAN_API_KEY` stands in for missing client credentials. */
+const DEFAULT_KEY_PATHS = /^\/v1\/(?:messages(?:\/count_tokens)?|models(?:\/[^/?]*)?)(?:\?|$)/;
+
 /** Creates the proxy; `messages` handles `/v1/messages`, `passThrough` every other `/v1/*` path. */
 export function createProxy(deps: ProxyDeps): Proxy {
   const now = deps.now ?? (() => performance.now());
@@ -97,8 +105,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
   const bodies = new BufferPool({ maxBytes: BODY_POOL_BYTES, maxBufferBytes: BODY_POOL_MAX_BUFFER });
 
   async function authorise(req: ProxyRequest): Promise<ResolvedKey> {
-    const r = await deps.resolver.resolve(req.rawKey);
-    switch (r.status) {
+    const wait = req.guesses?.retryAfterSeconds() ?? 0;
+    const r = wait > 0 ? deps.resolver.known(req.rawKey) : await deps.resolver.resolve(req.rawKey);
+    switch (r?.status) {
       case "ok":
         return r.key;
       case "user_inactive":
@@ -110,23 +119,35 @@ export function createProxy(deps: ProxyDeps): Proxy {
           "cannot verify the access key right now (database unreachable); retry",
         );
       case "expired":
-        req.onKeyRejected?.();
         throw new HttpError(
           401,
           "authentication_error",
           "access key expired after rotation; use the new key",
         );
-      default:
-        req.onKeyRejected?.();
+      case "revoked":
+        throw new HttpError(401, "authentication_error", "access key revoked");
+      case "unknown":
+        req.guesses?.fail();
         throw new HttpError(401, "authentication_error", "invalid access key in the URL path (/ak/<key>)");
+      default:
+        throw new HttpError(
+          429,
+          "rate_limit_error",
+          `too many invalid access keys from this address; retry in ${wait} s`,
+          { "retry-after": String(wait) },
+        );
     }
   }
 
-  /** Client credentials for the plan upstream, or the configured default key. */
+  /**
+   * Client credentials for the plan upstream, or the configured default key where the proxy accounts for its
+   * use: Messages (a usage row each) and the free count_tokens and models. Any other path (batches, files, …)
+   * would spend the organisation's key unrecorded, so it needs the client's own credentials.
+   */
   function planHeaders(req: ProxyRequest): Array<[string, string]> | null {
     const headers = upstreamRequestHeaders(req.headers);
     if (!headers.some(([name]) => name === "x-api-key" || name === "authorization")) {
-      if (deps.config.planApiKey === "") return null;
+      if (deps.config.planApiKey === "" || !DEFAULT_KEY_PATHS.test(req.pathAndQuery)) return null;
       headers.push(["x-api-key", deps.config.planApiKey]);
     }
     return headers;
@@ -201,6 +222,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         deps.metrics.observeRequest(record, priced.priced);
         deps.log.info("request", {
           request_id: req.requestId,
+          client_request_id: req.clientRequestId,
           path: "/v1/messages",
           key_prefix: key.keyPrefix,
           model,
@@ -403,7 +425,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
         throw new HttpError(
           401,
           "authentication_error",
-          "no Anthropic credentials: send x-api-key or Authorization",
+          deps.config.planApiKey === ""
+            ? "no Anthropic credentials: send x-api-key or Authorization"
+            : "no Anthropic credentials: send x-api-key or Authorization (the proxy's own key is used only for messages, count_tokens and models)",
         );
       }
       const hasBody = req.method !== "GET" && req.method !== "HEAD";
@@ -429,6 +453,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       responseHeaders.set("x-proxy-provider", "anthropic");
       deps.log.info("request", {
         request_id: req.requestId,
+        client_request_id: req.clientRequestId,
         path: redactPath(req.pathAndQuery.split("?")[0]),
         method: req.method,
         provider: "anthropic",
