@@ -51,7 +51,12 @@ export interface Config {
   readonly logLevel: LogLevelName;
   readonly maxBodyBytes: number;
   readonly upstreamConnectTimeoutMs: number;
+  /** Streams: until the first event. */
   readonly upstreamFirstByteTimeoutMs: number;
+  /** Non-streaming calls: until the answer, which Anthropic sends whole (its headers come with it). */
+  readonly upstreamResponseTimeoutMs: number;
+  /** An HTTP(S)_PROXY is set: fetch goes through it, so a direct TCP probe of the upstream says nothing. */
+  readonly egressProxy: boolean;
   readonly shutdownDrainSeconds: number;
   readonly usageFlushIntervalMs: number;
   readonly usageQueueMax: number;
@@ -214,6 +219,7 @@ const schema = z.object({
   PROXY_MAX_BODY_BYTES: intIn(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
   PROXY_UPSTREAM_CONNECT_TIMEOUT_MS: intIn(100, 600_000).default(10_000),
   PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: intIn(100, 3_600_000).default(300_000),
+  PROXY_UPSTREAM_RESPONSE_TIMEOUT_MS: intIn(100, 3_600_000).default(600_000),
   PROXY_SHUTDOWN_DRAIN_SECONDS: intIn(0, 3600).default(25),
   PROXY_USAGE_FLUSH_INTERVAL_MS: intIn(10, 60_000).default(1000),
   PROXY_USAGE_QUEUE_MAX: intIn(100, 10_000_000).default(50_000),
@@ -432,6 +438,9 @@ export async function loadConfig(
     maxBodyBytes: p.PROXY_MAX_BODY_BYTES,
     upstreamConnectTimeoutMs: p.PROXY_UPSTREAM_CONNECT_TIMEOUT_MS,
     upstreamFirstByteTimeoutMs: p.PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
+    upstreamResponseTimeoutMs: p.PROXY_UPSTREAM_RESPONSE_TIMEOUT_MS,
+    egressProxy: ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+      .some((name) => (env[name] ?? "").trim() !== ""),
     shutdownDrainSeconds: p.PROXY_SHUTDOWN_DRAIN_SECONDS,
     usageFlushIntervalMs: p.PROXY_USAGE_FLUSH_INTERVAL_MS,
     usageQueueMax: p.PROXY_USAGE_QUEUE_MAX,

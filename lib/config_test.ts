@@ -58,7 +58,17 @@ Deno.test("defaults match the seed specification", async () => {
   assert.equal(c.bedrockKeyCacheTtl, 300);
   assert.equal(c.timezone, "UTC");
   assert.equal(c.maxBodyBytes, 32 * 1024 * 1024);
+  assert.equal(c.upstreamFirstByteTimeoutMs, 300_000);
+  assert.equal(c.upstreamResponseTimeoutMs, 600_000, "the Anthropic SDKs' own 10-minute timeout");
+  assert.equal(c.egressProxy, false);
   assert.ok(Object.isFrozen(c));
+});
+
+Deno.test("an HTTPS_PROXY (any spelling fetch honours) turns the direct connect probe off", async () => {
+  for (const name of ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "ALL_PROXY"]) {
+    assert.equal((await loadConfig({ [name]: "http://egress:3128" }, memoryIo())).egressProxy, true, name);
+  }
+  assert.equal((await loadConfig({ HTTPS_PROXY: " " }, memoryIo())).egressProxy, false);
 });
 
 Deno.test("each bad value is reported with the variable, the problem and what is expected", async () => {

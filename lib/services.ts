@@ -134,6 +134,7 @@ export async function createServices(
     baseUrl: config.planApiUrl,
     connectTimeoutMs: config.upstreamConnectTimeoutMs,
     firstByteTimeoutMs: config.upstreamFirstByteTimeoutMs,
+    probe: !config.egressProxy,
     fetch: overrides.fetch,
   });
   const proxy = createProxy({

@@ -194,7 +194,7 @@ const TABLE: Array<{
   {
     name: "first-byte timeout",
     step: { kind: "hang" },
-    env: { PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: "300" },
+    env: { PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: "300", PROXY_UPSTREAM_RESPONSE_TIMEOUT_MS: "300" },
     fallback: true,
     reason: "first_byte_timeout",
     counts: true,
@@ -296,6 +296,44 @@ for (const row of TABLE) {
     });
   }
 }
+
+dbTest(
+  "a client that leaves before the first event is not an upstream failure: no fallback, no breaker count",
+  async (db) => {
+    const f = await setup(db);
+    try {
+      for (let i = 0; i < 4; i++) {
+        f.upstream.script({ kind: "silent_stream" });
+        const controller = new AbortController();
+        const res = fetch(`${f.baseUrl}/v1/messages`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-api-key": "sk-ant-client" },
+          body: JSON.stringify({ ...MESSAGE, stream: true }),
+          signal: controller.signal,
+        }).catch(() => null);
+        await waitFor(() => f.upstream.requests.length === i + 1, 3000, "the upstream got the request");
+        await new Promise((r) => setTimeout(r, 50)); // headers are back; the first event never comes
+        controller.abort();
+        await res;
+      }
+      await flushed(f, 4);
+      const all = await rows(db);
+      assert.equal(all.length, 4);
+      for (const row of all) {
+        assert.equal(row.status_code, 499);
+        assert.equal(row.error_type, "client_closed_request");
+        assert.equal(row.provider, "anthropic");
+        assert.equal(row.is_fallback, false);
+      }
+      assert.equal(f.bedrock.requests.length, 0, "nothing went to Bedrock");
+      const breaker = f.t.services.breakers.snapshot(f.keyId);
+      assert.equal(breaker.state, "closed");
+      assert.equal(breaker.failures, 0);
+    } finally {
+      await f.close();
+    }
+  },
+);
 
 dbTest("a key without Bedrock credentials gets the upstream failure unchanged", async (db) => {
   const f = await setup(db, { credentials: "none" });

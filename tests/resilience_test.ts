@@ -141,27 +141,44 @@ Deno.test("fuzz: the SSE usage tap never throws and never invents usage from ran
 });
 
 dbTest("slow-drip and silent upstreams give bounded, clean errors, and usage is recorded", async (db) => {
-  const p = await startProxy(db, { env: { PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: "500" } });
+  const p = await startProxy(db, {
+    env: { PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: "500", PROXY_UPSTREAM_RESPONSE_TIMEOUT_MS: "1500" },
+  });
   try {
     // A slow drip still streams every event: it is slow, not broken.
     p.upstream.script({ kind: "slow", eventDelayMs: 60 });
     const drip = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
     assert.match(await drip.text(), /event: message_stop/);
 
-    // An upstream that never answers: 504 timeout_error after the first-byte timeout (no Bedrock for this key).
-    p.upstream.script({ kind: "hang" });
-    const started = Date.now();
-    const silent = await postMessages(p.baseUrl, MESSAGE);
-    assert.equal(silent.status, 504);
-    assert.equal((await silent.json()).error.type, "timeout_error");
-    assert.ok(Date.now() - started < 3000, "bounded by the timeout");
+    // An upstream that never answers: 504 timeout_error (no Bedrock for this key), for a stream after the
+    // first-byte timeout, for a non-streaming call (whose headers come with the whole answer) after the response
+    // timeout.
+    const silentFor = async (stream: boolean) => {
+      p.upstream.script({ kind: "hang" });
+      const started = Date.now();
+      const silent = await postMessages(p.baseUrl, { ...MESSAGE, stream });
+      assert.equal(silent.status, 504);
+      assert.equal((await silent.json()).error.type, "timeout_error");
+      return Date.now() - started;
+    };
+    const streamWaited = await silentFor(true);
+    assert.ok(
+      streamWaited >= 450 && streamWaited < 1400,
+      `stream: ${streamWaited} ms, first-byte timeout 500`,
+    );
+    const callWaited = await silentFor(false);
+    assert.ok(callWaited >= 1450 && callWaited < 3000, `call: ${callWaited} ms, response timeout 1500`);
 
-    await waitFor(() => p.t.services.recorder.stats().queued === 2, 3000, "usage rows");
+    await waitFor(() => p.t.services.recorder.stats().queued === 3, 3000, "usage rows");
     await p.t.services.recorder.flush();
     const rows = await db.query<{ status_code: number; error_type: string | null }>(
       sql`SELECT status_code, error_type FROM token_usages ORDER BY created_at`,
     );
-    assert.deepEqual(rows.map((r) => [r.status_code, r.error_type]), [[200, null], [504, "timeout_error"]]);
+    assert.deepEqual(rows.map((r) => [r.status_code, r.error_type]), [
+      [200, null],
+      [504, "timeout_error"],
+      [504, "timeout_error"],
+    ]);
   } finally {
     await p.close();
   }

@@ -63,6 +63,9 @@ export async function classifyPlanAnswer(sent: PlanResult, stream: boolean): Pro
     };
   }
   const { response } = sent;
+  // A body read that fails because the client left is the client's doing, not the upstream's: no breaker
+  // failure, no fallback.
+  const clientGone = () => sent.abortedFor === "client_aborted";
   const reader = chunkReader(response.body);
   const discard = () => {
     reader.cancel().catch(() => {});
@@ -76,6 +79,7 @@ export async function classifyPlanAnswer(sent: PlanResult, stream: boolean): Pro
     try {
       head = (await readUpTo(reader, MAX_ERROR_BODY)).chunks;
     } catch {
+      if (clientGone()) return { kind: "client_gone" };
       if (FAILURE_STATUSES.has(status) || status === 429) {
         return {
           kind: "failure",
@@ -152,6 +156,10 @@ export async function classifyPlanAnswer(sent: PlanResult, stream: boolean): Pro
       tap.push(value);
     }
   } catch (e) {
+    if (clientGone()) {
+      discard();
+      return { kind: "client_gone" };
+    }
     const reason = sent.firstByte.fired ? "first_byte_timeout" : "stream_reset";
     return {
       kind: "failure",

@@ -18,7 +18,14 @@ export type NetworkFailure = "connect_error" | "connect_timeout" | "first_byte_t
 
 /** A sent request: either a response (whose body may still time out) or a network failure. */
 export type PlanResult =
-  | { ok: true; response: Response; firstByte: FirstByteTimer; abort: () => void }
+  | {
+    ok: true;
+    response: Response;
+    firstByte: FirstByteTimer;
+    abort: () => void;
+    /** Why the call was aborted after its headers came, if it was (a body read then fails). */
+    readonly abortedFor: NetworkFailure | null;
+  }
   | { ok: false; failure: NetworkFailure; message: string };
 
 /** The first-byte timer outlives the headers for streams: cleared when the first body chunk arrives. */
@@ -37,6 +44,10 @@ export interface PlanClientOptions {
   now?: () => number;
   /** How long after a successful answer the connect probe is skipped. */
   healthyForMs?: number;
+  /** False when fetch goes through an egress proxy: a direct connect probe would test the wrong path. */
+  probe?: boolean;
+  /** Opens the probe's TCP connection (tests swap it). */
+  connect?: (host: { hostname: string; port: number }) => Promise<{ close(): void }>;
 }
 
 /** See the module documentation. */
@@ -51,6 +62,8 @@ export class PlanClient {
       fetch: opts.fetch ?? ((input, init) => fetch(input, init)),
       now: opts.now ?? (() => performance.now()),
       healthyForMs: opts.healthyForMs ?? 30_000,
+      probe: opts.probe ?? true,
+      connect: opts.connect ?? ((host) => Deno.connect(host)),
     };
     const u = new URL(opts.baseUrl);
     this.#host = { hostname: u.hostname, port: Number(u.port || (u.protocol === "https:" ? 443 : 80)) };
@@ -63,6 +76,8 @@ export class PlanClient {
     headers: HeadersInit;
     body: Uint8Array | null;
     signal: AbortSignal;
+    /** Overrides the client's first-byte timeout (a non-streaming answer's first byte is its last). */
+    firstByteTimeoutMs?: number;
   }): Promise<PlanResult> {
     const controller = new AbortController();
     let cause: NetworkFailure | null = null;
@@ -78,7 +93,7 @@ export class PlanClient {
     let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
       fired = true;
       abortWith("first_byte_timeout");
-    }, this.#o.firstByteTimeoutMs);
+    }, req.firstByteTimeoutMs ?? this.#o.firstByteTimeoutMs);
     const firstByte: FirstByteTimer = {
       clear: () => {
         if (timer !== undefined) clearTimeout(timer);
@@ -89,9 +104,11 @@ export class PlanClient {
       },
     };
 
-    if (this.#o.now() - this.#lastAnswerAt > this.#o.healthyForMs) {
+    let answered = false;
+    if (this.#o.probe && this.#o.now() - this.#lastAnswerAt > this.#o.healthyForMs) {
       this.#probe().then((failure) => {
-        if (failure) abortWith(failure);
+        // Once headers came the upstream is evidently reachable: a late probe failure must not kill the answer.
+        if (failure && !answered) abortWith(failure);
       });
     }
 
@@ -104,11 +121,15 @@ export class PlanClient {
         signal: controller.signal,
         redirect: "manual",
       });
+      answered = true;
       this.#lastAnswerAt = this.#o.now();
       return {
         ok: true,
         response,
         firstByte,
+        get abortedFor() {
+          return cause;
+        },
         abort: () => {
           firstByte.clear();
           req.signal.removeEventListener("abort", onClientAbort);
@@ -129,7 +150,7 @@ export class PlanClient {
     const timeout = new Promise<"timeout">((r) => {
       timer = setTimeout(() => r("timeout"), this.#o.connectTimeoutMs);
     });
-    const attempt = Deno.connect(this.#host).then((conn) => {
+    const attempt = this.#o.connect(this.#host).then((conn) => {
       conn.close();
       return "ok" as const;
     }, () => "refused" as const);

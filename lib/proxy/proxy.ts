@@ -275,6 +275,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
         headers,
         body,
         signal: req.signal,
+        // A non-streaming answer comes whole, headers with it: its first byte is its last.
+        firstByteTimeoutMs: stream ? undefined : deps.config.upstreamResponseTimeoutMs,
       });
       const upstreamMs = () => Math.round(now() - tUp);
 

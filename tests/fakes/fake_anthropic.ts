@@ -23,6 +23,8 @@ export type AnthropicStep =
   | { kind: "error_event"; type: string; message: string }
   | { kind: "die_mid_stream"; afterEvents: number }
   | { kind: "hang" }
+  /** A 200 stream whose headers come but whose first event never does (until the caller leaves). */
+  | { kind: "silent_stream" }
   | { kind: "gzip" }
   | { kind: "slow"; eventDelayMs: number }
   /** A non-streaming answer whose text is `bytes` long. */
@@ -205,6 +207,13 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
     let cancelled = false;
     const stream = new ReadableStream<Uint8Array>({
       async pull(controller) {
+        if (i === 0 && step?.kind === "silent_stream") {
+          await Promise.race([aborted, closing]);
+          try {
+            controller.close();
+          } catch { /* cancelled already */ }
+          return;
+        }
         if (i > 0) await sleep(delay);
         if (cancelled) return;
         if (i >= dieAfter) {
