@@ -47,7 +47,15 @@ dbTest("failed logins are throttled per address and per user name with retry-aft
   assert.equal(blocked.status, 429);
   assert.equal(blocked.body.error.type, "rate_limit_error");
   assert.ok(Number(blocked.headers.get("retry-after")) > 0);
-  // The user name is throttled too, from any address: guessing from many addresses does not help.
+  // The user name is throttled too: an address that has failed once gets no second try while the name is
+  // under attack, so guessing from many addresses gains one try per address.
+  const once = await t.call(
+    "POST",
+    "/api/auth/login",
+    { username: "admin", password: "bad" },
+    from("10.0.0.2"),
+  );
+  assert.equal(once.status, 401);
   const otherIp = await t.call(
     "POST",
     "/api/auth/login",
@@ -55,6 +63,14 @@ dbTest("failed logins are throttled per address and per user name with retry-aft
     from("10.0.0.2"),
   );
   assert.equal(otherIp.status, 429);
+  // The admin, from an address that has not failed, still signs in: others' guesses cannot lock them out.
+  const admin = await t.call(
+    "POST",
+    "/api/auth/login",
+    { username: "admin", password: ADMIN_PASSWORD },
+    from("10.0.0.9"),
+  );
+  assert.equal(admin.status, 200);
   // Another name from another address is unaffected.
   const other = await t.call(
     "POST",

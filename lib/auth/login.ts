@@ -2,6 +2,10 @@
  * Admin sign-in: constant-time checks, the same answer and similar timing for a wrong user name or a wrong
  * password, and throttling of failures per client address and per user name.
  *
+ * The per-name limit refuses only addresses that have failed themselves: guessing spread over many addresses is
+ * slowed to one try per address, while the admin, signing in from an address with no failures, is never locked
+ * out by someone else's guesses.
+ *
  * @example
  * ```ts
  * const login = createLoginService({ username: "admin", passwordHash, sessions });
@@ -40,11 +44,11 @@ export function createLoginService(deps: {
     now: deps.now,
   });
   const expectedName = new TextEncoder().encode(deps.username);
-  const retryAfter = (username: string, address: string) =>
-    Math.max(
-      throttle.retryAfterSeconds(`ip:${address}`),
-      throttle.retryAfterSeconds(`user:${username.toLowerCase()}`),
-    );
+  const retryAfter = (username: string, address: string) => {
+    const byAddress = throttle.retryAfterSeconds(`ip:${address}`);
+    if (!throttle.hasFailed(`ip:${address}`)) return byAddress;
+    return Math.max(byAddress, throttle.retryAfterSeconds(`user:${username.toLowerCase()}`));
+  };
 
   return {
     retryAfter,
@@ -64,6 +68,7 @@ export function createLoginService(deps: {
         throw new HttpError(401, "authentication_error", "wrong user name or password");
       }
       throttle.clear(`user:${username.toLowerCase()}`);
+      throttle.clear(`ip:${address}`);
       return await deps.sessions.issue(deps.username);
     },
   };

@@ -45,6 +45,11 @@ export class FailureThrottle {
     return Math.max(1, Math.ceil((unblockAt - now) / 1000));
   }
 
+  /** Whether `subject` has any failure within the window. */
+  hasFailed(subject: string): boolean {
+    return this.#recent(subject, this.#now()) !== undefined;
+  }
+
   /** Forgets `subject` (after a success). */
   clear(subject: string): void {
     this.#failures.delete(subject);
