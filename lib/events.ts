@@ -18,6 +18,7 @@ export type ClusterEvent =
   | { type: "key_changed"; accessKeyId: string }
   | { type: "user_changed"; userId: string }
   | { type: "bedrock_credentials_changed"; accessKeyId: string }
+  | { type: "session_revoked"; sid: string; expiresAt: number }
   | {
     type: "circuit";
     accessKeyId: string;

@@ -10,6 +10,7 @@ import { createKeyHasher } from "./auth/access_key.ts";
 import { createKeyResolver, type KeyResolver } from "./auth/key_resolver.ts";
 import { createSessions, type Sessions } from "./auth/session.ts";
 import { createLoginService, type LoginService } from "./auth/login.ts";
+import { createSessionRevocations } from "./auth/revocations.ts";
 import { createEncryptor, type Encryptor } from "./crypto/mod.ts";
 import { type BedrockCredentialStore, createBedrockCredentialStore } from "./admin/bedrock_credentials.ts";
 import { type Admin, createAdmin } from "./admin/admin.ts";
@@ -68,7 +69,14 @@ export async function createServices(
   const bus = createEventBus();
   const hasher = await createKeyHasher(config.keyHasherSecret);
   const resolver = createKeyResolver({ db, hasher, ttlSeconds: config.accessKeyCacheTtl, bus, now: nowMs });
-  const sessions = createSessions({ secret: config.jwtSecret, ttlSeconds: config.jwtTtlSeconds, now });
+  const revocations = createSessionRevocations({ db, bus, now: nowMs });
+  const sessions = createSessions({
+    secret: config.jwtSecret,
+    ttlSeconds: config.jwtTtlSeconds,
+    now,
+    passwordHash: config.adminPasswordHash,
+    revocations,
+  });
   const login = createLoginService({
     username: config.adminUsername,
     passwordHash: config.adminPasswordHash,
@@ -167,6 +175,7 @@ export async function createServices(
     proxy,
     now,
     async start() {
+      await revocations.load();
       recorder.start();
       retention.start();
       detach = await attachNotifyTransport({
@@ -176,6 +185,9 @@ export async function createServices(
         onResync: () => {
           resolver.clear();
           credentials.clear();
+          revocations.load().catch((e) =>
+            log.warn("could not reload signed-out sessions", { error: (e as Error).message })
+          );
         },
       });
     },

@@ -100,12 +100,18 @@ dbTest(
     assert.equal(dashboard.status, 200);
     assert.match(dashboard.html, /Sign out/);
 
+    const copied = c.cookies.get("proxy_admin_session")!;
     const out = await c.post("/admin/logout", {});
     assert.equal(out.status, 303);
     assert.equal(out.location, "/admin/login?ok=signed_out");
     assert.ok(!c.cookies.has("proxy_admin_session"));
     assert.match((await c.get("/admin/login?ok=signed_out")).html, /You have signed out/);
     assert.equal((await c.get("/admin")).status, 303);
+    // Signing out ends the session, not just this browser's cookie: a copy of it is refused too.
+    c.cookies.set("proxy_admin_session", copied);
+    const replayed = await c.get("/admin/users");
+    assert.equal(replayed.status, 303);
+    assert.match(replayed.location ?? "", /^\/admin\/login/);
   },
 );
 

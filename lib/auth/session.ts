@@ -1,6 +1,9 @@
 /**
  * Admin sessions: HS256 JWTs signed with `PROXY_JWT_SECRET` through `jose`, with issuer, audience and expiry.
  *
+ * A token is refused once its session was signed out (the revocation list), and once the admin password changed:
+ * it carries a fingerprint of the password hash it was issued under.
+ *
  * @example
  * ```ts
  * const sessions = createSessions({ secret: "…", ttlSeconds: 43200 });
@@ -9,6 +12,7 @@
  * ```
  */
 import { jwtVerify, SignJWT } from "jose";
+import { base64UrlEncode } from "../encoding.ts";
 
 const ISSUER = "claude-code-proxy";
 const AUDIENCE = "claude-code-proxy-admin";
@@ -24,20 +28,46 @@ export interface Session {
 /** Issues and verifies admin session tokens. */
 export interface Sessions {
   issue(username: string): Promise<{ token: string; expiresIn: number }>;
-  /** The session, or null when the token is missing, forged, expired or for another audience. */
+  /**
+   * The session, or null when the token is missing, forged, expired, for another audience, signed out, or
+   * issued under another admin password.
+   */
   verify(token: string): Promise<Session | null>;
+  /** Signs the session out everywhere: its token is refused from now on. */
+  revoke(session: Session): Promise<void>;
+}
+
+/** Where signed-out sessions are remembered (see `revocations.ts`). */
+export interface RevocationList {
+  has(sid: string): boolean;
+  revoke(sid: string, expiresAt: Date): Promise<void>;
 }
 
 /** Creates the session service; `now` is injectable for expiry tests. */
 export function createSessions(
-  opts: { secret: string; ttlSeconds: number; now?: () => Date },
+  opts: {
+    secret: string;
+    ttlSeconds: number;
+    now?: () => Date;
+    /** The admin password hash: tokens issued under another one are refused. */
+    passwordHash?: string;
+    revocations?: RevocationList;
+  },
 ): Sessions {
   const key = new TextEncoder().encode(opts.secret);
   const now = opts.now ?? (() => new Date());
+  // Keyed with the signing secret, so the token reveals nothing about the hash.
+  const fingerprint = crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"])
+    .then((k) => crypto.subtle.sign("HMAC", k, new TextEncoder().encode(`pwf:${opts.passwordHash ?? ""}`)))
+    .then((mac) => base64UrlEncode(new Uint8Array(mac).subarray(0, 16)));
   return {
+    async revoke(session) {
+      if (!opts.revocations) throw new Error("sessions were created without a revocation list");
+      await opts.revocations.revoke(session.sid, session.expiresAt);
+    },
     async issue(username) {
       const iat = Math.floor(now().getTime() / 1000);
-      const token = await new SignJWT({ sid: crypto.randomUUID() })
+      const token = await new SignJWT({ sid: crypto.randomUUID(), pwf: await fingerprint })
         .setProtectedHeader({ alg: "HS256", typ: "JWT" })
         .setIssuer(ISSUER)
         .setAudience(AUDIENCE)
@@ -57,7 +87,8 @@ export function createSessions(
         });
         if (
           typeof payload.sub !== "string" || typeof payload.sid !== "string" ||
-          typeof payload.exp !== "number"
+          typeof payload.exp !== "number" || payload.pwf !== await fingerprint ||
+          opts.revocations?.has(payload.sid)
         ) {
           return null;
         }

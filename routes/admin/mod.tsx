@@ -200,7 +200,9 @@ export function adminRoutes(deps: AdminDeps): Hono<AdminEnv> {
     await next();
   });
 
-  admin.post("/logout", (c) => {
+  admin.post("/logout", async (c) => {
+    // Forget the token everywhere, not only in this browser: a copy of the cookie must stop working too.
+    await deps.services.sessions.revoke(c.get("session"));
     deleteCookie(c, SESSION_COOKIE, { path: BASE, secure });
     return c.redirect(withQuery(urls.login, { ok: "signed_out" }), 303);
   });

@@ -6,7 +6,7 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import type { AppEnv } from "../../app.ts";
 import type { Admin } from "../../lib/admin/admin.ts";
-import type { Sessions } from "../../lib/auth/session.ts";
+import type { Session, Sessions } from "../../lib/auth/session.ts";
 import type { LoginService } from "../../lib/auth/login.ts";
 import { HttpError } from "../../lib/errors.ts";
 import { clientAddress, paging, readJsonBody } from "../../lib/http.ts";
@@ -22,7 +22,7 @@ export interface ApiDeps {
 }
 
 /** Variables of authenticated API requests. */
-export type ApiEnv = AppEnv & { Variables: AppEnv["Variables"] & { actor: string } };
+export type ApiEnv = AppEnv & { Variables: AppEnv["Variables"] & { actor: string; session: Session } };
 
 const MAX_API_BODY = 1024 * 1024;
 
@@ -65,7 +65,13 @@ export function apiRoutes(deps: ApiDeps): Hono<ApiEnv> {
       });
     }
     c.set("actor", session.username);
+    c.set("session", session);
     await next();
+  });
+
+  api.post("/auth/logout", async (c) => {
+    await deps.sessions.revoke(c.get("session"));
+    return c.body(null, 204);
   });
 
   api.get("/users", async (c) => {

@@ -1,0 +1,55 @@
+/**
+ * Signed-out admin sessions, refused on every replica until their tokens expire. Session tokens are stateless
+ * JWTs, so signing out must be remembered: in `revoked_sessions` (read at start and after a missed broadcast) and
+ * in memory here, checked on every console and API request without a database read.
+ *
+ * @example
+ * ```ts
+ * const revoked = createSessionRevocations({ db, bus });
+ * await revoked.load();
+ * await revoked.revoke(session.sid, session.expiresAt);
+ * revoked.has(session.sid); // true on this and, within the broadcast delay, every other replica
+ * ```
+ */
+import type { Db } from "../db/db.ts";
+import { insertRevokedSession, listRevokedSessions } from "../db/sessions.ts";
+import type { EventBus } from "../events.ts";
+
+/** The revocation list. */
+export interface SessionRevocations {
+  has(sid: string): boolean;
+  /** Refuses the session from now on, here at once and on other replicas through the bus. */
+  revoke(sid: string, expiresAt: Date): Promise<void>;
+  /** Reads the list from the database (at start, and after broadcasts may have been missed). */
+  load(): Promise<void>;
+}
+
+/** Creates the list; it subscribes to the bus for other replicas' sign-outs. */
+export function createSessionRevocations(
+  deps: { db: Db; bus: EventBus; now?: () => number },
+): SessionRevocations {
+  const now = deps.now ?? Date.now;
+  const revoked = new Map<string, number>(); // sid → token expiry (epoch ms)
+  const add = (sid: string, expiresAt: number) => {
+    if (expiresAt > now()) revoked.set(sid, expiresAt);
+  };
+  deps.bus.subscribe((e) => {
+    if (e.type === "session_revoked") add(e.sid, e.expiresAt);
+  });
+  return {
+    has(sid) {
+      const expiresAt = revoked.get(sid);
+      if (expiresAt === undefined) return false;
+      if (expiresAt <= now()) revoked.delete(sid); // the token itself has expired by now
+      return true;
+    },
+    async revoke(sid, expiresAt) {
+      add(sid, expiresAt.getTime());
+      await insertRevokedSession(deps.db, sid, expiresAt);
+      deps.bus.publish({ type: "session_revoked", sid, expiresAt: expiresAt.getTime() });
+    },
+    async load() {
+      for (const row of await listRevokedSessions(deps.db)) add(row.sid, new Date(row.expires_at).getTime());
+    },
+  };
+}
