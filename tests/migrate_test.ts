@@ -43,6 +43,7 @@ const expectedTables = [
   "access_keys",
   "audit_events",
   "bedrock_keys",
+  "revoked_sessions",
   "token_usages",
   "usage_aggregates",
   "users",
@@ -102,7 +103,7 @@ Deno.test({
           };
           await assert.rejects(
             () => migrate(a, [...files, next, broken]),
-            /0003_broken\.sql failed and was rolled back/,
+            new RegExp(`${String(broken.version).padStart(4, "0")}_broken\\.sql failed and was rolled back`),
           );
           const probe2 = await a.query(sql`SELECT to_regclass('probe2') AS t`);
           assert.equal((probe2[0] as { t: unknown }).t, null, "the failed migration left nothing behind");
