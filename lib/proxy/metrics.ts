@@ -33,8 +33,15 @@ class Histogram {
   }
 }
 
+/**
+ * Distinct model names kept as label values. The model is whatever the client wrote, so without a bound one
+ * key holder could grow the series (and this process's memory) without limit; the rest count as "other".
+ */
+export const MAX_MODEL_LABELS = 100;
+
 /** The proxy's metrics. */
 export class ProxyMetrics {
+  readonly #models = new Set<string>();
   readonly #requests = new Map<string, number>();
   readonly #fallbacks = new Map<string, number>();
   readonly #unpriced = new Map<string, number>();
@@ -60,11 +67,19 @@ export class ProxyMetrics {
 
   /** One finished proxied request. */
   observeRequest(r: UsageRecord, priced: boolean): void {
-    const labels = `provider="${r.provider}",status="${r.statusCode}",model="${esc(r.model ?? "")}"`;
+    const model = this.#modelLabel(r.model ?? "");
+    const labels = `provider="${r.provider}",status="${r.statusCode}",model="${model}"`;
     this.#requests.set(labels, (this.#requests.get(labels) ?? 0) + 1);
     this.#latency.observe(`provider="${r.provider}"`, r.latencyMs);
     if (r.timeToFirstByteMs !== null) this.#ttfb.observe(`provider="${r.provider}"`, r.timeToFirstByteMs);
-    if (!priced && r.model) this.#unpriced.set(esc(r.model), (this.#unpriced.get(esc(r.model)) ?? 0) + 1);
+    if (!priced && r.model) this.#unpriced.set(model, (this.#unpriced.get(model) ?? 0) + 1);
+  }
+
+  #modelLabel(model: string): string {
+    if (this.#models.has(model)) return esc(model);
+    if (this.#models.size >= MAX_MODEL_LABELS) return "other";
+    this.#models.add(model);
+    return esc(model);
   }
 
   /** A fallback to Bedrock, by reason. */
@@ -122,6 +137,7 @@ export function metricLines(name: string, type: "gauge" | "counter", help: strin
   return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`];
 }
 
+/** A label value: cut to 100 characters first, so the cut never splits an escape and unquotes the label. */
 function esc(v: string): string {
-  return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n").slice(0, 100);
+  return v.slice(0, 100).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 }
