@@ -192,6 +192,12 @@ export class ProxyStack extends Stack {
       generateSecretString: { passwordLength: 64, excludePunctuation: true },
       removalPolicy,
     });
+    const metricsSecret = new secretsmanager.Secret(this, "MetricsToken", {
+      description:
+        "PROXY_METRICS_TOKEN: the bearer token a Prometheus scraper sends to GET /metrics on a task.",
+      generateSecretString: { passwordLength: 48, excludePunctuation: true },
+      removalPolicy,
+    });
     const adminSecret = new secretsmanager.Secret(this, "AdminSecret", {
       description: "Admin console login: username and password_hash. Set password_hash to the output of " +
         "`deno task hash-password`, then force a new ECS deployment (README.md, section Deploying to AWS).",
@@ -304,6 +310,9 @@ export class ProxyStack extends Stack {
       PROXY_SHUTDOWN_DRAIN_SECONDS: String(SHUTDOWN_DRAIN_SECONDS),
       // Behind the ALB the client address is the last X-Forwarded-For hop (login and key-guess throttles).
       PROXY_TRUST_FORWARDED_FOR: "true",
+      // The app enforces the allow-list too: the load balancer's rules match the raw path, and a
+      // percent-encoded one (`/%61dmin`) would slip past them to a router that decodes it.
+      ...(cidrs.length > 0 ? { PROXY_ADMIN_ALLOWED_CIDRS: cidrs.join(",") } : {}),
     };
 
     const container = this.taskDefinition.addContainer("proxy", {
@@ -320,6 +329,7 @@ export class ProxyStack extends Stack {
         PROXY_DB_PASSWORD: ecs.Secret.fromSecretsManager(dbSecret, "password"),
         PROXY_KEY_HASHER_SECRET: ecs.Secret.fromSecretsManager(keyHasherSecret),
         PROXY_JWT_SECRET: ecs.Secret.fromSecretsManager(jwtSecret),
+        PROXY_METRICS_TOKEN: ecs.Secret.fromSecretsManager(metricsSecret),
         PROXY_ADMIN_USERNAME: ecs.Secret.fromSecretsManager(adminSecret, "username"),
         PROXY_ADMIN_PASSWORD_HASH: ecs.Secret.fromSecretsManager(adminSecret, "password_hash"),
       },
@@ -404,6 +414,17 @@ export class ProxyStack extends Stack {
           "and admin passwords cross the internet unencrypted. Pass -c certificateArn=arn:aws:acm:... for HTTPS.",
       );
     }
+
+    // Metrics are scraped from the tasks inside the VPC, never through the public load balancer.
+    new elbv2.ApplicationListenerRule(this, "MetricsDeny", {
+      listener,
+      priority: 5,
+      conditions: [elbv2.ListenerCondition.pathPatterns(["/metrics", "/metrics/*"])],
+      action: elbv2.ListenerAction.fixedResponse(404, {
+        contentType: "application/json",
+        messageBody: JSON.stringify({ error: { type: "not_found_error", message: "not found" } }),
+      }),
+    });
 
     if (cidrs.length > 0) {
       // A rule holds at most 5 condition values (3 per condition): 2 path patterns + up to 3 CIDRs.

@@ -261,6 +261,7 @@ Deno.test("secrets reach the container as ECS Secrets, never as plain environmen
       "PROXY_DB_USER",
       "PROXY_JWT_SECRET",
       "PROXY_KEY_HASHER_SECRET",
+      "PROXY_METRICS_TOKEN",
     ]);
     assert.equal(envOf(s).PROXY_DB_SSLMODE, "require");
     assert.equal(envOf(s).PROXY_ENV, "production");
@@ -332,7 +333,7 @@ Deno.test("until the operator sets it, the admin password hash matches no passwo
 Deno.test("generated application secrets are long random strings kept in Secrets Manager", () => {
   const s = dev();
   const env = container(s).Secrets;
-  for (const name of ["PROXY_KEY_HASHER_SECRET", "PROXY_JWT_SECRET"]) {
+  for (const name of ["PROXY_KEY_HASHER_SECRET", "PROXY_JWT_SECRET", "PROXY_METRICS_TOKEN"]) {
     const ref = env.find((x: Json) => x.Name === name).ValueFrom;
     const secret = s.json.Resources[refId(ref)];
     assert.equal(secret.Type, "AWS::SecretsManager::Secret");
@@ -399,8 +400,7 @@ Deno.test("dev can be torn down: no deletion protection, resources deleted with 
 
 Deno.test("the admin allow-list lets listed CIDRs reach /admin and /api and answers 403 to everyone else", () => {
   const s = prod();
-  const rules = resources(s, "AWS::ElasticLoadBalancingV2::ListenerRule").map(([, r]) => r.Properties)
-    .sort((a, b) => a.Priority - b.Priority);
+  const rules = adminRules(s);
   const [httpsId] = resources(s, "AWS::ElasticLoadBalancingV2::Listener")
     .find(([, l]) => l.Properties.Port === 443)!;
   const allowed: string[] = [];
@@ -410,8 +410,6 @@ Deno.test("the admin allow-list lets listed CIDRs reach /admin and /api and answ
       c.PathPatternConfig?.Values ?? c.SourceIpConfig?.Values ?? c.Values ?? []
     );
     assert.ok(values.length <= 5, "an ALB rule holds at most 5 condition values");
-    const paths = rule.Conditions.find((c: Json) => c.Field === "path-pattern").PathPatternConfig.Values;
-    assert.deepEqual(paths, ADMIN_PATH_PATTERNS);
   }
   const deny = rules.at(-1);
   assert.equal(deny.Actions[0].Type, "fixed-response");
@@ -422,8 +420,39 @@ Deno.test("the admin allow-list lets listed CIDRs reach /admin and /api and answ
     allowed.push(...rule.Conditions.find((c: Json) => c.Field === "source-ip").SourceIpConfig.Values);
   }
   assert.deepEqual(allowed.sort(), [...CIDRS].sort());
-  assert.equal(resources(dev(), "AWS::ElasticLoadBalancingV2::ListenerRule").length, 0, "no list, no rules");
+  assert.equal(adminRules(dev()).length, 0, "no list, no rules");
+  // The same list reaches the app, which also sees percent-encoded paths the rules cannot match.
+  assert.equal(envOf(s).PROXY_ADMIN_ALLOWED_CIDRS, CIDRS.join(","));
+  assert.equal(envOf(dev()).PROXY_ADMIN_ALLOWED_CIDRS, undefined);
 });
+
+Deno.test("/metrics is not served through the load balancer, and the tasks require a token for it", () => {
+  for (const s of [dev(), prod()]) {
+    const rules = listenerRules(s).filter((r) => pathsOf(r).includes("/metrics"));
+    assert.equal(rules.length, 1);
+    assert.equal(rules[0].Actions[0].Type, "fixed-response");
+    assert.equal(rules[0].Actions[0].FixedResponseConfig.StatusCode, "404");
+    assert.ok(
+      listenerRules(s).every((r) => r === rules[0] || r.Priority > rules[0].Priority),
+      "no rule before it forwards /metrics",
+    );
+    assert.ok(container(s).Secrets.some((x: Json) => x.Name === "PROXY_METRICS_TOKEN"));
+  }
+});
+
+function listenerRules(s: Synthesized): Json[] {
+  return resources(s, "AWS::ElasticLoadBalancingV2::ListenerRule").map(([, r]) => r.Properties)
+    .sort((a, b) => a.Priority - b.Priority);
+}
+
+function pathsOf(rule: Json): string[] {
+  return rule.Conditions.find((c: Json) => c.Field === "path-pattern")?.PathPatternConfig.Values ?? [];
+}
+
+/** The allow-list's rules, in priority order. */
+function adminRules(s: Synthesized): Json[] {
+  return listenerRules(s).filter((r) => JSON.stringify(pathsOf(r)) === JSON.stringify(ADMIN_PATH_PATTERNS));
+}
 
 Deno.test("alarms watch 5xx rate, fallback rate, response time, database CPU and storage, and notify by e-mail", () => {
   for (const s of [dev(), prod()]) {
