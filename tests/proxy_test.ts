@@ -248,6 +248,62 @@ dbTest(
   },
 );
 
+/** The SSE events of `text`, each parsed; throws on an event whose data is not JSON. */
+function sseEvents(text: string): Array<{ event: string; data: Record<string, unknown> }> {
+  return text.split("\n\n").filter((block) => block.trim() !== "").map((block) => {
+    const event = /^event: (.*)$/m.exec(block)?.[1] ?? "message";
+    const data = /^data: (.*)$/m.exec(block)?.[1] ?? "";
+    return { event, data: JSON.parse(data) };
+  });
+}
+
+dbTest(
+  "an upstream cut mid-event or ending without message_stop: whole events, then a clean error event",
+  async (db) => {
+    const p = await startProxy(db);
+    try {
+      for (
+        const [step, message] of [
+          [{ kind: "die_mid_event", afterEvents: 4 }, /connection lost mid-stream/],
+          [{ kind: "end_early", afterEvents: 4 }, /ended before message_stop/],
+        ] as const
+      ) {
+        p.upstream.script(step);
+        const res = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
+        assert.equal(res.status, 200);
+        const events = sseEvents(await res.text()); // throws if half an event leaked out
+        assert.deepEqual(events.map((e) => e.event), [
+          "message_start",
+          "content_block_start",
+          "ping",
+          "content_block_delta",
+          "error",
+        ]);
+        const error = events.at(-1)!.data as { error: { type: string; message: string } };
+        assert.equal(error.error.type, "api_error");
+        assert.match(error.error.message, message);
+
+        // The SDK reports it as the API error it is, not as unparsable JSON.
+        p.upstream.script(step);
+        const client = new Anthropic({ baseURL: p.baseUrl, apiKey: "k", maxRetries: 0 });
+        await assert.rejects(client.messages.stream(MESSAGE).finalMessage(), (e: Error) => {
+          assert.match(e.message, message);
+          return true;
+        });
+      }
+      const rows = await recordedRows(p, db, 4);
+      assert.deepEqual(rows.map((r) => [r.status_code, r.error_type]), [
+        [200, "stream_interrupted"],
+        [200, "stream_interrupted"],
+        [200, "stream_interrupted"],
+        [200, "stream_interrupted"],
+      ]);
+    } finally {
+      await p.close();
+    }
+  },
+);
+
 dbTest(
   "a non-streaming answer cut off mid-body gives the client a clean 502, recorded as interrupted",
   async (db) => {

@@ -29,6 +29,7 @@ import { type ChunkReader, readBody, readUpTo } from "./body_reader.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { scanMessagesBody } from "./json_scan.ts";
 import { concatChunks } from "../encoding.ts";
+import { afterLastEvent } from "./sse_boundary.ts";
 
 /** What the proxy needs. */
 export interface ProxyDeps {
@@ -655,8 +656,12 @@ function decodeBody(
 
 /**
  * Relays an upstream body to the client chunk by chunk (never buffered), feeding the usage tap beside it. A client
- * that goes away cancels the upstream read; an upstream that dies mid-stream ends an SSE stream with an Anthropic
- * `error` event.
+ * that goes away cancels the upstream read.
+ *
+ * SSE goes out in whole events: the bytes after a chunk's last event boundary wait for the rest of their event
+ * (Anthropic flushes whole events, so this is almost always nothing). An upstream that dies mid-stream, or ends
+ * without `message_stop`, then ends the client's stream with a clean Anthropic `error` event, not glued to half
+ * an event the SDK could not parse.
  */
 function relay(o: {
   head: Uint8Array[];
@@ -668,44 +673,70 @@ function relay(o: {
   // Only SSE has usage to read on the way: a JSON answer reaches here only past MAX_JSON_TAP, unread.
   const tap = o.sse ? new SseUsageTap() : null;
   let ended = false;
-  const observe = (chunk: Uint8Array) => tap?.push(chunk);
+  let partial: Uint8Array | null = null; // SSE bytes after the last event boundary, not yet sent
   const end = (failure: "cancelled" | "interrupted" | null) => {
     if (ended) return;
     ended = true;
     o.onEnd(tap ? tap.result : {}, failure);
   };
+  /** What of `chunk` can go out now. */
+  const whole = (chunk: Uint8Array): Uint8Array | null => {
+    if (!o.sse) return chunk;
+    const data = partial ? concatChunks([partial, chunk]) : chunk;
+    const cut = afterLastEvent(data);
+    partial = cut === data.length ? null : data.slice(cut);
+    if (partial && partial.length > MAX_PARTIAL_EVENT) {
+      // Not SSE as we know it: pass it on as it comes rather than hold it.
+      partial = null;
+      return data;
+    }
+    return cut === 0 ? null : cut === data.length ? data : data.subarray(0, cut);
+  };
   const head = [...o.head];
-  for (const chunk of head) observe(chunk);
+  for (const chunk of head) tap?.push(chunk);
+  const cutShort = (controller: ReadableStreamDefaultController<Uint8Array>, message: string) => {
+    partial = null;
+    controller.enqueue(encoder.encode(sseErrorEvent("api_error", message)));
+    end("interrupted");
+    controller.close();
+  };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const next = head.shift();
-      if (next) {
-        controller.enqueue(next);
-        return;
-      }
-      try {
-        const { done, value } = await o.reader.read();
-        if (done) {
-          end(null);
-          controller.close();
-          return;
-        }
-        observe(value);
-        controller.enqueue(value);
-      } catch {
-        if (o.sse) {
-          controller.enqueue(
-            encoder.encode(
-              sseErrorEvent(
-                "api_error",
+      for (;;) {
+        const next = head.shift() ?? null;
+        let value: Uint8Array;
+        if (next) value = next;
+        else {
+          let read: ReadableStreamReadResult<Uint8Array>;
+          try {
+            read = await o.reader.read();
+          } catch {
+            if (o.sse) {
+              return cutShort(
+                controller,
                 "Anthropic API connection lost mid-stream; the answer is incomplete",
-              ),
-            ),
-          );
+              );
+            }
+            end("interrupted");
+            return controller.error(new Error("upstream connection lost"));
+          }
+          if (read.done) {
+            if (tap && !tap.result.completed && tap.result.error === null) {
+              return cutShort(
+                controller,
+                "Anthropic API stream ended before message_stop; the answer is incomplete",
+              );
+            }
+            if (partial) controller.enqueue(partial);
+            partial = null;
+            end(null);
+            return controller.close();
+          }
+          value = read.value;
+          tap?.push(value);
         }
-        end("interrupted");
-        if (o.sse) controller.close();
-        else controller.error(new Error("upstream connection lost"));
+        const out = whole(value);
+        if (out) return controller.enqueue(out);
       }
     },
     cancel() {
@@ -715,3 +746,6 @@ function relay(o: {
     },
   }, { highWaterMark: 0 });
 }
+
+/** Past this, bytes without an event boundary are passed on instead of held (no SSE event is this large). */
+const MAX_PARTIAL_EVENT = 1024 * 1024;

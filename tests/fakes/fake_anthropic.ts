@@ -22,6 +22,10 @@ export type AnthropicStep =
   | { kind: "error"; status: number; type: string; message: string; headers?: Record<string, string> }
   | { kind: "error_event"; type: string; message: string }
   | { kind: "die_mid_stream"; afterEvents: number }
+  /** `afterEvents` whole events, then half of the next one, then the connection dies. */
+  | { kind: "die_mid_event"; afterEvents: number }
+  /** `afterEvents` whole events, then a clean end of the body, without `message_stop`. */
+  | { kind: "end_early"; afterEvents: number }
   | { kind: "hang" }
   /** A 200 stream whose headers come but whose first event never does (until the caller leaves). */
   | { kind: "silent_stream" }
@@ -202,7 +206,10 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
       }]);
     }
     const delay = step?.kind === "slow" ? step.eventDelayMs : opts.eventDelayMs ?? 0;
-    const dieAfter = step?.kind === "die_mid_stream" ? step.afterEvents : Infinity;
+    const dieAfter = step?.kind === "die_mid_stream" || step?.kind === "die_mid_event"
+      ? step.afterEvents
+      : Infinity;
+    if (step?.kind === "end_early") events.splice(step.afterEvents);
     let i = 0;
     let cancelled = false;
     const stream = new ReadableStream<Uint8Array>({
@@ -217,6 +224,12 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
         if (i > 0) await sleep(delay);
         if (cancelled) return;
         if (i >= dieAfter) {
+          if (step?.kind === "die_mid_event" && i < events.length) {
+            const [event, data] = events[i];
+            const bytes = encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+            controller.enqueue(bytes.subarray(0, bytes.length >> 1));
+            await sleep(10); // the half goes out on its own before the connection dies
+          }
           controller.error(new Error("fake upstream died"));
           return;
         }
