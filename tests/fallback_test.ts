@@ -554,6 +554,72 @@ dbTest("a failed probe reopens the circuit; an admin reset closes it", async (db
   }
 });
 
+dbTest(
+  "when the fallback is refused too, the client gets Anthropic's retryable answer, not a final 4xx",
+  async (db) => {
+    const f = await setup(db);
+    try {
+      for (const stream of [false, true]) {
+        f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+        f.bedrock.script({
+          kind: "error",
+          status: 403,
+          errorType: "AccessDeniedException",
+          message: "no access",
+        });
+        const res = await post(f, { ...MESSAGE, stream });
+        assert.equal(res.status, 529, "the SDKs retry a 529; they would not retry Bedrock's 403");
+        assert.deepEqual(await res.json(), {
+          type: "error",
+          error: { type: "overloaded_error", message: "Overloaded" },
+        });
+        assert.equal(res.headers.get("x-proxy-provider"), "anthropic");
+        assert.equal(res.headers.get("x-proxy-fallback-reason"), "overloaded");
+        assert.match(res.headers.get("request-id") ?? "", /^req_fake_/, "Anthropic's headers come along");
+      }
+      // A Bedrock failure the client retries anyway passes as it is.
+      f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+      f.bedrock.script({
+        kind: "error",
+        status: 429,
+        errorType: "ThrottlingException",
+        message: "slow down",
+      });
+      const throttled = await post(f, MESSAGE);
+      assert.equal(throttled.status, 429);
+      assert.equal(throttled.headers.get("x-proxy-provider"), "bedrock");
+      await throttled.body?.cancel();
+
+      await flushed(f, 3);
+      const all = await rows(db);
+      assert.deepEqual(all.map((r) => [r.provider, r.is_fallback, r.status_code, r.error_type]), [
+        ["bedrock", true, 529, "permission_error"],
+        ["bedrock", true, 529, "permission_error"],
+        ["bedrock", true, 429, "rate_limit_error"],
+      ]);
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest("Anthropic unreachable and the fallback refused: a retryable 503 naming both", async (db) => {
+  const f = await setup(db, { env: { PROXY_PLAN_API_URL: "http://no-such-host.invalid" } });
+  try {
+    f.bedrock.script({ kind: "error", status: 400, errorType: "ValidationException", message: "bad field" });
+    const res = await post(f, MESSAGE);
+    assert.equal(res.status, 503);
+    const body = await res.json();
+    assert.equal(body.error.type, "api_error");
+    assert.match(
+      body.error.message,
+      /Anthropic API unavailable \(connect_error\).*Bedrock fallback failed: .*bad field/,
+    );
+  } finally {
+    await f.close();
+  }
+});
+
 dbTest("Bedrock errors map to Anthropic errors, before and during the stream", async (db) => {
   const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
   try {

@@ -245,11 +245,26 @@ export function createProxy(deps: ProxyDeps): Proxy {
         });
       };
 
-      const toBedrock = (reason: string | null, isFallback: boolean) => {
+      const toBedrock = (
+        reason: string | null,
+        isFallback: boolean,
+        planAnswer: PlanAnswer | null = null,
+      ) => {
         const parsed = parseMessagesBody(bedrockBody!);
         bodies.release(bedrockBody!);
         bedrockBody = null;
-        return answerFromBedrock({ req, key, parsed, model, stream, reason, isFallback, t0, finish });
+        return answerFromBedrock({
+          req,
+          key,
+          parsed,
+          model,
+          stream,
+          reason,
+          isFallback,
+          planAnswer,
+          t0,
+          finish,
+        });
       };
 
       if (key.routingStrategy === "bedrock_only") return await toBedrock("routing:bedrock_only", false);
@@ -310,8 +325,17 @@ export function createProxy(deps: ProxyDeps): Proxy {
             deps.breakers.openUntil(key.id, decision.opensUntil, decision.reason);
           } else deps.breakers.recordFailure(key.id, acquired.probe);
           deps.metrics.observeFallback(decision.reason);
+          // Kept (an error answer is small) in case Bedrock fails too: see answerFromBedrock.
+          const planAnswer: PlanAnswer | null = decision.response
+            ? {
+              status: decision.response.status,
+              statusText: decision.response.statusText,
+              headers: clientResponseHeaders(decision.response.headers),
+              body: concatChunks(decision.head),
+            }
+            : null;
           decision.discard();
-          return await toBedrock(decision.reason, true);
+          return await toBedrock(decision.reason, true, planAnswer);
         }
         if (acquired.probe) deps.breakers.releaseProbe(key.id);
         if (!decision.response || !decision.reader) {
@@ -478,6 +502,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
     stream: boolean;
     reason: string | null;
     isFallback: boolean;
+    /** The plan upstream's own error answer, when this is a fallback from one. */
+    planAnswer: PlanAnswer | null;
     t0: number;
     finish: (o: Outcome, usage: Partial<StreamUsage>) => void;
   }): Promise<Response> {
@@ -598,9 +624,46 @@ export function createProxy(deps: ProxyDeps): Proxy {
         error_type: mappedError.type,
         message: mappedError.message,
       });
+      if (a.isFallback && !clientRetries(mappedError.status)) {
+        // Bedrock refused (credentials, model access, a field it does not take): that says nothing about the
+        // request, which Anthropic only could not answer for now. A final 4xx would stop the client; the
+        // plan's own retryable answer lets it try again.
+        if (a.planAnswer) {
+          outcome.statusCode = a.planAnswer.status;
+          outcome.errorType = mappedError.type;
+          a.finish(outcome, {});
+          const headers = new Headers(a.planAnswer.headers);
+          headers.set("x-proxy-request-id", a.req.requestId);
+          headers.set("x-proxy-provider", "anthropic");
+          if (a.reason) headers.set("x-proxy-fallback-reason", a.reason);
+          return new Response(a.planAnswer.body as Uint8Array<ArrayBuffer>, {
+            status: a.planAnswer.status,
+            statusText: a.planAnswer.statusText,
+            headers,
+          });
+        }
+        return fail(
+          503,
+          "api_error",
+          `Anthropic API unavailable (${a.reason}) and the Bedrock fallback failed: ${mappedError.message}`,
+        );
+      }
       return fail(mappedError.status, mappedError.type, mappedError.message);
     }
   }
+}
+
+/** The plan upstream's error answer, kept while Bedrock is tried. */
+interface PlanAnswer {
+  status: number;
+  statusText: string;
+  headers: Headers;
+  body: Uint8Array;
+}
+
+/** Whether the Anthropic SDKs retry a status by themselves (408, 409, 429 and 5xx). */
+function clientRetries(status: number): boolean {
+  return status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
 /** A Messages request body, parsed: a JSON object, or 400. */
