@@ -603,22 +603,42 @@ dbTest(
   },
 );
 
-dbTest("Anthropic unreachable and the fallback refused: a retryable 503 naming both", async (db) => {
-  const f = await setup(db, { env: { PROXY_PLAN_API_URL: "http://no-such-host.invalid" } });
-  try {
-    f.bedrock.script({ kind: "error", status: 400, errorType: "ValidationException", message: "bad field" });
-    const res = await post(f, MESSAGE);
-    assert.equal(res.status, 503);
-    const body = await res.json();
-    assert.equal(body.error.type, "api_error");
-    assert.match(
-      body.error.message,
-      /Anthropic API unavailable \(connect_error\).*Bedrock fallback failed: .*bad field/,
-    );
-  } finally {
-    await f.close();
-  }
-});
+dbTest(
+  "Anthropic unreachable and the fallback refused: a retryable 503 naming both (circuit open: Bedrock's own error)",
+  async (db) => {
+    const f = await setup(db, { env: { PROXY_PLAN_API_URL: "http://no-such-host.invalid" } });
+    try {
+      f.bedrock.script({
+        kind: "error",
+        status: 400,
+        errorType: "ValidationException",
+        message: "bad field",
+      });
+      const res = await post(f, MESSAGE);
+      assert.equal(res.status, 503);
+      const body = await res.json();
+      assert.equal(body.error.type, "api_error");
+      assert.match(
+        body.error.message,
+        /Anthropic API unavailable \(connect_error\).*Bedrock fallback failed: .*bad field/,
+      );
+
+      // With the circuit open, retries would meet Bedrock again: its own error is the useful answer.
+      f.t.services.breakers.openUntil(f.keyId, Date.now() + 60_000, "test");
+      f.bedrock.script({
+        kind: "error",
+        status: 400,
+        errorType: "ValidationException",
+        message: "bad field",
+      });
+      const open = await post(f, MESSAGE);
+      assert.equal(open.status, 400);
+      assert.equal((await open.json()).error.type, "invalid_request_error");
+    } finally {
+      await f.close();
+    }
+  },
+);
 
 dbTest("Bedrock errors map to Anthropic errors, before and during the stream", async (db) => {
   const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });

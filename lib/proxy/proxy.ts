@@ -624,10 +624,11 @@ export function createProxy(deps: ProxyDeps): Proxy {
         error_type: mappedError.type,
         message: mappedError.message,
       });
-      if (a.isFallback && !clientRetries(mappedError.status)) {
+      if (a.isFallback && a.reason !== "circuit_open" && !clientRetries(mappedError.status)) {
         // Bedrock refused (credentials, model access, a field it does not take): that says nothing about the
         // request, which Anthropic only could not answer for now. A final 4xx would stop the client; the
-        // plan's own retryable answer lets it try again.
+        // plan's own retryable answer lets it try again. (With the circuit open, a retry would meet Bedrock
+        // again for the rest of the reset timeout: its error is the useful answer then.)
         if (a.planAnswer) {
           outcome.statusCode = a.planAnswer.status;
           outcome.errorType = mappedError.type;
