@@ -39,6 +39,10 @@ export function proxyRoutes(
       },
     };
   };
+  // Claude Code probes its base URL and preconnects with `HEAD <base>/api/hello`: answered here, with no key
+  // lookup, as `/` is (a 404 would only fill logs; a probe carries nothing to protect).
+  app.on(["GET", "HEAD"], "/:key", (c) => c.text("claude-code-proxy: ok\n"));
+  app.on(["GET", "HEAD"], "/:key/api/hello", (c) => c.json({ status: "ok" }));
   app.post("/:key/v1/messages", (c) => proxy.messages(toRequest(c)));
   app.all("/:key/v1/*", (c) => proxy.passThrough(toRequest(c)));
   return app;

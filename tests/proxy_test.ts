@@ -578,6 +578,14 @@ dbTest("count_tokens, models and the base-URL probes pass through", async (db) =
     assert.equal(p.upstream.requests.length, 3, "nothing reached the upstream");
     const head = await fetch(`${p.origin}/`, { method: "HEAD" });
     assert.equal(head.status, 200);
+    // Claude Code's own probes of its base URL (the access-key path).
+    for (const path of ["", "/api/hello"]) {
+      for (const method of ["HEAD", "GET"]) {
+        const probe = await fetch(`${p.baseUrl}${path}`, { method });
+        assert.equal(probe.status, 200, `${method} <base>${path}`);
+        await probe.body?.cancel();
+      }
+    }
     const get = await fetch(`${p.origin}/`);
     assert.equal(get.status, 200);
     await get.body?.cancel();
