@@ -87,6 +87,7 @@ const PLACEHOLDER_SECRETS = new Set([
   "dev-jwt-secret-for-local-development",
   "changeme",
   "secret",
+  "0123456789abcdef0123456789abcdef", // this repository's test key
 ]);
 
 const intIn = (min: number, max: number) =>
@@ -330,6 +331,11 @@ export async function loadConfig(
     if (bytes.length !== 32) {
       problems.push(
         `PROXY_LOCAL_ENCRYPTION_KEY: is ${bytes.length} bytes; expected exactly 32 bytes (e.g. 32 ASCII characters)`,
+      );
+    } else if (production && (PLACEHOLDER_SECRETS.has(rawLocalKey) || new Set(rawLocalKey).size < 8)) {
+      problems.push(
+        "PROXY_LOCAL_ENCRYPTION_KEY: is a published example or repeats a few characters; expected a random key " +
+          "(e.g. `openssl rand -hex 16`)",
       );
     } else localEncryptionKey = bytes;
   } else if (production) {

@@ -25,7 +25,7 @@ const production = {
   PROXY_KEY_HASHER_SECRET: strong,
   PROXY_JWT_SECRET: strong + "y",
   PROXY_ADMIN_PASSWORD_HASH: "8c6976e5b5410415bde908bd4dee15dfb167a9c873fc4bb8a81f6f2ab448a918",
-  PROXY_LOCAL_ENCRYPTION_KEY: "0123456789abcdef0123456789abcdef",
+  PROXY_LOCAL_ENCRYPTION_KEY: "9f86d081884c7d659a2feaa0c55ad015",
 };
 
 async function problemsOf(env: Record<string, string>): Promise<string[]> {
@@ -134,6 +134,11 @@ Deno.test("production refuses weak and published example secrets", async () => {
   });
   assert.match(problems.join("\n"), /PROXY_KEY_HASHER_SECRET: is a published example value/);
   assert.match(problems.join("\n"), /PROXY_JWT_SECRET: too short \(5 characters\); expected at least 32/);
+  for (const weak of ["0123456789abcdef0123456789abcdef", "a".repeat(32), "abcd".repeat(8)]) {
+    const local = await problemsOf({ ...production, PROXY_LOCAL_ENCRYPTION_KEY: weak });
+    assert.match(local.join("\n"), /PROXY_LOCAL_ENCRYPTION_KEY: is a published example or repeats/, weak);
+    assert.ok(!local.join("\n").includes(weak), "the value is never echoed");
+  }
 });
 
 Deno.test("production accepts a KMS key instead of a local encryption key", async () => {

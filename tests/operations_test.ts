@@ -94,6 +94,7 @@ dbTest("production responses carry HSTS; the admin allow-list guards /admin and 
   const t = await makeTestApp(db, {
     PROXY_ENV: "production",
     PROXY_DATABASE_URL: "postgres://unused@localhost/unused",
+    PROXY_LOCAL_ENCRYPTION_KEY: "9f86d081884c7d659a2feaa0c55ad015",
     PROXY_ADMIN_ALLOWED_CIDRS: "10.0.0.0/8",
     PROXY_TRUST_FORWARDED_FOR: "true",
   });

@@ -63,7 +63,9 @@ export function isCidr(text: string): boolean {
 }
 
 function parseCidr(text: string): { net: Uint8Array; bits: number } | null {
-  const [addr, bitsText] = text.trim().split("/");
+  const parts = text.trim().split("/");
+  if (parts.length > 2) return null;
+  const [addr, bitsText] = parts;
   const net = parseIp(addr);
   if (!net) return null;
   const isV4 = parseV4(addr.trim()) !== null;

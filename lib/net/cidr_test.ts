@@ -24,7 +24,18 @@ Deno.test("CIDR validation refuses malformed blocks", () => {
   for (const ok of ["0.0.0.0/0", "::/0", "fe80::1", "1.2.3.4", "::ffff:1.2.3.4/128"]) {
     assert.equal(isCidr(ok), true, ok);
   }
-  for (const bad of ["1.2.3.4/33", "300.1.1.1", "1.2.3/8", "::1/129", "x/8", "1:2:3:4:5:6:7:8:9"]) {
+  for (
+    const bad of [
+      "1.2.3.4/33",
+      "300.1.1.1",
+      "1.2.3/8",
+      "::1/129",
+      "x/8",
+      "1:2:3:4:5:6:7:8:9",
+      "10.0.0.0/8/99",
+      "10.0.0.0/",
+    ]
+  ) {
     assert.equal(isCidr(bad), false, bad);
   }
   assert.deepEqual([...parseIp("::1")!], [...new Array(15).fill(0), 1]);
