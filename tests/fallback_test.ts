@@ -640,6 +640,48 @@ dbTest(
   },
 );
 
+dbTest(
+  "a model id Bedrock refuses is tried under the region's other profiles, and the one that works is kept",
+  async (db) => {
+    const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+    try {
+      const base = "anthropic.claude-3-5-haiku-20241022-v1:0";
+      const invalid = {
+        kind: "error",
+        status: 400,
+        errorType: "ValidationException",
+        message: "The provided model identifier is invalid.",
+      } as const;
+      f.bedrock.script(invalid); // global. does not exist for this model: us. (the region's geography) does
+      const first = await post(f, { ...MESSAGE, model: "claude-3-5-haiku-20241022" });
+      assert.equal(first.status, 200);
+      assert.equal(first.headers.get("x-proxy-bedrock-model"), `us.${base}`);
+      await first.body?.cancel();
+      const streamed = await post(f, { ...MESSAGE, model: "claude-3-5-haiku-20241022", stream: true });
+      assert.equal(streamed.status, 200);
+      assert.match(await streamed.text(), /event: message_stop/);
+      assert.deepEqual(f.bedrock.requests.map((r) => r.modelId), [
+        `global.${base}`,
+        `us.${base}`,
+        `us.${base}`,
+      ]);
+
+      // An id the operator or the client chose is not second-guessed.
+      f.bedrock.script(invalid);
+      const chosen = await post(f, { ...MESSAGE, model: `global.${base}` });
+      assert.equal(chosen.status, 400);
+      assert.equal((await chosen.json()).error.type, "invalid_request_error");
+      assert.equal(f.bedrock.requests.length, 4);
+
+      await flushed(f, 3);
+      const served = (await rows(db)).map((r) => r.model_served);
+      assert.deepEqual(served, [`us.${base}`, `us.${base}`, `global.${base}`]);
+    } finally {
+      await f.close();
+    }
+  },
+);
+
 dbTest("Bedrock errors map to Anthropic errors, before and during the stream", async (db) => {
   const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
   try {

@@ -21,9 +21,9 @@ import type { PlanClient } from "./plan_client.ts";
 import { SseUsageTap, type StreamUsage, usageFromJson } from "./sse_usage.ts";
 import { classifyPlanAnswer, type FallbackDecision } from "./fallback.ts";
 import type { BedrockCredentials, BedrockInvoker } from "./bedrock/client.ts";
-import { mapModel } from "./bedrock/model_map.ts";
+import { mapModel, profileCandidates } from "./bedrock/model_map.ts";
 import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./bedrock/translate.ts";
-import { anthropicErrorBody, mapBedrockError, sseErrorEvent } from "./bedrock/errors.ts";
+import { anthropicErrorBody, isModelIdRefusal, mapBedrockError, sseErrorEvent } from "./bedrock/errors.ts";
 import type { ProxyMetrics } from "./metrics.ts";
 import { type ChunkReader, readBody, readUpTo } from "./body_reader.ts";
 import { BufferPool } from "./buffer_pool.ts";
@@ -104,6 +104,13 @@ export function createProxy(deps: ProxyDeps): Proxy {
   const allowedBetas = deps.config.bedrockAllowedBetas ?? DEFAULT_BEDROCK_BETAS;
   const droppedFields = deps.config.bedrockDroppedFields ?? DEFAULT_DROPPED_FIELDS;
   const bodies = new BufferPool({ maxBytes: BODY_POOL_BYTES, maxBufferBytes: BODY_POOL_MAX_BUFFER });
+  /** `region|base model id` → the Bedrock id that worked (or, all refused, the one to keep trying). */
+  const workingModelIds = new Map<string, string>();
+  const rememberModelId = (key: string, modelId: string) => {
+    // Dated names follow a rule, so clients could make up many: keep the memo bounded.
+    if (workingModelIds.size >= 1000 && !workingModelIds.has(key)) workingModelIds.clear();
+    workingModelIds.set(key, modelId);
+  };
 
   async function authorise(req: ProxyRequest): Promise<ResolvedKey> {
     const wait = req.guesses?.retryAfterSeconds() ?? 0;
@@ -570,7 +577,6 @@ export function createProxy(deps: ProxyDeps): Proxy {
         bedrock_model: mapped.modelId,
       });
     }
-    outcome.modelServed = mapped.modelId;
     const body = toBedrockBody(a.parsed, betaValues(a.req.headers), { allowedBetas, droppedFields });
     const headers = new Headers({
       "x-proxy-request-id": a.req.requestId,
@@ -587,7 +593,39 @@ export function createProxy(deps: ProxyDeps): Proxy {
       requestedModel: requested || undefined,
       signal: a.req.signal,
     };
-    try {
+    // A profile this table chose may not exist for this model or region: the others are tried before any byte
+    // goes out, and the one that worked is remembered.
+    const memoKey = mapped.base ? `${creds.region}|${mapped.base}` : "";
+    const remembered = workingModelIds.get(memoKey);
+    const candidates = remembered
+      ? [remembered]
+      : mapped.base
+      ? profileCandidates(mapped.base, mapped.modelId, creds.region)
+      : [mapped.modelId];
+    for (let attempt = 0;; attempt++) {
+      invoke.modelId = candidates[attempt];
+      outcome.modelServed = invoke.modelId;
+      headers.set("x-proxy-bedrock-model", invoke.modelId);
+      try {
+        const response = await callBedrock();
+        if (memoKey) rememberModelId(memoKey, invoke.modelId);
+        return response;
+      } catch (e) {
+        if (attempt + 1 < candidates.length && isModelIdRefusal(e)) {
+          deps.log.info("bedrock refused the model id; trying the next inference profile", {
+            request_id: a.req.requestId,
+            refused: invoke.modelId,
+            next: candidates[attempt + 1],
+          });
+          continue;
+        }
+        // Every candidate refused: later requests try only the first, not the whole list again.
+        if (memoKey && isModelIdRefusal(e)) rememberModelId(memoKey, candidates[0]);
+        return bedrockFailed(e);
+      }
+    }
+
+    async function callBedrock(): Promise<Response> {
       if (!a.stream) {
         const result = await deps.bedrock.invoke(invoke);
         deps.metrics.observeUpstream("bedrock", Math.round(now() - tB), 200);
@@ -615,7 +653,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
       });
       for (const [k, v] of Object.entries(SSE_HEADERS)) headers.set(k, v);
       return new Response(streamed.events, { status: 200, headers });
-    } catch (e) {
+    }
+
+    function bedrockFailed(e: unknown): Response {
       const mappedError = mapBedrockError(e);
       deps.metrics.observeUpstream("bedrock", Math.round(now() - tB), mappedError.status);
       deps.log.warn("bedrock call failed", {

@@ -87,6 +87,15 @@ export function mapBedrockError(err: unknown): MappedError {
   return { ...mapped, message: `Bedrock: ${scrub(label)}` };
 }
 
+/**
+ * Whether Bedrock refused the model id itself (no such id or profile in this region, or a model offered only
+ * through an inference profile), as opposed to the request: then another profile of the same model may work.
+ */
+export function isModelIdRefusal(err: unknown): boolean {
+  return errorName(err) === "ValidationException" &&
+    /model identifier is invalid|on-demand throughput isn.t supported/i.test(errorMessage(err));
+}
+
 /** The JSON body of an Anthropic error response: `{"type":"error","error":{"type":…,"message":…}}`. */
 export function anthropicErrorBody(type: string, message: string): string {
   return JSON.stringify({ type: "error", error: { type, message } });

@@ -72,6 +72,11 @@ export interface ModelMapOptions {
 export interface ModelMapResult {
   modelId: string;
   known: boolean;
+  /**
+   * The id without the inference-profile prefix, when that prefix was this table's choice (a built-in name, not
+   * an override, a Bedrock id the client sent, or the default): another profile may then be tried.
+   */
+  base: string | null;
 }
 
 /**
@@ -84,17 +89,39 @@ export interface ModelMapResult {
  */
 export function mapModel(requested: string, opts: ModelMapOptions): ModelMapResult {
   const override = Object.hasOwn(opts.overrides, requested) ? opts.overrides[requested] : undefined;
-  if (override) return { modelId: override, known: true };
+  if (override) return { modelId: override, known: true, base: null };
 
   const name = requested.trim();
-  if (isBedrockId(name)) return { modelId: name, known: true };
+  if (isBedrockId(name)) return { modelId: name, known: true, base: null };
 
   const base = lookup(name.toLowerCase());
   if (base) {
     const prefix = normalizePrefix(opts.profilePrefix ?? prefixOf(opts.defaultModel));
-    return { modelId: prefix + base, known: true };
+    return { modelId: prefix + base, known: true, base };
   }
-  return { modelId: opts.defaultModel, known: false };
+  return { modelId: opts.defaultModel, known: false, base: null };
+}
+
+/**
+ * The ids to try, in order, for a mapped model whose first choice Bedrock refused as an invalid id: not every
+ * model has every profile (older models have no `global.` one; some regions have their own, such as `jp.`).
+ * `first` (already tried), then `global.`, then the geography of `region`, then the bare id.
+ */
+export function profileCandidates(base: string, first: string, region: string): string[] {
+  const ids = [first, `global.${base}`, ...geographies(region).map((g) => `${g}.${base}`), base];
+  return [...new Set(ids)];
+}
+
+/** The geographic inference-profile prefixes a source region can use, most specific first. */
+function geographies(region: string): string[] {
+  if (region.startsWith("us-gov-")) return ["us-gov"];
+  if (region.startsWith("us-")) return ["us"];
+  if (region.startsWith("ca-")) return ["ca", "us"];
+  if (region.startsWith("eu-") || region.startsWith("il-")) return ["eu"];
+  if (region === "ap-northeast-1" || region === "ap-northeast-3") return ["jp", "apac"];
+  if (region === "ap-southeast-2" || region === "ap-southeast-4") return ["au", "apac"];
+  if (region.startsWith("ap-")) return ["apac"];
+  return [];
 }
 
 /** The inference-profile prefix of a Bedrock id, with its dot (`"global."`), or `""` when it has none. */

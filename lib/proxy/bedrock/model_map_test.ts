@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
-import { mapModel, parseModelMapJson, prefixOf } from "./model_map.ts";
+import { mapModel, parseModelMapJson, prefixOf, profileCandidates } from "./model_map.ts";
 
 const GLOBAL_DEFAULT = "global.anthropic.claude-sonnet-4-5-20250929-v1:0";
 const opts = { overrides: {}, defaultModel: GLOBAL_DEFAULT };
+
+/** A result whose profile prefix the table chose: `base` is the id without it. */
+const tableMapped = (modelId: string) => ({ modelId, known: true, base: modelId.replace(/^global\./, "") });
 
 Deno.test("dated names map to their Bedrock ids under the default model's profile prefix", () => {
   const cases: [string, string][] = [
@@ -17,7 +20,7 @@ Deno.test("dated names map to their Bedrock ids under the default model's profil
     ["claude-3-5-sonnet-20241022", "global.anthropic.claude-3-5-sonnet-20241022-v2:0"],
   ];
   for (const [requested, expected] of cases) {
-    assert.deepEqual(mapModel(requested, opts), { modelId: expected, known: true }, requested);
+    assert.deepEqual(mapModel(requested, opts), tableMapped(expected), requested);
   }
 });
 
@@ -35,15 +38,15 @@ Deno.test("undated aliases map to the latest dated id", () => {
     ["claude-sonnet-4-6", "global.anthropic.claude-sonnet-4-6"],
   ];
   for (const [requested, expected] of cases) {
-    assert.deepEqual(mapModel(requested, opts), { modelId: expected, known: true }, requested);
+    assert.deepEqual(mapModel(requested, opts), tableMapped(expected), requested);
   }
 });
 
 Deno.test("a dated name missing from the table follows the anthropic.<name>-v1:0 rule", () => {
-  assert.deepEqual(mapModel("claude-sonnet-4-7-20260101", opts), {
-    modelId: "global.anthropic.claude-sonnet-4-7-20260101-v1:0",
-    known: true,
-  });
+  assert.deepEqual(
+    mapModel("claude-sonnet-4-7-20260101", opts),
+    tableMapped("global.anthropic.claude-sonnet-4-7-20260101-v1:0"),
+  );
   assert.deepEqual(
     mapModel("claude-4-2-haiku-20270101", opts).modelId,
     "global.anthropic.claude-4-2-haiku-20270101-v1:0",
@@ -94,7 +97,7 @@ Deno.test("a requested name that already is a Bedrock id or ARN passes through",
       "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123",
     ]
   ) {
-    assert.deepEqual(mapModel(id, opts), { modelId: id, known: true });
+    assert.deepEqual(mapModel(id, opts), { modelId: id, known: true, base: null });
   }
 });
 
@@ -109,15 +112,16 @@ Deno.test("overrides win over the table and are used exactly as given", () => {
   assert.deepEqual(mapModel("claude-sonnet-4-5", o), {
     modelId: "arn:aws:bedrock:eu-west-1:1:application-inference-profile/x",
     known: true,
+    base: null,
   });
-  assert.deepEqual(mapModel("my-model", o), { modelId: "x.y", known: true });
+  assert.deepEqual(mapModel("my-model", o), { modelId: "x.y", known: true, base: null });
   // Exact match only: the case-folded name falls through to the table.
   assert.equal(mapModel("Claude-Sonnet-4-5", o).modelId, "global.anthropic.claude-sonnet-4-5-20250929-v1:0");
 });
 
 Deno.test("unknown names fall back to the default model with known=false", () => {
   for (const name of ["gpt-4o", "claude-sonnet-9", "", "constructor", "toString"]) {
-    assert.deepEqual(mapModel(name, opts), { modelId: GLOBAL_DEFAULT, known: false }, name);
+    assert.deepEqual(mapModel(name, opts), { modelId: GLOBAL_DEFAULT, known: false, base: null }, name);
   }
 });
 
@@ -145,4 +149,22 @@ Deno.test("parseModelMapJson explains what is wrong and what is expected", () =>
       return true;
     });
   }
+});
+
+Deno.test("other profiles to try: global, then the region's geography, then the bare id; never twice", () => {
+  const base = "anthropic.claude-3-5-haiku-20241022-v1:0";
+  assert.deepEqual(profileCandidates(base, `global.${base}`, "us-east-1"), [
+    `global.${base}`,
+    `us.${base}`,
+    base,
+  ]);
+  assert.deepEqual(profileCandidates(base, base, "ap-northeast-2"), [base, `global.${base}`, `apac.${base}`]);
+  assert.deepEqual(profileCandidates(base, `global.${base}`, "ap-northeast-1"), [
+    `global.${base}`,
+    `jp.${base}`,
+    `apac.${base}`,
+    base,
+  ]);
+  assert.deepEqual(profileCandidates(base, `global.${base}`, "eu-central-1")[1], `eu.${base}`);
+  assert.deepEqual(profileCandidates(base, `global.${base}`, "us-gov-west-1")[1], `us-gov.${base}`);
 });
