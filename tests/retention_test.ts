@@ -63,3 +63,25 @@ Deno.test({
     await cleanup();
   }
 });
+
+dbTest(
+  "stopping retention ends a pass after its current batch, so shutdown does not wait for the backlog",
+  async (db) => {
+    const [u] = await db.query<{ id: string }>(
+      sql`INSERT INTO users (email) VALUES (${"stop@example.com"}) RETURNING id`,
+    );
+    const [k] = await db.query<{ id: string }>(
+      sql`INSERT INTO access_keys (user_id, key_hash, key_prefix) VALUES (${u.id}, ${"h2"}, ${"ak_y"}) RETURNING id`,
+    );
+    await db.query(
+      sql`INSERT INTO token_usages (access_key_id, request_id, provider, latency_ms, status_code, created_at)
+    SELECT ${k.id}, 'old-' || g, 'anthropic', 1, 200, now() - interval '100 days' FROM generate_series(1, 23) g`,
+    );
+    const job = new RetentionJob({ db, log: silentLogger, days: 90, batch: 5 });
+    const pass = job.runOnce();
+    await job.stop();
+    assert.deepEqual(await pass, { deleted: 5, skipped: false });
+    const [{ n }] = await db.query<{ n: number }>(sql`SELECT count(*)::int AS n FROM token_usages`);
+    assert.equal(n, 18, "the rest waits for the next start");
+  },
+);

@@ -130,6 +130,8 @@ export class UsageRecorder {
       this.#replayScanned = true;
       await this.#scanSpool();
     }
+    // A spool left by an earlier run (or an outage) is replayed when idle too, not only after new traffic.
+    if (this.#queue.length === 0) await this.#replayOne();
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, BATCH);
       try {
@@ -153,6 +155,7 @@ export class UsageRecorder {
       for (const item of batch) {
         if (item.file && --item.file.outstanding === 0) {
           await Deno.remove(item.file.path).catch(() => {});
+          this.#replaying.delete(item.file.path);
         }
       }
       if (this.#queue.length < this.#o.queueMax / 2) await this.#replayOne();
@@ -161,6 +164,11 @@ export class UsageRecorder {
 
   async #write(records: UsageRecord[]): Promise<void> {
     const tz = this.#o.timeZone;
+    // One row per request id: a record queued twice (replayed from a spool while still queued) must not add
+    // its tokens to the aggregates twice when both copies meet in one batch.
+    if (new Set(records.map((r) => r.requestId)).size < records.length) {
+      records = [...new Map(records.map((r) => [r.requestId, r])).values()];
+    }
     const committed = await this.#o.db.begin(async (tx) => {
       const inserted = await insertUsageRows(tx, records);
       const fresh = records.filter((r) => inserted.has(r.requestId));
@@ -213,6 +221,8 @@ export class UsageRecorder {
   }
 
   #pendingFiles: string[] = [];
+  /** Spool files whose rows are in the queue now. */
+  readonly #replaying = new Set<string>();
 
   async #scanSpool(): Promise<void> {
     try {
@@ -220,6 +230,7 @@ export class UsageRecorder {
       for await (const e of Deno.readDir(this.#o.spoolDir)) {
         if (!e.isFile || !/^spool-.*\.jsonl(\.replaying)?$/.test(e.name)) continue;
         if (this.#spillFile && join(this.#o.spoolDir, e.name) === this.#spillFile.path) continue; // still open
+        if (this.#replaying.has(join(this.#o.spoolDir, e.name))) continue; // its rows are queued already
         names.push(e.name);
       }
       this.#pendingFiles = names.sort().map((n) => join(this.#o.spoolDir, n));
@@ -255,6 +266,7 @@ export class UsageRecorder {
         return;
       }
       const file: SpoolFile = { path: replaying, outstanding: records.length };
+      this.#replaying.add(replaying);
       this.#queue.push(...records.map((record) => ({ record, file })));
       this.#o.log.info("replaying spooled usage rows", { rows: records.length, file: replaying });
     } catch (e) {

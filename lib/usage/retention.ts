@@ -17,6 +17,7 @@ import type { Logger } from "../log.ts";
 export class RetentionJob {
   #timer: ReturnType<typeof setInterval> | null = null;
   #running: Promise<unknown> | null = null;
+  #stopping = false;
 
   constructor(
     private readonly deps: {
@@ -39,7 +40,8 @@ export class RetentionJob {
       const n = await deleteOldUsageBatch(this.deps.db, cutoff, batch);
       if (n === null) return { deleted, skipped: deleted === 0 };
       deleted += n;
-      if (n < batch) break;
+      // At shutdown the recorder's final flush matters more than the backlog, which the next start resumes.
+      if (n < batch || this.#stopping) break;
       await new Promise((r) => setTimeout(r, 50)); // give the hot path's flushes room between batches
     }
     if (deleted > 0) {
@@ -63,8 +65,9 @@ export class RetentionJob {
     Deno.unrefTimer(this.#timer);
   }
 
-  /** Stops the schedule and waits for a running pass. */
+  /** Stops the schedule and waits for a running pass to finish its current batch. */
   async stop(): Promise<void> {
+    this.#stopping = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     await this.#running;
