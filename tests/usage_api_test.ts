@@ -129,6 +129,20 @@ dbTest(
     assert.equal(recent.body.items[0].key_prefix, kb.key_prefix);
     const errors = await t.call("GET", "/api/usage/requests?status=error", undefined, h);
     assert.deepEqual(errors.body.items.map((r: { request_id: string }) => r.request_id), ["r2"]);
+    // A list of requests takes from/to exactly as given: no rounding to a bucket, no 24 h default for from.
+    const ids = async (query: string) =>
+      (await t.call("GET", `/api/usage/requests?${query}`, undefined, h)).body.items
+        .map((r: { request_id: string }) => r.request_id).sort();
+    assert.deepEqual(await ids("from=2026-06-01T14:31:00Z&to=2026-06-01T16:31:00Z"), ["r1"]);
+    assert.deepEqual(await ids("to=2026-06-01T16:31:00Z"), ["r0", "r1"]);
+    const reversed = await t.call(
+      "GET",
+      "/api/usage/requests?from=2026-06-02T00:00:00Z&to=2026-06-01T00:00:00Z",
+      undefined,
+      h,
+    );
+    assert.equal(reversed.status, 400);
+    assert.equal(reversed.body.error.field, "from");
 
     for (
       const bad of [

@@ -43,17 +43,13 @@ export interface UsageReport {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
- * Validates query parameters: `from`/`to` (ISO 8601; default: the last 24 h), `granularity` (`hour` | `day`,
- * default by span), and the optional filters. Bounds are aligned to buckets of the time zone.
+ * `from` and `to` exactly as given (ISO 8601), each optional: for lists of requests, which have no buckets to
+ * round to. 400 naming the parameter when one is malformed or `from` is not before `to`.
  */
-export function parseReportQuery(
-  params: Record<string, string | undefined>,
-  now: Date,
-  timeZone: string,
-): ReportQuery {
-  const date = (name: string, fallback: Date) => {
+export function parseTimeRange(params: Record<string, string | undefined>): { from?: Date; to?: Date } {
+  const date = (name: string) => {
     const raw = params[name];
-    if (raw === undefined || raw === "") return fallback;
+    if (raw === undefined || raw === "") return undefined;
     const d = new Date(raw);
     if (Number.isNaN(d.getTime())) {
       throw new HttpError(
@@ -66,8 +62,26 @@ export function parseReportQuery(
     }
     return d;
   };
-  const to = date("to", now);
-  const from = date("from", new Date(to.getTime() - 24 * 3600_000));
+  const from = date("from");
+  const to = date("to");
+  if (from && to && from.getTime() >= to.getTime()) {
+    throw new HttpError(400, "invalid_request_error", "from: must be before to", {}, "from");
+  }
+  return { from, to };
+}
+
+/**
+ * Validates query parameters: `from`/`to` (ISO 8601; default: the last 24 h), `granularity` (`hour` | `day`,
+ * default by span), and the optional filters. Bounds are aligned to buckets of the time zone.
+ */
+export function parseReportQuery(
+  params: Record<string, string | undefined>,
+  now: Date,
+  timeZone: string,
+): ReportQuery {
+  const range = parseTimeRange(params);
+  const to = range.to ?? now;
+  const from = range.from ?? new Date(to.getTime() - 24 * 3600_000);
   if (from.getTime() >= to.getTime()) {
     throw new HttpError(400, "invalid_request_error", "from: must be before to", {}, "from");
   }

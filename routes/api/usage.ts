@@ -4,7 +4,7 @@
 import type { Hono } from "hono";
 import type { ApiEnv } from "./mod.ts";
 import type { Db } from "../../lib/db/db.ts";
-import { parseReportQuery, parseUsageFilters, usageReport } from "../../lib/usage/report.ts";
+import { parseReportQuery, parseTimeRange, parseUsageFilters, usageReport } from "../../lib/usage/report.ts";
 import { recentRequests, topUsers } from "../../lib/db/usage.ts";
 import { paging } from "../../lib/http.ts";
 import { HttpError } from "../../lib/errors.ts";
@@ -27,10 +27,10 @@ export function usageRoutes(api: Hono<ApiEnv>, deps: { db: Db; timeZone: string;
     if (status && status !== "ok" && status !== "error") {
       throw new HttpError(400, "invalid_request_error", "status: expected ok or error", {}, "status");
     }
-    const range = params.from || params.to ? parseReportQuery(params, deps.now(), deps.timeZone) : null;
+    const range = parseTimeRange(params); // as given: a list of requests has no buckets to round to
     const page = await recentRequests(deps.db, {
-      from: range?.from,
-      to: range?.to,
+      from: range.from,
+      to: range.to,
       ...parseUsageFilters(params),
       status: status as "ok" | "error" | undefined,
       limit,
