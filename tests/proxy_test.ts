@@ -404,6 +404,7 @@ dbTest("usage rows and aggregates are exact, cache tokens included", async (db) 
         output_tokens: 22,
         cache_read_input_tokens: 33,
         cache_creation_input_tokens: 44,
+        cache_creation: { ephemeral_5m_input_tokens: 40, ephemeral_1h_input_tokens: 4 },
       },
     },
   });
@@ -433,8 +434,8 @@ dbTest("usage rows and aggregates are exact, cache tokens included", async (db) 
       assert.equal(r.stop_reason, "end_turn");
       assert.match(String(r.message_id), /^msg_fake_/);
       assert.ok((r.latency_ms as number) >= 0 && (r.time_to_first_byte_ms as number) >= 0);
-      // Sonnet 4.5: $3 in, $15 out, $0.30 cache read, $3.75 cache write per million tokens.
-      const expected = (11 * 3 + 22 * 15 + 33 * 0.3 + 44 * 3.75) / 1e6;
+      // Sonnet 4.5: $3 in, $15 out, $0.30 cache read, $3.75 (5 minutes) or $6 (1 hour) cache write per million.
+      const expected = (11 * 3 + 22 * 15 + 33 * 0.3 + 40 * 3.75 + 4 * 6) / 1e6;
       assert.ok(Math.abs((r.cost_usd as number) - expected) < 1e-6, `cost ${r.cost_usd} vs ${expected}`);
     }
     assert.deepEqual(rows.map((r) => r.stream), [false, false, false, true, true]);

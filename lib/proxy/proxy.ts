@@ -208,6 +208,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
           outputTokens: usage.outputTokens ?? 0,
           cacheReadInputTokens: usage.cacheReadInputTokens ?? 0,
           cacheCreationInputTokens: usage.cacheCreationInputTokens ?? 0,
+          cacheCreation1hInputTokens: usage.cacheCreation1hInputTokens ?? 0,
         };
         const priced = deps.prices.cost(o.modelServed ?? model ?? "", tokens);
         const record: UsageRecord = {

@@ -22,6 +22,8 @@ export interface StreamUsage {
   outputTokens: number;
   cacheReadInputTokens: number;
   cacheCreationInputTokens: number;
+  /** Of the cache writes, those with the 1-hour lifetime (priced higher). */
+  cacheCreation1hInputTokens: number;
   stopReason: string | null;
   /** The first event's type, once one complete event was seen. */
   firstEvent: string | null;
@@ -37,6 +39,7 @@ type UsageFields = {
   output_tokens?: number;
   cache_read_input_tokens?: number;
   cache_creation_input_tokens?: number;
+  cache_creation?: { ephemeral_1h_input_tokens?: number };
 };
 
 /** See the module documentation. */
@@ -48,6 +51,7 @@ export class SseUsageTap {
     outputTokens: 0,
     cacheReadInputTokens: 0,
     cacheCreationInputTokens: 0,
+    cacheCreation1hInputTokens: 0,
     stopReason: null,
     firstEvent: null,
     error: null,
@@ -113,6 +117,8 @@ export class SseUsageTap {
     if (typeof u.cache_creation_input_tokens === "number") {
       this.result.cacheCreationInputTokens = u.cache_creation_input_tokens;
     }
+    const oneHour = u.cache_creation?.ephemeral_1h_input_tokens;
+    if (typeof oneHour === "number") this.result.cacheCreation1hInputTokens = oneHour;
   }
 }
 
@@ -138,6 +144,7 @@ export function usageFromJson(bytes: Uint8Array): Partial<StreamUsage> {
       outputTokens: body.usage?.output_tokens ?? 0,
       cacheReadInputTokens: body.usage?.cache_read_input_tokens ?? 0,
       cacheCreationInputTokens: body.usage?.cache_creation_input_tokens ?? 0,
+      cacheCreation1hInputTokens: body.usage?.cache_creation?.ephemeral_1h_input_tokens ?? 0,
     };
   } catch {
     return {};

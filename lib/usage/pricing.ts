@@ -10,7 +10,10 @@
  * @module
  */
 
-/** Prices in USD per million tokens. `cacheWrite` is the 5-minute cache write price. */
+/**
+ * Prices in USD per million tokens. `cacheWrite` is the 5-minute cache write price; 1-hour writes cost twice
+ * `input`.
+ */
 export interface ModelPrice {
   /** Uncached input tokens. */
   input: number;
@@ -32,6 +35,11 @@ export interface TokenCounts {
   cacheReadInputTokens: number;
   /** `usage.cache_creation_input_tokens`. */
   cacheCreationInputTokens: number;
+  /**
+   * Of those, the ones written with the 1-hour lifetime (`usage.cache_creation.ephemeral_1h_input_tokens`),
+   * billed at twice the input price instead of the 5-minute write price.
+   */
+  cacheCreation1hInputTokens?: number;
 }
 
 /** A price that switches to a second price when a request's prompt is longer than a threshold. */
@@ -47,6 +55,8 @@ interface Entry {
 }
 
 const CACHE_WRITE_FACTOR = 1.25;
+/** Anthropic bills 1-hour cache writes at 2× the base input price (5-minute writes: 1.25×). */
+const CACHE_WRITE_1H_FACTOR = 2;
 const CACHE_READ_FACTOR = 0.1;
 
 /** Rounds to 6 decimals so derived prices such as 0.8 × 0.1 do not carry float noise. */
@@ -307,9 +317,11 @@ export class PriceBook {
     const input = tokens(t.inputTokens);
     const cacheRead = tokens(t.cacheReadInputTokens);
     const cacheWrite = tokens(t.cacheCreationInputTokens);
+    const cacheWrite1h = Math.min(tokens(t.cacheCreation1hInputTokens ?? 0), cacheWrite);
     const p = e.tier !== null && input + cacheRead + cacheWrite > e.tier.above ? e.tier.price : e.price;
     // tokens × USD-per-million-tokens is micro-dollars; rounding that to an integer gives 6 decimals.
-    const micro = input * p.input + tokens(t.outputTokens) * p.output + cacheWrite * p.cacheWrite +
+    const micro = input * p.input + tokens(t.outputTokens) * p.output +
+      (cacheWrite - cacheWrite1h) * p.cacheWrite + cacheWrite1h * p.input * CACHE_WRITE_1H_FACTOR +
       cacheRead * p.cacheRead;
     return { costUsd: Math.round(micro) / 1e6, priced: true };
   }

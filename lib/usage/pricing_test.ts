@@ -138,6 +138,25 @@ Deno.test("cost sums all four token kinds in USD", () => {
   );
 });
 
+Deno.test("1-hour cache writes cost twice the input price, 5-minute writes 1.25 times", () => {
+  const book = new PriceBook();
+  // Sonnet 4.5 ($3 input): 10k cache writes, 4k of them with the 1-hour lifetime.
+  const r = book.cost(
+    "claude-sonnet-4-5",
+    counts({ cacheCreationInputTokens: 10_000, cacheCreation1hInputTokens: 4_000 }),
+  );
+  // 6000 × 3.75 + 4000 × 6 = 22500 + 24000 micro-dollars
+  assert.deepEqual(r, { costUsd: 0.0465, priced: true });
+  // A 1-hour count above the total (a malformed report) is capped at the total.
+  assert.deepEqual(
+    book.cost(
+      "claude-sonnet-4-5",
+      counts({ cacheCreationInputTokens: 1_000, cacheCreation1hInputTokens: 5_000 }),
+    ),
+    { costUsd: 0.006, priced: true },
+  );
+});
+
 Deno.test("cost is rounded to micro-dollars without float noise", () => {
   const book = new PriceBook();
   // 0.1 + 0.2 style noise would show up as 0.30000000000000004 without rounding.

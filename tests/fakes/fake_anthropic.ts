@@ -40,6 +40,8 @@ export interface FakeUsage {
   output_tokens: number;
   cache_read_input_tokens: number;
   cache_creation_input_tokens: number;
+  /** How the cache writes split by lifetime, as the API reports it. */
+  cache_creation?: { ephemeral_5m_input_tokens: number; ephemeral_1h_input_tokens: number };
 }
 
 /** Options of the fake. */

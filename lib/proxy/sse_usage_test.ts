@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { SseUsageTap, usageFromJson } from "./sse_usage.ts";
+
+const usage = {
+  input_tokens: 12,
+  cache_creation_input_tokens: 5_000,
+  cache_read_input_tokens: 40_000,
+  cache_creation: { ephemeral_5m_input_tokens: 1_000, ephemeral_1h_input_tokens: 4_000 },
+  output_tokens: 1,
+};
+
+Deno.test("the tap reads cumulative usage, including the 1-hour share of cache writes", () => {
+  const tap = new SseUsageTap();
+  const events = [
+    ["message_start", { type: "message_start", message: { id: "msg_1", model: "claude-sonnet-4-5", usage } }],
+    ["message_delta", {
+      type: "message_delta",
+      delta: { stop_reason: "end_turn" },
+      usage: { output_tokens: 30 },
+    }],
+    ["message_delta", { type: "message_delta", delta: {}, usage: { output_tokens: 57 } }],
+    ["message_stop", { type: "message_stop" }],
+  ] as const;
+  const text = events.map(([e, d]) => `event: ${e}\ndata: ${JSON.stringify(d)}\n\n`).join("");
+  const bytes = new TextEncoder().encode(text);
+  for (let i = 0; i < bytes.length; i += 7) tap.push(bytes.subarray(i, i + 7)); // split as the network does
+  const r = tap.result;
+  assert.equal(r.outputTokens, 57, "the last cumulative value, not a sum");
+  assert.equal(r.cacheCreationInputTokens, 5_000);
+  assert.equal(r.cacheCreation1hInputTokens, 4_000);
+  assert.equal(r.cacheReadInputTokens, 40_000);
+  assert.equal(r.stopReason, "end_turn");
+  assert.equal(r.completed, true);
+});
+
+Deno.test("a JSON answer's usage includes the 1-hour share of cache writes; without it, 0", () => {
+  const body = (u: unknown) =>
+    new TextEncoder().encode(JSON.stringify({ id: "msg_2", model: "m", usage: u }));
+  assert.equal(usageFromJson(body(usage)).cacheCreation1hInputTokens, 4_000);
+  assert.equal(usageFromJson(body({ input_tokens: 1, output_tokens: 2 })).cacheCreation1hInputTokens, 0);
+});
