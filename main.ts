@@ -80,7 +80,17 @@ async function main(args: string[]): Promise<number> {
     server.shutdown().then(() => true),
     new Promise<boolean>((r) => setTimeout(() => r(false), config.shutdownDrainSeconds * 1000)),
   ]);
-  if (!drained) log.warn("drain deadline reached with requests still open; closing them");
+  if (!drained) {
+    log.warn("drain deadline reached with requests still open; ending their streams", {
+      streams_open: services.metrics.streamsOpen,
+    });
+    // Each stream's client gets an error event and its usage so far is recorded before the recorder closes.
+    services.proxy.interruptStreams();
+    const until = Date.now() + 2_000;
+    while (services.metrics.streamsOpen > 0 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
   await services.stop(5_000);
   await db.close();
   log.info("stopped");

@@ -682,6 +682,36 @@ dbTest(
   },
 );
 
+dbTest("at the shutdown deadline a Bedrock stream is ended too, and recorded as interrupted", async (db) => {
+  const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+  try {
+    f.bedrock.script({
+      kind: "reply",
+      reply: { text: Array.from({ length: 50 }, () => "word "), eventDelayMs: 100 },
+    });
+    const res = await post(f, { ...MESSAGE, stream: true });
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    await reader.read();
+    f.t.services.proxy.interruptStreams();
+    let text = "";
+    for (;;) {
+      const { done, value } = await reader.read().catch(() => ({ done: true, value: undefined }));
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    assert.doesNotMatch(text, /event: message_stop/);
+    await flushed(f, 1);
+    const [row] = await rows(db);
+    assert.equal(row.provider, "bedrock");
+    assert.equal(row.status_code, 200);
+    assert.equal(row.error_type, "stream_interrupted");
+    assert.equal(f.t.services.metrics.streamsOpen, 0);
+  } finally {
+    await f.close();
+  }
+});
+
 dbTest("Bedrock errors map to Anthropic errors, before and during the stream", async (db) => {
   const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
   try {

@@ -234,6 +234,51 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a stream that outlasts the drain deadline ends with an error event, and its usage is recorded",
+  ignore: !backends().includes("postgres"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { db, url, cleanup } = await freshDb("postgres");
+  const upstream = await startFakeAnthropic({ eventDelayMs: 200, deltas: 100 }); // ~20 s per stream
+  const password = "deadline test password";
+  try {
+    const proxy = await spawnProxy({
+      PROXY_DATABASE_URL: url,
+      PROXY_PLAN_API_URL: upstream.url,
+      PROXY_KEY_HASHER_SECRET: "deadline-hasher-secret-0123456789abcdef",
+      PROXY_JWT_SECRET: "deadline-jwt-secret-0123456789abcdef01234",
+      PROXY_LOCAL_ENCRYPTION_KEY: "0123456789abcdef0123456789abcdef",
+      PROXY_ADMIN_PASSWORD_HASH: await hashPassword(password, 1000),
+      PROXY_LOG_LEVEL: "warn",
+      PROXY_SHUTDOWN_DRAIN_SECONDS: "1",
+    });
+    const { key } = await adminSetup(proxy.origin, password);
+    const res = await postMessages(`${proxy.origin}/ak/${key}`, { ...MESSAGE, stream: true });
+    const body = res.text();
+    await waitFor(() => upstream.requests.length === 1, 5000, "the stream is open");
+    await new Promise((r) => setTimeout(r, 500)); // a few deltas in
+    const signalled = Date.now();
+    const status = await proxy.stop();
+    assert.equal(status.code, 0);
+    assert.ok(Date.now() - signalled < 8_000, `exited in ${Date.now() - signalled} ms`);
+    const text = await body;
+    assert.match(text, /^event: message_start\n/);
+    assert.match(text, /event: error\ndata: .*the proxy is shutting down/);
+    assert.doesNotMatch(text, /event: message_stop/);
+    const rows = await db.query<{ status_code: number; error_type: string; input_tokens: number }>(
+      sql`SELECT status_code, error_type, input_tokens FROM token_usages`,
+    );
+    assert.equal(rows.length, 1, "the cut stream's usage was recorded before exit");
+    assert.equal(rows[0].error_type, "stream_interrupted");
+    assert.ok(rows[0].input_tokens > 0, "with the tokens message_start reported");
+  } finally {
+    await upstream.close();
+    await cleanup();
+  }
+});
+
+Deno.test({
   name: "a database outage of a minute under load: cached keys keep working, then every row lands once",
   ignore: !backends().includes("postgres"),
   sanitizeResources: false,

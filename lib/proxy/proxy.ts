@@ -93,6 +93,11 @@ export interface Proxy {
   messages(req: ProxyRequest): Promise<Response>;
   /** Every other `/v1/*` path: forwarded as is (count_tokens, models, …); no usage row. */
   passThrough(req: ProxyRequest): Promise<Response>;
+  /**
+   * Ends every answer still streaming (at the shutdown drain deadline): each client gets an `error` event and
+   * each request's usage so far is recorded, instead of both being cut off by the exit.
+   */
+  interruptStreams(): void;
 }
 
 /** Paths on which `PROXY_PLAN_API_KEY` stands in for missing client credentials. */
@@ -104,6 +109,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
   const allowedBetas = deps.config.bedrockAllowedBetas ?? DEFAULT_BEDROCK_BETAS;
   const droppedFields = deps.config.bedrockDroppedFields ?? DEFAULT_DROPPED_FIELDS;
   const bodies = new BufferPool({ maxBytes: BODY_POOL_BYTES, maxBufferBytes: BODY_POOL_MAX_BUFFER });
+  // Answers streaming now, each with the function that ends it early; and the signal that ends Bedrock's.
+  const liveStreams = new Set<() => void>();
+  const shuttingDown = new AbortController();
   /** `region|base model id` → the Bedrock id that worked (or, all refused, the one to keep trying). */
   const workingModelIds = new Map<string, string>();
   const rememberModelId = (key: string, modelId: string) => {
@@ -444,12 +452,18 @@ export function createProxy(deps: ProxyDeps): Proxy {
           finish(outcome, usage);
         },
         abort: () => sent.ok && sent.abort(),
+        live: liveStreams,
       });
       return new Response(out, {
         status: upstream.status,
         statusText: upstream.statusText,
         headers: responseHeaders,
       });
+    },
+
+    interruptStreams() {
+      shuttingDown.abort();
+      for (const interrupt of [...liveStreams]) interrupt();
     },
 
     /** Every other `/v1/*` path: forwarded as is (count_tokens, models, …); no usage row. */
@@ -592,7 +606,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       modelId: mapped.modelId,
       body,
       requestedModel: requested || undefined,
-      signal: a.req.signal,
+      signal: AbortSignal.any([a.req.signal, shuttingDown.signal]),
     };
     // A profile this table chose may not exist for this model or region: the others are tried before any byte
     // goes out, and the one that worked is remembered.
@@ -646,7 +660,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
       deps.metrics.streamOpened();
       streamed.usage.then((u) => {
         deps.metrics.streamClosed();
-        if (u.cancelled) {
+        if (u.cancelled && shuttingDown.signal.aborted && !a.req.signal.aborted) {
+          outcome.errorType = "stream_interrupted";
+        } else if (u.cancelled) {
           outcome.statusCode = 499;
           outcome.errorType = "client_closed_request";
         } else if (u.error) outcome.errorType = u.error.type;
@@ -774,16 +790,38 @@ function relay(o: {
   sse: boolean;
   onEnd: (usage: Partial<StreamUsage>, failure: "cancelled" | "interrupted" | null) => void;
   abort: () => void;
+  /** Streams in flight: this one registers how to end it early, until it ends. */
+  live: Set<() => void>;
 }): ReadableStream<Uint8Array> {
   // Only SSE has usage to read on the way: a JSON answer reaches here only past MAX_JSON_TAP, unread.
   const tap = o.sse ? new SseUsageTap() : null;
   let ended = false;
   let partial: Uint8Array | null = null; // SSE bytes after the last event boundary, not yet sent
+  let stopped = false; // ended early by interrupt(): reads still pending must not touch the controller
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
   const end = (failure: "cancelled" | "interrupted" | null) => {
     if (ended) return;
     ended = true;
+    o.live.delete(interrupt);
     o.onEnd(tap ? tap.result : {}, failure);
   };
+  const interrupt = () => {
+    if (ended) return;
+    stopped = true;
+    partial = null;
+    try {
+      if (o.sse) {
+        controller.enqueue(
+          encoder.encode(sseErrorEvent("api_error", "the proxy is shutting down; the answer is incomplete")),
+        );
+        controller.close();
+      } else controller.error(new Error("the proxy is shutting down"));
+    } catch { /* the client side is gone already */ }
+    end("interrupted");
+    o.reader.cancel().catch(() => {});
+    o.abort();
+  };
+  o.live.add(interrupt);
   /** What of `chunk` can go out now. */
   const whole = (chunk: Uint8Array): Uint8Array | null => {
     if (!o.sse) return chunk;
@@ -806,8 +844,12 @@ function relay(o: {
     controller.close();
   };
   return new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+    },
     async pull(controller) {
       for (;;) {
+        if (stopped) return;
         const next = head.shift() ?? null;
         let value: Uint8Array;
         if (next) value = next;
@@ -816,6 +858,7 @@ function relay(o: {
           try {
             read = await o.reader.read();
           } catch {
+            if (stopped) return;
             if (o.sse) {
               return cutShort(
                 controller,
@@ -825,6 +868,7 @@ function relay(o: {
             end("interrupted");
             return controller.error(new Error("upstream connection lost"));
           }
+          if (stopped) return;
           if (read.done) {
             if (tap && !tap.result.completed && tap.result.error === null) {
               return cutShort(
