@@ -35,7 +35,10 @@ export class BudgetGuard {
     private readonly deps: { db: Db; timeZone: string; now?: () => number; ttlMs?: number; log?: Logger },
   ) {}
 
-  /** Whether `userId` may spend on Bedrock; `budgetUsd` null means no cap. Fails open if the database is down. */
+  /**
+   * Whether `userId` may spend on Bedrock; `budgetUsd` null means no cap. With the database down it judges by
+   * this month's last known spend, and fails open only when there is none.
+   */
   async check(userId: string, budgetUsd: number | null): Promise<BudgetVerdict> {
     if (budgetUsd === null) return { ok: true };
     const now = this.#now();
@@ -44,11 +47,16 @@ export class BudgetGuard {
     try {
       spend = (await this.#spend(userId, window.start.getTime(), now)).spend;
     } catch (e) {
-      this.deps.log?.warn("budget check skipped: spend unavailable", {
-        user_id: userId,
-        error: (e as Error).message,
-      });
-      return { ok: true };
+      // Database down: this month's last known figure, however old, beats none.
+      const known = this.#cache.get(userId);
+      if (known && known.monthStart === window.start.getTime()) spend = known.spend;
+      else {
+        this.deps.log?.warn("budget check skipped: spend unavailable", {
+          user_id: userId,
+          error: (e as Error).message,
+        });
+        return { ok: true };
+      }
     }
     if (spend < budgetUsd) return { ok: true };
     const resetsAt = window.end;
