@@ -183,7 +183,7 @@ export async function createServices(
         bus,
         log,
         onResync: () => {
-          resolver.clear();
+          resolver.expireAll(); // re-read on next use, yet still served if the database fails again
           credentials.clear();
           revocations.load().catch((e) =>
             log.warn("could not reload signed-out sessions", { error: (e as Error).message })

@@ -67,6 +67,18 @@ dbTest("lookups are cached, unknown keys briefly too, and concurrent misses shar
   assert.equal((await r.resolve(never)).status, "unavailable", "nothing cached and no database: not a 401");
   state.down = false;
 
+  // After missed invalidations (a listener reconnect) entries are re-read on next use, yet a database that
+  // fails again still finds them: no 503 for a key that was working.
+  await r.resolve(key);
+  const before = state.queries;
+  r.expireAll();
+  await r.resolve(key);
+  assert.equal(state.queries, before + 1, "re-read after expireAll");
+  r.expireAll();
+  state.down = true;
+  assert.equal((await r.resolve(key)).status, "ok", "served stale while the database is down again");
+  state.down = false;
+
   bus.publish({ type: "user_changed", userId: u.id });
   assert.equal(r.size, 1, "the user's entries were dropped, the unknown key's remains");
 });

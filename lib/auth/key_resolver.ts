@@ -56,8 +56,13 @@ export interface KeyResolver {
   /** Drops cached entries of an access key / of a user's keys. */
   forgetKey(accessKeyId: string): void;
   forgetUser(userId: string): void;
-  /** Drops everything (after missed invalidations). */
+  /** Drops everything. */
   clear(): void;
+  /**
+   * Marks every entry expired (after invalidations may have been missed): each key is looked up again on its
+   * next use, but still served from what was known if the database is down then.
+   */
+  expireAll(): void;
   readonly size: number;
 }
 
@@ -116,6 +121,9 @@ export function createKeyResolver(deps: {
     forgetKey: (id) => forget((r) => r.id === id),
     forgetUser: (id) => forget((r) => r.user_id === id),
     clear: () => cache.clear(),
+    expireAll() {
+      for (const entry of cache.values()) entry.fetchedAt = -Infinity;
+    },
     known(rawKey) {
       const row = cache.get(rawKey)?.row;
       return row ? judge(row, now()) : null;
