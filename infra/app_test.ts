@@ -89,7 +89,17 @@ Deno.test("the synth command writes a CloudFormation template with no AWS creden
       if (value !== undefined) env[name] = value;
     }
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "infra/app.ts", "-c", "environment=prod", "-c", "adminAllowedCidrs=203.0.113.0/24"],
+      args: [
+        "run",
+        "-A",
+        "infra/app.ts",
+        "-c",
+        "environment=prod",
+        "-c",
+        "adminAllowedCidrs=203.0.113.0/24",
+        "-c",
+        "certificateArn=arn:aws:acm:ap-northeast-2:123456789012:certificate/abc",
+      ],
       cwd: root,
       env,
       clearEnv: true, // no AWS_* variables, no credentials
@@ -108,4 +118,14 @@ Deno.test("the synth command writes a CloudFormation template with no AWS creden
   } finally {
     await Deno.remove(outdir, { recursive: true });
   }
+});
+
+Deno.test("prod without a certificate is refused unless plain HTTP is asked for explicitly", () => {
+  assert.throws(() => from({ environment: "prod" }), /environment=prod needs certificateArn/);
+  assert.equal(from({ environment: "prod", allowPlainHttp: "true" }).props.environment, "prod");
+  assert.equal(from({}).props.environment, "dev", "dev may run without one");
+  assert.throws(
+    () => from({ environment: "prod", allowPlainHttp: "yes" }),
+    /allowPlainHttp must be true or false/,
+  );
 });

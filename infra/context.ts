@@ -20,6 +20,7 @@ export const CONTEXT_KEYS = [
   "timezone",
   "bedrockRegion",
   "bedrockUseDefaultCredentials",
+  "allowPlainHttp",
 ] as const;
 
 export type ContextKey = typeof CONTEXT_KEYS[number];
@@ -77,6 +78,17 @@ export function settingsFromContext(get: (key: ContextKey) => unknown): StackSet
   } else if (certificateArn !== undefined && !certificateArn.includes(`:${region}:`)) {
     problems.push(
       `certificateArn must be in the stack's region ${region} (an ALB needs a same-region certificate)`,
+    );
+  }
+
+  const allowPlainHttp = text(get("allowPlainHttp"));
+  if (allowPlainHttp !== undefined && allowPlainHttp !== "true" && allowPlainHttp !== "false") {
+    problems.push(`allowPlainHttp must be true or false, got ${JSON.stringify(allowPlainHttp)}`);
+  }
+  if (environment === "prod" && get("certificateArn") === undefined && allowPlainHttp !== "true") {
+    problems.push(
+      "environment=prod needs certificateArn: without it access keys, API keys and the admin password cross " +
+        "the internet as plain HTTP (pass -c allowPlainHttp=true to deploy without TLS anyway)",
     );
   }
 

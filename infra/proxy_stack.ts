@@ -351,7 +351,8 @@ export class ProxyStack extends Stack {
     this.service = new ecs.FargateService(this, "Service", {
       cluster,
       taskDefinition: this.taskDefinition,
-      desiredCount,
+      // No desiredCount in the template: CloudFormation would re-apply it on every deployment, scaling a busy
+      // service back down to it (cutting streams). Autoscaling's minCapacity keeps the floor instead.
       minHealthyPercent: 100,
       maxHealthyPercent: 200,
       circuitBreaker: { enable: true, rollback: true },
@@ -383,9 +384,11 @@ export class ProxyStack extends Stack {
         path: "/health",
         healthyHttpCodes: "200",
         interval: Duration.seconds(15),
-        timeout: Duration.seconds(5),
+        // A task whose event loop is busy with a burst answers late: give it 10 s and 4 tries (a minute) before
+        // it is replaced along with its open streams.
+        timeout: Duration.seconds(10),
         healthyThresholdCount: 2,
-        unhealthyThresholdCount: 3,
+        unhealthyThresholdCount: 4,
       },
       targets: [this.service.loadBalancerTarget({ containerName: container.containerName })],
     });
@@ -483,6 +486,15 @@ export class ProxyStack extends Stack {
       metricName: "FallbackRequests",
       metricValue: "1",
     });
+    // The recorder logs this when a usage flush fails (rows kept, retried); sustained, usage is piling up in
+    // memory and the spool instead of reaching the database.
+    new logs.MetricFilter(this, "UsageFlushFailedMetricFilter", {
+      logGroup: this.logGroup,
+      filterPattern: logs.FilterPattern.literal('{ $.msg = "usage flush failed; rows kept and retried" }'),
+      metricNamespace: namespace,
+      metricName: "UsageFlushFailures",
+      metricValue: "1",
+    });
     const metric = (metricName: string) =>
       new cloudwatch.Metric({ namespace, metricName, statistic: "Sum", period });
 
@@ -553,6 +565,23 @@ export class ProxyStack extends Stack {
       evaluationPeriods: 3,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    alarm("UsageFlushFailingAlarm", {
+      alarmDescription:
+        "Usage records have failed to reach the database for 15 minutes (kept in memory and spool)",
+      metric: metric("UsageFlushFailures"),
+      threshold: 1,
+      evaluationPeriods: 3,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    alarm("TaskMemoryAlarm", {
+      alarmDescription: "Task memory above 80% of its limit for 15 minutes (memory grows with open streams)",
+      metric: this.service.metricMemoryUtilization({ statistic: "Maximum", period }),
+      threshold: 80,
+      evaluationPeriods: 3,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
     });
 
     if (props.alarmEmail) {

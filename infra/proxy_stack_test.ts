@@ -1,6 +1,7 @@
 /**
  * What the CloudFormation the stack synthesises promises. Each variant is synthesised once and shared.
  */
+import { FLUSH_FAILED_MESSAGE } from "../lib/usage/recorder.ts";
 import assert from "node:assert/strict";
 import { App } from "aws-cdk-lib";
 import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
@@ -354,7 +355,8 @@ Deno.test("one KMS key with automatic rotation is the key the app is given", () 
 Deno.test("the service runs at least two tasks and autoscales on CPU and requests per target from two", () => {
   for (const s of [dev(), prod()]) {
     const [, service] = only(s, "AWS::ECS::Service");
-    assert.ok(service.Properties.DesiredCount >= 2);
+    // Absent, so a deployment never resets a scaled-out service to it; the autoscaling minimum is the floor.
+    assert.equal(service.Properties.DesiredCount, undefined);
     assert.equal(service.Properties.LaunchType, "FARGATE");
     const [, target] = only(s, "AWS::ApplicationAutoScaling::ScalableTarget");
     assert.ok(target.Properties.MinCapacity >= 2);
@@ -364,8 +366,16 @@ Deno.test("the service runs at least two tasks and autoscales on CPU and request
     ).sort();
     assert.deepEqual(metrics, ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]);
   }
-  const [, prodService] = only(prod(), "AWS::ECS::Service");
-  assert.equal(prodService.Properties.DesiredCount, 3);
+  const [, prodTarget] = only(prod(), "AWS::ApplicationAutoScaling::ScalableTarget");
+  assert.equal(prodTarget.Properties.MinCapacity, 3);
+});
+
+Deno.test("the load balancer's health check gives a busy task a minute before replacing it", () => {
+  const [, group] = only(dev(), "AWS::ElasticLoadBalancingV2::TargetGroup");
+  const p = group.Properties;
+  assert.equal(p.HealthCheckPath, "/health");
+  assert.ok(p.HealthCheckTimeoutSeconds >= 10);
+  assert.ok(p.HealthCheckIntervalSeconds * p.UnhealthyThresholdCount >= 60);
 });
 
 Deno.test("a failing deployment rolls back (circuit breaker) and never drops below the running tasks", () => {
@@ -454,11 +464,12 @@ function adminRules(s: Synthesized): Json[] {
   return listenerRules(s).filter((r) => JSON.stringify(pathsOf(r)) === JSON.stringify(ADMIN_PATH_PATTERNS));
 }
 
-Deno.test("alarms watch 5xx rate, fallback rate, response time, database CPU and storage, and notify by e-mail", () => {
+Deno.test("alarms watch 5xx rate, fallback rate, response time, database CPU and storage, usage flushes and task memory, and notify by e-mail", () => {
   for (const s of [dev(), prod()]) {
     const filters = resources(s, "AWS::Logs::MetricFilter").map(([, f]) => f.Properties.FilterPattern);
     assert.ok(filters.includes('{ $.msg = "request" && $.is_fallback IS TRUE }'));
     assert.ok(filters.includes('{ $.msg = "request" }'));
+    assert.ok(filters.includes(`{ $.msg = "${FLUSH_FAILED_MESSAGE}" }`), "the recorder's own message");
     const alarms = resources(s, "AWS::CloudWatch::Alarm").map(([, a]) => a.Properties);
     const watched = alarms.map((a) =>
       a.MetricName ??
@@ -472,6 +483,8 @@ Deno.test("alarms watch 5xx rate, fallback rate, response time, database CPU and
         "TargetResponseTime",
         "CPUUtilization",
         "FreeStorageSpace",
+        "UsageFlushFailures",
+        "MemoryUtilization",
       ]
     ) assert.ok(watched.includes(expected), `an alarm on ${expected}; have ${watched.join(", ")}`);
   }

@@ -60,6 +60,9 @@ export interface RecorderOptions {
   onCommitted?: (records: UsageRecord[]) => void;
 }
 
+/** The log message of a failed flush; the deployed stack alarms on it (infra/proxy_stack.ts). */
+export const FLUSH_FAILED_MESSAGE = "usage flush failed; rows kept and retried";
+
 /** See the module documentation. */
 export class UsageRecorder {
   readonly #o: Required<Omit<RecorderOptions, "onCommitted">> & Pick<RecorderOptions, "onCommitted">;
@@ -142,7 +145,7 @@ export class UsageRecorder {
         this.#stats.lastFlushError = (e as Error).message;
         this.#backoffMs = Math.min(MAX_BACKOFF_MS, this.#backoffMs === 0 ? 500 : this.#backoffMs * 2);
         this.#nextAttemptAt = this.#o.now() + this.#backoffMs;
-        this.#o.log.warn("usage flush failed; rows kept and retried", {
+        this.#o.log.warn(FLUSH_FAILED_MESSAGE, {
           queued: this.#queue.length,
           retry_in_ms: this.#backoffMs,
           error: (e as Error).message,
