@@ -60,6 +60,28 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     await next();
   });
 
+  // The access log. A request the proxy answered (upstream or Bedrock) already has its own line with model,
+  // tokens and provider; every other one gets this line: refused proxy requests (bad key, bad body, throttled),
+  // the API and the console, so key and password guessing show up in the logs.
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    await next();
+    if (c.res.headers.has("x-proxy-provider")) return;
+    const path = c.req.path;
+    const probe = path === "/health" || path === "/ready" || path.startsWith("/static/") ||
+      (c.req.method !== "POST" && (path === "/" || /^\/ak\/[^/]*(?:\/api\/hello)?$/.test(path)));
+    const fields = {
+      method: c.req.method,
+      path: redactPath(path),
+      status: c.res.status,
+      duration_ms: Math.round(performance.now() - started),
+      client: clientAddress(c, deps.config.trustForwardedFor),
+    };
+    // Load balancer and Claude Code probes every few seconds would drown the rest.
+    if (probe) c.get("log").debug("http", fields);
+    else c.get("log").info("http", fields);
+  });
+
   if (deps.config.env === "production") {
     app.use("*", async (c, next) => {
       await next();

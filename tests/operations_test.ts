@@ -156,6 +156,35 @@ dbTest(
   },
 );
 
+dbTest(
+  "refused requests, the API and the console get an access log line; probes only at debug",
+  async (db) => {
+    const t = await makeTestApp(db, { PROXY_TRUST_FORWARDED_FOR: "true" });
+    const key = `ak_${"Q".repeat(43)}`;
+    assert.equal(
+      (await t.call("POST", `/ak/${key}/v1/messages`, MESSAGE, { "x-forwarded-for": "203.0.113.9" })).status,
+      401,
+    );
+    assert.equal(
+      (await t.call("POST", "/api/auth/login", { username: "admin", password: "nope" })).status,
+      401,
+    );
+    assert.equal((await t.call("GET", "/health")).status, 200);
+    const lines = t.logs.map((l) => JSON.parse(l)).filter((l) => l.msg === "http");
+    const refused = lines.find((l) => l.path.startsWith("/ak/"));
+    assert.deepEqual(
+      [refused.level, refused.method, refused.path, refused.status, refused.client],
+      ["info", "POST", "/ak/ak_QQQQ…/v1/messages", 401, "203.0.113.9"],
+    );
+    assert.ok(!t.logs.join("\n").includes(key), "the key never reaches the log");
+    const login = lines.find((l) => l.path === "/api/auth/login");
+    assert.deepEqual([login.level, login.status], ["info", 401]);
+    assert.ok(!t.logs.join("\n").includes("nope"), "nor the password");
+    assert.equal(lines.find((l) => l.path === "/health").level, "debug");
+    assert.ok(lines.every((l) => typeof l.duration_ms === "number" && l.request_id));
+  },
+);
+
 Deno.test({
   name: "two replicas on one PostgreSQL: an opened breaker and a revoked key reach the other within 1 s",
   ignore: !backends().includes("postgres"),

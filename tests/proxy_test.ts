@@ -537,6 +537,13 @@ dbTest(
       const rows = await recordedRows(p, db, 2);
       assert.deepEqual(rows.map((r) => r.request_id).sort(), [...ids].sort());
       assert.ok(p.t.logs.some((l) => l.includes('"client_request_id":"same-id"')), "kept for correlation");
+      const lines = p.t.logs.map((l) => JSON.parse(l));
+      assert.equal(lines.filter((l) => l.msg === "request").length, 2, "one line per answered request");
+      assert.deepEqual(
+        lines.filter((l) => l.msg === "http" && l.path.startsWith("/ak/")),
+        [],
+        "and no second, access-log line (the setup's API calls have theirs)",
+      );
     } finally {
       await p.close();
     }
