@@ -28,6 +28,7 @@ RUN deno run --no-config --allow-read=. --allow-write=. scripts/runtime_deps.ts 
 FROM denoland/deno:${DENO_VERSION}
 ENV DENO_NO_UPDATE_CHECK=1 \
     DENO_NO_PROMPT=1 \
+    NO_COLOR=1 \
     PROXY_ENV=production \
     PROXY_HOST=0.0.0.0 \
     PROXY_PORT=8000 \

@@ -37,12 +37,23 @@ async function main(args: string[]): Promise<number> {
     );
   }
 
-  const db = await openDb({
-    databaseUrl: config.databaseUrl,
-    dataDir: config.dataDir,
-    poolSize: config.databasePoolSize,
-  });
-  const { applied } = await migrate(db, await readMigrations(MIGRATIONS_DIR));
+  let db: Awaited<ReturnType<typeof openDb>>;
+  let applied: number[];
+  try {
+    db = await openDb({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      poolSize: config.databasePoolSize,
+    });
+    ({ applied } = await migrate(db, await readMigrations(MIGRATIONS_DIR)));
+  } catch (e) {
+    // One line an operator can act on (where, and why), not a stack trace; the URL's password stays out.
+    log.error("cannot start: the database is unreachable or refused the migrations", {
+      database: describeDatabase(config.databaseUrl, config.dataDir),
+      error: (e as Error).message,
+    });
+    return 1;
+  }
   if (applied.length > 0) log.info("migrations applied", { versions: applied });
   if (args[0] === "migrate") {
     await db.close();
@@ -95,6 +106,19 @@ async function main(args: string[]): Promise<number> {
   await db.close();
   log.info("stopped");
   return 0;
+}
+
+/** Where the database is, for a log line: host, port and name of a URL (never its password), or the data dir. */
+function describeDatabase(url: string, dataDir: string): string {
+  if (url === "") return `embedded PGlite under ${dataDir}`;
+  try {
+    const u = new URL(url);
+    return `postgres ${u.hostname}:${u.port || "5432"}/${u.pathname.slice(1)} as ${
+      decodeURIComponent(u.username)
+    }`;
+  } catch {
+    return "postgres (unparseable URL)";
+  }
 }
 
 if (import.meta.main) {

@@ -260,3 +260,32 @@ Deno.test({
     await cleanup();
   }
 });
+
+Deno.test("a database that cannot be reached at start: one JSON error line naming it (no password), exit 1", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close(); // nothing listens there now
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname],
+    env: {
+      PROXY_DATA_DIR: await Deno.makeTempDir({ prefix: "proxy-nodb-" }),
+      PROXY_DATABASE_URL: `postgres://proxy:sup3r-secret@127.0.0.1:${port}/proxydb`,
+      PROXY_KEY_HASHER_SECRET: "nodb-hasher-secret-0123456789abcdef0123",
+      PROXY_JWT_SECRET: "nodb-jwt-secret-0123456789abcdef012345678",
+      PROXY_LOCAL_ENCRYPTION_KEY: "0123456789abcdef0123456789abcdef",
+      PROXY_ADMIN_PASSWORD_HASH: await hashPassword("x", 1000),
+      NO_COLOR: "1",
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 1);
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  const line = text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+    .find((l) => l.level === "error");
+  assert.ok(line, text);
+  assert.match(line.msg, /cannot start: the database is unreachable/);
+  assert.equal(line.database, `postgres 127.0.0.1:${port}/proxydb as proxy`);
+  assert.ok(!text.includes("sup3r-secret"), "the password never appears");
+  assert.doesNotMatch(text, /^\s+at /m, "no stack trace");
+});
