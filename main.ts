@@ -10,6 +10,10 @@ import { hashPassword, isLegacySha256 } from "./lib/auth/password.ts";
 import { createApp } from "./app.ts";
 import { createServices } from "./lib/services.ts";
 import { ensureAssets } from "./scripts/build_assets.ts";
+import { UsageRecorder } from "./lib/usage/recorder.ts";
+import { replayUsageFiles } from "./lib/usage/unrecorded.ts";
+import type { Config } from "./lib/config.ts";
+import type { Db } from "./lib/db/db.ts";
 
 const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
 
@@ -55,6 +59,11 @@ async function main(args: string[]): Promise<number> {
     return 1;
   }
   if (applied.length > 0) log.info("migrations applied", { versions: applied });
+  if (args[0] === "replay-usage") {
+    const code = await replayUsage(args.slice(1), db, config);
+    await db.close();
+    return code;
+  }
   if (args[0] === "migrate") {
     await db.close();
     console.log(applied.length > 0 ? `applied migrations: ${applied.join(", ")}` : "database is up to date");
@@ -105,6 +114,42 @@ async function main(args: string[]): Promise<number> {
   await services.stop(5_000);
   await db.close();
   log.info("stopped");
+  return 0;
+}
+
+/** `main.ts replay-usage <file>…`: usage rows from spool files or exported log lines, into the database. */
+async function replayUsage(paths: string[], db: Db, config: Config): Promise<number> {
+  if (paths.length === 0) {
+    console.error("usage: deno task replay-usage <spool file or exported log lines>…");
+    return 2;
+  }
+  const quiet = createLogger({ level: "error" });
+  const recorder = new UsageRecorder({
+    db,
+    log: quiet,
+    timeZone: config.timezone,
+    spoolDir: await Deno.makeTempDir({ prefix: "replay-usage-" }),
+  });
+  let read;
+  try {
+    read = await replayUsageFiles(paths, recorder);
+  } catch (e) {
+    console.error((e as Error).message);
+    return 1;
+  }
+  await recorder.flush();
+  const { queued, lastFlushError } = recorder.stats();
+  if (queued > 0) {
+    console.error(
+      `could not write the rows (${lastFlushError ?? "unknown error"}); nothing was lost: run it again`,
+    );
+    return 1;
+  }
+  await recorder.close();
+  console.log(
+    `${read.rows} usage rows from ${read.files} file(s) written (rows already recorded were left as they were)` +
+      (read.skippedLines > 0 ? `; ${read.skippedLines} other line(s) skipped` : ""),
+  );
   return 0;
 }
 

@@ -9,6 +9,7 @@ import { postMessages, startProxy, waitFor } from "./helpers/proxy.ts";
 import { startFakeAnthropic } from "./fakes/fake_anthropic.ts";
 import { startFakeBedrock } from "./fakes/fake_bedrock.ts";
 import { hashPassword } from "../lib/auth/password.ts";
+import { sql } from "../lib/db/sql.ts";
 import { apiClient, spawnProxy } from "./helpers/process.ts";
 
 const MESSAGE = {
@@ -288,4 +289,93 @@ Deno.test("a database that cannot be reached at start: one JSON error line namin
   assert.equal(line.database, `postgres 127.0.0.1:${port}/proxydb as proxy`);
   assert.ok(!text.includes("sup3r-secret"), "the password never appears");
   assert.doesNotMatch(text, /^\s+at /m, "no stack trace");
+});
+
+Deno.test({
+  name: "deno task replay-usage writes rows from a spool file or exported log lines, once, and says how many",
+  ignore: !backends().includes("postgres"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { db, url, cleanup } = await freshDb("postgres");
+  try {
+    const [u] = await db.query<{ id: string }>(
+      sql`INSERT INTO users (email) VALUES ('r@example.com') RETURNING id`,
+    );
+    const [k] = await db.query<{ id: string }>(
+      sql`INSERT INTO access_keys (user_id, key_hash, key_prefix) VALUES (${u.id}, 'h', 'ak_r') RETURNING id`,
+    );
+    const record = (n: number) => ({
+      requestId: `replay-${n}`,
+      accessKeyId: k.id,
+      userId: u.id,
+      messageId: null,
+      model: "claude-sonnet-4-5",
+      modelServed: null,
+      stream: false,
+      inputTokens: 10,
+      outputTokens: 5,
+      cacheReadInputTokens: 0,
+      cacheCreationInputTokens: 0,
+      provider: "anthropic",
+      isFallback: false,
+      fallbackReason: null,
+      statusCode: 200,
+      errorType: null,
+      stopReason: "end_turn",
+      latencyMs: 50,
+      timeToFirstByteMs: 50,
+      costUsd: 0.0001,
+      createdAt: "2026-11-01T10:00:00.000Z",
+    });
+    const spool = await Deno.makeTempFile({ suffix: ".jsonl" });
+    await Deno.writeTextFile(spool, [1, 2].map((n) => JSON.stringify(record(n))).join("\n") + "\n");
+    const exported = await Deno.makeTempFile({ suffix: ".log" });
+    await Deno.writeTextFile(
+      exported,
+      [2, 3].map((n) =>
+        `2026-11-01T10:00:01Z ${JSON.stringify({ msg: "usage row not recorded", record: record(n) })}`
+      )
+        .join("\n"),
+    );
+    const run = async (...files: string[]) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, "replay-usage", ...files],
+        env: {
+          PROXY_DATA_DIR: await Deno.makeTempDir({ prefix: "proxy-replay-" }),
+          PROXY_DATABASE_URL: url,
+          PROXY_KEY_HASHER_SECRET: "replay-hasher-secret-0123456789abcdef012",
+          PROXY_JWT_SECRET: "replay-jwt-secret-0123456789abcdef01234567",
+          PROXY_LOCAL_ENCRYPTION_KEY: "0123456789abcdef0123456789abcdef",
+          PROXY_ADMIN_PASSWORD_HASH: await hashPassword("x", 1000),
+          PROXY_LOG_LEVEL: "error",
+          NO_COLOR: "1",
+        },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return {
+        code: out.code,
+        text: new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr),
+      };
+    };
+    const first = await run(spool, exported);
+    assert.equal(first.code, 0, first.text);
+    assert.match(first.text, /3 usage rows from 2 file\(s\) written/);
+    const again = await run(exported);
+    assert.equal(again.code, 0, again.text);
+    const rows = await db.query<{ request_id: string }>(
+      sql`SELECT request_id FROM token_usages ORDER BY request_id`,
+    );
+    assert.deepEqual(rows.map((r) => r.request_id), ["replay-1", "replay-2", "replay-3"]);
+    const [agg] = await db.query<{ n: number }>(
+      sql`SELECT request_count::int AS n FROM usage_aggregates WHERE granularity = 'day'`,
+    );
+    assert.equal(agg.n, 3, "aggregates counted once too");
+    const missing = await run("/nonexistent/spool.jsonl");
+    assert.equal(missing.code, 1);
+    assert.match(missing.text, /cannot read \/nonexistent\/spool\.jsonl/);
+  } finally {
+    await cleanup();
+  }
 });

@@ -8,7 +8,8 @@ import { UsageRecorder } from "../lib/usage/recorder.ts";
 import type { UsageRecord } from "../lib/db/usage.ts";
 import type { Db, Queryable } from "../lib/db/db.ts";
 import { sql } from "../lib/db/sql.ts";
-import { silentLogger } from "../lib/log.ts";
+import { createLogger, silentLogger } from "../lib/log.ts";
+import { parseUsageLines, replayUsageFiles, UNRECORDED_MESSAGE } from "../lib/usage/unrecorded.ts";
 
 async function seedKey(db: Db): Promise<{ userId: string; keyId: string }> {
   const [u] = await db.query<{ id: string }>(
@@ -219,3 +220,57 @@ dbTest(
     assert.deepEqual([...Deno.readDirSync(spoolDir)], []);
   },
 );
+
+dbTest(
+  "rows left unrecorded at exit are logged one per line, and replaying that log writes each once",
+  async (db) => {
+    const ids = await seedKey(db);
+    const f = flaky(db);
+    const lines: string[] = [];
+    const log = createLogger({ level: "info", sink: (l) => lines.push(l) });
+    const first = new UsageRecorder({ db: f, log, timeZone: "UTC", spoolDir: await Deno.makeTempDir() });
+    f.down = true;
+    for (let i = 0; i < 30; i++) first.record(usage(ids, i));
+    await first.close(200);
+    const logged = lines.map((l) => JSON.parse(l)).filter((l) => l.msg === UNRECORDED_MESSAGE);
+    assert.equal(logged.length, 30, "every row, one line each");
+    assert.deepEqual(logged[0].record, usage(ids, 0));
+
+    // As exported from CloudWatch: a timestamp before each JSON line, other lines between.
+    const exported = lines.map((l) => `2026-06-01T10:16:00.000Z ${l}`).join("\n") + "\nnot json\n";
+    const file = await Deno.makeTempFile({ suffix: ".log" });
+    await Deno.writeTextFile(file, exported);
+    f.down = false;
+    for (let round = 0; round < 2; round++) {
+      const rec = new UsageRecorder({
+        db,
+        log: silentLogger,
+        timeZone: "UTC",
+        spoolDir: await Deno.makeTempDir(),
+      });
+      const read = await replayUsageFiles([file], rec);
+      assert.equal(read.rows, 30);
+      assert.ok(read.skippedLines >= 1);
+      await rec.close();
+    }
+    const { rows, aggs } = await totals(db);
+    assert.equal(rows.n, 30, "replayed twice, written once");
+    assert.deepEqual(aggs.map((a) => a.request_count), [30, 30]);
+  },
+);
+
+Deno.test("usage lines: spool rows and logged rows are read, once per request id; anything else is counted", () => {
+  const ids = { userId: "u", keyId: "k" };
+  const text = [
+    JSON.stringify(usage(ids, 1)),
+    `2026-06-01 ${JSON.stringify({ level: "warn", msg: UNRECORDED_MESSAGE, record: usage(ids, 2) })}`,
+    JSON.stringify({ level: "warn", msg: UNRECORDED_MESSAGE, record: usage(ids, 1) }),
+    JSON.stringify({ msg: "request", status: 200 }),
+    JSON.stringify({ ...usage(ids, 3), createdAt: "yesterday" }),
+    "{ torn",
+    "",
+  ].join("\n");
+  const { records, skipped } = parseUsageLines(text);
+  assert.deepEqual(records.map((r) => r.requestId).sort(), ["req-1", "req-2"]);
+  assert.equal(skipped, 3);
+});

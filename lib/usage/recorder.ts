@@ -16,6 +16,7 @@
  * await recorder.close(5_000);    // on shutdown
  * ```
  */
+import { parseUsageLines, UNRECORDED_MESSAGE } from "./unrecorded.ts";
 import { join } from "node:path";
 import type { Db } from "../db/db.ts";
 import type { Logger } from "../log.ts";
@@ -304,6 +305,29 @@ export class UsageRecorder {
     }
     if (this.#spillBuffer.length > 0) this.#writeSpill();
     await this.#spillWriting;
+    await this.#logUnrecorded();
+  }
+
+  /** Logs every row still in the spool, one line each: the disk may not outlive the process (see unrecorded.ts). */
+  async #logUnrecorded(): Promise<void> {
+    let rows = 0;
+    try {
+      for await (const e of Deno.readDir(this.#o.spoolDir)) {
+        if (!e.isFile || !/^spool-.*\.jsonl(\.replaying)?$/.test(e.name)) continue;
+        const { records } = parseUsageLines(await Deno.readTextFile(join(this.#o.spoolDir, e.name)));
+        for (const record of records) this.#o.log.warn(UNRECORDED_MESSAGE, { record });
+        rows += records.length;
+      }
+    } catch {
+      return; // no spool dir: nothing was spilled
+    }
+    if (rows > 0) {
+      this.#o.log.warn("usage rows not recorded at exit: kept in the spool and logged above", {
+        rows,
+        spool_dir: this.#o.spoolDir,
+        replay: "deno task replay-usage <spool file or exported log lines>",
+      });
+    }
   }
 }
 
