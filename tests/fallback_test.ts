@@ -701,6 +701,8 @@ dbTest("at the shutdown deadline a Bedrock stream is ended too, and recorded as 
       text += new TextDecoder().decode(value);
     }
     assert.doesNotMatch(text, /event: message_stop/);
+    // The client is still reading: it is told why the answer stops, as a relayed stream would tell it.
+    assert.match(text, /event: error\ndata: .*"type":"api_error".*shutting down/);
     await flushed(f, 1);
     const [row] = await rows(db);
     assert.equal(row.provider, "bedrock");

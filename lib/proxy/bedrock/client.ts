@@ -20,7 +20,7 @@ import {
 } from "@aws-sdk/client-bedrock-runtime";
 import { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import { createHash } from "node:crypto";
-import { mapBedrockError, sseErrorEvent } from "./errors.ts";
+import { mapBedrockError, SHUTDOWN_MESSAGE, ShutdownError, sseErrorEvent } from "./errors.ts";
 
 /** The credentials one Bedrock call is made with. */
 export type BedrockCredentials =
@@ -236,6 +236,13 @@ export class BedrockInvoker {
         } catch (err) {
           if (finished) return;
           const timedOut = callerTimeout(req.signal);
+          if (req.signal?.reason instanceof ShutdownError) {
+            controller.enqueue(encoder.encode(sseErrorEvent("api_error", SHUTDOWN_MESSAGE)));
+            finish({ cancelled: true });
+            controller.close();
+            abort.abort();
+            return;
+          }
           if (abort.signal.aborted && !timedOut) {
             // The caller gave up (its client went away): nobody is left to read an error event.
             finish({ cancelled: true });

@@ -96,6 +96,20 @@ export function isModelIdRefusal(err: unknown): boolean {
     /model identifier is invalid|on-demand throughput isn.t supported/i.test(errorMessage(err));
 }
 
+/** The message streams cut short by a shutdown end with, whichever provider served them. */
+export const SHUTDOWN_MESSAGE = "the proxy is shutting down; the answer is incomplete";
+
+/**
+ * The abort reason the proxy uses when it ends streams at its drain deadline, so a Bedrock stream can tell a
+ * shutdown (the client is still reading: tell it why the answer stops) from a client that left (nobody to tell).
+ */
+export class ShutdownError extends Error {
+  override name = "ShutdownError";
+  constructor() {
+    super(SHUTDOWN_MESSAGE);
+  }
+}
+
 /** The JSON body of an Anthropic error response: `{"type":"error","error":{"type":…,"message":…}}`. */
 export function anthropicErrorBody(type: string, message: string): string {
   return JSON.stringify({ type: "error", error: { type, message } });
