@@ -191,6 +191,45 @@ dbTest("a gzip upstream body reaches the client decoded, without a stale content
   }
 });
 
+dbTest(
+  "a stream in an encoding the proxy cannot decode goes through byte for byte, nothing added",
+  async (db) => {
+    const p = await startProxy(db);
+    try {
+      // Compressed bytes have no event boundaries the proxy could find: it must neither hold them back waiting
+      // for one nor append an error event to them.
+      const bytes = crypto.getRandomValues(new Uint8Array(4096)).map((b) => (b === 10 ? 11 : b));
+      p.upstream.script({ kind: "opaque_stream", encoding: "x-opaque", bytes });
+      const res = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(res.headers.get("content-encoding"), "x-opaque");
+      assert.deepEqual(new Uint8Array(await res.arrayBuffer()), bytes);
+
+      // gzip the proxy can decode: the client gets the events, and their usage is read.
+      const sse = [
+        `event: message_start\ndata: {"type":"message_start","message":{"id":"msg_gz","model":"claude-sonnet-4-5",` +
+        `"usage":{"input_tokens":7,"output_tokens":1}}}\n\n`,
+        `event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},` +
+        `"usage":{"output_tokens":3}}\n\n`,
+        `event: message_stop\ndata: {"type":"message_stop"}\n\n`,
+      ].join("");
+      const gz = new Uint8Array(
+        await new Response(new Blob([sse]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer(),
+      );
+      p.upstream.script({ kind: "opaque_stream", encoding: "gzip", bytes: gz });
+      const decoded = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
+      assert.equal(decoded.headers.get("content-encoding"), null);
+      assert.equal(await decoded.text(), sse);
+      const row = (await recordedRows(p, db, 2)).find((r) => r.message_id === "msg_gz")!;
+      assert.equal(row.input_tokens, 7);
+      assert.equal(row.output_tokens, 3);
+      assert.equal(row.error_type, null);
+    } finally {
+      await p.close();
+    }
+  },
+);
+
 dbTest("a client that disconnects mid-stream cancels the upstream call and is recorded", async (db) => {
   const p = await startProxy(db, { upstream: { eventDelayMs: 50, deltas: 100 } });
   try {
@@ -247,6 +286,24 @@ dbTest(
     }
   },
 );
+
+dbTest("a stream that starts after the drain deadline is ended at once, with an error event", async (db) => {
+  const p = await startProxy(db, { upstream: { eventDelayMs: 50, deltas: 100 } });
+  try {
+    // Its request was in flight when the deadline came: the stream it gets must not outlive the process.
+    p.t.services.proxy.interruptStreams();
+    const res = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    assert.doesNotMatch(text, /message_stop/);
+    assert.match(text, /event: error\ndata: .*shutting down/);
+    const [row] = await recordedRows(p, db, 1);
+    assert.equal(row.error_type, "stream_interrupted");
+    assert.equal(p.t.services.metrics.streamsOpen, 0);
+  } finally {
+    await p.close();
+  }
+});
 
 /** The SSE events of `text`, each parsed; throws on an event whose data is not JSON. */
 function sseEvents(text: string): Array<{ event: string; data: Record<string, unknown> }> {

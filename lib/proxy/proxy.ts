@@ -23,7 +23,14 @@ import { classifyPlanAnswer, type FallbackDecision } from "./fallback.ts";
 import type { BedrockCredentials, BedrockInvoker } from "./bedrock/client.ts";
 import { mapModel, profileCandidates } from "./bedrock/model_map.ts";
 import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./bedrock/translate.ts";
-import { anthropicErrorBody, isModelIdRefusal, mapBedrockError, sseErrorEvent } from "./bedrock/errors.ts";
+import {
+  anthropicErrorBody,
+  isModelIdRefusal,
+  mapBedrockError,
+  SHUTDOWN_MESSAGE,
+  ShutdownError,
+  sseErrorEvent,
+} from "./bedrock/errors.ts";
 import type { ProxyMetrics } from "./metrics.ts";
 import { type ChunkReader, readBody, readUpTo } from "./body_reader.ts";
 import { BufferPool } from "./buffer_pool.ts";
@@ -122,7 +129,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
 
   async function authorise(req: ProxyRequest): Promise<ResolvedKey> {
     const wait = req.guesses?.retryAfterSeconds() ?? 0;
-    const r = wait > 0 ? deps.resolver.known(req.rawKey) : await deps.resolver.resolve(req.rawKey);
+    // A throttled address may still use keys that exist; a stale entry is looked up again like any other.
+    const r = wait > 0 && !deps.resolver.knows(req.rawKey) ? null : await deps.resolver.resolve(req.rawKey);
     switch (r?.status) {
       case "ok":
         return r.key;
@@ -439,7 +447,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const out = relay({
         head: decoded.head,
         reader: decoded.reader,
-        sse: isSse,
+        // Bytes still encoded (br, zstd) have no event boundaries to find: they go on as they come.
+        sse: isSse && !decoded.encoding,
         onEnd: (usage, failure) => {
           deps.metrics.streamClosed();
           outcome.modelServed = usage.model ?? null;
@@ -453,6 +462,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         },
         abort: () => sent.ok && sent.abort(),
         live: liveStreams,
+        shutdown: shuttingDown.signal,
       });
       return new Response(out, {
         status: upstream.status,
@@ -462,7 +472,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     },
 
     interruptStreams() {
-      shuttingDown.abort();
+      shuttingDown.abort(new ShutdownError());
       for (const interrupt of [...liveStreams]) interrupt();
     },
 
@@ -792,6 +802,8 @@ function relay(o: {
   abort: () => void;
   /** Streams in flight: this one registers how to end it early, until it ends. */
   live: Set<() => void>;
+  /** Aborted at the drain deadline: a stream that starts after it is ended at once. */
+  shutdown: AbortSignal;
 }): ReadableStream<Uint8Array> {
   // Only SSE has usage to read on the way: a JSON answer reaches here only past MAX_JSON_TAP, unread.
   const tap = o.sse ? new SseUsageTap() : null;
@@ -812,7 +824,7 @@ function relay(o: {
     try {
       if (o.sse) {
         controller.enqueue(
-          encoder.encode(sseErrorEvent("api_error", "the proxy is shutting down; the answer is incomplete")),
+          encoder.encode(sseErrorEvent("api_error", SHUTDOWN_MESSAGE)),
         );
         controller.close();
       } else controller.error(new Error("the proxy is shutting down"));
@@ -846,6 +858,7 @@ function relay(o: {
   return new ReadableStream<Uint8Array>({
     start(c) {
       controller = c;
+      if (o.shutdown.aborted) interrupt();
     },
     async pull(controller) {
       for (;;) {
@@ -889,6 +902,7 @@ function relay(o: {
       }
     },
     cancel() {
+      stopped = true; // a read still pending must not touch the cancelled controller
       end("cancelled");
       o.reader.cancel().catch(() => {});
       o.abort();
