@@ -154,6 +154,16 @@ dbTest(
       401,
       "other addresses are unaffected",
     );
+    // A stale entry is not trusted as is: revoked behind the cache's back (no notification), the key is looked
+    // up again once its entry expires, even from the throttled address.
+    await db.query(
+      sql`UPDATE access_keys SET revoked_at = now() WHERE user_id = ${user.id} AND revoked_at IS NULL`,
+    );
+    assert.ok(await accepted(valid), "still fresh in the cache");
+    t.services.resolver.expireAll();
+    const stale = await call(valid, "198.51.100.1");
+    assert.equal(stale.status, 401);
+    assert.equal(stale.body.error.message, "access key revoked");
   },
 );
 

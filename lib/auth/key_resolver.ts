@@ -49,10 +49,10 @@ interface Entry {
 export interface KeyResolver {
   resolve(rawKey: string): Promise<Resolution>;
   /**
-   * What the cache knows of an existing key, fresh or stale, without the database; null for a key not cached
-   * or cached as unknown. Lets a throttled address still use its valid keys.
+   * Whether the cache holds this key as one that exists (fresh or stale), without asking the database. Lets a
+   * throttled address still use its real keys: those are not guesses, so `resolve` may look them up again.
    */
-  known(rawKey: string): Resolution | null;
+  knows(rawKey: string): boolean;
   /** Drops cached entries of an access key / of a user's keys. */
   forgetKey(accessKeyId: string): void;
   forgetUser(userId: string): void;
@@ -124,9 +124,8 @@ export function createKeyResolver(deps: {
     expireAll() {
       for (const entry of cache.values()) entry.fetchedAt = -Infinity;
     },
-    known(rawKey) {
-      const row = cache.get(rawKey)?.row;
-      return row ? judge(row, now()) : null;
+    knows(rawKey) {
+      return Boolean(cache.get(rawKey)?.row);
     },
     async resolve(rawKey) {
       if (!isWellFormedKey(rawKey)) return { status: "unknown" };
