@@ -3,10 +3,10 @@
  * retry, overflow to the spool file and replay, and shutdown.
  */
 import assert from "node:assert/strict";
-import { dbTest } from "./helpers/db.ts";
+import { dbTest, flakyDb as flaky } from "./helpers/db.ts";
 import { UsageRecorder } from "../lib/usage/recorder.ts";
 import type { UsageRecord } from "../lib/db/usage.ts";
-import type { Db, Queryable } from "../lib/db/db.ts";
+import type { Db } from "../lib/db/db.ts";
 import { sql } from "../lib/db/sql.ts";
 import { createLogger, silentLogger } from "../lib/log.ts";
 import { parseUsageLines, replayUsageFiles, UNRECORDED_MESSAGE } from "../lib/usage/unrecorded.ts";
@@ -53,25 +53,6 @@ function usage(
 }
 
 /** A Db whose writes fail while `down` is true, as when the server is stopped. */
-function flaky(db: Db): Db & { down: boolean } {
-  const wrapper = {
-    down: false,
-    kind: db.kind,
-    get closed() {
-      return db.closed;
-    },
-    query: (f: Parameters<Db["query"]>[0]) =>
-      wrapper.down ? Promise.reject(new Error("connection refused")) : db.query(f),
-    begin: <T>(fn: (tx: Queryable) => Promise<T>) =>
-      wrapper.down ? Promise.reject(new Error("connection refused")) : db.begin(fn),
-    exec: (t: string) => db.exec(t),
-    listen: db.listen.bind(db),
-    ping: () => (wrapper.down ? Promise.reject(new Error("down")) : db.ping()),
-    close: () => db.close(),
-  };
-  return wrapper as Db & { down: boolean };
-}
-
 async function totals(db: Db) {
   const [rows] = await db.query<{ n: number; input: number; output: number; cr: number; cw: number }>(sql`
     SELECT count(*) AS n, coalesce(sum(input_tokens),0) AS input, coalesce(sum(output_tokens),0) AS output,
@@ -256,6 +237,31 @@ dbTest(
     const { rows, aggs } = await totals(db);
     assert.equal(rows.n, 30, "replayed twice, written once");
     assert.deepEqual(aggs.map((a) => a.request_count), [30, 30]);
+  },
+);
+
+dbTest(
+  "logging unrecorded rows at exit is bounded; the summary says so and names the spool files",
+  async (db) => {
+    const ids = await seedKey(db);
+    const f = flaky(db);
+    const lines: string[] = [];
+    const log = createLogger({ level: "info", sink: (l) => lines.push(l) });
+    const spoolDir = await Deno.makeTempDir();
+    const rec = new UsageRecorder({ db: f, log, timeZone: "UTC", spoolDir, exitLogRows: 10 });
+    f.down = true;
+    for (let i = 0; i < 30; i++) rec.record(usage(ids, i));
+    await rec.close(100);
+    const parsed = lines.map((l) => JSON.parse(l));
+    assert.equal(parsed.filter((l) => l.msg === UNRECORDED_MESSAGE).length, 10);
+    const summary = parsed.find((l) => /not recorded at exit/.test(l.msg));
+    assert.equal(summary.logged, 10);
+    assert.equal(summary.complete, false);
+    assert.deepEqual(summary.spool_files, [...Deno.readDirSync(spoolDir)].map((e) => e.name));
+    assert.equal(
+      parseUsageLines(await Deno.readTextFile(`${spoolDir}/${summary.spool_files[0]}`)).records.length,
+      30,
+    );
   },
 );
 

@@ -3,8 +3,11 @@
  * password changes, although their tokens are stateless JWTs.
  */
 import assert from "node:assert/strict";
-import { dbTest } from "./helpers/db.ts";
-import { makeTestApp } from "./helpers/app.ts";
+import { dbTest, flakyDb } from "./helpers/db.ts";
+import { ADMIN_PASSWORD, makeTestApp } from "./helpers/app.ts";
+import { makeConsoleApp, text } from "./helpers/console.ts";
+import { SESSION_COOKIE } from "../routes/admin/mod.tsx";
+import type { Db } from "../lib/db/db.ts";
 import { createSessions } from "../lib/auth/session.ts";
 import { createSessionRevocations } from "../lib/auth/revocations.ts";
 import { createEventBus } from "../lib/events.ts";
@@ -57,4 +60,57 @@ Deno.test("a token issued under another admin password is refused", async () => 
   assert.ok(await before.verify(token));
   assert.equal(await after.verify(token), null);
   assert.ok(await after.verify((await after.issue("admin")).token));
+});
+
+dbTest(
+  "sign-out with the database down: refused here at once, the cookie cleared, and the admin told",
+  async (db) => {
+    const flaky = flakyDb(db);
+    const c = await makeConsoleApp(flaky);
+    await c.signIn();
+    const cookie = c.cookies.get(SESSION_COOKIE)!;
+    assert.ok(cookie);
+    await c.get("/admin/users"); // a page with the session's CSRF token on it
+    flaky.down = true;
+    const out = await c.post("/admin/logout", {});
+    assert.equal(out.status, 303);
+    assert.match(out.location!, /ok=signed_out_unstored/);
+    assert.equal(c.cookies.has(SESSION_COOKIE), false, "the browser forgets the session");
+    const notice = await c.get(out.location!);
+    assert.match(text(notice.html), /sign-out was not stored/);
+    const copy = await c.t.app.request("http://console.test/admin/users", {
+      headers: { cookie: `${SESSION_COOKIE}=${cookie}` },
+    });
+    assert.equal(copy.status, 303, "a copy of the cookie is refused on this replica");
+    await copy.body?.cancel();
+    assert.ok(c.t.logs.some((l) => l.includes("sign-out not stored")));
+
+    flaky.down = false;
+    const token = (await c.t.call("POST", "/api/auth/login", { username: "admin", password: ADMIN_PASSWORD }))
+      .body
+      .access_token as string;
+    flaky.down = true;
+    const api = await c.t.call("POST", "/api/auth/logout", undefined, { authorization: `Bearer ${token}` });
+    assert.equal(api.status, 503);
+    assert.match(api.body.error.message, /signed out on this replica only/);
+    assert.equal(
+      (await c.t.call("GET", "/api/users", undefined, { authorization: `Bearer ${token}` })).status,
+      401,
+    );
+  },
+);
+
+Deno.test("the revocation list drops entries once their tokens have expired", async () => {
+  let t = 1_000_000;
+  const bus = createEventBus();
+  const published: string[] = [];
+  bus.attachTransport((e) => e.type === "session_revoked" && published.push(e.sid));
+  const down = { query: () => Promise.reject(new Error("connection refused")) } as unknown as Db;
+  const list = createSessionRevocations({ db: down, bus, now: () => t });
+  await assert.rejects(list.revoke("a", new Date(t + 1000)));
+  assert.ok(list.has("a"), "refused here although the store failed");
+  assert.deepEqual(published, ["a"], "and broadcast");
+  t += 2000;
+  await list.revoke("b", new Date(t + 1000)).catch(() => {});
+  assert.equal(list.size, 1, "a's token expired: its entry went");
 });

@@ -18,7 +18,12 @@ import type { EventBus } from "../events.ts";
 /** The revocation list. */
 export interface SessionRevocations {
   has(sid: string): boolean;
-  /** Refuses the session from now on, here at once and on other replicas through the bus. */
+  /** Entries held (their tokens not yet expired, give or take the last sign-out). */
+  readonly size: number;
+  /**
+   * Refuses the session from now on, here at once and on other replicas through the bus. Rejects when the
+   * sign-out could not be stored (database down); it still holds on this replica then.
+   */
   revoke(sid: string, expiresAt: Date): Promise<void>;
   /** Reads the list from the database (at start, and after broadcasts may have been missed). */
   load(): Promise<void>;
@@ -31,12 +36,19 @@ export function createSessionRevocations(
   const now = deps.now ?? Date.now;
   const revoked = new Map<string, number>(); // sid → token expiry (epoch ms)
   const add = (sid: string, expiresAt: number) => {
-    if (expiresAt > now()) revoked.set(sid, expiresAt);
+    const t = now();
+    if (expiresAt <= t) return;
+    // Entries are only needed until their token expires; drop those as new ones come, so the map stays small.
+    for (const [old, exp] of revoked) if (exp <= t) revoked.delete(old);
+    revoked.set(sid, expiresAt);
   };
   deps.bus.subscribe((e) => {
     if (e.type === "session_revoked") add(e.sid, e.expiresAt);
   });
   return {
+    get size() {
+      return revoked.size;
+    },
     has(sid) {
       const expiresAt = revoked.get(sid);
       if (expiresAt === undefined) return false;
@@ -44,9 +56,11 @@ export function createSessionRevocations(
       return true;
     },
     async revoke(sid, expiresAt) {
+      // Memory and broadcast first: a store that fails must not leave the session working where it can be
+      // refused.
       add(sid, expiresAt.getTime());
-      await insertRevokedSession(deps.db, sid, expiresAt);
       deps.bus.publish({ type: "session_revoked", sid, expiresAt: expiresAt.getTime() });
+      await insertRevokedSession(deps.db, sid, expiresAt);
     },
     async load() {
       for (const row of await listRevokedSessions(deps.db)) add(row.sid, new Date(row.expires_at).getTime());

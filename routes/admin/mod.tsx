@@ -202,9 +202,18 @@ export function adminRoutes(deps: AdminDeps): Hono<AdminEnv> {
 
   admin.post("/logout", async (c) => {
     // Forget the token everywhere, not only in this browser: a copy of the cookie must stop working too.
-    await deps.services.sessions.revoke(c.get("session"));
+    let ok = "signed_out";
+    try {
+      await deps.services.sessions.revoke(c.get("session"));
+    } catch (e) {
+      // This browser forgets the session whatever happens; only the record for a restart failed.
+      (c.get("log") ?? deps.log).warn("sign-out not stored; the session is refused on this replica only", {
+        error: (e as Error).message,
+      });
+      ok = "signed_out_unstored";
+    }
     deleteCookie(c, SESSION_COOKIE, { path: BASE, secure });
-    return c.redirect(withQuery(urls.login, { ok: "signed_out" }), 303);
+    return c.redirect(withQuery(urls.login, { ok }), 303);
   });
 
   dashboardRoutes(admin, deps);

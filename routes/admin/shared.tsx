@@ -146,6 +146,12 @@ const NOTICES: Record<string, Notice> = {
   credentials_removed: { kind: "ok", text: "Bedrock credentials removed." },
   circuit_reset: { kind: "ok", text: "Circuit reset: the next request tries the Anthropic API again." },
   signed_out: { kind: "info", text: "You have signed out." },
+  signed_out_unstored: {
+    kind: "info",
+    text:
+      "You have signed out of this browser. The database was unreachable, so the sign-out was not stored: " +
+      "other replicas of the proxy would accept a copy of the session cookie until it expires.",
+  },
   expired: { kind: "info", text: "Your session has expired. Sign in again to continue." },
 };
 

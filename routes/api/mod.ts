@@ -70,7 +70,19 @@ export function apiRoutes(deps: ApiDeps): Hono<ApiEnv> {
   });
 
   api.post("/auth/logout", async (c) => {
-    await deps.sessions.revoke(c.get("session"));
+    try {
+      await deps.sessions.revoke(c.get("session"));
+    } catch (e) {
+      c.get("log").warn("sign-out not stored; the session is refused on this replica only", {
+        error: (e as Error).message,
+      });
+      throw new HttpError(
+        503,
+        "api_error",
+        "signed out on this replica only: the sign-out could not be stored (database unreachable); " +
+          "other replicas accept the token until it expires",
+      );
+    }
     return c.body(null, 204);
   });
 

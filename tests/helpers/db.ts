@@ -6,7 +6,7 @@
 import { openPglite } from "../../lib/db/pglite.ts";
 import { openPostgres } from "../../lib/db/postgres.ts";
 import { checksum, migrate, readMigrations } from "../../lib/db/migrate.ts";
-import type { Db } from "../../lib/db/db.ts";
+import type { Db, Queryable } from "../../lib/db/db.ts";
 import { sql } from "../../lib/db/sql.ts";
 
 const MIGRATIONS = new URL("../../migrations/", import.meta.url);
@@ -145,4 +145,24 @@ export function dbTest(
       },
     });
   }
+}
+
+/** Wraps `db` so queries and transactions fail while `down` is set, as with a database that went away. */
+export function flakyDb(db: Db): Db & { down: boolean } {
+  const wrapper = {
+    down: false,
+    kind: db.kind,
+    get closed() {
+      return db.closed;
+    },
+    query: (f: Parameters<Db["query"]>[0]) =>
+      wrapper.down ? Promise.reject(new Error("connection refused")) : db.query(f),
+    begin: <T>(fn: (tx: Queryable) => Promise<T>) =>
+      wrapper.down ? Promise.reject(new Error("connection refused")) : db.begin(fn),
+    exec: (t: string) => db.exec(t),
+    listen: db.listen.bind(db),
+    ping: () => (wrapper.down ? Promise.reject(new Error("down")) : db.ping()),
+    close: () => db.close(),
+  };
+  return wrapper as Db & { down: boolean };
 }
