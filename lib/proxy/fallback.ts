@@ -131,7 +131,9 @@ export async function classifyPlanAnswer(sent: PlanResult, stream: boolean): Pro
   }
 
   const isSse = (response.headers.get("content-type") ?? "").includes("text/event-stream");
-  if (!(stream && isSse && status === 200)) {
+  // A compressed stream (asked for identity, sent anyway) cannot be read for its first event here: it goes on.
+  const encoded = !/^\s*(identity)?\s*$/i.test(response.headers.get("content-encoding") ?? "");
+  if (!(stream && isSse && status === 200) || encoded) {
     sent.firstByte.clear();
     return {
       kind: "answer",

@@ -30,6 +30,8 @@ export type AnthropicStep =
   /** A 200 stream whose headers come but whose first event never does (until the caller leaves). */
   | { kind: "silent_stream" }
   | { kind: "gzip" }
+  /** A streamed answer labelled with an encoding the proxy cannot decode: `bytes` in two chunks, as is. */
+  | { kind: "opaque_stream"; encoding: string; bytes: Uint8Array }
   | { kind: "slow"; eventDelayMs: number }
   /** A non-streaming answer whose text is `bytes` long. */
   | { kind: "big_text"; bytes: number };
@@ -200,6 +202,24 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
       return json(200, message, headers);
     }
 
+    if (step?.kind === "opaque_stream") {
+      const half = step.bytes.length >> 1;
+      const chunks = [step.bytes.slice(0, half), step.bytes.slice(half)];
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            const next = chunks.shift();
+            if (!next) return controller.close();
+            controller.enqueue(next);
+            await sleep(5);
+          },
+        }),
+        {
+          status: 200,
+          headers: { ...headers, "content-type": "text/event-stream", "content-encoding": step.encoding },
+        },
+      );
+    }
     const events = streamEvents(id, model, usage, deltas);
     if (step?.kind === "error_event") {
       events.splice(0, events.length, ["error", {
