@@ -67,7 +67,9 @@ export class ProxyMetrics {
 
   /** One finished proxied request. */
   observeRequest(r: UsageRecord, priced: boolean): void {
-    const model = this.#modelLabel(r.model ?? "");
+    // Only names that are real earn a label: one we have a price for, or one an upstream answered. A flood of
+    // refused made-up names then cannot use up the labels that real models need.
+    const model = this.#modelLabel(r.model ?? "", priced || r.statusCode < 400);
     const labels = `provider="${r.provider}",status="${r.statusCode}",model="${model}"`;
     this.#requests.set(labels, (this.#requests.get(labels) ?? 0) + 1);
     this.#latency.observe(`provider="${r.provider}"`, r.latencyMs);
@@ -75,9 +77,9 @@ export class ProxyMetrics {
     if (!priced && r.model) this.#unpriced.set(model, (this.#unpriced.get(model) ?? 0) + 1);
   }
 
-  #modelLabel(model: string): string {
+  #modelLabel(model: string, admit: boolean): string {
     if (this.#models.has(model)) return esc(model);
-    if (this.#models.size >= MAX_MODEL_LABELS) return "other";
+    if (!admit || this.#models.size >= MAX_MODEL_LABELS) return "other";
     this.#models.add(model);
     return esc(model);
   }

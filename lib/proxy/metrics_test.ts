@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { MAX_MODEL_LABELS, ProxyMetrics } from "./metrics.ts";
 import type { UsageRecord } from "../db/usage.ts";
 
-function record(model: string): UsageRecord {
+function record(model: string, statusCode = 200): UsageRecord {
   return {
     requestId: crypto.randomUUID(),
     accessKeyId: "k",
@@ -18,7 +18,7 @@ function record(model: string): UsageRecord {
     provider: "anthropic",
     isFallback: false,
     fallbackReason: null,
-    statusCode: 200,
+    statusCode,
     errorType: null,
     stopReason: null,
     latencyMs: 10,
@@ -39,6 +39,18 @@ Deno.test("model labels are bounded: client-chosen names past the limit count as
   assert.match(text, /proxy_requests_total\{provider="anthropic",status="200",model="other"\} 50\n/);
   assert.match(text, /proxy_requests_total\{provider="anthropic",status="200",model="made-up-model-0"\} 2\n/);
   assert.match(text, /proxy_unpriced_requests_total\{model="other"\} 50\n/);
+});
+
+Deno.test("refused made-up model names count as other and leave the labels to real models", () => {
+  const m = new ProxyMetrics();
+  for (let i = 0; i < MAX_MODEL_LABELS * 2; i++) m.observeRequest(record(`junk-${i}`, 404), false);
+  m.observeRequest(record("claude-sonnet-4-5", 200), true);
+  m.observeRequest(record("claude-opus-4-1", 429), true); // priced: real, though refused this time
+  const text = m.render();
+  assert.match(text, /proxy_requests_total\{provider="anthropic",status="404",model="other"\} 200\n/);
+  assert.match(text, /model="claude-sonnet-4-5"\} 1\n/);
+  assert.match(text, /status="429",model="claude-opus-4-1"\} 1\n/);
+  assert.doesNotMatch(text, /junk-/);
 });
 
 Deno.test("label values are cut to 100 characters, then escaped: a cut never splits an escape", () => {
