@@ -46,6 +46,8 @@ interface SpoolFile {
 
 const BATCH = 500;
 const SPOOL_FILE_ROWS = 10_000;
+/** At exit, unrecorded rows are logged for at most this many milliseconds. */
+const UNRECORDED_LOG_MS = 3_000;
 const MAX_BACKOFF_MS = 30_000;
 
 /** Options of the recorder. */
@@ -57,6 +59,8 @@ export interface RecorderOptions {
   flushIntervalMs?: number;
   queueMax?: number;
   now?: () => number;
+  /** At most this many unrecorded rows are logged at exit (default 50,000); the rest stay in the spool only. */
+  exitLogRows?: number;
   /** Called after each committed flush with the rows it inserted (the budget cache listens). */
   onCommitted?: (records: UsageRecord[]) => void;
 }
@@ -85,6 +89,7 @@ export class UsageRecorder {
       flushIntervalMs: 1000,
       queueMax: 50_000,
       now: Date.now,
+      exitLogRows: 50_000,
       ...opts,
     };
   }
@@ -308,23 +313,40 @@ export class UsageRecorder {
     await this.#logUnrecorded();
   }
 
-  /** Logs every row still in the spool, one line each: the disk may not outlive the process (see unrecorded.ts). */
+  /**
+   * Logs the rows still in the spool, one line each: the disk may not outlive the process (see unrecorded.ts).
+   * Bounded in rows and time, so a long outage's spool neither floods the log nor outlasts the stop timeout;
+   * what is not logged stays in the spool files named in the summary line.
+   */
   async #logUnrecorded(): Promise<void> {
-    let rows = 0;
+    let logged = 0;
+    let complete = true;
+    const files: string[] = [];
+    const until = this.#o.now() + UNRECORDED_LOG_MS;
     try {
       for await (const e of Deno.readDir(this.#o.spoolDir)) {
         if (!e.isFile || !/^spool-.*\.jsonl(\.replaying)?$/.test(e.name)) continue;
+        files.push(e.name);
+        if (!complete) continue;
         const { records } = parseUsageLines(await Deno.readTextFile(join(this.#o.spoolDir, e.name)));
-        for (const record of records) this.#o.log.warn(UNRECORDED_MESSAGE, { record });
-        rows += records.length;
+        for (const record of records) {
+          if (logged >= this.#o.exitLogRows || this.#o.now() > until) {
+            complete = false;
+            break;
+          }
+          this.#o.log.warn(UNRECORDED_MESSAGE, { record });
+          logged++;
+        }
       }
     } catch {
       return; // no spool dir: nothing was spilled
     }
-    if (rows > 0) {
+    if (files.length > 0) {
       this.#o.log.warn("usage rows not recorded at exit: kept in the spool and logged above", {
-        rows,
+        logged,
+        complete,
         spool_dir: this.#o.spoolDir,
+        spool_files: files,
         replay: "deno task replay-usage <spool file or exported log lines>",
       });
     }
