@@ -90,3 +90,25 @@ Deno.test("no probe runs when fetch goes through an egress proxy", async () => {
   await sent.response.text();
   assert.deepEqual(calls, []);
 });
+
+Deno.test("a first-byte timeout set for one request is the one its error message names", async () => {
+  const client = new PlanClient({
+    baseUrl: "https://upstream.example",
+    connectTimeoutMs: 1000,
+    firstByteTimeoutMs: 60_000,
+    fetch: slowUpstream(5_000, 1),
+    probe: false,
+  });
+  const sent = await client.send({
+    method: "POST",
+    pathAndQuery: "/v1/messages",
+    headers: {},
+    body: null,
+    signal: new AbortController().signal,
+    firstByteTimeoutMs: 50,
+  });
+  assert.equal(sent.ok, false);
+  if (sent.ok) return;
+  assert.equal(sent.failure, "first_byte_timeout");
+  assert.equal(sent.message, "upstream sent nothing within 50 ms");
+});

@@ -90,10 +90,11 @@ export class PlanClient {
     req.signal.addEventListener("abort", onClientAbort, { once: true });
 
     let fired = false;
+    const firstByteTimeoutMs = req.firstByteTimeoutMs ?? this.#o.firstByteTimeoutMs;
     let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
       fired = true;
       abortWith("first_byte_timeout");
-    }, req.firstByteTimeoutMs ?? this.#o.firstByteTimeoutMs);
+    }, firstByteTimeoutMs);
     const firstByte: FirstByteTimer = {
       clear: () => {
         if (timer !== undefined) clearTimeout(timer);
@@ -140,7 +141,7 @@ export class PlanClient {
       firstByte.clear();
       req.signal.removeEventListener("abort", onClientAbort);
       const failure: NetworkFailure = cause ?? "connect_error";
-      return { ok: false, failure, message: describe(failure, e, this.#o) };
+      return { ok: false, failure, message: describe(failure, e, { ...this.#o, firstByteTimeoutMs }) };
     }
   }
 
@@ -164,7 +165,11 @@ export class PlanClient {
   }
 }
 
-function describe(failure: NetworkFailure, e: unknown, o: Required<PlanClientOptions>): string {
+function describe(
+  failure: NetworkFailure,
+  e: unknown,
+  o: { connectTimeoutMs: number; firstByteTimeoutMs: number },
+): string {
   switch (failure) {
     case "connect_timeout":
       return `upstream did not accept a connection within ${o.connectTimeoutMs} ms`;
