@@ -16,6 +16,7 @@ import type { Logger } from "../log.ts";
 /** See the module documentation. */
 export class RetentionJob {
   #timer: ReturnType<typeof setInterval> | null = null;
+  #firstRun: ReturnType<typeof setTimeout> | null = null;
   #running: Promise<unknown> | null = null;
   #stopping = false;
 
@@ -53,14 +54,15 @@ export class RetentionJob {
   /** Runs hourly (and once shortly after start). */
   start(): void {
     if (this.#timer || this.deps.days <= 0) return;
+    this.#stopping = false;
     const tick = () => {
       if (this.#running) return;
       this.#running = this.runOnce().catch((e) =>
         this.deps.log.warn("usage retention failed; retried next hour", { error: (e as Error).message })
       ).finally(() => (this.#running = null));
     };
-    const first = setTimeout(tick, 60_000);
-    Deno.unrefTimer(first);
+    this.#firstRun = setTimeout(tick, 60_000);
+    Deno.unrefTimer(this.#firstRun);
     this.#timer = setInterval(tick, this.deps.intervalMs ?? 3600_000);
     Deno.unrefTimer(this.#timer);
   }
@@ -69,7 +71,8 @@ export class RetentionJob {
   async stop(): Promise<void> {
     this.#stopping = true;
     if (this.#timer) clearInterval(this.#timer);
-    this.#timer = null;
+    if (this.#firstRun) clearTimeout(this.#firstRun);
+    this.#timer = this.#firstRun = null;
     await this.#running;
   }
 }
