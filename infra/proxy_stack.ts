@@ -352,7 +352,8 @@ export class ProxyStack extends Stack {
       cluster,
       taskDefinition: this.taskDefinition,
       // No desiredCount in the template: CloudFormation would re-apply it on every deployment, scaling a busy
-      // service back down to it (cutting streams). Autoscaling's minCapacity keeps the floor instead.
+      // service back down to it (cutting streams). Autoscaling's minCapacity keeps the floor instead: a new
+      // service starts with one task (CloudFormation's default) and the scalable target raises it to the floor.
       minHealthyPercent: 100,
       maxHealthyPercent: 200,
       circuitBreaker: { enable: true, rollback: true },
