@@ -37,6 +37,8 @@ export type AppEnv = {
     /** The client's `x-request-id`, sanitised, for correlation in logs only. */
     clientRequestId: string | undefined;
     log: Logger;
+    /** Set once a proxied request has its usage row and log line: the access log then adds none. */
+    recorded?: boolean;
   };
 };
 
@@ -66,7 +68,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use("*", async (c, next) => {
     const started = performance.now();
     await next();
-    if (c.res.headers.has("x-proxy-provider")) return;
+    if (c.res.headers.has("x-proxy-provider") || c.get("recorded")) return;
     const path = c.req.path;
     const probe = path === "/health" || path === "/ready" || path.startsWith("/static/") ||
       (c.req.method !== "POST" && (path === "/" || /^\/ak\/[^/]*(?:\/api\/hello)?$/.test(path)));

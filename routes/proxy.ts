@@ -37,6 +37,7 @@ export function proxyRoutes(
         retryAfterSeconds: () => guesses.retryAfterSeconds(address),
         fail: () => guesses.fail(address),
       },
+      onRecorded: () => c.set("recorded", true),
     };
   };
   // Claude Code probes its base URL and preconnects with `HEAD <base>/api/hello`: answered here, with no key

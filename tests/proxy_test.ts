@@ -376,6 +376,11 @@ dbTest(
       const [row] = await recordedRows(p, db, 1);
       assert.equal(row.status_code, 502);
       assert.equal(row.error_type, "stream_interrupted");
+      // One log line, the request's own (with its tokens and error); the access log adds none.
+      const logged = p.t.logs.map((l) => JSON.parse(l)).filter((l) =>
+        l.msg === "request" || (l.msg === "http" && l.path.startsWith("/ak/"))
+      );
+      assert.deepEqual(logged.map((l) => [l.msg, l.status]), [["request", 502]]);
     } finally {
       await p.close();
     }

@@ -72,6 +72,8 @@ export interface ProxyRequest {
    * process already knows are looked up (a valid key is never refused because its address is throttled).
    */
   guesses?: { retryAfterSeconds(): number; fail(): void };
+  /** Called once the request has its usage row and log line, so the access log does not add a second. */
+  onRecorded?: () => void;
 }
 
 /** Per-request bookkeeping that ends up in the usage row and the log line. */
@@ -218,6 +220,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         stream,
       };
       const finish = (o: Outcome, usage: Partial<StreamUsage>) => {
+        req.onRecorded?.();
         const latencyMs = Math.round(now() - t0);
         const tokens = {
           inputTokens: usage.inputTokens ?? 0,
