@@ -9,14 +9,7 @@
  * @module
  */
 
-import {
-  DecryptCommand,
-  GenerateDataKeyCommand,
-  KMSClient,
-  type KMSClientConfig,
-  KMSServiceException,
-} from "@aws-sdk/client-kms";
-import { FetchHttpHandler } from "@smithy/fetch-http-handler";
+import type { KMSClient, KMSClientConfig } from "@aws-sdk/client-kms";
 import {
   assertEnvelopeShape,
   DecryptionError,
@@ -29,6 +22,13 @@ import {
   openAesGcm,
   sealAesGcm,
 } from "./envelope.ts";
+
+/**
+ * The AWS SDK, loaded on first use: it adds about 25 MB to the process, which a proxy that never stores or reads
+ * Bedrock credentials (most tasks, most of the time) need not hold.
+ */
+const loadSdk = () => import("@aws-sdk/client-kms");
+type KmsSdk = Awaited<ReturnType<typeof loadSdk>>;
 
 /** Options of {@link createKmsEncryptor}. */
 export interface KmsEncryptorOptions {
@@ -53,8 +53,8 @@ function encryptionContext(accessKeyId: string): Record<string, string> {
  * Turns an SDK failure into a {@link KmsError}. Only service exceptions keep their message: other errors
  * (e.g. a response that failed to parse) may quote the response body, which could hold a plaintext data key.
  */
-function kmsFailure(operation: "GenerateDataKey" | "Decrypt", err: unknown): KmsError {
-  if (err instanceof KMSServiceException) {
+function kmsFailure(sdk: KmsSdk, operation: "GenerateDataKey" | "Decrypt", err: unknown): KmsError {
+  if (err instanceof sdk.KMSServiceException) {
     const detail = err.message ? `: ${err.message.slice(0, 300)}` : "";
     return new KmsError(operation, err.name, `KMS ${operation} failed with ${err.name}${detail}`);
   }
@@ -67,8 +67,9 @@ function kmsFailure(operation: "GenerateDataKey" | "Decrypt", err: unknown): Kms
 }
 
 /** Builds the client the way the whole project does: the fetch handler, so tests and production share a path. */
-function buildClient(opts: KmsEncryptorOptions): KMSClient {
-  return new KMSClient({
+async function buildClient(sdk: KmsSdk, opts: KmsEncryptorOptions): Promise<KMSClient> {
+  const { FetchHttpHandler } = await import("@smithy/fetch-http-handler");
+  return new sdk.KMSClient({
     region: opts.region,
     requestHandler: new FetchHttpHandler(),
     ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
@@ -82,23 +83,30 @@ function buildClient(opts: KmsEncryptorOptions): KMSClient {
 /** Creates an encryptor that wraps a fresh data key per envelope with the KMS key `opts.keyId`. */
 export function createKmsEncryptor(opts: KmsEncryptorOptions): Encryptor {
   if (!opts.keyId) throw new RangeError("createKmsEncryptor needs a KMS key id");
-  const client = opts.client ?? buildClient(opts);
+  let ready: Promise<{ sdk: KmsSdk; client: KMSClient }> | null = null;
+  const connect = () =>
+    ready ??= loadSdk().then(async (sdk) => ({ sdk, client: opts.client ?? await buildClient(sdk, opts) }))
+      .catch((e) => {
+        ready = null; // a failed load is retried by the next call
+        throw e;
+      });
 
   return {
     scheme: KMS_SCHEME,
 
     async encrypt(plaintext: Uint8Array, accessKeyId: string): Promise<Envelope> {
+      const { sdk, client } = await connect();
       let out;
       try {
         out = await client.send(
-          new GenerateDataKeyCommand({
+          new sdk.GenerateDataKeyCommand({
             KeyId: opts.keyId,
             KeySpec: "AES_256",
             EncryptionContext: encryptionContext(accessKeyId),
           }),
         );
       } catch (err) {
-        throw kmsFailure("GenerateDataKey", err);
+        throw kmsFailure(sdk, "GenerateDataKey", err);
       }
       const dataKey = out.Plaintext;
       try {
@@ -127,10 +135,11 @@ export function createKmsEncryptor(opts: KmsEncryptorOptions): Encryptor {
 
     async decrypt(envelope: Envelope, accessKeyId: string): Promise<Uint8Array> {
       assertEnvelopeShape(envelope, KMS_SCHEME);
+      const { sdk, client } = await connect();
       let out;
       try {
         out = await client.send(
-          new DecryptCommand({
+          new sdk.DecryptCommand({
             CiphertextBlob: envelope.encryptedDataKey!,
             EncryptionContext: encryptionContext(accessKeyId),
             // Naming the key makes KMS refuse a blob wrapped by some other key instead of trusting the blob.
@@ -139,7 +148,7 @@ export function createKmsEncryptor(opts: KmsEncryptorOptions): Encryptor {
         );
       } catch (err) {
         if (
-          err instanceof KMSServiceException &&
+          err instanceof sdk.KMSServiceException &&
           (err.name === "InvalidCiphertextException" || err.name === "IncorrectKeyException")
         ) {
           throw new DecryptionError(
@@ -148,7 +157,7 @@ export function createKmsEncryptor(opts: KmsEncryptorOptions): Encryptor {
               "to another access key's row (encryption context mismatch), or was wrapped by another KMS key",
           );
         }
-        throw kmsFailure("Decrypt", err);
+        throw kmsFailure(sdk, "Decrypt", err);
       }
       const dataKey = out.Plaintext;
       try {

@@ -11,14 +11,11 @@
  *
  * Failures are thrown as the SDK's own errors (or the fetch/abort error); pass them to `mapBedrockError`.
  */
-import {
+import type {
   BedrockRuntimeClient,
-  type BedrockRuntimeClientConfig,
-  InvokeModelCommand,
-  InvokeModelWithResponseStreamCommand,
-  type ResponseStream,
+  BedrockRuntimeClientConfig,
+  ResponseStream,
 } from "@aws-sdk/client-bedrock-runtime";
-import { FetchHttpHandler } from "@smithy/fetch-http-handler";
 import { createHash } from "node:crypto";
 import { mapBedrockError, SHUTDOWN_MESSAGE, ShutdownError, sseErrorEvent } from "./errors.ts";
 
@@ -82,6 +79,19 @@ export interface BedrockInvokerOptions {
   requestTimeoutMs?: number;
 }
 
+/**
+ * The AWS SDK, loaded on the first Bedrock call (once, some 80 ms): it adds about 25 MB to the process, which a
+ * proxy whose Anthropic upstream is healthy never needs.
+ */
+async function loadSdk() {
+  const [runtime, { FetchHttpHandler }] = await Promise.all([
+    import("@aws-sdk/client-bedrock-runtime"),
+    import("@smithy/fetch-http-handler"),
+  ]);
+  return { ...runtime, FetchHttpHandler };
+}
+type BedrockSdk = Awaited<ReturnType<typeof loadSdk>>;
+
 const METRICS_FIELD = "amazon-bedrock-invocationMetrics";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -93,6 +103,7 @@ export class BedrockInvoker {
   readonly #maxAttempts: number;
   readonly #requestTimeoutMs?: number;
   readonly #clients = new Map<string, BedrockRuntimeClient>();
+  #sdk: Promise<BedrockSdk> | null = null;
 
   constructor(opts: BedrockInvokerOptions = {}) {
     this.#endpoint = opts.endpoint;
@@ -110,7 +121,18 @@ export class BedrockInvoker {
    * The SDK client used for these credentials and region: the same instance for the same pair, a new one
    * otherwise. Exposed for diagnostics and tests; `invoke`/`invokeStream` use it.
    */
-  clientFor(credentials: BedrockCredentials, region: string): BedrockRuntimeClient {
+  async clientFor(credentials: BedrockCredentials, region: string): Promise<BedrockRuntimeClient> {
+    return this.#clientFor(await this.#load(), credentials, region);
+  }
+
+  #load(): Promise<BedrockSdk> {
+    return this.#sdk ??= loadSdk().catch((e) => {
+      this.#sdk = null; // the next call tries again
+      throw e;
+    });
+  }
+
+  #clientFor(sdk: BedrockSdk, credentials: BedrockCredentials, region: string): BedrockRuntimeClient {
     const key = clientKey(credentials, region);
     const existing = this.#clients.get(key);
     if (existing) {
@@ -119,7 +141,7 @@ export class BedrockInvoker {
       this.#clients.set(key, existing);
       return existing;
     }
-    const client = new BedrockRuntimeClient(this.#config(credentials, region));
+    const client = new sdk.BedrockRuntimeClient(this.#config(sdk, credentials, region));
     this.#clients.set(key, client);
     while (this.#clients.size > this.#maxClients) {
       const [oldestKey, oldest] = this.#clients.entries().next().value!;
@@ -141,11 +163,12 @@ export class BedrockInvoker {
    * and its usage.
    */
   async invoke(req: BedrockInvokeRequest): Promise<{ body: Record<string, unknown>; usage: BedrockUsage }> {
-    const client = this.clientFor(req.credentials, req.region);
+    const sdk = await this.#load();
+    const client = this.#clientFor(sdk, req.credentials, req.region);
     let out;
     try {
       out = await client.send(
-        new InvokeModelCommand({
+        new sdk.InvokeModelCommand({
           modelId: req.modelId,
           body: req.body,
           contentType: "application/json",
@@ -173,7 +196,8 @@ export class BedrockInvoker {
    * answer with an HTTP error. After that, failures become a final SSE `error` event and `usage.error`.
    */
   async invokeStream(req: BedrockInvokeRequest): Promise<BedrockStream> {
-    const client = this.clientFor(req.credentials, req.region);
+    const sdk = await this.#load();
+    const client = this.#clientFor(sdk, req.credentials, req.region);
     const abort = new AbortController();
     const onCallerAbort = () => abort.abort(req.signal?.reason);
     if (req.signal?.aborted) abort.abort(req.signal.reason);
@@ -184,7 +208,7 @@ export class BedrockInvoker {
     let first: IteratorResult<ResponseStream>;
     try {
       const out = await client.send(
-        new InvokeModelWithResponseStreamCommand({
+        new sdk.InvokeModelWithResponseStreamCommand({
           modelId: req.modelId,
           body: req.body,
           contentType: "application/json",
@@ -267,11 +291,11 @@ export class BedrockInvoker {
     return { events, usage };
   }
 
-  #config(credentials: BedrockCredentials, region: string): BedrockRuntimeClientConfig {
+  #config(sdk: BedrockSdk, credentials: BedrockCredentials, region: string): BedrockRuntimeClientConfig {
     const config: BedrockRuntimeClientConfig = {
       region,
       maxAttempts: this.#maxAttempts,
-      requestHandler: new FetchHttpHandler({ requestTimeout: this.#requestTimeoutMs }),
+      requestHandler: new sdk.FetchHttpHandler({ requestTimeout: this.#requestTimeoutMs }),
     };
     if (this.#endpoint) config.endpoint = this.#endpoint;
     switch (credentials.kind) {

@@ -469,36 +469,39 @@ Deno.test("model ids with ':' and ARNs with '/' arrive intact at Bedrock", async
   });
 });
 
-Deno.test("one SDK client is reused per credentials and region, others get their own", () => {
+Deno.test("one SDK client is reused per credentials and region, others get their own", async () => {
   const invoker = new BedrockInvoker({ endpoint: "http://127.0.0.1:9" });
   try {
-    const a = invoker.clientFor(IAM, "us-east-1");
-    assert.equal(invoker.clientFor({ ...IAM } as BedrockCredentials, "us-east-1"), a);
-    assert.notEqual(invoker.clientFor(IAM, "eu-west-1"), a);
+    const a = await invoker.clientFor(IAM, "us-east-1");
+    assert.equal(await invoker.clientFor({ ...IAM } as BedrockCredentials, "us-east-1"), a);
+    assert.notEqual(await invoker.clientFor(IAM, "eu-west-1"), a);
     assert.notEqual(
-      invoker.clientFor({ ...IAM, secretAccessKey: "other" } as BedrockCredentials, "us-east-1"),
+      await invoker.clientFor({ ...IAM, secretAccessKey: "other" } as BedrockCredentials, "us-east-1"),
       a,
     );
-    assert.notEqual(invoker.clientFor({ ...IAM, sessionToken: "t" } as BedrockCredentials, "us-east-1"), a);
-    const k = invoker.clientFor({ kind: "api_key", apiKey: API_KEY }, "us-east-1");
-    assert.equal(invoker.clientFor({ kind: "api_key", apiKey: API_KEY }, "us-east-1"), k);
-    assert.notEqual(invoker.clientFor({ kind: "api_key", apiKey: "ABSKother" }, "us-east-1"), k);
+    assert.notEqual(
+      await invoker.clientFor({ ...IAM, sessionToken: "t" } as BedrockCredentials, "us-east-1"),
+      a,
+    );
+    const k = await invoker.clientFor({ kind: "api_key", apiKey: API_KEY }, "us-east-1");
+    assert.equal(await invoker.clientFor({ kind: "api_key", apiKey: API_KEY }, "us-east-1"), k);
+    assert.notEqual(await invoker.clientFor({ kind: "api_key", apiKey: "ABSKother" }, "us-east-1"), k);
     assert.equal(invoker.clientCount, 6);
   } finally {
     invoker.close();
   }
 });
 
-Deno.test("the client cache is bounded and drops the least recently used client", () => {
+Deno.test("the client cache is bounded and drops the least recently used client", async () => {
   const invoker = new BedrockInvoker({ endpoint: "http://127.0.0.1:9", maxClients: 2 });
   try {
-    const a = invoker.clientFor({ kind: "api_key", apiKey: "a" }, "us-east-1");
-    const b = invoker.clientFor({ kind: "api_key", apiKey: "b" }, "us-east-1");
-    assert.equal(invoker.clientFor({ kind: "api_key", apiKey: "a" }, "us-east-1"), a); // a is now the newest
-    invoker.clientFor({ kind: "api_key", apiKey: "c" }, "us-east-1"); // evicts b
+    const a = await invoker.clientFor({ kind: "api_key", apiKey: "a" }, "us-east-1");
+    const b = await invoker.clientFor({ kind: "api_key", apiKey: "b" }, "us-east-1");
+    assert.equal(await invoker.clientFor({ kind: "api_key", apiKey: "a" }, "us-east-1"), a); // a is now the newest
+    await invoker.clientFor({ kind: "api_key", apiKey: "c" }, "us-east-1"); // evicts b
     assert.equal(invoker.clientCount, 2);
-    assert.equal(invoker.clientFor({ kind: "api_key", apiKey: "a" }, "us-east-1"), a);
-    assert.notEqual(invoker.clientFor({ kind: "api_key", apiKey: "b" }, "us-east-1"), b);
+    assert.equal(await invoker.clientFor({ kind: "api_key", apiKey: "a" }, "us-east-1"), a);
+    assert.notEqual(await invoker.clientFor({ kind: "api_key", apiKey: "b" }, "us-east-1"), b);
   } finally {
     invoker.close();
   }
