@@ -278,6 +278,14 @@ export class ProxyStack extends Stack {
     );
     taskRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
+        // count_tokens answered on Bedrock; CountTokens takes foundation models only, and is free.
+        sid: "CountBedrockTokens",
+        actions: ["bedrock:CountTokens"],
+        resources: ["arn:aws:bedrock:*::foundation-model/*"],
+      }),
+    );
+    taskRole.addToPrincipalPolicy(
+      new iam.PolicyStatement({
         sid: "EnvelopeKey",
         actions: ["kms:GenerateDataKey", "kms:Decrypt"],
         resources: [this.envelopeKey.keyArn],

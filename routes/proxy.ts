@@ -45,6 +45,7 @@ export function proxyRoutes(
   app.on(["GET", "HEAD"], "/:key", (c) => c.text("claude-code-proxy: ok\n"));
   app.on(["GET", "HEAD"], "/:key/api/hello", (c) => c.json({ status: "ok" }));
   app.post("/:key/v1/messages", (c) => proxy.messages(toRequest(c)));
+  app.post("/:key/v1/messages/count_tokens", (c) => proxy.countTokens(toRequest(c)));
   app.all("/:key/v1/*", (c) => proxy.passThrough(toRequest(c)));
   return app;
 }

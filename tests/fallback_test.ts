@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import Anthropic from "@anthropic-ai/sdk";
 import { dbTest } from "./helpers/db.ts";
 import { type ProxyFixture, startProxy, waitFor } from "./helpers/proxy.ts";
-import { type FakeBedrock, startFakeBedrock } from "./fakes/fake_bedrock.ts";
+import { type FakeBedrock, fakeTokenCount, startFakeBedrock } from "./fakes/fake_bedrock.ts";
 import type { AnthropicStep } from "./fakes/fake_anthropic.ts";
 import { sql } from "../lib/db/sql.ts";
 import type { Db } from "../lib/db/db.ts";
@@ -797,6 +797,107 @@ dbTest("an unknown model goes to the default Bedrock model, with a warning, and 
     const [r] = await rows(db);
     assert.equal(r.model, "claude-unknown-9");
     assert.equal(r.model_served, "global.anthropic.claude-sonnet-4-5-20250929-v1:0");
+  } finally {
+    await f.close();
+  }
+});
+
+function countTokens(f: Fixture, body: unknown, headers: Record<string, string> = {}) {
+  return fetch(`${f.baseUrl}/v1/messages/count_tokens?beta=true`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-api-key": "sk-ant-client", ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+const COUNT = {
+  model: "claude-sonnet-4-5-20250929",
+  system: "You are terse.",
+  messages: [{ role: "user", content: "How many tokens is this?" }],
+};
+
+dbTest("count_tokens for a key routed to Bedrock is counted there, with the bare model id", async (db) => {
+  const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+  try {
+    const res = await countTokens(f, COUNT, { "anthropic-beta": "token-efficient-tools-2025-02-19" });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-proxy-provider"), "bedrock");
+    const [seen] = f.bedrock.requests;
+    assert.equal(seen.operation, "count-tokens");
+    assert.equal(seen.modelId, "anthropic.claude-sonnet-4-5-20250929-v1:0", "no inference-profile prefix");
+    assert.deepEqual(await res.json(), { input_tokens: fakeTokenCount(seen.body) });
+    const sent = seen.body as Record<string, unknown>;
+    assert.equal(sent.anthropic_version, "bedrock-2023-05-31");
+    assert.equal(sent.max_tokens, 1);
+    assert.equal(sent.system, COUNT.system);
+    assert.equal("model" in sent, false);
+    assert.equal(f.upstream.requests.length, 0, "the Anthropic API was not asked");
+    assert.equal(f.t.services.recorder.stats().queued, 0, "counting is free: no usage row");
+  } finally {
+    await f.close();
+  }
+});
+
+dbTest(
+  "count_tokens falls back to Bedrock when the Anthropic API cannot answer, or its circuit is open",
+  async (db) => {
+    const f = await setup(db);
+    try {
+      // Answered by the plan: Bedrock is not asked.
+      const plain = await countTokens(f, COUNT);
+      assert.deepEqual(await plain.json(), { input_tokens: 42 });
+      assert.equal(plain.headers.get("x-proxy-provider"), "anthropic");
+      assert.equal(f.bedrock.requests.length, 0);
+
+      f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+      const overloaded = await countTokens(f, COUNT);
+      assert.equal(overloaded.status, 200);
+      assert.equal(overloaded.headers.get("x-proxy-provider"), "bedrock");
+      assert.equal(overloaded.headers.get("x-proxy-fallback-reason"), "upstream_529");
+      assert.equal((await overloaded.json()).input_tokens, fakeTokenCount(f.bedrock.requests[0].body));
+      assert.equal(
+        f.t.services.breakers.snapshot(f.keyId).failures,
+        0,
+        "count_tokens does not drive the breaker",
+      );
+
+      // Bedrock refuses too: the client gets the Anthropic API's own (retryable) answer.
+      f.upstream.script({
+        kind: "error",
+        status: 429,
+        type: "rate_limit_error",
+        message: "slow down",
+        headers: { "retry-after": "7" },
+      });
+      f.bedrock.script({ kind: "error", status: 429, errorType: "ThrottlingException" });
+      const both = await countTokens(f, COUNT);
+      assert.equal(both.status, 429);
+      assert.equal(both.headers.get("retry-after"), "7");
+      assert.equal(both.headers.get("x-proxy-fallback-reason"), "rate_limited");
+      assert.equal((await both.json()).error.message, "slow down");
+
+      const asked = f.upstream.requests.length;
+      f.t.services.breakers.openUntil(f.keyId, Date.now() + 60_000, "test");
+      const open = await countTokens(f, COUNT);
+      assert.equal(open.headers.get("x-proxy-fallback-reason"), "circuit_open");
+      assert.equal(open.status, 200);
+      await open.body?.cancel();
+      assert.equal(f.upstream.requests.length, asked, "with the circuit open the Anthropic API is not asked");
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest("count_tokens without Bedrock credentials keeps the Anthropic API's answer", async (db) => {
+  const f = await setup(db, { credentials: "none" });
+  try {
+    f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+    const res = await countTokens(f, COUNT);
+    assert.equal(res.status, 529);
+    assert.equal(res.headers.get("x-proxy-provider"), "anthropic");
+    await res.body?.cancel();
+    assert.equal(f.bedrock.requests.length, 0);
   } finally {
     await f.close();
   }

@@ -20,6 +20,11 @@ import { concatChunks } from "../encoding.ts";
 import { type ChunkReader, chunkReader, readUpTo } from "./body_reader.ts";
 
 const FAILURE_STATUSES = new Set([500, 502, 503, 504, 529]);
+
+/** Whether a plan answer with this status means "cannot answer now" (rate limited, overloaded, failing). */
+export function isFallbackStatus(status: number): boolean {
+  return status === 429 || FAILURE_STATUSES.has(status);
+}
 const MAX_ERROR_BODY = 64 * 1024;
 
 /** The decision, with the bytes already read from the upstream answer. */

@@ -19,9 +19,9 @@ import { HttpError } from "../errors.ts";
 import { betaValues, clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
 import type { PlanClient } from "./plan_client.ts";
 import { SseUsageTap, type StreamUsage, usageFromJson } from "./sse_usage.ts";
-import { classifyPlanAnswer, type FallbackDecision } from "./fallback.ts";
+import { classifyPlanAnswer, type FallbackDecision, isFallbackStatus } from "./fallback.ts";
 import type { BedrockCredentials, BedrockInvoker } from "./bedrock/client.ts";
-import { mapModel, profileCandidates } from "./bedrock/model_map.ts";
+import { mapModel, prefixOf, profileCandidates } from "./bedrock/model_map.ts";
 import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./bedrock/translate.ts";
 import {
   anthropicErrorBody,
@@ -32,7 +32,7 @@ import {
   sseErrorEvent,
 } from "./bedrock/errors.ts";
 import type { ProxyMetrics } from "./metrics.ts";
-import { type ChunkReader, readBody, readUpTo } from "./body_reader.ts";
+import { type ChunkReader, chunkReader, readBody, readUpTo } from "./body_reader.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { scanMessagesBody } from "./json_scan.ts";
 import { concatChunks } from "../encoding.ts";
@@ -94,13 +94,20 @@ const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache
 const MAX_JSON_TAP = 16 * 1024 * 1024;
 /** Request-body memory kept for reuse, and the largest body buffer kept (bigger ones are rare). */
 const BODY_POOL_BYTES = 32 * 1024 * 1024;
+/** The most of a plan error answer kept to replay when count_tokens on Bedrock fails too. */
+const MAX_COUNT_ERROR_BODY = 64 * 1024;
 const BODY_POOL_MAX_BUFFER = 4 * 1024 * 1024;
 
 /** The proxy's entry points. */
 export interface Proxy {
   /** `POST /v1/messages`: the product's hot path. */
   messages(req: ProxyRequest): Promise<Response>;
-  /** Every other `/v1/*` path: forwarded as is (count_tokens, models, …); no usage row. */
+  /**
+   * `POST /v1/messages/count_tokens`: the plan upstream, or Bedrock's CountTokens for a key routed to Bedrock,
+   * with its circuit open, or when the plan upstream cannot answer; no usage row (counting is free).
+   */
+  countTokens(req: ProxyRequest): Promise<Response>;
+  /** Every other `/v1/*` path: forwarded as is (models, …); no usage row. */
   passThrough(req: ProxyRequest): Promise<Response>;
   /**
    * Ends every answer still streaming (at the shutdown drain deadline): each client gets an `error` event and
@@ -479,7 +486,60 @@ export function createProxy(deps: ProxyDeps): Proxy {
       for (const interrupt of [...liveStreams]) interrupt();
     },
 
-    /** Every other `/v1/*` path: forwarded as is (count_tokens, models, …); no usage row. */
+    async countTokens(req: ProxyRequest): Promise<Response> {
+      const key = await authorise(req);
+      const body = await readBody(req.request, deps.config.maxBodyBytes);
+      if (key.routingStrategy === "bedrock_only") return await countOnBedrock(req, key, body, null, null);
+      const fallbackPossible = canFallBack(key);
+      if (fallbackPossible && deps.breakers.snapshot(key.id).state === "open") {
+        return await countOnBedrock(req, key, body, "circuit_open", null);
+      }
+      const headers = planHeaders(req);
+      if (!headers) {
+        throw new HttpError(
+          401,
+          "authentication_error",
+          "no Anthropic credentials: send x-api-key or Authorization, or ask the proxy admin to set PROXY_PLAN_API_KEY",
+        );
+      }
+      const sent = await deps.plan.send({
+        method: "POST",
+        pathAndQuery: req.pathAndQuery,
+        headers,
+        body,
+        signal: req.signal,
+      });
+      if (!sent.ok) {
+        if (sent.failure === "client_aborted") return new Response(null, { status: 499 });
+        if (fallbackPossible) return await countOnBedrock(req, key, body, sent.failure, null);
+        const status = sent.failure.includes("timeout") ? 504 : 502;
+        throw new HttpError(
+          status,
+          status === 504 ? "timeout_error" : "api_error",
+          `Anthropic API: ${sent.message}`,
+        );
+      }
+      sent.firstByte.clear();
+      const upstream = sent.response;
+      if (fallbackPossible && isFallbackStatus(upstream.status)) {
+        let head: Uint8Array[] = [];
+        try {
+          head = (await readUpTo(chunkReader(upstream.body), MAX_COUNT_ERROR_BODY)).chunks;
+        } catch { /* the answer is replaced anyway */ }
+        sent.abort();
+        const planAnswer: PlanAnswer = {
+          status: upstream.status,
+          statusText: upstream.statusText,
+          headers: clientResponseHeaders(upstream.headers),
+          body: concatChunks(head),
+        };
+        const reason = upstream.status === 429 ? "rate_limited" : `upstream_${upstream.status}`;
+        return await countOnBedrock(req, key, body, reason, planAnswer);
+      }
+      return passOn(req, upstream);
+    },
+
+    /** Every other `/v1/*` path: forwarded as is (models, …); no usage row. */
     async passThrough(req: ProxyRequest): Promise<Response> {
       await authorise(req);
       const headers = planHeaders(req);
@@ -510,24 +570,136 @@ export function createProxy(deps: ProxyDeps): Proxy {
         );
       }
       sent.firstByte.clear();
-      const responseHeaders = clientResponseHeaders(sent.response.headers);
-      responseHeaders.set("x-proxy-request-id", req.requestId);
-      responseHeaders.set("x-proxy-provider", "anthropic");
+      return passOn(req, sent.response);
+    },
+  };
+
+  /** The plan upstream's answer to a side request (not messages), passed on as is, with its log line. */
+  function passOn(req: ProxyRequest, upstream: Response): Response {
+    const responseHeaders = clientResponseHeaders(upstream.headers);
+    responseHeaders.set("x-proxy-request-id", req.requestId);
+    responseHeaders.set("x-proxy-provider", "anthropic");
+    deps.log.info("request", {
+      request_id: req.requestId,
+      client_request_id: req.clientRequestId,
+      path: redactPath(req.pathAndQuery.split("?")[0]),
+      method: req.method,
+      provider: "anthropic",
+      status: upstream.status,
+    });
+    return new Response(upstream.body, {
+      status: upstream.status,
+      statusText: upstream.statusText,
+      headers: responseHeaders,
+    });
+  }
+
+  /**
+   * count_tokens on Bedrock: `{"input_tokens": n}` as Anthropic answers it. When this stands in for a plan answer
+   * that said "not now" and Bedrock refuses too, the client gets the plan's answer (which it will retry).
+   */
+  async function countOnBedrock(
+    req: ProxyRequest,
+    key: ResolvedKey,
+    body: Uint8Array,
+    reason: string | null,
+    planAnswer: PlanAnswer | null,
+  ): Promise<Response> {
+    const headers = new Headers({ "x-proxy-request-id": req.requestId, "x-proxy-provider": "bedrock" });
+    if (reason) headers.set("x-proxy-fallback-reason", reason);
+    const answer = (status: number, json: string, provider = "bedrock") => {
       deps.log.info("request", {
         request_id: req.requestId,
         client_request_id: req.clientRequestId,
-        path: redactPath(req.pathAndQuery.split("?")[0]),
-        method: req.method,
-        provider: "anthropic",
-        status: sent.response.status,
+        path: "/v1/messages/count_tokens",
+        method: "POST",
+        provider,
+        fallback_reason: reason,
+        status,
       });
-      return new Response(sent.response.body, {
-        status: sent.response.status,
-        statusText: sent.response.statusText,
-        headers: responseHeaders,
+      headers.set("content-type", "application/json");
+      return new Response(json, { status, headers });
+    };
+    const refuse = (status: number, type: string, message: string) => {
+      if (planAnswer) {
+        const replay = new Headers(planAnswer.headers);
+        replay.set("x-proxy-request-id", req.requestId);
+        replay.set("x-proxy-provider", "anthropic");
+        if (reason) replay.set("x-proxy-fallback-reason", reason);
+        deps.log.warn("count_tokens on Bedrock failed; passing on the Anthropic API's answer", {
+          request_id: req.requestId,
+          status,
+          error_type: type,
+          message,
+        });
+        return new Response(planAnswer.body as Uint8Array<ArrayBuffer>, {
+          status: planAnswer.status,
+          statusText: planAnswer.statusText,
+          headers: replay,
+        });
+      }
+      return answer(status, anthropicErrorBody(type, message));
+    };
+
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(new TextDecoder().decode(body));
+    } catch {
+      return refuse(400, "invalid_request_error", "request body is not valid JSON");
+    }
+    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+      return refuse(400, "invalid_request_error", "request body must be a JSON object");
+    }
+    const fields = parsed as Record<string, unknown>;
+    let creds;
+    try {
+      creds = await bedrockCredentials(key);
+    } catch (e) {
+      deps.log.error("bedrock credentials could not be opened", {
+        access_key_id: key.id,
+        error: (e as Error).message,
       });
-    },
-  };
+      return refuse(
+        500,
+        "api_error",
+        "Bedrock credentials for this access key could not be decrypted; ask the proxy admin",
+      );
+    }
+    if (!creds) {
+      return refuse(
+        403,
+        "permission_error",
+        "this access key has no Bedrock credentials (routing strategy bedrock_only); ask the proxy admin to add them",
+      );
+    }
+    const mapped = mapModel(typeof fields.model === "string" ? fields.model : "", {
+      overrides: deps.config.bedrockModelMap,
+      defaultModel: deps.config.bedrockDefaultModel,
+    });
+    // CountTokens takes the bare foundation-model id, not an inference profile.
+    const modelId = mapped.modelId.slice(prefixOf(mapped.modelId).length);
+    headers.set("x-proxy-bedrock-model", modelId);
+    // An InvokeModel body needs max_tokens, which a count_tokens request does not carry; it counts for nothing.
+    const bedrockBody = toBedrockBody(
+      { max_tokens: 1, ...fields },
+      betaValues(req.headers),
+      { allowedBetas, droppedFields },
+    );
+    try {
+      const inputTokens = await deps.bedrock.countTokens({
+        credentials: creds.credentials,
+        region: creds.region,
+        modelId,
+        body: bedrockBody,
+        signal: AbortSignal.any([req.signal, shuttingDown.signal]),
+      });
+      return answer(200, JSON.stringify({ input_tokens: inputTokens }));
+    } catch (e) {
+      if (req.signal.aborted) return new Response(null, { status: 499 });
+      const m = mapBedrockError(e);
+      return refuse(m.status, m.type, m.message);
+    }
+  }
 
   async function answerFromBedrock(a: {
     req: ProxyRequest;

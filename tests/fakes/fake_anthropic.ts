@@ -117,7 +117,17 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
         has_more: false,
       });
     }
-    if (url.pathname === "/v1/messages/count_tokens") return json(200, { input_tokens: 42 });
+    if (url.pathname === "/v1/messages/count_tokens") {
+      // A scripted error is for whichever request comes next, this one included.
+      const step = steps[0]?.kind === "error" ? steps.shift() : undefined;
+      if (step?.kind === "error") {
+        return json(step.status, { type: "error", error: { type: step.type, message: step.message } }, {
+          "request-id": `req_fake_${++counter}`,
+          ...step.headers,
+        });
+      }
+      return json(200, { input_tokens: 42 });
+    }
     if (url.pathname !== "/v1/messages" || req.method !== "POST") {
       return json(404, {
         type: "error",

@@ -5,6 +5,8 @@
  *   known for its access key id (`@smithy/signature-v4`) and compared; a `Bearer` header must carry a known
  *   Bedrock API key. Failures answer 403 with `x-amzn-errortype` and `{"message":…}` like the real service.
  * - `POST /model/{id}/invoke` answers an Anthropic message as JSON.
+ * - `POST /model/{id}/count-tokens` answers `{"inputTokens": n}` ({@link fakeTokenCount} of the InvokeModel body
+ *   it carries); like Bedrock, it refuses inference-profile ids.
  * - `POST /model/{id}/invoke-with-response-stream` answers AWS event-stream frames (`@smithy/eventstream-codec`),
  *   each a `chunk` event whose payload `{"bytes":"<base64>"}` holds one Anthropic streaming event; the final
  *   `message_stop` carries `amazon-bedrock-invocationMetrics`.
@@ -75,7 +77,7 @@ export interface RecordedRequest {
   method: string;
   /** The raw request path (the model id percent-encoded as the SDK sent it). */
   path: string;
-  operation: "invoke" | "invoke-with-response-stream" | "other";
+  operation: "invoke" | "invoke-with-response-stream" | "count-tokens" | "other";
   /** The model id, percent-decoded. */
   modelId: string;
   headers: Record<string, string>;
@@ -119,6 +121,15 @@ const DEFAULT_USAGE: FakeUsage = {
 
 const codec = new EventStreamCodec(toUtf8, fromUtf8);
 
+/** The count the fake's CountTokens answers for an InvokeModel body: its messages' JSON length / 4. */
+export function fakeTokenCount(body: unknown): number {
+  return Math.ceil(JSON.stringify((body as { messages?: unknown }).messages ?? []).length / 4);
+}
+
+interface CountTokensWire {
+  input?: { invokeModel?: { body?: unknown } };
+}
+
 /** Starts the fake on 127.0.0.1 with an ephemeral port. */
 export function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<FakeBedrock> {
   const iam = opts.iamCredentials ?? {};
@@ -140,13 +151,21 @@ export function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<FakeBed
     const raw = new Uint8Array(await req.arrayBuffer());
     const headers = Object.fromEntries(req.headers);
     const [, first, encodedId, op] = url.pathname.split("/");
-    const operation = first === "model" && (op === "invoke" || op === "invoke-with-response-stream")
-      ? op
-      : "other";
+    const operation =
+      first === "model" && (op === "invoke" || op === "invoke-with-response-stream" || op === "count-tokens")
+        ? op
+        : "other";
     const text = new TextDecoder().decode(raw);
     let body: unknown = text;
     try {
       body = JSON.parse(text);
+      // CountTokens wraps the InvokeModel body, base64-encoded: recorded (and checked) as that body.
+      const wrapped = operation === "count-tokens"
+        ? (body as CountTokensWire).input?.invokeModel?.body
+        : undefined;
+      if (typeof wrapped === "string") {
+        body = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(wrapped), (c) => c.charCodeAt(0))));
+      }
     } catch { /* recorded as text */ }
     const record: RecordedRequest = {
       method: req.method,
@@ -180,6 +199,18 @@ export function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<FakeBed
     const step = nextStep();
     if (step?.kind === "error") {
       return bedrockError(step.status, step.errorType, step.message ?? defaultMessage(step.errorType));
+    }
+    if (operation === "count-tokens") {
+      if (!record.modelId.startsWith("anthropic.")) {
+        return bedrockError(
+          400,
+          "ValidationException",
+          "The provided model doesn't support counting tokens.",
+        );
+      }
+      return Response.json({ inputTokens: fakeTokenCount(body) }, {
+        headers: { "x-amzn-requestid": crypto.randomUUID() },
+      });
     }
     const reply = { ...opts.reply, ...(step && "reply" in step ? step.reply : {}) };
     const events = anthropicEvents(reply, record.modelId);

@@ -191,6 +191,25 @@ export class BedrockInvoker {
   }
 
   /**
+   * Counts the input tokens of an InvokeModel body (Bedrock's CountTokens, which takes bare foundation-model ids,
+   * not inference profiles). Free of charge; throws like {@link invoke}.
+   */
+  async countTokens(req: Omit<BedrockInvokeRequest, "requestedModel">): Promise<number> {
+    const sdk = await this.#load();
+    const client = this.#clientFor(sdk, req.credentials, req.region);
+    try {
+      const out = await client.send(
+        new sdk.CountTokensCommand({ modelId: req.modelId, input: { invokeModel: { body: req.body } } }),
+        { abortSignal: req.signal },
+      );
+      if (typeof out.inputTokens !== "number") throw new Error("Bedrock CountTokens returned no inputTokens");
+      return out.inputTokens;
+    } catch (err) {
+      throw callerTimeout(req.signal) ?? err;
+    }
+  }
+
+  /**
    * Streaming call. Resolves once Bedrock has answered and its first event has arrived, so a failure before any
    * byte was sent to the client (HTTP error, or an exception as the first frame) rejects and the caller can still
    * answer with an HTTP error. After that, failures become a final SSE `error` event and `usage.error`.
