@@ -67,7 +67,12 @@ export class BufferPool {
     this.#ours.delete(buffer);
     // Detach every view of it now, whether or not the memory is kept.
     const fresh = buffer.transfer();
-    if (this.#pooledBytes + fresh.byteLength > this.#o.maxBytes) return;
+    if (this.#pooledBytes + fresh.byteLength > this.#o.maxBytes) {
+      // Not kept: free the memory now rather than at some later garbage collection (a burst of large bodies
+      // would otherwise stay resident until V8 gets round to it).
+      fresh.transfer(0);
+      return;
+    }
     const k = Math.log2(fresh.byteLength);
     (this.#free[k] ??= []).push(fresh);
     this.#pooledBytes += fresh.byteLength;

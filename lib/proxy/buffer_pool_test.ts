@@ -54,16 +54,21 @@ Deno.test("a buffer is taken back once; a second release of a stale view does no
   assert.equal(p.pooledBytes, 16 * 1024);
 });
 
-Deno.test("the pool keeps at most maxBytes; the rest is still detached and left to the collector", () => {
+Deno.test("the pool keeps at most maxBytes; the rest is detached and its memory freed at once", () => {
   const p = pool(256 * 1024);
   const views = Array.from({ length: 3 }, () => {
     const b = p.acquire(128 * 1024);
     p.adopt(b);
     return new Uint8Array(b);
   });
-  for (const v of views) p.release(v);
+  p.release(views[0]);
+  p.release(views[1]);
+  const before = Deno.memoryUsage().external;
+  p.release(views[2]); // over maxBytes: not kept
+  const freed = before - Deno.memoryUsage().external;
   assert.equal(p.pooledBytes, 256 * 1024);
   assert.ok(views.every((v) => v.length === 0), "all three detached");
+  assert.ok(freed >= 128 * 1024, `without waiting for a collection (${freed} bytes freed)`);
 });
 
 Deno.test("buffers above maxBufferBytes are never kept", () => {
