@@ -822,9 +822,12 @@ dbTest("count_tokens for a key routed to Bedrock is counted there, with the bare
     const res = await countTokens(f, COUNT, { "anthropic-beta": "token-efficient-tools-2025-02-19" });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("x-proxy-provider"), "bedrock");
+    assert.equal(res.headers.get("x-proxy-fallback-reason"), "routing:bedrock_only");
+    assert.match(res.headers.get("x-proxy-request-id") ?? "", /^[0-9a-f-]{36}$/);
     const [seen] = f.bedrock.requests;
     assert.equal(seen.operation, "count-tokens");
     assert.equal(seen.modelId, "anthropic.claude-sonnet-4-5-20250929-v1:0", "no inference-profile prefix");
+    assert.equal(res.headers.get("x-proxy-bedrock-model"), seen.modelId);
     assert.deepEqual(await res.json(), { input_tokens: fakeTokenCount(seen.body) });
     const sent = seen.body as Record<string, unknown>;
     assert.equal(sent.anthropic_version, "bedrock-2023-05-31");
@@ -832,7 +835,38 @@ dbTest("count_tokens for a key routed to Bedrock is counted there, with the bare
     assert.equal(sent.system, COUNT.system);
     assert.equal("model" in sent, false);
     assert.equal(f.upstream.requests.length, 0, "the Anthropic API was not asked");
-    assert.equal(f.t.services.recorder.stats().queued, 0, "counting is free: no usage row");
+
+    // A thinking budget needs max_tokens above it, or Bedrock refuses the body.
+    const thinking = await countTokens(f, { ...COUNT, thinking: { type: "enabled", budget_tokens: 2048 } });
+    assert.equal(thinking.status, 200, await thinking.clone().text());
+    assert.equal((f.bedrock.requests[1].body as { max_tokens: number }).max_tokens, 2049);
+    await thinking.body?.cancel();
+
+    const invalid = await fetch(`${f.baseUrl}/v1/messages/count_tokens`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{not json",
+    });
+    assert.equal(invalid.status, 400);
+    assert.equal((await invalid.json()).error.type, "invalid_request_error");
+
+    f.bedrock.script({
+      kind: "error",
+      status: 403,
+      errorType: "AccessDeniedException",
+      message: "no CountTokens",
+    });
+    const denied = await countTokens(f, COUNT);
+    assert.equal(denied.status, 403);
+    assert.equal(denied.headers.get("x-proxy-provider"), "bedrock");
+    assert.ok(denied.headers.get("x-proxy-request-id"));
+    const deniedBody = await denied.json();
+    assert.equal(deniedBody.type, "error");
+    assert.equal(deniedBody.error.type, "permission_error");
+    assert.match(deniedBody.error.message, /AccessDeniedException/);
+
+    await f.t.services.recorder.flush();
+    assert.equal((await rows(db)).length, 0, "counting is free: no usage row");
   } finally {
     await f.close();
   }
@@ -853,7 +887,7 @@ dbTest(
       const overloaded = await countTokens(f, COUNT);
       assert.equal(overloaded.status, 200);
       assert.equal(overloaded.headers.get("x-proxy-provider"), "bedrock");
-      assert.equal(overloaded.headers.get("x-proxy-fallback-reason"), "upstream_529");
+      assert.equal(overloaded.headers.get("x-proxy-fallback-reason"), "overloaded", "named as on messages");
       assert.equal((await overloaded.json()).input_tokens, fakeTokenCount(f.bedrock.requests[0].body));
       assert.equal(
         f.t.services.breakers.snapshot(f.keyId).failures,
@@ -861,7 +895,7 @@ dbTest(
         "count_tokens does not drive the breaker",
       );
 
-      // Bedrock refuses too: the client gets the Anthropic API's own (retryable) answer.
+      // Bedrock refuses too, in a way clients do not retry: they get the Anthropic API's own (retryable) answer.
       f.upstream.script({
         kind: "error",
         status: 429,
@@ -869,7 +903,7 @@ dbTest(
         message: "slow down",
         headers: { "retry-after": "7" },
       });
-      f.bedrock.script({ kind: "error", status: 429, errorType: "ThrottlingException" });
+      f.bedrock.script({ kind: "error", status: 403, errorType: "AccessDeniedException" });
       const both = await countTokens(f, COUNT);
       assert.equal(both.status, 429);
       assert.equal(both.headers.get("retry-after"), "7");
@@ -883,6 +917,12 @@ dbTest(
       assert.equal(open.status, 200);
       await open.body?.cancel();
       assert.equal(f.upstream.requests.length, asked, "with the circuit open the Anthropic API is not asked");
+
+      // Past its reopen time the circuit no longer keeps count_tokens away (the probe is left to messages).
+      f.t.services.breakers.openUntil(f.keyId, Date.now() - 1, "test");
+      const reopened = await countTokens(f, COUNT);
+      assert.equal(reopened.headers.get("x-proxy-provider"), "anthropic");
+      await reopened.body?.cancel();
     } finally {
       await f.close();
     }
@@ -898,6 +938,55 @@ dbTest("count_tokens without Bedrock credentials keeps the Anthropic API's answe
     assert.equal(res.headers.get("x-proxy-provider"), "anthropic");
     await res.body?.cancel();
     assert.equal(f.bedrock.requests.length, 0);
+  } finally {
+    await f.close();
+  }
+});
+
+dbTest(
+  "count_tokens with the Anthropic API unreachable: Bedrock counts; if it refuses too, a retryable 503",
+  async (db) => {
+    const f = await setup(db, { env: { PROXY_PLAN_API_URL: "http://127.0.0.1:1" } });
+    try {
+      const res = await countTokens(f, COUNT);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("x-proxy-fallback-reason"), "connect_error");
+      assert.equal((await res.json()).input_tokens, fakeTokenCount(f.bedrock.requests[0].body));
+
+      // Missing bedrock:CountTokens must not reach the client as a final 403 while Anthropic is only down.
+      f.bedrock.script({
+        kind: "error",
+        status: 403,
+        errorType: "AccessDeniedException",
+        message: "no CountTokens",
+      });
+      const both = await countTokens(f, COUNT);
+      assert.equal(both.status, 503);
+      const body = await both.json();
+      assert.equal(body.error.type, "api_error");
+      assert.match(body.error.message, /Anthropic API unavailable \(connect_error\).*AccessDeniedException/);
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest("on Bedrock, an unknown model name served by the default model earns no metrics label", async (db) => {
+  const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+  try {
+    for (const model of ["claude-made-up-name", "claude-sonnet-4-5-20250929"]) {
+      const res = await post(f, { ...MESSAGE, model });
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+    }
+    await flushed(f, 2);
+    const text = f.t.services.metrics.render();
+    assert.match(
+      text,
+      /proxy_requests_total\{provider="bedrock",status="200",model="claude-sonnet-4-5-20250929"\} 1/,
+    );
+    assert.match(text, /proxy_requests_total\{provider="bedrock",status="200",model="other"\} 1/);
+    assert.doesNotMatch(text, /made-up/);
   } finally {
     await f.close();
   }

@@ -25,6 +25,18 @@ const FAILURE_STATUSES = new Set([500, 502, 503, 504, 529]);
 export function isFallbackStatus(status: number): boolean {
   return status === 429 || FAILURE_STATUSES.has(status);
 }
+
+/**
+ * The fallback reason for a plan answer that {@link isFallbackStatus} (the names `/v1/messages` uses too):
+ * `rate_limited`, `usage_limit`, `overloaded` or `upstream_<status>`; `head` is the start of its body.
+ */
+export function fallbackReason(status: number, headers: Headers, head: Uint8Array[]): string {
+  if (status === 529) return "overloaded";
+  if (status !== 429) return `upstream_${status}`;
+  return usageLimitReset(headers, parseError(head)?.message ?? "") === undefined
+    ? "rate_limited"
+    : "usage_limit";
+}
 const MAX_ERROR_BODY = 64 * 1024;
 
 /** The decision, with the bytes already read from the upstream answer. */

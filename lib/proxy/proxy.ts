@@ -19,7 +19,7 @@ import { HttpError } from "../errors.ts";
 import { betaValues, clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
 import type { PlanClient } from "./plan_client.ts";
 import { SseUsageTap, type StreamUsage, usageFromJson } from "./sse_usage.ts";
-import { classifyPlanAnswer, type FallbackDecision, isFallbackStatus } from "./fallback.ts";
+import { classifyPlanAnswer, type FallbackDecision, fallbackReason, isFallbackStatus } from "./fallback.ts";
 import type { BedrockCredentials, BedrockInvoker } from "./bedrock/client.ts";
 import { mapModel, prefixOf, profileCandidates } from "./bedrock/model_map.ts";
 import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./bedrock/translate.ts";
@@ -85,6 +85,8 @@ interface Outcome {
   errorType: string | null;
   modelServed: string | null;
   ttfbMs: number | null;
+  /** Bedrock only: whether the requested name mapped to a model (not the default for an unknown name). */
+  modelKnown?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -254,7 +256,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
           createdAt: new Date().toISOString(),
         };
         deps.recorder.record(record);
-        deps.metrics.observeRequest(record, priced.priced);
+        // A name earns its own metrics label only once a provider took it as a model: the Anthropic API answered
+        // it, or Bedrock answered a name the model table knows (unknown names are served by the default model).
+        const realModel = o.statusCode < 400 && (o.provider === "anthropic" || o.modelKnown === true);
+        deps.metrics.observeRequest(record, priced.priced, realModel);
         deps.log.info("request", {
           request_id: req.requestId,
           client_request_id: req.clientRequestId,
@@ -489,10 +494,16 @@ export function createProxy(deps: ProxyDeps): Proxy {
     async countTokens(req: ProxyRequest): Promise<Response> {
       const key = await authorise(req);
       const body = await readBody(req.request, deps.config.maxBodyBytes);
-      if (key.routingStrategy === "bedrock_only") return await countOnBedrock(req, key, body, null, null);
+      if (key.routingStrategy === "bedrock_only") {
+        return await countOnBedrock(req, key, body, "routing:bedrock_only", null);
+      }
       const fallbackPossible = canFallBack(key);
-      if (fallbackPossible && deps.breakers.snapshot(key.id).state === "open") {
-        return await countOnBedrock(req, key, body, "circuit_open", null);
+      if (fallbackPossible) {
+        // Read only: the half-open probe is for a messages request to take.
+        const breaker = deps.breakers.snapshot(key.id);
+        if (breaker.state === "open" && (breaker.reopensAt ?? 0) > Date.now()) {
+          return await countOnBedrock(req, key, body, "circuit_open", null);
+        }
       }
       const headers = planHeaders(req);
       if (!headers) {
@@ -527,13 +538,14 @@ export function createProxy(deps: ProxyDeps): Proxy {
           head = (await readUpTo(chunkReader(upstream.body), MAX_COUNT_ERROR_BODY)).chunks;
         } catch { /* the answer is replaced anyway */ }
         sent.abort();
+        if (req.signal.aborted) return new Response(null, { status: 499 });
         const planAnswer: PlanAnswer = {
           status: upstream.status,
           statusText: upstream.statusText,
           headers: clientResponseHeaders(upstream.headers),
           body: concatChunks(head),
         };
-        const reason = upstream.status === 429 ? "rate_limited" : `upstream_${upstream.status}`;
+        const reason = fallbackReason(upstream.status, upstream.headers, head);
         return await countOnBedrock(req, key, body, reason, planAnswer);
       }
       return passOn(req, upstream);
@@ -595,19 +607,24 @@ export function createProxy(deps: ProxyDeps): Proxy {
   }
 
   /**
-   * count_tokens on Bedrock: `{"input_tokens": n}` as Anthropic answers it. When this stands in for a plan answer
-   * that said "not now" and Bedrock refuses too, the client gets the plan's answer (which it will retry).
+   * count_tokens on Bedrock: `{"input_tokens": n}` as Anthropic answers it. When this stands in for an Anthropic
+   * API that could not answer and Bedrock refuses with an error clients do not retry, the client gets a retryable
+   * answer instead, as on `/v1/messages`: the Anthropic API's own, or a 503 naming both failures.
    */
   async function countOnBedrock(
     req: ProxyRequest,
     key: ResolvedKey,
     body: Uint8Array,
-    reason: string | null,
+    reason: string,
     planAnswer: PlanAnswer | null,
   ): Promise<Response> {
-    const headers = new Headers({ "x-proxy-request-id": req.requestId, "x-proxy-provider": "bedrock" });
-    if (reason) headers.set("x-proxy-fallback-reason", reason);
-    const answer = (status: number, json: string, provider = "bedrock") => {
+    const isFallback = reason !== "routing:bedrock_only";
+    const headers = new Headers({
+      "x-proxy-request-id": req.requestId,
+      "x-proxy-provider": "bedrock",
+      "x-proxy-fallback-reason": reason,
+    });
+    const logLine = (status: number, provider: string, error?: string) =>
       deps.log.info("request", {
         request_id: req.requestId,
         client_request_id: req.clientRequestId,
@@ -616,39 +633,46 @@ export function createProxy(deps: ProxyDeps): Proxy {
         provider,
         fallback_reason: reason,
         status,
+        error,
       });
+    const answer = (status: number, json: string) => {
+      logLine(status, "bedrock");
       headers.set("content-type", "application/json");
       return new Response(json, { status, headers });
     };
     const refuse = (status: number, type: string, message: string) => {
+      if (!isFallback || reason === "circuit_open" || clientRetries(status)) {
+        return answer(status, anthropicErrorBody(type, message));
+      }
       if (planAnswer) {
         const replay = new Headers(planAnswer.headers);
         replay.set("x-proxy-request-id", req.requestId);
         replay.set("x-proxy-provider", "anthropic");
-        if (reason) replay.set("x-proxy-fallback-reason", reason);
-        deps.log.warn("count_tokens on Bedrock failed; passing on the Anthropic API's answer", {
-          request_id: req.requestId,
-          status,
-          error_type: type,
-          message,
-        });
+        replay.set("x-proxy-fallback-reason", reason);
+        logLine(planAnswer.status, "anthropic", message);
         return new Response(planAnswer.body as Uint8Array<ArrayBuffer>, {
           status: planAnswer.status,
           statusText: planAnswer.statusText,
           headers: replay,
         });
       }
-      return answer(status, anthropicErrorBody(type, message));
+      return answer(
+        503,
+        anthropicErrorBody(
+          "api_error",
+          `Anthropic API unavailable (${reason}) and the Bedrock fallback failed: ${message}`,
+        ),
+      );
     };
 
     let parsed: unknown;
     try {
-      parsed = JSON.parse(new TextDecoder().decode(body));
+      parsed = JSON.parse(decoder.decode(body));
     } catch {
-      return refuse(400, "invalid_request_error", "request body is not valid JSON");
+      return answer(400, anthropicErrorBody("invalid_request_error", "request body is not valid JSON"));
     }
     if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
-      return refuse(400, "invalid_request_error", "request body must be a JSON object");
+      return answer(400, anthropicErrorBody("invalid_request_error", "request body must be a JSON object"));
     }
     const fields = parsed as Record<string, unknown>;
     let creds;
@@ -672,16 +696,14 @@ export function createProxy(deps: ProxyDeps): Proxy {
         "this access key has no Bedrock credentials (routing strategy bedrock_only); ask the proxy admin to add them",
       );
     }
-    const mapped = mapModel(typeof fields.model === "string" ? fields.model : "", {
-      overrides: deps.config.bedrockModelMap,
-      defaultModel: deps.config.bedrockDefaultModel,
-    });
-    // CountTokens takes the bare foundation-model id, not an inference profile.
-    const modelId = mapped.modelId.slice(prefixOf(mapped.modelId).length);
+    const modelId = countableModelId(typeof fields.model === "string" ? fields.model : "");
     headers.set("x-proxy-bedrock-model", modelId);
-    // An InvokeModel body needs max_tokens, which a count_tokens request does not carry; it counts for nothing.
+    // An InvokeModel body needs max_tokens, which a count_tokens request does not carry; it is not charged, but
+    // must leave room for a thinking budget.
+    const thinking = fields.thinking as { budget_tokens?: unknown } | undefined;
+    const budget = typeof thinking?.budget_tokens === "number" ? thinking.budget_tokens : 0;
     const bedrockBody = toBedrockBody(
-      { max_tokens: 1, ...fields },
+      { max_tokens: Math.max(1, budget + 1), ...fields },
       betaValues(req.headers),
       { allowedBetas, droppedFields },
     );
@@ -696,9 +718,23 @@ export function createProxy(deps: ProxyDeps): Proxy {
       return answer(200, JSON.stringify({ input_tokens: inputTokens }));
     } catch (e) {
       if (req.signal.aborted) return new Response(null, { status: 499 });
+      if (shuttingDown.signal.aborted) return answer(503, anthropicErrorBody("api_error", SHUTDOWN_MESSAGE));
       const m = mapBedrockError(e);
       return refuse(m.status, m.type, m.message);
     }
+  }
+
+  /**
+   * The model id CountTokens takes for a requested name: a bare foundation-model id (it refuses inference
+   * profiles). A name mapped to an ARN or an application profile is counted on the default model instead.
+   */
+  function countableModelId(requested: string): string {
+    const options = { overrides: deps.config.bedrockModelMap, defaultModel: deps.config.bedrockDefaultModel };
+    const bare = (id: string) => id.slice(prefixOf(id).length);
+    const mapped = bare(mapModel(requested, options).modelId);
+    if (mapped.startsWith("anthropic.")) return mapped;
+    const fallback = bare(deps.config.bedrockDefaultModel);
+    return fallback.startsWith("anthropic.") ? fallback : mapped;
   }
 
   async function answerFromBedrock(a: {
@@ -771,6 +807,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       overrides: deps.config.bedrockModelMap,
       defaultModel: deps.config.bedrockDefaultModel,
     });
+    outcome.modelKnown = mapped.known;
     if (!mapped.known) {
       deps.log.warn("unknown model mapped to the default Bedrock model", {
         model: requested,
@@ -858,6 +895,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
     }
 
     function bedrockFailed(e: unknown): Response {
+      if (shuttingDown.signal.aborted && !a.req.signal.aborted) {
+        // Cut by the drain deadline, not refused: the client is still there and may retry elsewhere.
+        return fail(503, "api_error", SHUTDOWN_MESSAGE);
+      }
       const mappedError = mapBedrockError(e);
       deps.metrics.observeUpstream("bedrock", Math.round(now() - tB), mappedError.status);
       deps.log.warn("bedrock call failed", {

@@ -384,6 +384,15 @@ function validateBody(body: unknown): string | undefined {
       return `Malformed input request: #: extraneous key [${key}] is not permitted, please reformat your input and try again.`;
     }
   }
+  const budget = (b.thinking as { budget_tokens?: unknown } | undefined)?.budget_tokens;
+  // Interleaved thinking lets the budget exceed max_tokens (it spans the whole turn).
+  const interleaved = Array.isArray(b.anthropic_beta) &&
+    b.anthropic_beta.includes("interleaved-thinking-2025-05-14");
+  if (
+    typeof budget === "number" && typeof b.max_tokens === "number" && b.max_tokens <= budget && !interleaved
+  ) {
+    return "max_tokens must be greater than thinking.budget_tokens";
+  }
   return undefined;
 }
 
