@@ -57,6 +57,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
   CMD ["deno", "eval", "--no-config", "const r = await fetch(`http://127.0.0.1:${Deno.env.get('PROXY_PORT') ?? 8000}/health`); await r.body?.cancel(); if (!r.ok) Deno.exit(1);"]
 # The image's entrypoint (tini) forwards SIGTERM; the app drains in-flight requests for
-# PROXY_SHUTDOWN_DRAIN_SECONDS, then exits (ECS stopTimeout is 35 s).
+# PROXY_SHUTDOWN_DRAIN_SECONDS, then exits (ECS stopTimeout is 40 s).
 # The permissions of `deno task start`, narrowed to reading the app and writing only the data dir.
 CMD ["deno", "run", "--cached-only", "--allow-net", "--allow-env", "--allow-read=/app", "--allow-write=/app/.data", "--allow-sys", "main.ts"]

@@ -69,8 +69,11 @@ export interface ProxyStackProps extends StackProps {
 
 /** The app's SIGTERM drain deadline (PROXY_SHUTDOWN_DRAIN_SECONDS), also set in the Dockerfile. */
 export const SHUTDOWN_DRAIN_SECONDS = 25;
-/** SIGTERM → SIGKILL: the drain plus time to flush the usage spool and close the pool. Fargate max is 120. */
-export const STOP_TIMEOUT_SECONDS = SHUTDOWN_DRAIN_SECONDS + 10;
+/**
+ * SIGTERM → SIGKILL: the drain, then up to 2 s ending streams, 5 s writing usage (spilling what cannot be
+ * written), 3 s logging unrecorded rows, with room to spare. Fargate's maximum is 120.
+ */
+export const STOP_TIMEOUT_SECONDS = SHUTDOWN_DRAIN_SECONDS + 15;
 /**
  * How long the ALB keeps serving in-flight requests (streams) of a deregistering task before ECS sends
  * SIGTERM. A stream still open after this is cut by the ALB; new requests go to other tasks at once.

@@ -254,10 +254,15 @@ dbTest(
     await rec.close(100);
     const parsed = lines.map((l) => JSON.parse(l));
     assert.equal(parsed.filter((l) => l.msg === UNRECORDED_MESSAGE).length, 10);
-    const summary = parsed.find((l) => /not recorded at exit/.test(l.msg));
-    assert.equal(summary.logged, 10);
-    assert.equal(summary.complete, false);
+    const notes = parsed.filter((l) => /not recorded at exit/.test(l.msg));
+    assert.equal(notes.length, 2, "a summary before the rows, and a note where they stop");
+    const [summary, cut] = notes;
+    assert.ok(
+      parsed.indexOf(summary) < parsed.findIndex((l) => l.msg === UNRECORDED_MESSAGE),
+      "summary first",
+    );
     assert.deepEqual(summary.spool_files, [...Deno.readDirSync(spoolDir)].map((e) => e.name));
+    assert.equal(cut.logged, 10);
     assert.equal(
       parseUsageLines(await Deno.readTextFile(`${spoolDir}/${summary.spool_files[0]}`)).records.length,
       30,

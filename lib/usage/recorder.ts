@@ -315,40 +315,44 @@ export class UsageRecorder {
 
   /**
    * Logs the rows still in the spool, one line each: the disk may not outlive the process (see unrecorded.ts).
-   * Bounded in rows and time, so a long outage's spool neither floods the log nor outlasts the stop timeout;
-   * what is not logged stays in the spool files named in the summary line.
+   * The summary naming the files comes first, so a kill during the rows still leaves it; the rows are bounded
+   * in number and time, so a long outage's spool neither floods the log nor outlasts the stop timeout.
    */
   async #logUnrecorded(): Promise<void> {
-    let logged = 0;
-    let complete = true;
     const files: string[] = [];
-    const until = this.#o.now() + UNRECORDED_LOG_MS;
     try {
       for await (const e of Deno.readDir(this.#o.spoolDir)) {
-        if (!e.isFile || !/^spool-.*\.jsonl(\.replaying)?$/.test(e.name)) continue;
-        files.push(e.name);
-        if (!complete) continue;
-        const { records } = parseUsageLines(await Deno.readTextFile(join(this.#o.spoolDir, e.name)));
-        for (const record of records) {
-          if (logged >= this.#o.exitLogRows || this.#o.now() > until) {
-            complete = false;
-            break;
-          }
-          this.#o.log.warn(UNRECORDED_MESSAGE, { record });
-          logged++;
-        }
+        if (e.isFile && /^spool-.*\.jsonl(\.replaying)?$/.test(e.name)) files.push(e.name);
       }
     } catch {
       return; // no spool dir: nothing was spilled
     }
-    if (files.length > 0) {
-      this.#o.log.warn("usage rows not recorded at exit: kept in the spool and logged above", {
-        logged,
-        complete,
-        spool_dir: this.#o.spoolDir,
-        spool_files: files,
-        replay: "deno task replay-usage <spool file or exported log lines>",
-      });
+    if (files.length === 0) return;
+    this.#o.log.warn("usage rows not recorded at exit: kept in the spool and logged below", {
+      spool_dir: this.#o.spoolDir,
+      spool_files: files,
+      replay: "deno task replay-usage <spool file or exported log lines>",
+    });
+    let logged = 0;
+    const until = this.#o.now() + UNRECORDED_LOG_MS;
+    for (const name of files) {
+      let records: UsageRecord[];
+      try {
+        records = parseUsageLines(await Deno.readTextFile(join(this.#o.spoolDir, name))).records;
+      } catch {
+        continue;
+      }
+      for (const record of records) {
+        if (logged >= this.#o.exitLogRows || this.#o.now() > until) {
+          this.#o.log.warn("usage rows not recorded at exit: log cut short; the rest are only in the spool", {
+            logged,
+            spool_dir: this.#o.spoolDir,
+          });
+          return;
+        }
+        this.#o.log.warn(UNRECORDED_MESSAGE, { record });
+        logged++;
+      }
     }
   }
 }
