@@ -65,11 +65,13 @@ export class ProxyMetrics {
     return this.#streamsOpen;
   }
 
-  /** One finished proxied request. */
-  observeRequest(r: UsageRecord, priced: boolean): void {
-    // Only names that are real earn a label: one we have a price for, or one an upstream answered. A flood of
-    // refused made-up names then cannot use up the labels that real models need.
-    const model = this.#modelLabel(r.model ?? "", priced || r.statusCode < 400);
+  /**
+   * One finished proxied request. `realModel`: a provider took its model name as a model; only such names earn
+   * a label, so a flood of made-up names (which price tables' patterns may still match) cannot use up the
+   * labels real models need.
+   */
+  observeRequest(r: UsageRecord, priced: boolean, realModel: boolean): void {
+    const model = this.#modelLabel(r.model ?? "", realModel);
     const labels = `provider="${r.provider}",status="${r.statusCode}",model="${model}"`;
     this.#requests.set(labels, (this.#requests.get(labels) ?? 0) + 1);
     this.#latency.observe(`provider="${r.provider}"`, r.latencyMs);

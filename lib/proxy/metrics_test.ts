@@ -31,8 +31,10 @@ function record(model: string, statusCode = 200): UsageRecord {
 Deno.test("model labels are bounded: client-chosen names past the limit count as other", () => {
   const m = new ProxyMetrics();
   const extra = 50;
-  for (let i = 0; i < MAX_MODEL_LABELS + extra; i++) m.observeRequest(record(`made-up-model-${i}`), false);
-  m.observeRequest(record("made-up-model-0"), false); // a name already seen keeps its own label
+  for (let i = 0; i < MAX_MODEL_LABELS + extra; i++) {
+    m.observeRequest(record(`made-up-model-${i}`), false, true);
+  }
+  m.observeRequest(record("made-up-model-0"), false, true); // a name already seen keeps its own label
   const text = m.render();
   const models = new Set([...text.matchAll(/proxy_requests_total\{[^}]*model="([^"]*)"/g)].map((x) => x[1]));
   assert.equal(models.size, MAX_MODEL_LABELS + 1);
@@ -41,22 +43,24 @@ Deno.test("model labels are bounded: client-chosen names past the limit count as
   assert.match(text, /proxy_unpriced_requests_total\{model="other"\} 50\n/);
 });
 
-Deno.test("refused made-up model names count as other and leave the labels to real models", () => {
+Deno.test("names no provider took as a model count as other and leave the labels to real models", () => {
   const m = new ProxyMetrics();
-  for (let i = 0; i < MAX_MODEL_LABELS * 2; i++) m.observeRequest(record(`junk-${i}`, 404), false);
-  m.observeRequest(record("claude-sonnet-4-5", 200), true);
-  m.observeRequest(record("claude-opus-4-1", 429), true); // priced: real, though refused this time
+  // Refused by the Anthropic API, or served by Bedrock's default model for an unknown name: priced or not.
+  for (let i = 0; i < MAX_MODEL_LABELS * 2; i++) m.observeRequest(record(`junk-${i}`, 404), true, false);
+  m.observeRequest(record("claude-sonnet-4-5[junk]", 200), true, false);
+  m.observeRequest(record("claude-sonnet-4-5", 200), true, true);
+  m.observeRequest(record("claude-sonnet-4-5", 429), true, false); // labelled already: keeps its label
   const text = m.render();
   assert.match(text, /proxy_requests_total\{provider="anthropic",status="404",model="other"\} 200\n/);
-  assert.match(text, /model="claude-sonnet-4-5"\} 1\n/);
-  assert.match(text, /status="429",model="claude-opus-4-1"\} 1\n/);
-  assert.doesNotMatch(text, /junk-/);
+  assert.match(text, /status="200",model="claude-sonnet-4-5"\} 1\n/);
+  assert.match(text, /status="429",model="claude-sonnet-4-5"\} 1\n/);
+  assert.doesNotMatch(text, /junk/);
 });
 
 Deno.test("label values are cut to 100 characters, then escaped: a cut never splits an escape", () => {
   const m = new ProxyMetrics();
-  m.observeRequest(record(`a"b\\c\n${"x".repeat(200)}`), true);
-  m.observeRequest(record(`${"y".repeat(99)}"tail`), true);
+  m.observeRequest(record(`a"b\\c\n${"x".repeat(200)}`), true, true);
+  m.observeRequest(record(`${"y".repeat(99)}"tail`), true, true);
   const labels = [...m.render().matchAll(/proxy_requests_total\{[^\n]*model="((?:[^"\\]|\\.)*)"\} 1$/gm)]
     .map((x) => x[1]);
   assert.equal(labels.length, 2, "both lines parse as complete labels");
