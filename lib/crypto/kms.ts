@@ -84,18 +84,23 @@ async function buildClient(sdk: KmsSdk, opts: KmsEncryptorOptions): Promise<KMSC
 export function createKmsEncryptor(opts: KmsEncryptorOptions): Encryptor {
   if (!opts.keyId) throw new RangeError("createKmsEncryptor needs a KMS key id");
   let ready: Promise<{ sdk: KmsSdk; client: KMSClient }> | null = null;
-  const connect = () =>
-    ready ??= loadSdk().then(async (sdk) => ({ sdk, client: opts.client ?? await buildClient(sdk, opts) }))
+  const connect = (operation: "GenerateDataKey" | "Decrypt") =>
+    (ready ??= loadSdk().then(async (sdk) => ({ sdk, client: opts.client ?? await buildClient(sdk, opts) })))
       .catch((e) => {
         ready = null; // a failed load is retried by the next call
-        throw e;
+        const name = e instanceof Error ? e.name : "UnknownError";
+        throw new KmsError(
+          operation,
+          name,
+          `KMS ${operation} failed: the AWS SDK could not be loaded (${name})`,
+        );
       });
 
   return {
     scheme: KMS_SCHEME,
 
     async encrypt(plaintext: Uint8Array, accessKeyId: string): Promise<Envelope> {
-      const { sdk, client } = await connect();
+      const { sdk, client } = await connect("GenerateDataKey");
       let out;
       try {
         out = await client.send(
@@ -135,7 +140,7 @@ export function createKmsEncryptor(opts: KmsEncryptorOptions): Encryptor {
 
     async decrypt(envelope: Envelope, accessKeyId: string): Promise<Uint8Array> {
       assertEnvelopeShape(envelope, KMS_SCHEME);
-      const { sdk, client } = await connect();
+      const { sdk, client } = await connect("Decrypt");
       let out;
       try {
         out = await client.send(
