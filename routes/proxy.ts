@@ -46,6 +46,8 @@ export function proxyRoutes(
   app.on(["GET", "HEAD"], "/:key/api/hello", (c) => c.json({ status: "ok" }));
   app.post("/:key/v1/messages", (c) => proxy.messages(toRequest(c)));
   app.post("/:key/v1/messages/count_tokens", (c) => proxy.countTokens(toRequest(c)));
+  app.get("/:key/v1/models", (c) => proxy.models(toRequest(c), null));
+  app.get("/:key/v1/models/:model", (c) => proxy.models(toRequest(c), c.req.param("model")));
   app.all("/:key/v1/*", (c) => proxy.passThrough(toRequest(c)));
   return app;
 }

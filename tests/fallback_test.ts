@@ -991,3 +991,70 @@ dbTest("on Bedrock, an unknown model name served by the default model earns no m
     await f.close();
   }
 });
+
+function getModels(f: Fixture, path = "/v1/models?limit=1000") {
+  return fetch(`${f.baseUrl}${path}`, {
+    headers: { "x-api-key": "sk-ant-client", "anthropic-version": "2023-06-01" },
+  });
+}
+
+dbTest("model discovery for a key routed to Bedrock lists the models the proxy serves there", async (db) => {
+  const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+  try {
+    const res = await getModels(f);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-proxy-provider"), "bedrock");
+    assert.equal(res.headers.get("x-proxy-fallback-reason"), "routing:bedrock_only");
+    const list = await res.json();
+    assert.equal(list.has_more, false);
+    assert.equal(list.first_id, list.data[0].id);
+    assert.equal(list.last_id, list.data.at(-1).id);
+    const sonnet = list.data.find((m: { id: string }) => m.id === "claude-sonnet-4-5-20250929");
+    assert.deepEqual(sonnet, {
+      type: "model",
+      id: "claude-sonnet-4-5-20250929",
+      display_name: "Claude Sonnet 4.5",
+      created_at: "2025-09-29T00:00:00Z",
+    });
+    assert.ok(
+      list.data.every((m: { id: string }) => m.id.startsWith("claude")),
+      "what Claude Code's picker takes",
+    );
+
+    const one = await getModels(f, "/v1/models/claude-opus-4-8");
+    assert.equal(one.status, 200);
+    assert.equal((await one.json()).display_name, "Claude Opus 4.8");
+    const missing = await getModels(f, "/v1/models/claude-nonexistent-1");
+    assert.equal(missing.status, 404);
+    assert.equal((await missing.json()).error.type, "not_found_error");
+    assert.equal(f.upstream.requests.length, 0, "the Anthropic API was not asked");
+  } finally {
+    await f.close();
+  }
+});
+
+dbTest("model discovery with the Anthropic API unreachable answers the Bedrock list at once", async (db) => {
+  const f = await setup(db, { env: { PROXY_PLAN_API_URL: "http://127.0.0.1:1" } });
+  try {
+    const res = await getModels(f);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-proxy-fallback-reason"), "connect_error");
+    assert.ok((await res.json()).data.length > 5);
+  } finally {
+    await f.close();
+  }
+});
+
+dbTest("model discovery with the Anthropic API up passes its own list on", async (db) => {
+  const f = await setup(db);
+  try {
+    const res = await getModels(f);
+    assert.equal(res.headers.get("x-proxy-provider"), "anthropic");
+    assert.deepEqual((await res.json()).data.map((m: { id: string }) => m.id), [
+      "claude-sonnet-4-5-20250929",
+    ]);
+    assert.equal(f.upstream.requests.at(-1)!.pathAndQuery, "/v1/models?limit=1000");
+  } finally {
+    await f.close();
+  }
+});

@@ -17,11 +17,12 @@ import type { BudgetGuard } from "../usage/budgets.ts";
 import type { UsageRecord } from "../db/usage.ts";
 import { HttpError } from "../errors.ts";
 import { betaValues, clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
-import type { PlanClient } from "./plan_client.ts";
+import type { PlanClient, PlanResult } from "./plan_client.ts";
 import { SseUsageTap, type StreamUsage, usageFromJson } from "./sse_usage.ts";
 import { classifyPlanAnswer, type FallbackDecision, fallbackReason, isFallbackStatus } from "./fallback.ts";
 import type { BedrockCredentials, BedrockInvoker } from "./bedrock/client.ts";
 import { mapModel, prefixOf, profileCandidates } from "./bedrock/model_map.ts";
+import { modelCatalogue } from "./bedrock/model_catalogue.ts";
 import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./bedrock/translate.ts";
 import {
   anthropicErrorBody,
@@ -96,8 +97,8 @@ const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache
 const MAX_JSON_TAP = 16 * 1024 * 1024;
 /** Request-body memory kept for reuse, and the largest body buffer kept (bigger ones are rare). */
 const BODY_POOL_BYTES = 32 * 1024 * 1024;
-/** The most of a plan error answer kept to replay when count_tokens on Bedrock fails too. */
-const MAX_COUNT_ERROR_BODY = 64 * 1024;
+/** The most of a plan error answer kept to replay when a side request's Bedrock answer fails too. */
+const MAX_SIDE_ERROR_BODY = 64 * 1024;
 const BODY_POOL_MAX_BUFFER = 4 * 1024 * 1024;
 
 /** The proxy's entry points. */
@@ -109,7 +110,12 @@ export interface Proxy {
    * with its circuit open, or when the plan upstream cannot answer; no usage row (counting is free).
    */
   countTokens(req: ProxyRequest): Promise<Response>;
-  /** Every other `/v1/*` path: forwarded as is (models, …); no usage row. */
+  /**
+   * `GET /v1/models[/<id>]`: the Anthropic API's list, or the models this proxy serves from Bedrock for a key
+   * routed there, with its circuit open, or when the Anthropic API cannot answer (Claude Code's model discovery).
+   */
+  models(req: ProxyRequest, modelId: string | null): Promise<Response>;
+  /** Every other `/v1/*` path: forwarded as is; no usage row. */
   passThrough(req: ProxyRequest): Promise<Response>;
   /**
    * Ends every answer still streaming (at the shutdown drain deadline): each client gets an `error` event and
@@ -492,113 +498,161 @@ export function createProxy(deps: ProxyDeps): Proxy {
     },
 
     async countTokens(req: ProxyRequest): Promise<Response> {
-      const key = await authorise(req);
-      const body = await readBody(req.request, deps.config.maxBodyBytes);
-      if (key.routingStrategy === "bedrock_only") {
-        return await countOnBedrock(req, key, body, "routing:bedrock_only", null);
-      }
-      const fallbackPossible = canFallBack(key);
-      if (fallbackPossible) {
-        // Read only: the half-open probe is for a messages request to take.
-        const breaker = deps.breakers.snapshot(key.id);
-        if (breaker.state === "open" && (breaker.reopensAt ?? 0) > Date.now()) {
-          return await countOnBedrock(req, key, body, "circuit_open", null);
-        }
-      }
-      const headers = planHeaders(req);
-      if (!headers) {
-        throw new HttpError(
-          401,
-          "authentication_error",
-          "no Anthropic credentials: send x-api-key or Authorization, or ask the proxy admin to set PROXY_PLAN_API_KEY",
-        );
-      }
-      const sent = await deps.plan.send({
-        method: "POST",
-        pathAndQuery: req.pathAndQuery,
-        headers,
-        body,
-        signal: req.signal,
-      });
-      if (!sent.ok) {
-        if (sent.failure === "client_aborted") return new Response(null, { status: 499 });
-        if (fallbackPossible) return await countOnBedrock(req, key, body, sent.failure, null);
-        const status = sent.failure.includes("timeout") ? 504 : 502;
-        throw new HttpError(
-          status,
-          status === 504 ? "timeout_error" : "api_error",
-          `Anthropic API: ${sent.message}`,
-        );
-      }
-      sent.firstByte.clear();
-      const upstream = sent.response;
-      if (fallbackPossible && isFallbackStatus(upstream.status)) {
-        let head: Uint8Array[] = [];
-        try {
-          head = (await readUpTo(chunkReader(upstream.body), MAX_COUNT_ERROR_BODY)).chunks;
-        } catch { /* the answer is replaced anyway */ }
-        sent.abort();
-        if (req.signal.aborted) return new Response(null, { status: 499 });
-        const planAnswer: PlanAnswer = {
-          status: upstream.status,
-          statusText: upstream.statusText,
-          headers: clientResponseHeaders(upstream.headers),
-          body: concatChunks(head),
-        };
-        const reason = fallbackReason(upstream.status, upstream.headers, head);
-        return await countOnBedrock(req, key, body, reason, planAnswer);
-      }
-      return passOn(req, upstream);
+      return await sideRequest(
+        req,
+        true,
+        (a) => countOnBedrock(req, a.key, a.body!, a.reason, a.planAnswer),
+      );
     },
 
-    /** Every other `/v1/*` path: forwarded as is (models, …); no usage row. */
+    async models(req: ProxyRequest, modelId: string | null): Promise<Response> {
+      return await sideRequest(req, false, (a) => bedrockModels(req, modelId, a.reason));
+    },
+
+    /** Every other `/v1/*` path: forwarded as is; no usage row. */
     async passThrough(req: ProxyRequest): Promise<Response> {
       await authorise(req);
-      const headers = planHeaders(req);
-      if (!headers) {
-        throw new HttpError(
-          401,
-          "authentication_error",
-          deps.config.planApiKey === ""
-            ? "no Anthropic credentials: send x-api-key or Authorization"
-            : "no Anthropic credentials: send x-api-key or Authorization (the proxy's own key is used only for messages, count_tokens and models)",
-        );
-      }
       const hasBody = req.method !== "GET" && req.method !== "HEAD";
       const body = hasBody ? await readBody(req.request, deps.config.maxBodyBytes) : null;
-      const sent = await deps.plan.send({
-        method: req.method,
-        pathAndQuery: req.pathAndQuery,
-        headers,
-        body,
-        signal: req.signal,
-      });
-      if (!sent.ok) {
-        const status = sent.failure.includes("timeout") ? 504 : sent.failure === "client_aborted" ? 499 : 502;
-        throw new HttpError(
-          status,
-          status === 504 ? "timeout_error" : "api_error",
-          `Anthropic API: ${sent.message}`,
-        );
-      }
+      const sent = await sendToPlan(req, body);
+      if (!sent.ok) throw noAnswer(sent);
       sent.firstByte.clear();
       return passOn(req, sent.response);
     },
   };
+
+  /** Sends a request other than messages to the plan upstream with the client's credentials; 401 without any. */
+  async function sendToPlan(req: ProxyRequest, body: Uint8Array | null): Promise<PlanResult> {
+    const headers = planHeaders(req);
+    if (!headers) {
+      throw new HttpError(
+        401,
+        "authentication_error",
+        deps.config.planApiKey === ""
+          ? "no Anthropic credentials: send x-api-key or Authorization"
+          : "no Anthropic credentials: send x-api-key or Authorization (the proxy's own key is used only for messages, count_tokens and models)",
+      );
+    }
+    return await deps.plan.send({
+      method: req.method,
+      pathAndQuery: req.pathAndQuery,
+      headers,
+      body,
+      signal: req.signal,
+    });
+  }
+
+  /** The error for a plan request that got no answer. */
+  function noAnswer(sent: Extract<PlanResult, { ok: false }>): HttpError {
+    const status = sent.failure.includes("timeout") ? 504 : sent.failure === "client_aborted" ? 499 : 502;
+    return new HttpError(
+      status,
+      status === 504 ? "timeout_error" : "api_error",
+      `Anthropic API: ${sent.message}`,
+    );
+  }
+
+  /**
+   * A side request (count_tokens, models) Bedrock can stand in for. It goes to the Anthropic API unless the key
+   * is routed to Bedrock or its circuit is open; when the API cannot answer (unreachable, 429, 5xx) and the key
+   * can fall back, `onBedrock` answers instead, given the reason and the API's own answer when there was one.
+   * The breaker is only read: its half-open probe is for a messages request to take.
+   */
+  async function sideRequest(
+    req: ProxyRequest,
+    withBody: boolean,
+    onBedrock: (
+      a: { key: ResolvedKey; body: Uint8Array | null; reason: string; planAnswer: PlanAnswer | null },
+    ) => Promise<Response> | Response,
+  ): Promise<Response> {
+    const key = await authorise(req);
+    const body = withBody ? await readBody(req.request, deps.config.maxBodyBytes) : null;
+    const bedrock = (reason: string, planAnswer: PlanAnswer | null = null) =>
+      onBedrock({ key, body, reason, planAnswer });
+    if (key.routingStrategy === "bedrock_only") return await bedrock("routing:bedrock_only");
+    const fallbackPossible = canFallBack(key);
+    if (fallbackPossible) {
+      const breaker = deps.breakers.snapshot(key.id);
+      if (breaker.state === "open" && (breaker.reopensAt ?? 0) > Date.now()) {
+        return await bedrock("circuit_open");
+      }
+    }
+    const sent = await sendToPlan(req, body);
+    if (!sent.ok) {
+      if (sent.failure === "client_aborted") return new Response(null, { status: 499 });
+      if (fallbackPossible) return await bedrock(sent.failure);
+      throw noAnswer(sent);
+    }
+    sent.firstByte.clear();
+    const upstream = sent.response;
+    if (!fallbackPossible || !isFallbackStatus(upstream.status)) return passOn(req, upstream);
+    let head: Uint8Array[] = [];
+    try {
+      head = (await readUpTo(chunkReader(upstream.body), MAX_SIDE_ERROR_BODY)).chunks;
+    } catch { /* the answer is replaced anyway */ }
+    sent.abort();
+    if (req.signal.aborted) return new Response(null, { status: 499 });
+    const planAnswer: PlanAnswer = {
+      status: upstream.status,
+      statusText: upstream.statusText,
+      headers: clientResponseHeaders(upstream.headers),
+      body: concatChunks(head),
+    };
+    return await bedrock(fallbackReason(upstream.status, upstream.headers, head), planAnswer);
+  }
+
+  /** The Bedrock model catalogue as Anthropic's Models API answers: the list, or one model, or 404. */
+  function bedrockModels(req: ProxyRequest, modelId: string | null, reason: string): Response {
+    const models = modelCatalogue(deps.config.bedrockModelMap);
+    let status = 200;
+    let body: string;
+    if (modelId === null) {
+      body = JSON.stringify({
+        data: models,
+        has_more: false,
+        first_id: models[0]?.id ?? null,
+        last_id: models.at(-1)?.id ?? null,
+      });
+    } else {
+      const model = models.find((m) => m.id === modelId);
+      if (model) body = JSON.stringify(model);
+      else {
+        status = 404;
+        body = anthropicErrorBody(
+          "not_found_error",
+          `model: ${modelId} is not served by this proxy's Bedrock`,
+        );
+      }
+    }
+    logSide(req, { provider: "bedrock", fallback_reason: reason, status });
+    return new Response(body, {
+      status,
+      headers: {
+        "content-type": "application/json",
+        "x-proxy-request-id": req.requestId,
+        "x-proxy-provider": "bedrock",
+        "x-proxy-fallback-reason": reason,
+      },
+    });
+  }
+
+  /** The log line of a request other than messages (no usage row: this line is its only record). */
+  function logSide(req: ProxyRequest, fields: Record<string, unknown>): void {
+    deps.log.info("request", {
+      request_id: req.requestId,
+      client_request_id: req.clientRequestId,
+      path: redactPath(req.pathAndQuery.split("?")[0]),
+      method: req.method,
+      ...fields,
+    });
+  }
 
   /** The plan upstream's answer to a side request (not messages), passed on as is, with its log line. */
   function passOn(req: ProxyRequest, upstream: Response): Response {
     const responseHeaders = clientResponseHeaders(upstream.headers);
     responseHeaders.set("x-proxy-request-id", req.requestId);
     responseHeaders.set("x-proxy-provider", "anthropic");
-    deps.log.info("request", {
-      request_id: req.requestId,
-      client_request_id: req.clientRequestId,
-      path: redactPath(req.pathAndQuery.split("?")[0]),
-      method: req.method,
-      provider: "anthropic",
-      status: upstream.status,
-    });
+    logSide(req, { provider: "anthropic", status: upstream.status });
     return new Response(upstream.body, {
       status: upstream.status,
       statusText: upstream.statusText,
@@ -625,16 +679,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       "x-proxy-fallback-reason": reason,
     });
     const logLine = (status: number, provider: string, error?: string) =>
-      deps.log.info("request", {
-        request_id: req.requestId,
-        client_request_id: req.clientRequestId,
-        path: "/v1/messages/count_tokens",
-        method: "POST",
-        provider,
-        fallback_reason: reason,
-        status,
-        error,
-      });
+      logSide(req, { provider, fallback_reason: reason, status, error });
     const answer = (status: number, json: string) => {
       logLine(status, "bedrock");
       headers.set("content-type", "application/json");

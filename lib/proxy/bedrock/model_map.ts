@@ -33,7 +33,7 @@ export const DATED: Readonly<Record<string, string>> = {
 };
 
 /** Undated aliases → the dated name they currently point at, or straight to a Bedrock id for dateless models. */
-const ALIASES: Readonly<Record<string, string>> = {
+export const ALIASES: Readonly<Record<string, string>> = {
   "claude-opus-4-8": "anthropic.claude-opus-4-8",
   "claude-opus-4-7": "anthropic.claude-opus-4-7",
   "claude-opus-4-6": "anthropic.claude-opus-4-6-v1",

@@ -1,0 +1,56 @@
+/**
+ * The Claude models this proxy can serve from Bedrock, as Anthropic's Models API lists them
+ * (`GET /v1/models`). Claude Code asks for it at start-up when gateway model discovery is on
+ * (`CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY=1`) to fill its `/model` picker; a key routed to Bedrock, or one
+ * whose Anthropic API is down, gets this list instead of an error.
+ *
+ * @example
+ * ```ts
+ * const models = modelCatalogue({ "claude-custom": "arn:aws:bedrock:…" });
+ * models[0]; // { type: "model", id: "claude-opus-4-8", display_name: "Claude Opus 4.8" }
+ * ```
+ */
+import { ALIASES, DATED } from "./model_map.ts";
+
+/** One entry of Anthropic's Models API list. */
+export interface ModelInfo {
+  type: "model";
+  id: string;
+  display_name: string;
+  /** The snapshot date, for dated names; absent where the name carries none. */
+  created_at?: string;
+}
+
+const FAMILIES = new Set(["opus", "sonnet", "haiku"]);
+
+/**
+ * The models: Bedrock-only dateless names (the newest), the dated names of the model table, and the operator's
+ * `PROXY_BEDROCK_MODEL_MAP` names that look like Claude's; newest first (by version, then date).
+ */
+export function modelCatalogue(overrides: Readonly<Record<string, string>>): ModelInfo[] {
+  const ids = new Set<string>();
+  for (const [alias, target] of Object.entries(ALIASES)) if (target.startsWith("anthropic.")) ids.add(alias);
+  for (const name of Object.keys(DATED)) ids.add(name);
+  for (const name of Object.keys(overrides)) if (/^claude-[a-z0-9-]+$/.test(name)) ids.add(name);
+  return [...ids].map(describe).sort((a, b) => rank(b) - rank(a) || b.id.localeCompare(a.id));
+}
+
+function describe(id: string): ModelInfo {
+  const date = /-(\d{4})(\d{2})(\d{2})$/.exec(id);
+  const parts = (date ? id.slice(0, -9) : id).split("-").slice(1);
+  const family = parts.find((p) => FAMILIES.has(p));
+  const version = parts.filter((p) => /^\d+$/.test(p)).join(".");
+  const display_name = family
+    ? `Claude ${family[0].toUpperCase()}${family.slice(1)}${version ? ` ${version}` : ""}`
+    : id;
+  const info: ModelInfo = { type: "model", id, display_name };
+  if (date) info.created_at = `${date[1]}-${date[2]}-${date[3]}T00:00:00Z`;
+  return info;
+}
+
+/** Newer first: version number, then snapshot date (dateless names are the newest of their version). */
+function rank(m: ModelInfo): number {
+  const version = Number((m.display_name.match(/ (\d+(?:\.\d+)?)$/)?.[1]) ?? 0);
+  const date = m.created_at ? Date.parse(m.created_at) / 1e13 : 1;
+  return version * 10 + date;
+}

@@ -1,0 +1,40 @@
+import assert from "node:assert/strict";
+import { modelCatalogue } from "./model_catalogue.ts";
+import { mapModel } from "./model_map.ts";
+
+Deno.test("the catalogue lists every table model with a display name, newest first", () => {
+  const models = modelCatalogue({});
+  const ids = models.map((m) => m.id);
+  assert.equal(ids[0], "claude-opus-4-8");
+  assert.ok(ids.includes("claude-sonnet-4-5-20250929"));
+  assert.ok(ids.indexOf("claude-sonnet-4-6") < ids.indexOf("claude-sonnet-4-5-20250929"));
+  assert.ok(ids.indexOf("claude-opus-4-5-20251101") < ids.indexOf("claude-3-7-sonnet-20250219"));
+  const sonnet = models.find((m) => m.id === "claude-sonnet-4-5-20250929")!;
+  assert.deepEqual(sonnet, {
+    type: "model",
+    id: "claude-sonnet-4-5-20250929",
+    display_name: "Claude Sonnet 4.5",
+    created_at: "2025-09-29T00:00:00Z",
+  });
+  assert.equal(models.find((m) => m.id === "claude-3-5-haiku-20241022")!.display_name, "Claude Haiku 3.5");
+  assert.equal(models.find((m) => m.id === "claude-opus-4-8")!.created_at, undefined, "no date is made up");
+  assert.equal(new Set(ids).size, ids.length);
+});
+
+Deno.test("every listed model maps to a Bedrock model, so picking one never lands on the default", () => {
+  for (const m of modelCatalogue({})) {
+    assert.equal(
+      mapModel(m.id, { overrides: {}, defaultModel: "global.anthropic.x-v1:0" }).known,
+      true,
+      m.id,
+    );
+  }
+});
+
+Deno.test("operator-mapped Claude names are listed; other names are not", () => {
+  const ids = modelCatalogue({ "claude-house-blend": "arn:aws:bedrock:eu-west-1:1:x", "gpt-4": "y" }).map((
+    m,
+  ) => m.id);
+  assert.ok(ids.includes("claude-house-blend"));
+  assert.ok(!ids.includes("gpt-4"));
+});
