@@ -10,7 +10,7 @@ import { createKeyHasher } from "./auth/access_key.ts";
 import { createKeyResolver, type KeyResolver } from "./auth/key_resolver.ts";
 import { createSessions, type Sessions } from "./auth/session.ts";
 import { createLoginService, type LoginService } from "./auth/login.ts";
-import { createSessionRevocations } from "./auth/revocations.ts";
+import { createSessionRevocations, type SessionRevocations } from "./auth/revocations.ts";
 import { createEncryptor, type Encryptor } from "./crypto/mod.ts";
 import { type BedrockCredentialStore, createBedrockCredentialStore } from "./admin/bedrock_credentials.ts";
 import { type Admin, createAdmin } from "./admin/admin.ts";
@@ -31,6 +31,8 @@ export interface Services {
   bus: EventBus;
   resolver: KeyResolver;
   sessions: Sessions;
+  /** Signed-out sessions (the list `sessions` checks). */
+  revocations: SessionRevocations;
   login: LoginService;
   encryptor: Encryptor;
   credentials: BedrockCredentialStore;
@@ -162,6 +164,7 @@ export async function createServices(
     bus,
     resolver,
     sessions,
+    revocations,
     login,
     encryptor,
     credentials,

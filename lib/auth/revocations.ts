@@ -22,11 +22,17 @@ export interface SessionRevocations {
   readonly size: number;
   /**
    * Refuses the session from now on, here at once and on other replicas through the bus. Rejects when the
-   * sign-out could not be stored (database down); it still holds on this replica then.
+   * sign-out could not be stored (database down): it holds on this replica then, and is stored and broadcast by
+   * the next {@link load} that reaches the database.
    */
   revoke(sid: string, expiresAt: Date): Promise<void>;
-  /** Reads the list from the database (at start, and after broadcasts may have been missed). */
+  /**
+   * Stores sign-outs that could not be stored before, then reads the list from the database (at start, and after
+   * the database or the broadcast connection came back).
+   */
   load(): Promise<void>;
+  /** Sign-outs made here that are not stored yet (their tokens not expired). */
+  readonly unstored: number;
 }
 
 /** Creates the list; it subscribes to the bus for other replicas' sign-outs. */
@@ -45,9 +51,24 @@ export function createSessionRevocations(
   deps.bus.subscribe((e) => {
     if (e.type === "session_revoked") add(e.sid, e.expiresAt);
   });
+  // Signed out here while the database was down: stored (and broadcast, which also needs the database) later.
+  const unstored = new Map<string, number>();
+  const storeUnstored = async () => {
+    for (const [sid, expiresAt] of [...unstored]) {
+      if (expiresAt > now()) {
+        await insertRevokedSession(deps.db, sid, new Date(expiresAt));
+        deps.bus.publish({ type: "session_revoked", sid, expiresAt });
+      }
+      unstored.delete(sid);
+    }
+  };
   return {
     get size() {
       return revoked.size;
+    },
+    get unstored() {
+      for (const [sid, expiresAt] of unstored) if (expiresAt <= now()) unstored.delete(sid);
+      return unstored.size;
     },
     has(sid) {
       const expiresAt = revoked.get(sid);
@@ -60,9 +81,15 @@ export function createSessionRevocations(
       // refused.
       add(sid, expiresAt.getTime());
       deps.bus.publish({ type: "session_revoked", sid, expiresAt: expiresAt.getTime() });
-      await insertRevokedSession(deps.db, sid, expiresAt);
+      try {
+        await insertRevokedSession(deps.db, sid, expiresAt);
+      } catch (e) {
+        unstored.set(sid, expiresAt.getTime());
+        throw e;
+      }
     },
     async load() {
+      await storeUnstored();
       for (const row of await listRevokedSessions(deps.db)) add(row.sid, new Date(row.expires_at).getTime());
     },
   };

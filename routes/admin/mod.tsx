@@ -207,9 +207,12 @@ export function adminRoutes(deps: AdminDeps): Hono<AdminEnv> {
       await deps.services.sessions.revoke(c.get("session"));
     } catch (e) {
       // This browser forgets the session whatever happens; only the record for a restart failed.
-      (c.get("log") ?? deps.log).warn("sign-out not stored; the session is refused on this replica only", {
-        error: (e as Error).message,
-      });
+      (c.get("log") ?? deps.log).warn(
+        "sign-out not stored yet; refused on this replica, stored when the database is back",
+        {
+          error: (e as Error).message,
+        },
+      );
       ok = "signed_out_unstored";
     }
     deleteCookie(c, SESSION_COOKIE, { path: BASE, secure });

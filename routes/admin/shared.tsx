@@ -149,8 +149,9 @@ const NOTICES: Record<string, Notice> = {
   signed_out_unstored: {
     kind: "info",
     text:
-      "You have signed out of this browser. The database was unreachable, so the sign-out was not stored: " +
-      "other replicas of the proxy would accept a copy of the session cookie until it expires.",
+      "You have signed out of this browser. The database is unreachable, so the sign-out is not stored yet: " +
+      "until this replica stores it when the database is back, other replicas of the proxy would accept a copy " +
+      "of the session cookie.",
   },
   expired: { kind: "info", text: "Your session has expired. Sign in again to continue." },
 };

@@ -73,15 +73,19 @@ export function apiRoutes(deps: ApiDeps): Hono<ApiEnv> {
     try {
       await deps.sessions.revoke(c.get("session"));
     } catch (e) {
-      c.get("log").warn("sign-out not stored; the session is refused on this replica only", {
-        error: (e as Error).message,
-      });
-      throw new HttpError(
-        503,
-        "api_error",
-        "signed out on this replica only: the sign-out could not be stored (database unreachable); " +
-          "other replicas accept the token until it expires",
+      c.get("log").warn(
+        "sign-out not stored yet; refused on this replica, stored when the database is back",
+        {
+          error: (e as Error).message,
+        },
       );
+      // Accepted, not done: nothing for the client to retry (this replica refuses the token already).
+      return c.json({
+        status: "pending",
+        message:
+          "signed out on this replica; the database is unreachable, so other replicas accept the token " +
+          "until this one stores the sign-out when the database is back (or the token expires)",
+      }, 202);
     }
     return c.body(null, 204);
   });
