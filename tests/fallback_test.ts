@@ -1058,3 +1058,69 @@ dbTest("model discovery with the Anthropic API up passes its own list on", async
     await f.close();
   }
 });
+
+dbTest(
+  "model discovery: a hung Anthropic API gives way to the Bedrock list within Claude Code's 3 s",
+  async (db) => {
+    const f = await setup(db);
+    try {
+      f.upstream.script({ kind: "hang" });
+      const t0 = performance.now();
+      const res = await getModels(f);
+      const ms = performance.now() - t0;
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("x-proxy-fallback-reason"), "first_byte_timeout");
+      assert.ok(ms < 3000, `answered in ${Math.round(ms)} ms`);
+      await res.body?.cancel();
+
+      f.t.services.breakers.openUntil(f.keyId, Date.now() + 60_000, "test");
+      const asked = f.upstream.requests.length;
+      const open = await getModels(f, "/v1/models/claude-sonnet-4-5");
+      assert.equal(open.headers.get("x-proxy-fallback-reason"), "circuit_open");
+      assert.equal(
+        (await open.json()).id,
+        "claude-sonnet-4-5-20250929",
+        "an alias names the model it points at",
+      );
+      assert.equal(f.upstream.requests.length, asked, "with the circuit open the Anthropic API is not asked");
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest(
+  "model discovery for a key without Bedrock credentials passes the Anthropic API's errors on",
+  async (db) => {
+    const f = await setup(db, { credentials: "none" });
+    try {
+      f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+      const res = await getModels(f);
+      assert.equal(res.status, 529);
+      assert.equal(res.headers.get("x-proxy-provider"), "anthropic");
+      assert.equal((await res.json()).error.type, "overloaded_error");
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest(
+  "a non-streaming Bedrock answer cut by the drain deadline is a retryable 503, not a 499",
+  async (db) => {
+    const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+    try {
+      f.bedrock.script({ kind: "reply", reply: { responseDelayMs: 2000 } });
+      const pending = post(f, MESSAGE);
+      await waitFor(() => f.bedrock.requests.length === 1, 3000, "the Bedrock call");
+      f.t.services.proxy.interruptStreams();
+      const res = await pending;
+      assert.equal(res.status, 503);
+      const body = await res.json();
+      assert.equal(body.error.type, "api_error");
+      assert.match(body.error.message, /shutting down/);
+    } finally {
+      await f.close();
+    }
+  },
+);

@@ -21,7 +21,7 @@ import type { PlanClient, PlanResult } from "./plan_client.ts";
 import { SseUsageTap, type StreamUsage, usageFromJson } from "./sse_usage.ts";
 import { classifyPlanAnswer, type FallbackDecision, fallbackReason, isFallbackStatus } from "./fallback.ts";
 import type { BedrockCredentials, BedrockInvoker } from "./bedrock/client.ts";
-import { mapModel, prefixOf, profileCandidates } from "./bedrock/model_map.ts";
+import { mapModel, prefixOf, profileCandidates, resolveAlias } from "./bedrock/model_map.ts";
 import { modelCatalogue } from "./bedrock/model_catalogue.ts";
 import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./bedrock/translate.ts";
 import {
@@ -97,6 +97,8 @@ const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache
 const MAX_JSON_TAP = 16 * 1024 * 1024;
 /** Request-body memory kept for reuse, and the largest body buffer kept (bigger ones are rare). */
 const BODY_POOL_BYTES = 32 * 1024 * 1024;
+/** How long the Anthropic API gets to answer a model list a Bedrock list can replace (Claude Code waits 3 s). */
+const MODELS_FIRST_BYTE_TIMEOUT_MS = 2_000;
 /** The most of a plan error answer kept to replay when a side request's Bedrock answer fails too. */
 const MAX_SIDE_ERROR_BODY = 64 * 1024;
 const BODY_POOL_MAX_BUFFER = 4 * 1024 * 1024;
@@ -506,7 +508,13 @@ export function createProxy(deps: ProxyDeps): Proxy {
     },
 
     async models(req: ProxyRequest, modelId: string | null): Promise<Response> {
-      return await sideRequest(req, false, (a) => bedrockModels(req, modelId, a.reason));
+      // Claude Code waits 3 s for discovery: an Anthropic API that hangs must leave time for the Bedrock list.
+      return await sideRequest(
+        req,
+        false,
+        (a) => bedrockModels(req, modelId, a.reason),
+        MODELS_FIRST_BYTE_TIMEOUT_MS,
+      );
     },
 
     /** Every other `/v1/*` path: forwarded as is; no usage row. */
@@ -521,8 +529,18 @@ export function createProxy(deps: ProxyDeps): Proxy {
     },
   };
 
+  /** Whether `e` is a Bedrock call aborted by the drain deadline (not an error Bedrock answered). */
+  function cutByShutdown(e: unknown): boolean {
+    return shuttingDown.signal.aborted &&
+      (e instanceof ShutdownError || (e instanceof Error && e.name === "AbortError"));
+  }
+
   /** Sends a request other than messages to the plan upstream with the client's credentials; 401 without any. */
-  async function sendToPlan(req: ProxyRequest, body: Uint8Array | null): Promise<PlanResult> {
+  async function sendToPlan(
+    req: ProxyRequest,
+    body: Uint8Array | null,
+    firstByteTimeoutMs?: number,
+  ): Promise<PlanResult> {
     const headers = planHeaders(req);
     if (!headers) {
       throw new HttpError(
@@ -539,6 +557,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       headers,
       body,
       signal: req.signal,
+      firstByteTimeoutMs,
     });
   }
 
@@ -564,6 +583,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
     onBedrock: (
       a: { key: ResolvedKey; body: Uint8Array | null; reason: string; planAnswer: PlanAnswer | null },
     ) => Promise<Response> | Response,
+    /** For keys Bedrock can answer for: how long the Anthropic API gets to start answering. */
+    fallbackAfterMs?: number,
   ): Promise<Response> {
     const key = await authorise(req);
     const body = withBody ? await readBody(req.request, deps.config.maxBodyBytes) : null;
@@ -577,7 +598,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         return await bedrock("circuit_open");
       }
     }
-    const sent = await sendToPlan(req, body);
+    const sent = await sendToPlan(req, body, fallbackPossible ? fallbackAfterMs : undefined);
     if (!sent.ok) {
       if (sent.failure === "client_aborted") return new Response(null, { status: 499 });
       if (fallbackPossible) return await bedrock(sent.failure);
@@ -614,7 +635,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
         last_id: models.at(-1)?.id ?? null,
       });
     } else {
-      const model = models.find((m) => m.id === modelId);
+      // An alias names the model it points at, as the Anthropic API answers it.
+      const model = models.find((m) => m.id === modelId) ??
+        models.find((m) => m.id === resolveAlias(modelId));
       if (model) body = JSON.stringify(model);
       else {
         status = 404;
@@ -763,7 +786,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       return answer(200, JSON.stringify({ input_tokens: inputTokens }));
     } catch (e) {
       if (req.signal.aborted) return new Response(null, { status: 499 });
-      if (shuttingDown.signal.aborted) return answer(503, anthropicErrorBody("api_error", SHUTDOWN_MESSAGE));
+      if (cutByShutdown(e)) return answer(503, anthropicErrorBody("api_error", SHUTDOWN_MESSAGE));
       const m = mapBedrockError(e);
       return refuse(m.status, m.type, m.message);
     }
@@ -940,7 +963,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     }
 
     function bedrockFailed(e: unknown): Response {
-      if (shuttingDown.signal.aborted && !a.req.signal.aborted) {
+      if (cutByShutdown(e) && !a.req.signal.aborted) {
         // Cut by the drain deadline, not refused: the client is still there and may retry elsewhere.
         return fail(503, "api_error", SHUTDOWN_MESSAGE);
       }

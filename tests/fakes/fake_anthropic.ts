@@ -111,21 +111,34 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
       });
     }
 
-    if (url.pathname === "/v1/models") {
-      return json(200, {
-        data: [{ type: "model", id: "claude-sonnet-4-5-20250929", display_name: "Claude Sonnet 4.5" }],
-        has_more: false,
-      });
-    }
-    if (url.pathname === "/v1/messages/count_tokens") {
-      // A scripted error is for whichever request comes next, this one included.
-      const step = steps[0]?.kind === "error" ? steps.shift() : undefined;
+    /** A scripted error or hang, answered the same on every route; null for any other step. */
+    const erring = async (step: AnthropicStep | undefined): Promise<Response | null> => {
+      if (step?.kind === "hang") {
+        await Promise.race([aborted, closing]);
+        return new Response(null, { status: 499 });
+      }
       if (step?.kind === "error") {
         return json(step.status, { type: "error", error: { type: step.type, message: step.message } }, {
           "request-id": `req_fake_${++counter}`,
           ...step.headers,
         });
       }
+      return null;
+    };
+    // On the side routes a scripted error or hang is for whichever request comes next, this one included.
+    const sideStep = () =>
+      steps[0]?.kind === "error" || steps[0]?.kind === "hang" ? steps.shift() : undefined;
+    if (url.pathname === "/v1/models") {
+      const scripted = await erring(sideStep());
+      if (scripted) return scripted;
+      return json(200, {
+        data: [{ type: "model", id: "claude-sonnet-4-5-20250929", display_name: "Claude Sonnet 4.5" }],
+        has_more: false,
+      });
+    }
+    if (url.pathname === "/v1/messages/count_tokens") {
+      const scripted = await erring(sideStep());
+      if (scripted) return scripted;
       return json(200, { input_tokens: 42 });
     }
     if (url.pathname !== "/v1/messages" || req.method !== "POST") {
@@ -143,16 +156,8 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
     }
     const step = steps.shift();
     await sleep(opts.latencyMs ?? 0);
-    if (step?.kind === "hang") {
-      await Promise.race([aborted, closing]);
-      return new Response(null, { status: 499 });
-    }
-    if (step?.kind === "error") {
-      return json(step.status, { type: "error", error: { type: step.type, message: step.message } }, {
-        "request-id": `req_fake_${++counter}`,
-        ...step.headers,
-      });
-    }
+    const scripted = await erring(step);
+    if (scripted) return scripted;
     const id = `msg_fake_${++counter}`;
     const model = parsed.model ?? "claude-sonnet-4-5-20250929";
     const headers = {

@@ -24,13 +24,14 @@ export interface ModelInfo {
 const FAMILIES = new Set(["opus", "sonnet", "haiku"]);
 
 /**
- * The models: Bedrock-only dateless names (the newest), the dated names of the model table, and the operator's
+ * The models: Bedrock-only dateless names (the newest), the dated Claude 4 names of the model table, and the operator's
  * `PROXY_BEDROCK_MODEL_MAP` names that look like Claude's; newest first (by version, then date).
  */
 export function modelCatalogue(overrides: Readonly<Record<string, string>>): ModelInfo[] {
   const ids = new Set<string>();
   for (const [alias, target] of Object.entries(ALIASES)) if (target.startsWith("anthropic.")) ids.add(alias);
-  for (const name of Object.keys(DATED)) ids.add(name);
+  // Claude 3.x models are still mapped for requests that name them, but not offered: Bedrock retires them.
+  for (const name of Object.keys(DATED)) if (!name.startsWith("claude-3-")) ids.add(name);
   for (const name of Object.keys(overrides)) if (/^claude-[a-z0-9-]+$/.test(name)) ids.add(name);
   return [...ids].map(describe).sort((a, b) => rank(b) - rank(a) || b.id.localeCompare(a.id));
 }

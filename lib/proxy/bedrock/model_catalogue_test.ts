@@ -8,7 +8,8 @@ Deno.test("the catalogue lists every table model with a display name, newest fir
   assert.equal(ids[0], "claude-opus-4-8");
   assert.ok(ids.includes("claude-sonnet-4-5-20250929"));
   assert.ok(ids.indexOf("claude-sonnet-4-6") < ids.indexOf("claude-sonnet-4-5-20250929"));
-  assert.ok(ids.indexOf("claude-opus-4-5-20251101") < ids.indexOf("claude-3-7-sonnet-20250219"));
+  assert.ok(ids.indexOf("claude-opus-4-5-20251101") < ids.indexOf("claude-opus-4-1-20250805"));
+  assert.ok(ids.every((id) => !id.startsWith("claude-3-")), "retired Claude 3 models are not offered");
   const sonnet = models.find((m) => m.id === "claude-sonnet-4-5-20250929")!;
   assert.deepEqual(sonnet, {
     type: "model",
@@ -16,7 +17,7 @@ Deno.test("the catalogue lists every table model with a display name, newest fir
     display_name: "Claude Sonnet 4.5",
     created_at: "2025-09-29T00:00:00Z",
   });
-  assert.equal(models.find((m) => m.id === "claude-3-5-haiku-20241022")!.display_name, "Claude Haiku 3.5");
+  assert.equal(models.find((m) => m.id === "claude-opus-4-20250514")!.display_name, "Claude Opus 4");
   assert.equal(models.find((m) => m.id === "claude-opus-4-8")!.created_at, undefined, "no date is made up");
   assert.equal(new Set(ids).size, ids.length);
 });

@@ -134,6 +134,12 @@ export function prefixOf(modelId: string): string {
     : "";
 }
 
+/** The dated name an undated alias points at (`claude-sonnet-4-5` → `claude-sonnet-4-5-20250929`), else `name`. */
+export function resolveAlias(name: string): string {
+  const target = Object.hasOwn(ALIASES, name) ? ALIASES[name] : name;
+  return target.startsWith("anthropic.") ? name : target;
+}
+
 function lookup(name: string): string | undefined {
   const target = Object.hasOwn(ALIASES, name) ? ALIASES[name] : name;
   if (target.startsWith("anthropic.")) return target;
