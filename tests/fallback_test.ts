@@ -1124,3 +1124,21 @@ dbTest(
     }
   },
 );
+
+dbTest(
+  "a key routed to Bedrock without credentials is refused on models and count_tokens as on messages",
+  async (db) => {
+    const f = await setup(db, { user: { routing_strategy: "bedrock_only" }, credentials: "none" });
+    try {
+      for (const res of [await getModels(f), await countTokens(f, COUNT), await post(f, MESSAGE)]) {
+        assert.equal(res.status, 403);
+        const body = await res.json();
+        assert.equal(body.error.type, "permission_error");
+        assert.match(body.error.message, /no Bedrock credentials/);
+      }
+      assert.equal(f.upstream.requests.length, 0);
+    } finally {
+      await f.close();
+    }
+  },
+);

@@ -97,6 +97,9 @@ const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache
 const MAX_JSON_TAP = 16 * 1024 * 1024;
 /** Request-body memory kept for reuse, and the largest body buffer kept (bigger ones are rare). */
 const BODY_POOL_BYTES = 32 * 1024 * 1024;
+/** The refusal for a key routed to Bedrock that has no credentials to call it with. */
+const NO_BEDROCK_CREDENTIALS =
+  "this access key has no Bedrock credentials (routing strategy bedrock_only); ask the proxy admin to add them";
 /** How long the Anthropic API gets to answer a model list a Bedrock list can replace (Claude Code waits 3 s). */
 const MODELS_FIRST_BYTE_TIMEOUT_MS = 2_000;
 /** The most of a plan error answer kept to replay when a side request's Bedrock answer fails too. */
@@ -590,8 +593,18 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const body = withBody ? await readBody(req.request, deps.config.maxBodyBytes) : null;
     const bedrock = (reason: string, planAnswer: PlanAnswer | null = null) =>
       onBedrock({ key, body, reason, planAnswer });
-    if (key.routingStrategy === "bedrock_only") return await bedrock("routing:bedrock_only");
     const fallbackPossible = canFallBack(key);
+    if (key.routingStrategy === "bedrock_only") {
+      if (!fallbackPossible) {
+        // As on messages: a list of models this key could not use would only defer the refusal.
+        throw new HttpError(
+          403,
+          "permission_error",
+          NO_BEDROCK_CREDENTIALS,
+        );
+      }
+      return await bedrock("routing:bedrock_only");
+    }
     if (fallbackPossible) {
       const breaker = deps.breakers.snapshot(key.id);
       if (breaker.state === "open" && (breaker.reopensAt ?? 0) > Date.now()) {
@@ -761,7 +774,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       return refuse(
         403,
         "permission_error",
-        "this access key has no Bedrock credentials (routing strategy bedrock_only); ask the proxy admin to add them",
+        NO_BEDROCK_CREDENTIALS,
       );
     }
     const modelId = countableModelId(typeof fields.model === "string" ? fields.model : "");
@@ -867,7 +880,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       return fail(
         403,
         "permission_error",
-        "this access key has no Bedrock credentials (routing strategy bedrock_only); ask the proxy admin to add them",
+        NO_BEDROCK_CREDENTIALS,
       );
     }
     const requested = a.model ?? "";
