@@ -5,6 +5,8 @@
  * socket server is deliberately not used (see DESIGN.md: shared session state, LISTEN never fires).
  */
 import { PGlite } from "@electric-sql/pglite";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import type { Db, Queryable, Row } from "./db.ts";
 import type { SqlFragment } from "./sql.ts";
 
@@ -16,6 +18,29 @@ export interface PgliteOptions {
   loadDataDir?: Blob | File;
 }
 
+/**
+ * Creating a database (initdb) grows PGlite's WebAssembly memory to about 700 MB, which it never gives back.
+ * Done in a worker that then ends, the process keeps only what opening an existing database needs (~300 MB).
+ */
+async function createInWorker(dataDir: string): Promise<void> {
+  const worker = new Worker(new URL("./pglite_init_worker.ts", import.meta.url).href, { type: "module" });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      worker.onmessage = (e: MessageEvent<string>) =>
+        e.data === "done"
+          ? resolve()
+          : reject(new Error(`cannot create the embedded database in ${dataDir}: ${e.data}`));
+      worker.onerror = (e) => {
+        e.preventDefault();
+        reject(new Error(`cannot create the embedded database in ${dataDir}: ${e.message}`));
+      };
+      worker.postMessage(dataDir);
+    });
+  } finally {
+    worker.terminate();
+  }
+}
+
 const parsers = {
   20: (v: string) => Number(v),
   1700: (v: string) => Number(v),
@@ -23,6 +48,9 @@ const parsers = {
 
 /** Opens (and creates when missing) an embedded database. */
 export async function openPglite(opts: PgliteOptions = {}): Promise<Db & { raw: PGlite }> {
+  if (opts.dataDir && !opts.loadDataDir && !existsSync(join(opts.dataDir, "PG_VERSION"))) {
+    await createInWorker(opts.dataDir);
+  }
   const pg = await PGlite.create(opts.dataDir, { loadDataDir: opts.loadDataDir, parsers });
   let closed = false;
 

@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { openPglite } from "./pglite.ts";
+import { sql } from "./sql.ts";
+
+Deno.test("a new embedded database is created (in a worker) and keeps its data across opens", async () => {
+  const dir = `${await Deno.makeTempDir()}/db`;
+  const first = await openPglite({ dataDir: dir });
+  try {
+    assert.ok(existsSync(`${dir}/PG_VERSION`), "initdb ran");
+    await first.exec("CREATE TABLE t (v int); INSERT INTO t VALUES (7)");
+  } finally {
+    await first.close();
+  }
+  const again = await openPglite({ dataDir: dir });
+  try {
+    assert.deepEqual(await again.query<{ v: number }>(sql`SELECT v FROM t`), [{ v: 7 }]);
+  } finally {
+    await again.close();
+  }
+});
+
+Deno.test("a data directory that cannot be created is refused with a message naming it", async () => {
+  const file = await Deno.makeTempFile();
+  await assert.rejects(
+    openPglite({ dataDir: `${file}/db` }),
+    new RegExp(`cannot create the embedded database in ${file}`),
+  );
+});
