@@ -1142,3 +1142,22 @@ dbTest(
     }
   },
 );
+
+dbTest(
+  "count_tokens: an Anthropic API that hangs gives way to Bedrock after 10 s, not the 300 s for answers",
+  async (db) => {
+    const f = await setup(db);
+    try {
+      f.upstream.script({ kind: "hang" });
+      const t0 = performance.now();
+      const res = await countTokens(f, COUNT);
+      const seconds = (performance.now() - t0) / 1000;
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("x-proxy-fallback-reason"), "first_byte_timeout");
+      assert.equal((await res.json()).input_tokens, fakeTokenCount(f.bedrock.requests[0].body));
+      assert.ok(seconds > 9.5 && seconds < 15, `answered after ${seconds.toFixed(1)} s`);
+    } finally {
+      await f.close();
+    }
+  },
+);

@@ -100,6 +100,8 @@ const BODY_POOL_BYTES = 32 * 1024 * 1024;
 /** The refusal for a key routed to Bedrock that has no credentials to call it with. */
 const NO_BEDROCK_CREDENTIALS =
   "this access key has no Bedrock credentials (routing strategy bedrock_only); ask the proxy admin to add them";
+/** How long the Anthropic API gets to answer count_tokens when Bedrock could answer instead. */
+const COUNT_FIRST_BYTE_TIMEOUT_MS = 10_000;
 /** How long the Anthropic API gets to answer a model list a Bedrock list can replace (Claude Code waits 3 s). */
 const MODELS_FIRST_BYTE_TIMEOUT_MS = 2_000;
 /** The most of a plan error answer kept to replay when a side request's Bedrock answer fails too. */
@@ -503,10 +505,13 @@ export function createProxy(deps: ProxyDeps): Proxy {
     },
 
     async countTokens(req: ProxyRequest): Promise<Response> {
+      // Counting takes the Anthropic API well under a second: one that hangs gives way to Bedrock long before
+      // the first-byte timeout meant for answers.
       return await sideRequest(
         req,
         true,
         (a) => countOnBedrock(req, a.key, a.body!, a.reason, a.planAnswer),
+        Math.min(COUNT_FIRST_BYTE_TIMEOUT_MS, deps.config.upstreamFirstByteTimeoutMs),
       );
     },
 
