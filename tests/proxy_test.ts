@@ -362,10 +362,18 @@ dbTest(
 );
 
 dbTest(
-  "a non-streaming answer cut off mid-body gives the client a clean 502, recorded as interrupted",
+  "a non-streaming answer cut off mid-body gives the client a clean 502, recorded as interrupted (length declared or not)",
   async (db) => {
     const p = await startProxy(db);
     try {
+      p.upstream.script({ kind: "die_mid_stream", afterEvents: 0, declared: true });
+      const declared = await postMessages(p.baseUrl, MESSAGE);
+      assert.equal(declared.status, 502, "read whole by the runtime: the cut is seen too");
+      assert.match((await declared.json()).error.message, /connection lost before the answer was complete/);
+      await recordedRows(p, db, 1);
+      p.t.logs.length = 0;
+      await db.exec("DELETE FROM token_usages");
+
       p.upstream.script({ kind: "die_mid_stream", afterEvents: 0 });
       const res = await postMessages(p.baseUrl, MESSAGE);
       assert.equal(res.status, 502);
@@ -387,23 +395,31 @@ dbTest(
   },
 );
 
+/** A client leaves while a slow non-streaming answer (its length `declared` or not) is arriving. */
+async function leaveDuringSlowAnswer(db: Db, declared: boolean) {
+  const p = await startProxy(db);
+  try {
+    p.upstream.script({ kind: "slow", eventDelayMs: 2000, declared });
+    const controller = new AbortController();
+    const pending = postMessages(p.baseUrl, MESSAGE, { signal: controller.signal }).catch(() => null);
+    await waitFor(() => p.upstream.requests.length === 1, 3000, "upstream request");
+    await new Promise((r) => setTimeout(r, 100)); // the first half is on its way
+    controller.abort();
+    await pending;
+    await clientLeftRow(p, db, 1500, "upstream abort before the slow half was sent");
+  } finally {
+    await p.close();
+  }
+}
+
 dbTest(
   "a client that leaves while a non-streaming answer is arriving cancels the upstream, recorded as 499",
-  async (db) => {
-    const p = await startProxy(db);
-    try {
-      p.upstream.script({ kind: "slow", eventDelayMs: 2000 });
-      const controller = new AbortController();
-      const pending = postMessages(p.baseUrl, MESSAGE, { signal: controller.signal }).catch(() => null);
-      await waitFor(() => p.upstream.requests.length === 1, 3000, "upstream request");
-      await new Promise((r) => setTimeout(r, 100)); // the first half is on its way
-      controller.abort();
-      await pending;
-      await clientLeftRow(p, db, 1500, "upstream abort before the slow half was sent");
-    } finally {
-      await p.close();
-    }
-  },
+  (db) => leaveDuringSlowAnswer(db, false),
+);
+
+dbTest(
+  "a client that leaves while a non-streaming answer of declared length is read whole cancels it too",
+  (db) => leaveDuringSlowAnswer(db, true),
 );
 
 dbTest(

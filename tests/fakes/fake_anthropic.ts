@@ -21,7 +21,9 @@ export interface RecordedAnthropicRequest {
 export type AnthropicStep =
   | { kind: "error"; status: number; type: string; message: string; headers?: Record<string, string> }
   | { kind: "error_event"; type: string; message: string }
-  | { kind: "die_mid_stream"; afterEvents: number }
+  /** Streaming: dies after `afterEvents` events. Non-streaming: after half the JSON, which with `declared` came
+   * with its full content-length (so the reader expects the rest). */
+  | { kind: "die_mid_stream"; afterEvents: number; declared?: boolean }
   /** `afterEvents` whole events, then half of the next one, then the connection dies. */
   | { kind: "die_mid_event"; afterEvents: number }
   /** `afterEvents` whole events, then a clean end of the body, without `message_stop`. */
@@ -32,7 +34,7 @@ export type AnthropicStep =
   | { kind: "gzip" }
   /** A streamed answer labelled with an encoding the proxy cannot decode: `bytes` in two chunks, as is. */
   | { kind: "opaque_stream"; encoding: string; bytes: Uint8Array }
-  | { kind: "slow"; eventDelayMs: number }
+  | { kind: "slow"; eventDelayMs: number; declared?: boolean }
   /** A non-streaming answer whose text is `bytes` long. */
   | { kind: "big_text"; bytes: number };
 
@@ -211,7 +213,11 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
         });
         return new Response(body, {
           status: 200,
-          headers: { ...headers, "content-type": "application/json" },
+          headers: {
+            ...headers,
+            "content-type": "application/json",
+            ...(step.declared ? { "content-length": String(bytes.length) } : {}),
+          },
         });
       }
       return json(200, message, headers);
