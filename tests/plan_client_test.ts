@@ -33,13 +33,14 @@ const refusedAfter = (ms: number, calls: string[]) => (host: { hostname: string;
   return new Promise<{ close(): void }>((_, reject) => setTimeout(() => reject(new Error("refused")), ms));
 };
 
-function send(client: PlanClient) {
+function send(client: PlanClient, firstByteTimeoutMs?: number) {
   return client.send({
     method: "POST",
     pathAndQuery: "/v1/messages",
     headers: {},
     body: null,
     signal: new AbortController().signal,
+    firstByteTimeoutMs,
   });
 }
 
@@ -99,14 +100,7 @@ Deno.test("a first-byte timeout set for one request is the one its error message
     fetch: slowUpstream(5_000, 1),
     probe: false,
   });
-  const sent = await client.send({
-    method: "POST",
-    pathAndQuery: "/v1/messages",
-    headers: {},
-    body: null,
-    signal: new AbortController().signal,
-    firstByteTimeoutMs: 50,
-  });
+  const sent = await send(client, 50);
   assert.equal(sent.ok, false);
   if (sent.ok) return;
   assert.equal(sent.failure, "first_byte_timeout");

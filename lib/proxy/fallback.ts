@@ -127,7 +127,7 @@ export async function classifyPlanAnswer(sent: PlanResult, stream: boolean): Pro
     if (FAILURE_STATUSES.has(status)) {
       return {
         kind: "failure",
-        reason: status === 529 ? "overloaded" : `upstream_${status}`,
+        reason: fallbackReason(status, response.headers, head),
         message: error?.message ?? `status ${status}`,
         response,
         head,

@@ -727,40 +727,17 @@ export function createProxy(deps: ProxyDeps): Proxy {
       return new Response(json, { status, headers });
     };
     const refuse = (status: number, type: string, message: string) => {
-      if (!isFallback || reason === "circuit_open" || clientRetries(status)) {
+      if (!givesWayToRetry(isFallback, reason, status)) {
         return answer(status, anthropicErrorBody(type, message));
       }
       if (planAnswer) {
-        const replay = new Headers(planAnswer.headers);
-        replay.set("x-proxy-request-id", req.requestId);
-        replay.set("x-proxy-provider", "anthropic");
-        replay.set("x-proxy-fallback-reason", reason);
         logLine(planAnswer.status, "anthropic", message);
-        return new Response(planAnswer.body as Uint8Array<ArrayBuffer>, {
-          status: planAnswer.status,
-          statusText: planAnswer.statusText,
-          headers: replay,
-        });
+        return replayPlanAnswer(planAnswer, req.requestId, reason);
       }
-      return answer(
-        503,
-        anthropicErrorBody(
-          "api_error",
-          `Anthropic API unavailable (${reason}) and the Bedrock fallback failed: ${message}`,
-        ),
-      );
+      return answer(503, anthropicErrorBody("api_error", bothFailed(reason, message)));
     };
 
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(decoder.decode(body));
-    } catch {
-      return answer(400, anthropicErrorBody("invalid_request_error", "request body is not valid JSON"));
-    }
-    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
-      return answer(400, anthropicErrorBody("invalid_request_error", "request body must be a JSON object"));
-    }
-    const fields = parsed as Record<string, unknown>;
+    const fields = parseMessagesBody(body);
     let creds;
     try {
       creds = await bedrockCredentials(key);
@@ -993,30 +970,14 @@ export function createProxy(deps: ProxyDeps): Proxy {
         error_type: mappedError.type,
         message: mappedError.message,
       });
-      if (a.isFallback && a.reason !== "circuit_open" && !clientRetries(mappedError.status)) {
-        // Bedrock refused (credentials, model access, a field it does not take): that says nothing about the
-        // request, which Anthropic only could not answer for now. A final 4xx would stop the client; the
-        // plan's own retryable answer lets it try again. (With the circuit open, a retry would meet Bedrock
-        // again for the rest of the reset timeout: its error is the useful answer then.)
+      if (givesWayToRetry(a.isFallback, a.reason, mappedError.status)) {
         if (a.planAnswer) {
           outcome.statusCode = a.planAnswer.status;
           outcome.errorType = mappedError.type;
           a.finish(outcome, {});
-          const headers = new Headers(a.planAnswer.headers);
-          headers.set("x-proxy-request-id", a.req.requestId);
-          headers.set("x-proxy-provider", "anthropic");
-          if (a.reason) headers.set("x-proxy-fallback-reason", a.reason);
-          return new Response(a.planAnswer.body as Uint8Array<ArrayBuffer>, {
-            status: a.planAnswer.status,
-            statusText: a.planAnswer.statusText,
-            headers,
-          });
+          return replayPlanAnswer(a.planAnswer, a.req.requestId, a.reason);
         }
-        return fail(
-          503,
-          "api_error",
-          `Anthropic API unavailable (${a.reason}) and the Bedrock fallback failed: ${mappedError.message}`,
-        );
+        return fail(503, "api_error", bothFailed(a.reason, mappedError.message));
       }
       return fail(mappedError.status, mappedError.type, mappedError.message);
     }
@@ -1029,6 +990,35 @@ interface PlanAnswer {
   statusText: string;
   headers: Headers;
   body: Uint8Array;
+}
+
+/**
+ * Whether a Bedrock refusal should give way to a retryable answer. When Bedrock stands in for an Anthropic API
+ * that could not answer and refuses with an error clients do not retry (credentials, model access, a field it
+ * does not take), that says nothing about the request: a final 4xx would stop the client for what is only an
+ * outage. With the circuit open a retry would meet Bedrock again for the rest of the reset timeout, so its
+ * error is the useful answer then.
+ */
+function givesWayToRetry(isFallback: boolean, reason: string | null, status: number): boolean {
+  return isFallback && reason !== "circuit_open" && !clientRetries(status);
+}
+
+/** The plan upstream's own (retryable) answer, passed on when the Bedrock fallback failed too. */
+function replayPlanAnswer(answer: PlanAnswer, requestId: string, reason: string | null): Response {
+  const headers = new Headers(answer.headers);
+  headers.set("x-proxy-request-id", requestId);
+  headers.set("x-proxy-provider", "anthropic");
+  if (reason) headers.set("x-proxy-fallback-reason", reason);
+  return new Response(answer.body as Uint8Array<ArrayBuffer>, {
+    status: answer.status,
+    statusText: answer.statusText,
+    headers,
+  });
+}
+
+/** The 503's message when the Anthropic API gave no answer to replay and the fallback failed. */
+function bothFailed(reason: string | null, bedrockMessage: string): string {
+  return `Anthropic API unavailable (${reason}) and the Bedrock fallback failed: ${bedrockMessage}`;
 }
 
 /** Whether the Anthropic SDKs retry a status by themselves (408, 409, 429 and 5xx). */

@@ -122,7 +122,15 @@ export class BedrockInvoker {
    * otherwise. Exposed for diagnostics and tests; `invoke`/`invokeStream` use it.
    */
   async clientFor(credentials: BedrockCredentials, region: string): Promise<BedrockRuntimeClient> {
-    return this.#clientFor(await this.#load(), credentials, region);
+    return (await this.#connect({ credentials, region })).client;
+  }
+
+  /** The SDK (loaded on first use) and the client for a call's credentials and region. */
+  async #connect(
+    req: { credentials: BedrockCredentials; region: string },
+  ): Promise<{ sdk: BedrockSdk; client: BedrockRuntimeClient }> {
+    const sdk = await this.#load();
+    return { sdk, client: this.#clientFor(sdk, req.credentials, req.region) };
   }
 
   #load(): Promise<BedrockSdk> {
@@ -163,8 +171,7 @@ export class BedrockInvoker {
    * and its usage.
    */
   async invoke(req: BedrockInvokeRequest): Promise<{ body: Record<string, unknown>; usage: BedrockUsage }> {
-    const sdk = await this.#load();
-    const client = this.#clientFor(sdk, req.credentials, req.region);
+    const { sdk, client } = await this.#connect(req);
     let out;
     try {
       out = await client.send(
@@ -195,8 +202,7 @@ export class BedrockInvoker {
    * not inference profiles). Free of charge; throws like {@link invoke}.
    */
   async countTokens(req: Omit<BedrockInvokeRequest, "requestedModel">): Promise<number> {
-    const sdk = await this.#load();
-    const client = this.#clientFor(sdk, req.credentials, req.region);
+    const { sdk, client } = await this.#connect(req);
     try {
       const out = await client.send(
         new sdk.CountTokensCommand({ modelId: req.modelId, input: { invokeModel: { body: req.body } } }),
@@ -215,8 +221,7 @@ export class BedrockInvoker {
    * answer with an HTTP error. After that, failures become a final SSE `error` event and `usage.error`.
    */
   async invokeStream(req: BedrockInvokeRequest): Promise<BedrockStream> {
-    const sdk = await this.#load();
-    const client = this.#clientFor(sdk, req.credentials, req.region);
+    const { sdk, client } = await this.#connect(req);
     const abort = new AbortController();
     const onCallerAbort = () => abort.abort(req.signal?.reason);
     if (req.signal?.aborted) abort.abort(req.signal.reason);
