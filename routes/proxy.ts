@@ -9,6 +9,7 @@ import type { Proxy } from "../lib/proxy/proxy.ts";
 import type { ProxyRequest } from "../lib/proxy/proxy.ts";
 import { FailureThrottle } from "../lib/auth/throttle.ts";
 import { clientAddress } from "../lib/http.ts";
+import { throttleSubject } from "../lib/net/cidr.ts";
 
 /** Mounts the proxy under `/ak`; unknown keys are throttled per client address (see `lib/proxy`). */
 export function proxyRoutes(
@@ -34,8 +35,8 @@ export function proxyRoutes(
       // Fires only when the client goes away: deno.json opts out of the legacy abort-after-success behaviour.
       signal: c.req.raw.signal,
       guesses: {
-        retryAfterSeconds: () => guesses.retryAfterSeconds(address),
-        fail: () => guesses.fail(address),
+        retryAfterSeconds: () => guesses.retryAfterSeconds(throttleSubject(address)),
+        fail: () => guesses.fail(throttleSubject(address)),
       },
       onRecorded: () => c.set("recorded", true),
     };

@@ -17,6 +17,7 @@ import { timingSafeEqual } from "../encoding.ts";
 import { verifyPassword } from "./password.ts";
 import type { Sessions } from "./session.ts";
 import { FailureThrottle } from "./throttle.ts";
+import { throttleSubject } from "../net/cidr.ts";
 
 /** Sign-in outcome: a session token. */
 export interface LoginService {
@@ -44,7 +45,8 @@ export function createLoginService(deps: {
     now: deps.now,
   });
   const expectedName = new TextEncoder().encode(deps.username);
-  const retryAfter = (username: string, address: string) => {
+  const retryAfter = (username: string, client: string) => {
+    const address = throttleSubject(client);
     const byAddress = throttle.retryAfterSeconds(`ip:${address}`);
     if (!throttle.hasFailed(`ip:${address}`)) return byAddress;
     return Math.max(byAddress, throttle.retryAfterSeconds(`user:${username.toLowerCase()}`));
@@ -52,19 +54,22 @@ export function createLoginService(deps: {
 
   return {
     retryAfter,
-    async attempt(username, password, address) {
-      const wait = retryAfter(username, address);
+    async attempt(username, password, client) {
+      const wait = retryAfter(username, client);
+      const address = throttleSubject(client);
       if (wait > 0) {
         throw new HttpError(429, "rate_limit_error", `too many failed sign-ins; try again in ${wait} s`, {
           "retry-after": String(wait),
         });
       }
+      // Counted as a failure before the slow hash check and taken back on success: attempts sent in parallel
+      // would otherwise all pass the check above before the first of them failed.
+      throttle.fail(`ip:${address}`);
+      throttle.fail(`user:${username.toLowerCase()}`);
       // Always verify the password, even for a wrong name, so timing does not reveal which part was wrong.
       const passwordOk = await verifyPassword(password, deps.passwordHash);
       const nameOk = timingSafeEqual(new TextEncoder().encode(username), expectedName);
       if (!(passwordOk && nameOk)) {
-        throttle.fail(`ip:${address}`);
-        throttle.fail(`user:${username.toLowerCase()}`);
         throw new HttpError(401, "authentication_error", "wrong user name or password");
       }
       throttle.clear(`user:${username.toLowerCase()}`);

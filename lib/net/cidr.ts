@@ -57,6 +57,27 @@ function mapped(v4: number[]): Uint8Array {
   return out;
 }
 
+/**
+ * The subject a client address is throttled under: an IPv4 address as it is, an IPv6 address by its /64 (one
+ * host usually holds a whole /64, so counting single addresses would give it 2^64 fresh tries). Text that is not
+ * an address is its own subject.
+ *
+ * @example
+ * ```ts
+ * throttleSubject("2001:db8:1:2::7"); // "2001:db8:1:2::/64"
+ * throttleSubject("::ffff:10.0.0.1"); // "10.0.0.1"
+ * ```
+ */
+export function throttleSubject(address: string): string {
+  const bytes = parseIp(address);
+  if (!bytes) return address;
+  const isMapped = bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  if (isMapped) return bytes.subarray(12).join(".");
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  return `${groups.join(":")}::/64`;
+}
+
 /** True when `text` is a valid CIDR block (or a bare address). */
 export function isCidr(text: string): boolean {
   return parseCidr(text) !== null;

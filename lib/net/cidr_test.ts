@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cidrMatcher, isCidr, parseIp } from "./cidr.ts";
+import { cidrMatcher, isCidr, parseIp, throttleSubject } from "./cidr.ts";
 
 Deno.test("IPv4 and IPv6 blocks match the addresses inside them only", () => {
   const allowed = cidrMatcher(["10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32", "172.16.0.0/12"]);
@@ -39,4 +39,15 @@ Deno.test("CIDR validation refuses malformed blocks", () => {
     assert.equal(isCidr(bad), false, bad);
   }
   assert.deepEqual([...parseIp("::1")!], [...new Array(15).fill(0), 1]);
+});
+
+Deno.test("throttle subjects: IPv4 as is, IPv6 by its /64, anything else unchanged", () => {
+  assert.equal(throttleSubject("10.0.0.1"), "10.0.0.1");
+  assert.equal(throttleSubject("::ffff:10.0.0.1"), "10.0.0.1");
+  // Two addresses of one /64 are one subject; the next /64 is another.
+  assert.equal(throttleSubject("2001:db8:1:2::7"), "2001:db8:1:2::/64");
+  assert.equal(throttleSubject("2001:0db8:0001:0002:ffff:1:2:3"), "2001:db8:1:2::/64");
+  assert.notEqual(throttleSubject("2001:db8:1:3::7"), throttleSubject("2001:db8:1:2::7"));
+  assert.equal(throttleSubject("[2001:db8:1:2::9]"), "2001:db8:1:2::/64");
+  assert.equal(throttleSubject("unknown"), "unknown");
 });

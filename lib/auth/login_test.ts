@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { createLoginService } from "./login.ts";
+import { hashPassword } from "./password.ts";
+import { createSessions } from "./session.ts";
+import { HttpError } from "../errors.ts";
+
+const SECRET = "test-jwt-secret-0123456789abcdef0123456789";
+
+async function service() {
+  return createLoginService({
+    username: "admin",
+    // Few iterations: the test is about counting, not hashing cost.
+    passwordHash: await hashPassword("right", 1000),
+    sessions: createSessions({ secret: SECRET, ttlSeconds: 60 }),
+  });
+}
+
+/** The status each attempt ended with: 200 for a session, else the HttpError's status. */
+async function outcome(p: Promise<unknown>): Promise<number> {
+  try {
+    await p;
+    return 200;
+  } catch (e) {
+    if (e instanceof HttpError) return e.status;
+    throw e;
+  }
+}
+
+Deno.test("sign-ins sent in parallel are counted before the password check: only the limit gets through", async () => {
+  const login = await service();
+  const attempts = Array.from(
+    { length: 20 },
+    (_, i) => login.attempt("admin", i === 19 ? "right" : "bad", "10.0.0.1"),
+  );
+  const statuses = await Promise.all(attempts.map(outcome));
+  const checked = statuses.filter((s) => s !== 429);
+  assert.equal(checked.length, 5, `statuses: ${statuses.join(",")}`);
+  assert.ok(checked.every((s) => s === 401));
+  assert.equal(statuses[19], 429, "the right password, sent after the limit, is refused too");
+});
+
+Deno.test("a successful sign-in takes back its own tentative failure", async () => {
+  const login = await service();
+  for (let i = 0; i < 4; i++) assert.equal(await outcome(login.attempt("admin", "bad", "10.0.0.2")), 401);
+  assert.equal(await outcome(login.attempt("admin", "right", "10.0.0.2")), 200);
+  // The address starts afresh: four more failures still leave it unthrottled.
+  for (let i = 0; i < 4; i++) assert.equal(await outcome(login.attempt("admin", "bad", "10.0.0.2")), 401);
+  assert.equal(login.retryAfter("admin", "10.0.0.2"), 0);
+});
+
+Deno.test("IPv6 guesses from one /64 share one limit", async () => {
+  const login = await service();
+  for (let i = 1; i <= 5; i++) {
+    assert.equal(await outcome(login.attempt("someone", "bad", `2001:db8:1:2::${i}`)), 401);
+  }
+  assert.equal(await outcome(login.attempt("someone", "bad", "2001:db8:1:2::99")), 429);
+  assert.equal(
+    await outcome(login.attempt("someone", "bad", "2001:db8:1:3::1")),
+    401,
+    "another /64 is another client",
+  );
+});
