@@ -523,6 +523,8 @@ function describeValue(name: string, raw: string): string {
   if (/SECRET|PASSWORD|KEY$|_KEY_|HASH/.test(name) && !/KEY_ID$|CACHE_TTL$/.test(name)) {
     return "a value (hidden)";
   }
+  // A URL's password must not reach the start-up error (and so the container logs), parseable or not.
+  if (/_URL$/.test(name)) raw = raw.replace(/(\/\/[^/@:]*):[^/@]*@/, "$1:***@");
   const shown = raw.length > 60 ? `${raw.slice(0, 57)}...` : raw;
   return JSON.stringify(shown);
 }

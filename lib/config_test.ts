@@ -112,6 +112,18 @@ Deno.test("every problem is reported at once, and secret values are never echoed
   assert.equal(problems.length, 3);
   const secretProblems = await problemsOf({ ...production, PROXY_JWT_SECRET: "tiny-secret-value" });
   assert.ok(secretProblems.every((p) => !p.includes("tiny-secret-value")));
+  // A refused database URL is shown without its password, in a scheme the proxy does not take too.
+  for (
+    const url of [
+      "postgresql+asyncpg://proxy:S3cretDbPass@db.internal:5432/proxy",
+      "mysql://u:S3cretDbPass@h/d",
+    ]
+  ) {
+    const [problem] = await problemsOf({ PROXY_DATABASE_URL: url });
+    assert.match(problem, /^PROXY_DATABASE_URL: expected postgres/);
+    assert.ok(!problem.includes("S3cretDbPass"), problem);
+    assert.match(problem, /:\*\*\*@/);
+  }
 });
 
 Deno.test("production refuses missing secrets, naming each", async () => {
