@@ -139,7 +139,12 @@ export async function createServices(
   const metrics = new ProxyMetrics();
   let detach: (() => Promise<void>) | null = null;
   const retention = new RetentionJob({ db, log, days: config.usageRetentionDays });
-  const bedrock = new BedrockInvoker({ endpoint: config.bedrockEndpoint || undefined });
+  // Bedrock gets the plan upstream's limits: a whole non-streamed answer, and the longest silence of a stream.
+  const bedrock = new BedrockInvoker({
+    endpoint: config.bedrockEndpoint || undefined,
+    requestTimeoutMs: config.upstreamResponseTimeoutMs,
+    streamIdleTimeoutMs: config.upstreamFirstByteTimeoutMs,
+  });
   const plan = new PlanClient({
     baseUrl: config.planApiUrl,
     connectTimeoutMs: config.upstreamConnectTimeoutMs,

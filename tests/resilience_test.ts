@@ -184,6 +184,57 @@ dbTest("slow-drip and silent upstreams give bounded, clean errors, and usage is 
   }
 });
 
+dbTest(
+  "an upstream that stalls after its headers is cut after the first-byte timeout of silence, and recorded",
+  async (db) => {
+    const p = await startProxy(db, {
+      env: { PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: "400", PROXY_UPSTREAM_RESPONSE_TIMEOUT_MS: "5000" },
+    });
+    try {
+      // A stream that goes silent after three events ends with an Anthropic error event, not never.
+      p.upstream.script({ kind: "stall", afterEvents: 3 });
+      let started = Date.now();
+      const stream = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
+      assert.equal(stream.status, 200);
+      const text = await stream.text();
+      const waited = Date.now() - started;
+      assert.match(text, /^event: message_start/);
+      assert.match(text, /event: error\ndata: .*sent nothing for 0 s mid-stream; the answer is incomplete/);
+      assert.ok(waited >= 350 && waited < 3000, `stream: ${waited} ms, silence allowed 400`);
+
+      // A non-streaming answer whose body stops half way: 502, bounded by the same silence.
+      p.upstream.script({ kind: "stall", afterEvents: 0 });
+      started = Date.now();
+      const half = await postMessages(p.baseUrl, MESSAGE);
+      assert.equal(half.status, 502);
+      assert.match((await half.json()).error.message, /sent nothing for 400 ms after its headers/);
+      assert.ok(Date.now() - started < 3000);
+
+      // An error status whose body never comes: this key cannot fall back, so once the timer gives up on the
+      // body the client gets a 502 (the upstream's answer never arrived whole), not a hang.
+      p.upstream.script({ kind: "error_headers_only", status: 503 });
+      started = Date.now();
+      const errorHead = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
+      assert.equal(errorHead.status, 502);
+      assert.equal((await errorHead.json()).error.type, "api_error");
+      assert.ok(Date.now() - started < 3000, `error body: ${Date.now() - started} ms`);
+
+      await waitFor(() => p.t.services.recorder.stats().queued === 3, 3000, "usage rows");
+      await p.t.services.recorder.flush();
+      const rows = await db.query<{ status_code: number; error_type: string | null }>(
+        sql`SELECT status_code, error_type FROM token_usages ORDER BY created_at`,
+      );
+      assert.deepEqual(rows.map((r) => [r.status_code, r.error_type]), [
+        [200, "stream_interrupted"],
+        [502, "stream_interrupted"],
+        [502, "api_error"],
+      ]);
+    } finally {
+      await p.close();
+    }
+  },
+);
+
 async function adminSetup(origin: string, password: string) {
   const api = await apiClient(origin, password);
   const user = await api("POST", "/users", { email: `drain-${crypto.randomUUID()}@example.com` });

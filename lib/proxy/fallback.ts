@@ -91,9 +91,9 @@ export async function classifyPlanAnswer(sent: PlanResult, stream: boolean): Pro
   const status = response.status;
 
   if (status >= 400) {
-    sent.firstByte.clear();
     let head: Uint8Array[];
     try {
+      // Still under the first-byte timer: an error answer whose body never comes must not hold the request.
       head = (await readUpTo(reader, MAX_ERROR_BODY)).chunks;
     } catch {
       if (clientGone()) return { kind: "client_gone" };
@@ -108,6 +108,8 @@ export async function classifyPlanAnswer(sent: PlanResult, stream: boolean): Pro
         };
       }
       head = [];
+    } finally {
+      sent.firstByte.clear();
     }
     const error = parseError(head);
     if (status === 429) {

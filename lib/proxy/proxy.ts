@@ -34,6 +34,7 @@ import {
 } from "./bedrock/errors.ts";
 import type { ProxyMetrics } from "./metrics.ts";
 import { type ChunkReader, chunkReader, readBody, readUpTo } from "./body_reader.ts";
+import { idleWatch } from "./idle_watch.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { scanMessagesBody } from "./json_scan.ts";
 import { concatChunks } from "../encoding.ts";
@@ -436,6 +437,12 @@ export function createProxy(deps: ProxyDeps): Proxy {
         // A JSON answer is useless to the client until its last byte, so it is read whole and handed back as
         // bytes: the runtime then writes it natively, with no stream pumped through JavaScript.
         let read: Awaited<ReturnType<typeof readUpTo>>;
+        // Its headers came; a body that then stalls must not hold the request for ever.
+        const stalled = idleWatch(
+          deps.config.upstreamFirstByteTimeoutMs,
+          () => sent.ok && sent.abort(),
+          "Anthropic API",
+        );
         try {
           read = await readUpTo(decoded.reader, MAX_JSON_TAP + 1);
         } catch {
@@ -452,8 +459,12 @@ export function createProxy(deps: ProxyDeps): Proxy {
           throw new HttpError(
             502,
             "api_error",
-            "Anthropic API connection lost before the answer was complete",
+            stalled.error
+              ? `${stalled.error.message} after its headers; the answer is incomplete`
+              : "Anthropic API connection lost before the answer was complete",
           );
+        } finally {
+          stalled.stop();
         }
         const chunks = [...decoded.head, ...read.chunks];
         if (read.done) {
@@ -491,6 +502,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         abort: () => sent.ok && sent.abort(),
         live: liveStreams,
         shutdown: shuttingDown.signal,
+        idleTimeoutMs: deps.config.upstreamFirstByteTimeoutMs,
       });
       return new Response(out, {
         status: upstream.status,
@@ -622,13 +634,20 @@ export function createProxy(deps: ProxyDeps): Proxy {
       if (fallbackPossible) return await bedrock(sent.failure);
       throw noAnswer(sent);
     }
-    sent.firstByte.clear();
     const upstream = sent.response;
-    if (!fallbackPossible || !isFallbackStatus(upstream.status)) return passOn(req, upstream);
+    if (!fallbackPossible || !isFallbackStatus(upstream.status)) {
+      sent.firstByte.clear();
+      return passOn(req, upstream);
+    }
     let head: Uint8Array[] = [];
     try {
+      // Still under the timer: an error answer whose body never comes goes to Bedrock when it fires.
       head = (await readUpTo(chunkReader(upstream.body), MAX_SIDE_ERROR_BODY)).chunks;
-    } catch { /* the answer is replaced anyway */ }
+    } catch {
+      /* the answer is replaced anyway */
+    } finally {
+      sent.firstByte.clear();
+    }
     sent.abort();
     if (req.signal.aborted) return new Response(null, { status: 499 });
     const planAnswer: PlanAnswer = {
@@ -859,11 +878,18 @@ export function createProxy(deps: ProxyDeps): Proxy {
       );
     }
     if (!creds) {
-      return fail(
-        403,
-        "permission_error",
-        NO_BEDROCK_CREDENTIALS,
-      );
+      // Removed since this key was looked up (its cached flag is stale): a fallback then gives way to the plan
+      // upstream's retryable answer, as any other Bedrock refusal would, instead of a final 403.
+      if (givesWayToRetry(a.isFallback, a.reason, 403)) {
+        if (a.planAnswer) {
+          outcome.statusCode = a.planAnswer.status;
+          outcome.errorType = "permission_error";
+          a.finish(outcome, {});
+          return replayPlanAnswer(a.planAnswer, a.req.requestId, a.reason);
+        }
+        return fail(503, "api_error", bothFailed(a.reason, NO_BEDROCK_CREDENTIALS));
+      }
+      return fail(403, "permission_error", NO_BEDROCK_CREDENTIALS);
     }
     const requested = a.model ?? "";
     const mapped = mapModel(requested, {
@@ -958,7 +984,14 @@ export function createProxy(deps: ProxyDeps): Proxy {
     }
 
     function bedrockFailed(e: unknown): Response {
-      if (cutByShutdown(e) && !a.req.signal.aborted) {
+      if (a.req.signal.aborted) {
+        // The client left while Bedrock worked: its cancellation, not a Bedrock failure (no warning, no 5xx).
+        outcome.statusCode = 499;
+        outcome.errorType = "client_closed_request";
+        a.finish(outcome, {});
+        return new Response(null, { status: 499 });
+      }
+      if (cutByShutdown(e)) {
         // Cut by the drain deadline, not refused: the client is still there and may retry elsewhere.
         return fail(503, "api_error", SHUTDOWN_MESSAGE);
       }
@@ -1096,6 +1129,8 @@ function relay(o: {
   live: Set<() => void>;
   /** Aborted at the drain deadline: a stream that starts after it is ended at once. */
   shutdown: AbortSignal;
+  /** The longest the upstream may stay silent mid-answer before the stream is ended as incomplete. */
+  idleTimeoutMs?: number;
 }): ReadableStream<Uint8Array> {
   // Only SSE has usage to read on the way: a JSON answer reaches here only past MAX_JSON_TAP, unread.
   const tap = o.sse ? new SseUsageTap() : null;
@@ -1103,9 +1138,11 @@ function relay(o: {
   let partial: Uint8Array | null = null; // SSE bytes after the last event boundary, not yet sent
   let stopped = false; // ended early by interrupt(): reads still pending must not touch the controller
   let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const idle = idleWatch(o.idleTimeoutMs, () => o.abort(), "Anthropic API");
   const end = (failure: "cancelled" | "interrupted" | null) => {
     if (ended) return;
     ended = true;
+    idle.stop();
     o.live.delete(interrupt);
     o.onEnd(tap ? tap.result : {}, failure);
   };
@@ -1162,16 +1199,15 @@ function relay(o: {
           let read: ReadableStreamReadResult<Uint8Array>;
           try {
             read = await o.reader.read();
+            idle.touch();
           } catch {
             if (stopped) return;
-            if (o.sse) {
-              return cutShort(
-                controller,
-                "Anthropic API connection lost mid-stream; the answer is incomplete",
-              );
-            }
+            const lost = idle.error
+              ? `Anthropic API sent nothing for ${Math.round(o.idleTimeoutMs! / 1000)} s mid-stream`
+              : "Anthropic API connection lost mid-stream";
+            if (o.sse) return cutShort(controller, `${lost}; the answer is incomplete`);
             end("interrupted");
-            return controller.error(new Error("upstream connection lost"));
+            return controller.error(new Error(lost));
           }
           if (stopped) return;
           if (read.done) {

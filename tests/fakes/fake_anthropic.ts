@@ -29,6 +29,10 @@ export type AnthropicStep =
   /** `afterEvents` whole events, then a clean end of the body, without `message_stop`. */
   | { kind: "end_early"; afterEvents: number }
   | { kind: "hang" }
+  /** `afterEvents` whole events (non-streaming: half the JSON), then silence until the caller leaves. */
+  | { kind: "stall"; afterEvents: number }
+  /** An error status whose headers come but whose body never does (until the caller leaves). */
+  | { kind: "error_headers_only"; status: number }
   /** A 200 stream whose headers come but whose first event never does (until the caller leaves). */
   | { kind: "silent_stream" }
   | { kind: "gzip" }
@@ -119,6 +123,23 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
         await Promise.race([aborted, closing]);
         return new Response(null, { status: 499 });
       }
+      if (step?.kind === "error_headers_only") {
+        const body = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            await Promise.race([aborted, closing]);
+            try {
+              controller.close();
+            } catch { /* cancelled already */ }
+          },
+          cancel() {
+            abortedResolve();
+          },
+        });
+        return new Response(body, {
+          status: step.status,
+          headers: { "content-type": "application/json", "request-id": `req_fake_${++counter}` },
+        });
+      }
       if (step?.kind === "error") {
         return json(step.status, { type: "error", error: { type: step.type, message: step.message } }, {
           "request-id": `req_fake_${++counter}`,
@@ -190,7 +211,7 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
           headers: { ...headers, "content-type": "application/json", "content-encoding": "gzip" },
         });
       }
-      if (step?.kind === "die_mid_stream" || step?.kind === "slow") {
+      if (step?.kind === "die_mid_stream" || step?.kind === "slow" || step?.kind === "stall") {
         // Half the JSON, then the connection dies (or, slow, the rest after a pause).
         const bytes = encoder.encode(JSON.stringify(message));
         const half = bytes.length >> 1;
@@ -203,6 +224,13 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
               return;
             }
             if (step.kind === "die_mid_stream") return controller.error(new Error("fake upstream died"));
+            if (step.kind === "stall") {
+              await Promise.race([aborted, closing]);
+              try {
+                controller.close();
+              } catch { /* cancelled already */ }
+              return;
+            }
             await sleep(step.eventDelayMs);
             controller.enqueue(bytes.slice(half));
             controller.close();
@@ -216,7 +244,7 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
           headers: {
             ...headers,
             "content-type": "application/json",
-            ...(step.declared ? { "content-length": String(bytes.length) } : {}),
+            ...("declared" in step && step.declared ? { "content-length": String(bytes.length) } : {}),
           },
         });
       }
@@ -266,6 +294,13 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
         }
         if (i > 0) await sleep(delay);
         if (cancelled) return;
+        if (step?.kind === "stall" && i >= step.afterEvents) {
+          await Promise.race([aborted, closing]);
+          try {
+            controller.close();
+          } catch { /* cancelled already */ }
+          return;
+        }
         if (i >= dieAfter) {
           if (step?.kind === "die_mid_event" && i < events.length) {
             const [event, data] = events[i];

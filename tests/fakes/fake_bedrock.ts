@@ -24,6 +24,8 @@ export interface FakeUsage {
   output_tokens: number;
   cache_read_input_tokens: number;
   cache_creation_input_tokens: number;
+  /** How the cache writes split by lifetime, as Anthropic models on Bedrock report it (sent only when set). */
+  cache_creation?: { ephemeral_5m_input_tokens: number; ephemeral_1h_input_tokens: number };
 }
 
 /** What the fake answers with (all optional; defaults give a short text reply). */
@@ -39,6 +41,8 @@ export interface FakeReply {
   model?: string;
   /** Milliseconds to wait before each streamed frame. */
   eventDelayMs?: number;
+  /** After this many streamed frames the stream goes silent (a hung connection) until the client leaves. */
+  stallAfterEvents?: number;
   /** Milliseconds to wait before answering at all (before the response headers). */
   responseDelayMs?: number;
   /**
@@ -229,7 +233,7 @@ export function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<FakeBed
       });
     }
     const exception = step?.kind === "stream_exception" ? step : undefined;
-    return streamResponse(events, reply.eventDelayMs ?? 0, exception, record, gone);
+    return streamResponse(events, reply.eventDelayMs ?? 0, exception, record, gone, reply.stallAfterEvents);
   });
 
   // A promise although Deno.serve listens synchronously, so callers need not change if start-up becomes async.
@@ -444,6 +448,7 @@ function anthropicEvents(reply: FakeReply, modelId: string): Record<string, unkn
           input_tokens: usage.input_tokens,
           cache_creation_input_tokens: usage.cache_creation_input_tokens,
           cache_read_input_tokens: usage.cache_read_input_tokens,
+          ...(usage.cache_creation ? { cache_creation: usage.cache_creation } : {}),
           output_tokens: 1,
         },
       },
@@ -582,12 +587,14 @@ function streamResponse(
   exception: { afterEvents: number; exceptionType: string; message?: string } | undefined,
   record: RecordedRequest,
   gone: AbortController,
+  stallAfterEvents?: number,
 ): Response {
   const signal = gone.signal;
   let i = 0;
   const stream = new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (delayMs > 0) await sleep(delayMs, signal);
+      if (stallAfterEvents !== undefined && i >= stallAfterEvents) await sleep(3_600_000, signal);
       if (signal.aborted) return;
       if (exception && i === exception.afterEvents) {
         controller.enqueue(

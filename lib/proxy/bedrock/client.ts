@@ -17,6 +17,7 @@ import type {
   ResponseStream,
 } from "@aws-sdk/client-bedrock-runtime";
 import { createHash } from "node:crypto";
+import { idleWatch } from "../idle_watch.ts";
 import { mapBedrockError, SHUTDOWN_MESSAGE, ShutdownError, sseErrorEvent } from "./errors.ts";
 
 /** The credentials one Bedrock call is made with. */
@@ -31,6 +32,8 @@ export interface BedrockUsage {
   outputTokens: number;
   cacheReadInputTokens: number;
   cacheCreationInputTokens: number;
+  /** Of the cache writes, those with a one-hour lifetime (priced higher than five-minute ones). */
+  cacheCreation1hInputTokens: number;
 }
 
 /** Usage of a streamed call, known once the stream has ended (or failed, or was cancelled). */
@@ -75,8 +78,16 @@ export interface BedrockInvokerOptions {
    * their own backoff, and retrying here too would multiply the wait before the client sees an answer.
    */
   maxAttempts?: number;
-  /** Milliseconds to wait for Bedrock's response headers; default: no limit (long non-streamed answers). */
+  /**
+   * Milliseconds to wait for Bedrock's response headers, which a non-streamed answer sends with its whole body;
+   * default: no limit.
+   */
   requestTimeoutMs?: number;
+  /**
+   * Milliseconds a stream may stay silent (before its first event and between events) before it is ended with
+   * a `timeout_error`; default: no limit. A connection that hangs must not hold the client forever.
+   */
+  streamIdleTimeoutMs?: number;
 }
 
 /**
@@ -102,6 +113,7 @@ export class BedrockInvoker {
   readonly #maxClients: number;
   readonly #maxAttempts: number;
   readonly #requestTimeoutMs?: number;
+  readonly #streamIdleTimeoutMs?: number;
   readonly #clients = new Map<string, BedrockRuntimeClient>();
   #sdk: Promise<BedrockSdk> | null = null;
 
@@ -110,6 +122,7 @@ export class BedrockInvoker {
     this.#maxClients = Math.max(1, opts.maxClients ?? 64);
     this.#maxAttempts = Math.max(1, opts.maxAttempts ?? 1);
     this.#requestTimeoutMs = opts.requestTimeoutMs;
+    this.#streamIdleTimeoutMs = opts.streamIdleTimeoutMs;
   }
 
   /** Number of SDK clients currently kept. */
@@ -190,11 +203,8 @@ export class BedrockInvoker {
     if (req.requestedModel) body.model = req.requestedModel;
     const tally = emptyTally();
     mergeUsage(tally, body.usage);
-    const { inputTokens, outputTokens, cacheReadInputTokens, cacheCreationInputTokens } = finishUsage(
-      tally,
-      undefined,
-    );
-    return { body, usage: { inputTokens, outputTokens, cacheReadInputTokens, cacheCreationInputTokens } };
+    const { stopReason: _s, messageId: _m, ...usage } = finishUsage(tally, undefined);
+    return { body, usage };
   }
 
   /**
@@ -226,7 +236,11 @@ export class BedrockInvoker {
     const onCallerAbort = () => abort.abort(req.signal?.reason);
     if (req.signal?.aborted) abort.abort(req.signal.reason);
     else req.signal?.addEventListener("abort", onCallerAbort, { once: true });
-    const detach = () => req.signal?.removeEventListener("abort", onCallerAbort);
+    const idle = idleWatch(this.#streamIdleTimeoutMs, (e) => abort.abort(e), "Bedrock");
+    const detach = () => {
+      idle.stop();
+      req.signal?.removeEventListener("abort", onCallerAbort);
+    };
 
     let iterator: AsyncIterator<ResponseStream>;
     let first: IteratorResult<ResponseStream>;
@@ -243,10 +257,11 @@ export class BedrockInvoker {
       if (!out.body) throw new Error("Bedrock returned no response stream");
       iterator = out.body[Symbol.asyncIterator]();
       first = await iterator.next();
+      idle.touch();
     } catch (err) {
       detach();
       abort.abort();
-      throw callerTimeout(req.signal) ?? err;
+      throw callerTimeout(req.signal) ?? idle.error ?? err;
     }
 
     const tally = emptyTally();
@@ -269,6 +284,7 @@ export class BedrockInvoker {
           while (true) {
             const next = pending ?? await iterator.next();
             pending = undefined;
+            idle.touch();
             if (finished) return;
             if (next.done) {
               finish();
@@ -283,7 +299,7 @@ export class BedrockInvoker {
           }
         } catch (err) {
           if (finished) return;
-          const timedOut = callerTimeout(req.signal);
+          const timedOut = callerTimeout(req.signal) ?? idle.error ?? undefined;
           if (req.signal?.reason instanceof ShutdownError) {
             controller.enqueue(encoder.encode(sseErrorEvent("api_error", SHUTDOWN_MESSAGE)));
             finish({ cancelled: true });
@@ -369,6 +385,7 @@ interface Tally {
   output?: number;
   cacheRead?: number;
   cacheCreation?: number;
+  cacheCreation1h?: number;
   stopReason: string | null;
   messageId: string | null;
   metrics?: Record<string, unknown>;
@@ -386,6 +403,10 @@ function mergeUsage(t: Tally, usage: unknown): void {
   if (typeof u.output_tokens === "number") t.output = u.output_tokens;
   if (typeof u.cache_read_input_tokens === "number") t.cacheRead = u.cache_read_input_tokens;
   if (typeof u.cache_creation_input_tokens === "number") t.cacheCreation = u.cache_creation_input_tokens;
+  const split = u.cache_creation as { ephemeral_1h_input_tokens?: unknown } | undefined;
+  if (typeof split?.ephemeral_1h_input_tokens === "number") {
+    t.cacheCreation1h = split.ephemeral_1h_input_tokens;
+  }
 }
 
 /** Counters the events never reported are filled from Bedrock's invocation metrics, then 0. */
@@ -397,6 +418,7 @@ function finishUsage(t: Tally, metrics: Record<string, unknown> | undefined): Be
     outputTokens: t.output ?? m("outputTokenCount") ?? 0,
     cacheReadInputTokens: t.cacheRead ?? m("cacheReadInputTokenCount") ?? 0,
     cacheCreationInputTokens: t.cacheCreation ?? m("cacheWriteInputTokenCount") ?? 0,
+    cacheCreation1hInputTokens: t.cacheCreation1h ?? 0,
     stopReason: t.stopReason,
     messageId: t.messageId,
   };

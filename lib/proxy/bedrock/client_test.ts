@@ -6,7 +6,12 @@ import {
   type FakeBedrockOptions,
   startFakeBedrock,
 } from "../../../tests/fakes/fake_bedrock.ts";
-import { type BedrockCredentials, BedrockInvoker, type BedrockInvokeRequest } from "./client.ts";
+import {
+  type BedrockCredentials,
+  BedrockInvoker,
+  type BedrockInvokeRequest,
+  type BedrockInvokerOptions,
+} from "./client.ts";
 import { mapBedrockError } from "./errors.ts";
 import { mapModel } from "./model_map.ts";
 import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./translate.ts";
@@ -31,9 +36,10 @@ function body(extra: Record<string, unknown> = {}): Uint8Array {
 async function withFake(
   fn: (fake: FakeBedrock, invoker: BedrockInvoker) => Promise<void>,
   opts: FakeBedrockOptions = {},
+  invokerOpts: Omit<BedrockInvokerOptions, "endpoint"> = {},
 ): Promise<void> {
   const fake = await startFakeBedrock({ iamCredentials: { [AKID]: SECRET }, apiKeys: [API_KEY], ...opts });
-  const invoker = new BedrockInvoker({ endpoint: fake.url });
+  const invoker = new BedrockInvoker({ endpoint: fake.url, ...invokerOpts });
   try {
     await fn(fake, invoker);
   } finally {
@@ -98,6 +104,7 @@ Deno.test("invoke with IAM credentials is SigV4-verified by Bedrock and answers 
       outputTokens: 12,
       cacheReadInputTokens: 0,
       cacheCreationInputTokens: 0,
+      cacheCreation1hInputTokens: 0,
     });
     const rec = fake.requests[0];
     assert.equal(rec.auth, "sigv4");
@@ -116,6 +123,7 @@ Deno.test("invoke reports cache read and write tokens from the message usage", a
       outputTokens: 9,
       cacheReadInputTokens: 1000,
       cacheCreationInputTokens: 200,
+      cacheCreation1hInputTokens: 0,
     });
   }, {
     reply: {
@@ -249,6 +257,7 @@ Deno.test("stream usage counts input, output, cache read and cache write tokens"
       outputTokens: 77,
       cacheReadInputTokens: 4000,
       cacheCreationInputTokens: 1500,
+      cacheCreation1hInputTokens: 0,
       stopReason: "end_turn",
       messageId: start.id,
     });
@@ -615,4 +624,66 @@ Deno.test("the Anthropic SDK surfaces a mid-stream Bedrock failure as an Anthrop
       await proxy.shutdown();
     }
   });
+});
+
+Deno.test("a Bedrock stream silent for the idle timeout ends: before its first event it rejects, later with an error event", async () => {
+  // Silent before the first event: the call rejects with a timeout, which maps to 504.
+  await withFake(
+    async (_fake, invoker) => {
+      const started = performance.now();
+      const err = await rejection(invoker.invokeStream(request()));
+      assert.ok(performance.now() - started < 2_000);
+      assert.deepEqual([mapBedrockError(err).status, mapBedrockError(err).type], [504, "timeout_error"]);
+    },
+    { reply: { stallAfterEvents: 0 } },
+    { streamIdleTimeoutMs: 150 },
+  );
+  // Silent after two events: the client's stream ends with a timeout_error event and the usage says so.
+  await withFake(
+    async (fake, invoker) => {
+      const stream = await invoker.invokeStream(request());
+      const text = await new Response(stream.events).text();
+      assert.match(text, /^event: message_start/);
+      assert.match(text, /event: error\ndata: \{"type":"error","error":\{"type":"timeout_error"/);
+      const usage = await stream.usage;
+      assert.equal(usage.error?.type, "timeout_error");
+      assert.equal(fake.requests[0].sentEvents.length, 2);
+    },
+    { reply: { stallAfterEvents: 2 } },
+    { streamIdleTimeoutMs: 150 },
+  );
+});
+
+Deno.test("a slow but steady Bedrock stream is not cut by the idle timeout", async () => {
+  await withFake(
+    async (_fake, invoker) => {
+      const stream = await invoker.invokeStream(request());
+      const text = await new Response(stream.events).text();
+      assert.match(text, /event: message_stop/);
+      assert.doesNotMatch(text, /event: error/);
+    },
+    { reply: { eventDelayMs: 60 } },
+    { streamIdleTimeoutMs: 150 },
+  );
+});
+
+Deno.test("Bedrock's one-hour cache writes are counted apart, streamed and not, so they are priced as such", async () => {
+  const usage = {
+    input_tokens: 10,
+    output_tokens: 3,
+    cache_read_input_tokens: 0,
+    cache_creation_input_tokens: 20,
+    cache_creation: { ephemeral_5m_input_tokens: 5, ephemeral_1h_input_tokens: 15 },
+  };
+  await withFake(async (_fake, invoker) => {
+    const whole = await invoker.invoke(request());
+    assert.deepEqual([whole.usage.cacheCreationInputTokens, whole.usage.cacheCreation1hInputTokens], [
+      20,
+      15,
+    ]);
+    const stream = await invoker.invokeStream(request());
+    await new Response(stream.events).text();
+    const streamed = await stream.usage;
+    assert.deepEqual([streamed.cacheCreationInputTokens, streamed.cacheCreation1hInputTokens], [20, 15]);
+  }, { reply: { usage } });
 });
