@@ -298,6 +298,59 @@ for (const row of TABLE) {
 }
 
 dbTest(
+  "Bedrock credentials removed behind a cached key give way to the plan's retryable answer, not a final 403",
+  async (db) => {
+    const f = await setup(db);
+    try {
+      // The key is looked up (and cached with its credentials flag) by a first request the plan answers.
+      assert.equal((await post(f, MESSAGE)).status, 200);
+      // The credentials go while the key's cache entry stays (as between a delete and its broadcast).
+      await db.query(sql`DELETE FROM bedrock_keys WHERE access_key_id = ${f.keyId}`);
+      f.t.services.credentials.forget(f.keyId);
+      f.upstream.script({ kind: "error", status: 429, type: "rate_limit_error", message: "slow down" });
+      const res = await post(f, MESSAGE);
+      assert.equal(res.status, 429, "Claude Code retries a 429; a 403 would end its turn");
+      assert.equal((await res.json()).error.type, "rate_limit_error");
+      assert.equal(f.bedrock.requests.length, 0);
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest(
+  "a client that leaves while Bedrock works is recorded as 499, not as a Bedrock or plan failure",
+  async (db) => {
+    const f = await setup(db);
+    try {
+      for (const stream of [false, true]) {
+        f.upstream.script({ kind: "error", status: 429, type: "rate_limit_error", message: "slow down" });
+        f.bedrock.script({ kind: "reply", reply: { responseDelayMs: 1_500 } });
+        const controller = new AbortController();
+        const res = fetch(`${f.baseUrl}/v1/messages`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-api-key": "sk-ant-client" },
+          body: JSON.stringify({ ...MESSAGE, stream }),
+          signal: controller.signal,
+        }).catch(() => null);
+        const seen = f.bedrock.requests.length;
+        await waitFor(() => f.bedrock.requests.length === seen + 1, 3000, "Bedrock got the request");
+        controller.abort();
+        await res;
+      }
+      await flushed(f, 2);
+      const all = await rows(db);
+      assert.deepEqual(
+        all.map((r) => [r.status_code, r.error_type, r.provider, r.is_fallback]),
+        [[499, "client_closed_request", "bedrock", true], [499, "client_closed_request", "bedrock", true]],
+      );
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest(
   "a client that leaves before the first event is not an upstream failure: no fallback, no breaker count",
   async (db) => {
     const f = await setup(db);
