@@ -24,6 +24,8 @@ export type ClusterEvent =
     accessKeyId: string;
     state: "closed" | "open" | "half_open";
     reopensAt: number | null;
+    /** Half-open only: false when the probing replica let its probe go without a verdict (others may probe). */
+    probing?: boolean;
   };
 
 /** A publish/subscribe bus. */

@@ -113,13 +113,19 @@ export async function createServices(
         reason: e.reason,
         reopens_at: e.reopensAt === null ? null : new Date(e.reopensAt).toISOString(),
       });
-      bus.publish({ type: "circuit", accessKeyId: e.key, state: e.to, reopensAt: e.reopensAt });
+      bus.publish({
+        type: "circuit",
+        accessKeyId: e.key,
+        state: e.to,
+        reopensAt: e.reopensAt,
+        probing: e.probing,
+      });
     },
   });
   // A transition published by another replica: apply it without re-broadcasting.
   bus.subscribe((e, origin) => {
     if (e.type === "circuit" && origin === "remote") {
-      breakers.applyRemote(e.accessKeyId, { state: e.state, reopensAt: e.reopensAt });
+      breakers.applyRemote(e.accessKeyId, { state: e.state, reopensAt: e.reopensAt, probing: e.probing });
     }
   });
   const prices = new PriceBook({ ...config.modelPricing });

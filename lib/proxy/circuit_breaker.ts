@@ -22,6 +22,8 @@ export interface TransitionEvent {
   reason: string;
   /** When an `open` circuit lets a probe through; null for other states. */
   reopensAt: number | null;
+  /** Set (false) only when a half-open probe was released without a verdict: others may probe. */
+  probing?: false;
 }
 
 /** Settings for {@link CircuitBreakers}; times in milliseconds. */
@@ -171,7 +173,8 @@ export class CircuitBreakers {
   }
 
   /**
-   * Records a successful plan response. Closed: clears the key's failures. Half-open probe: closes.
+   * Records a successful plan response. Half-open probe: closes. Closed: nothing; failures count within the
+   * window whatever succeeded between them (intermittent 529s open the circuit as steady ones do).
    *
    * @example
    * ```ts
@@ -181,8 +184,7 @@ export class CircuitBreakers {
   recordSuccess(key: string, probe: boolean): void {
     const b = this.#breakers.get(key);
     if (b === undefined) return;
-    if (b.state === "closed") this.#breakers.delete(key);
-    else if (b.state === "half_open" && probe) {
+    if (b.state === "half_open" && probe) {
       this.#breakers.delete(key);
       this.#emit(key, "half_open", "closed", "probe succeeded", null);
     }
@@ -264,7 +266,11 @@ export class CircuitBreakers {
    */
   releaseProbe(key: string): void {
     const b = this.#breakers.get(key);
-    if (b !== undefined && b.state === "half_open") b.probeAt = null;
+    if (b === undefined || b.state !== "half_open" || b.probeAt === null) return;
+    b.probeAt = null;
+    // Announced, so replicas that hold back for this probe may probe themselves instead of waiting out the
+    // probe timeout on Bedrock.
+    this.#emit(key, "half_open", "half_open", "probe released without a verdict", null, false);
   }
 
   /**
@@ -323,7 +329,7 @@ export class CircuitBreakers {
    * breakers.applyRemote("ak_123", { state: "open", reopensAt: 1_700_000_600_000 });
    * ```
    */
-  applyRemote(key: string, s: { state: CircuitState; reopensAt: number | null }): void {
+  applyRemote(key: string, s: { state: CircuitState; reopensAt: number | null; probing?: boolean }): void {
     if (s.state === "closed") {
       this.#breakers.delete(key);
       return;
@@ -341,7 +347,7 @@ export class CircuitBreakers {
       b.probeAt = null;
     } else {
       b.reopensAt = null;
-      b.probeAt = now;
+      b.probeAt = s.probing === false ? null : now;
     }
   }
 
@@ -351,10 +357,21 @@ export class CircuitBreakers {
     this.#emit(key, from, to, reason, to === "open" ? b.reopensAt : null);
   }
 
-  #emit(key: string, from: CircuitState, to: CircuitState, reason: string, reopensAt: number | null): void {
+  #emit(
+    key: string,
+    from: CircuitState,
+    to: CircuitState,
+    reason: string,
+    reopensAt: number | null,
+    probing?: false,
+  ): void {
     if (this.#onTransition === undefined) return;
     try {
-      this.#onTransition({ key, from, to, reason, reopensAt });
+      this.#onTransition(
+        probing === undefined
+          ? { key, from, to, reason, reopensAt }
+          : { key, from, to, reason, reopensAt, probing },
+      );
     } catch {
       // A failing logger or broadcaster must not fail the request whose outcome caused the transition.
     }

@@ -63,14 +63,16 @@ Deno.test("old failures are pruned from the sliding window", () => {
   assert.equal(breakers.snapshot("k").failures, 1);
 });
 
-Deno.test("a success in the closed state clears failures", () => {
+Deno.test("successes between failures do not reset the count: failures within the window open the circuit", () => {
   const { breakers } = setup();
-  breakers.recordFailure("k", false);
   breakers.recordFailure("k", false);
   breakers.recordSuccess("k", false);
   breakers.recordFailure("k", false);
+  breakers.recordSuccess("k", false);
+  assert.equal(breakers.snapshot("k").failures, 2);
   assert.equal(breakers.snapshot("k").state, "closed");
-  assert.equal(breakers.snapshot("k").failures, 1);
+  breakers.recordFailure("k", false);
+  assert.equal(breakers.snapshot("k").state, "open");
 });
 
 Deno.test("open routes to bedrock until the reset timeout, then one probe goes to the plan", () => {
@@ -386,4 +388,42 @@ Deno.test("invalid options are rejected", () => {
   assert.throws(() => new CircuitBreakers({ ...base, failureWindowMs: NaN }), /failureWindowMs/);
   assert.throws(() => new CircuitBreakers({ ...base, resetTimeoutMs: -1 }), /resetTimeoutMs/);
   assert.throws(() => new CircuitBreakers({ ...base, probeTimeoutMs: 0 }), /probeTimeoutMs/);
+});
+
+Deno.test("a probe released without a verdict is announced, so a replica holding back for it probes itself", () => {
+  const a = setup();
+  const b = setup({ now: () => a.clock.t });
+  // Replica A's transitions reach B as the event bus carries them.
+  const relay = (from: ReturnType<typeof setup>, to: ReturnType<typeof setup>) => {
+    for (const e of from.events.splice(0)) {
+      to.breakers.applyRemote(e.key, { state: e.to, reopensAt: e.reopensAt, probing: e.probing });
+    }
+  };
+  open(a.breakers, "k");
+  relay(a, b);
+  a.clock.t += RESET;
+  const { probe } = a.breakers.acquire("k");
+  assert.equal(probe, true);
+  relay(a, b);
+  assert.deepEqual(b.breakers.acquire("k"), { route: "bedrock", probe: false }, "B waits for A's probe");
+  // A's probe ends without a verdict (a 400, or its client left).
+  a.breakers.releaseProbe("k");
+  assert.deepEqual(a.events.at(-1), {
+    key: "k",
+    from: "half_open",
+    to: "half_open",
+    reason: "probe released without a verdict",
+    reopensAt: null,
+    probing: false,
+  });
+  relay(a, b);
+  assert.deepEqual(
+    b.breakers.acquire("k"),
+    { route: "plan", probe: true },
+    "B probes now, not in 10 minutes",
+  );
+  // Releasing again, with no probe out, announces nothing.
+  a.breakers.releaseProbe("k");
+  a.breakers.releaseProbe("k");
+  assert.equal(a.events.length, 0);
 });
