@@ -15,8 +15,8 @@
  * utime+stime from window start until the recorder has flushed, over the requests answered meanwhile; at
  * concurrency 1 the proxy's idle CPU, about 13 ms/s, dominates it), its peak RSS (VmRSS sampled every 100 ms),
  * and the usage rows the proxy recorded (`GET /api/usage/requests?limit=1` → `total`) against the requests it
- * answered. Extras (issue 8): RSS while holding 1,000 open streams (slow drip; the bare relay holds them too, the
- * runtime's own floor), and RSS every 10k requests over 100k requests. Beside the throughput target the table of
+ * answered. Extras (issue 8): RSS while holding 1,000 open streams (slow drip; the bare relay, and a bare
+ * Deno.serve that reads each body and answers the stream itself, hold them too: the runtime's own floors), and RSS every 10k requests over 100k requests. Beside the throughput target the table of
  * targets shows the bare relay's ratio and the CPU ceiling: the cores divided by the CPU one proxied request takes
  * from the load generator, the upstream and the proxy together, and at most one core for the proxy's event loop. A proxy at `PROXY_LOG_LEVEL=info` (production's per-request log line, written to /dev/null) is
  * measured beside the `warn` ones at concurrency 50. Targets are printed PASS/MISS; every figure goes to
@@ -36,7 +36,7 @@
  * Other flags: `--warmup=1` (s before each window), `--prewarm=2` (s per mode and target at concurrency 50 before
  * the first measurement, so no scenario runs on cold JIT code), `--conc=1,50,200`, `--info-conc=50` and
  * `--relay-conc=50,200` (where the info-level proxy and the bare relay are measured too; empty: nowhere),
- * `--relay-open=1` (the bare relay holds the open streams too, as the runtime's floor; 0 skips),
+ * `--relay-open=1` (the bare relay, and a bare Deno.serve that answers itself, hold the open streams too, as the runtime's floors; 0 skips),
  * `--open-streams=1000` and `--flat-requests=100000` (0 skips), `--flat-conc=200` (on PostgreSQL only, unless
  * `--only=flat,pglite`), `--latency=50`, `--interval=15` (ms between deltas), `--deltas=60`, `--body-kb=70`
  * (Claude Code sends 70 KB and more), `--settle=1.2` (s for the recorder to flush before CPU is read and rows are
@@ -694,6 +694,9 @@ interface OpenStreamsResult {
   proxyCpuS: number;
 }
 
+/** The label of the open-streams floor: a bare Deno.serve (the fake upstream, fresh) holding the streams itself. */
+const SERVE_FLOOR = "deno-serve-floor";
+
 async function openStreams(ctx: Ctx, target: Target & { pid: number }): Promise<OpenStreamsResult> {
   const n = ctx.o.openStreams;
   const pid = target.pid;
@@ -900,13 +903,18 @@ function targets(rs: Row[], open: OpenStreamsResult[], flat: FlatResult[], cpus:
     }
   }
   const relayHeld = open.find((o) => o.target === "bare-relay");
+  const floorHeld = open.find((o) => o.target === SERVE_FLOOR);
+  const floors = [
+    ...(relayHeld ? [`bare relay ${f(relayHeld.peakRssMb)} MB`] : []),
+    ...(floorHeld ? [`Deno.serve alone ${f(floorHeld.peakRssMb)} MB`] : []),
+  ];
   for (const o of open) {
-    if (o.target === "bare-relay") continue;
+    if (o.target === "bare-relay" || o.target === SERVE_FLOOR) continue;
     out.push({
       name: "RSS ≤ 150 MB at open streams",
       scenario: `${o.streams} streams ${o.target}`,
       value: `${f(o.peakRssMb)} MB${o.errors ? ` (${o.errors} errors)` : ""}${
-        relayHeld ? ` (bare relay ${f(relayHeld.peakRssMb)} MB)` : ""
+        floors.length ? ` (${floors.join(", ")})` : ""
       }`,
       pass: o.peakRssMb <= 150 && o.errors === 0,
     });
@@ -1127,6 +1135,41 @@ async function main(): Promise<void> {
             f(r.peakRssMb)
           } MB, ` +
             `errors ${r.errors}${r.errors ? ` (${r.errorSamples.join("; ")})` : ""}`,
+        );
+      }
+      if (o.relayOpen) {
+        // The runtime's own floor for this memory: a fresh fake upstream is a bare Deno.serve that reads each
+        // request body whole and holds a stream open, with no fetch and no proxy code at all.
+        const floorProc = spawn(
+          "serve-floor",
+          null,
+          [
+            "run",
+            "-A",
+            "bench/upstream.ts",
+            "--latency=0",
+            `--interval=${o.intervalMs}`,
+            `--deltas=${o.deltas}`,
+          ],
+          baseEnv(),
+          "piped",
+        );
+        procs.push(floorProc);
+        const first = await lines(floorProc.child).next();
+        if (first.done) throw new Error(`serve floor did not start:\n${floorProc.stderrTail()}`);
+        const floor = {
+          label: SERVE_FLOOR,
+          url: `${first.value.url}/v1/messages`,
+          pid: floorProc.pid,
+          proxy: null,
+        };
+        console.log(`  holding ${o.openStreams} open streams in a bare Deno.serve (no fetch, no proxy)…`);
+        const r = await openStreams(ctx, floor);
+        open.push(r);
+        console.log(
+          `    ${SERVE_FLOOR}: idle ${f(r.idleRssMb)} MB, all open ${f(r.rssAtReadyMb)} MB, peak ${
+            f(r.peakRssMb)
+          } MB`,
         );
       }
     }
