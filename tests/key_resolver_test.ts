@@ -82,3 +82,86 @@ dbTest("lookups are cached, unknown keys briefly too, and concurrent misses shar
   bus.publish({ type: "user_changed", userId: u.id });
   assert.equal(r.size, 1, "the user's entries were dropped, the unknown key's remains");
 });
+
+/** Holds each query's result until released, so a test can change the database while a lookup is in flight. */
+function holding(db: Db) {
+  let release: (() => void) | null = null;
+  let reached: (() => void) | null = null;
+  const state = { hold: false, queries: 0 };
+  const wrapped: Db = {
+    ...db,
+    kind: db.kind,
+    closed: db.closed,
+    query: async <T>(f: SqlFragment) => {
+      state.queries++;
+      const rows = await db.query<T>(f);
+      if (state.hold) {
+        state.hold = false;
+        const gate = new Promise<void>((r) => (release = r));
+        reached?.();
+        await gate;
+      }
+      return rows;
+    },
+  };
+  /** Runs `start`, waits until its query has read the database, runs `meanwhile`, then lets the query return. */
+  const during = async <T>(start: () => Promise<T>, meanwhile: () => Promise<void> | void): Promise<T> => {
+    state.hold = true;
+    const hit = new Promise<void>((r) => (reached = r));
+    const pending = start();
+    await hit;
+    await meanwhile();
+    release!();
+    return await pending;
+  };
+  return { db: wrapped, state, during };
+}
+
+dbTest(
+  "a key revoked, its user deactivated, or the cache cleared while a lookup is in flight is not cached as valid",
+  async (db) => {
+    const hasher = await createKeyHasher("secret-for-resolver-tests-0123456789");
+    const [u] = await db.query<{ id: string }>(
+      sql`INSERT INTO users (email) VALUES (${"race@example.com"}) RETURNING id`,
+    );
+    const insertKey = async () => {
+      const { key, prefix } = generateAccessKey();
+      const [row] = await db.query<{ id: string }>(
+        sql`INSERT INTO access_keys (user_id, key_hash, key_prefix)
+          VALUES (${u.id}, ${await hasher.hash(key)}, ${prefix}) RETURNING id`,
+      );
+      return { key, id: row.id };
+    };
+    const { db: slow, during } = holding(db);
+    const bus = createEventBus();
+    const r = createKeyResolver({ db: slow, hasher, ttlSeconds: 60, bus });
+
+    // Revoked by id while the lookup holds the row it read before the revocation.
+    const a = await insertKey();
+    await during(() => r.resolve(a.key), async () => {
+      await db.query(sql`UPDATE access_keys SET revoked_at = now(), is_active = false WHERE id = ${a.id}`);
+      bus.publish({ type: "key_changed", accessKeyId: a.id });
+    });
+    assert.equal((await r.resolve(a.key)).status, "revoked", "the revocation is seen on the next request");
+
+    // The user deactivated (all of their keys forgotten) during the lookup.
+    const b = await insertKey();
+    await during(() => r.resolve(b.key), async () => {
+      await db.query(sql`UPDATE users SET is_active = false WHERE id = ${u.id}`);
+      bus.publish({ type: "user_changed", userId: u.id });
+    });
+    assert.equal((await r.resolve(b.key)).status, "user_inactive");
+    await db.query(sql`UPDATE users SET is_active = true WHERE id = ${u.id}`);
+    bus.publish({ type: "user_changed", userId: u.id });
+
+    // Forget-everything paths (a listener reconnect that may have missed events).
+    for (const drop of [() => r.clear(), () => r.expireAll()]) {
+      const c = await insertKey();
+      await during(() => r.resolve(c.key), async () => {
+        await db.query(sql`UPDATE access_keys SET revoked_at = now(), is_active = false WHERE id = ${c.id}`);
+        drop();
+      });
+      assert.equal((await r.resolve(c.key)).status, "revoked");
+    }
+  },
+);

@@ -78,8 +78,15 @@ export function createBedrockCredentialStore(deps: {
     string,
     { value: { credentials: BedrockSecret; region: string | null } | null; at: number }
   >();
+  // Bumped by every invalidation, so a load that read the row before a change committed and returns after its
+  // event does not put the old credentials back into the cache for the whole TTL (see `load`).
+  let generation = 0;
+  const forget = (accessKeyId: string) => {
+    generation++;
+    cache.delete(accessKeyId);
+  };
   deps.bus.subscribe((e) => {
-    if (e.type === "bedrock_credentials_changed" || e.type === "key_changed") cache.delete(e.accessKeyId);
+    if (e.type === "bedrock_credentials_changed" || e.type === "key_changed") forget(e.accessKeyId);
   });
 
   const seal = async (accessKeyId: string, secret: BedrockSecret, region: string | null) => {
@@ -126,7 +133,7 @@ export function createBedrockCredentialStore(deps: {
           ...(input.aws_session_token ? { sessionToken: input.aws_session_token } : {}),
         };
       const row = await seal(accessKeyId, secret, input.region ?? null);
-      cache.delete(accessKeyId);
+      forget(accessKeyId);
       return describeRow(row);
     },
     async describe(accessKeyId) {
@@ -135,7 +142,7 @@ export function createBedrockCredentialStore(deps: {
     },
     async remove(accessKeyId) {
       const removed = await rows.deleteBedrockKey(deps.db, accessKeyId);
-      cache.delete(accessKeyId);
+      forget(accessKeyId);
       return removed;
     },
     async copy(from, to) {
@@ -146,15 +153,24 @@ export function createBedrockCredentialStore(deps: {
     async load(accessKeyId) {
       const hit = cache.get(accessKeyId);
       if (hit && now() - hit.at < deps.ttlSeconds * 1000) return hit.value;
-      const row = await rows.findBedrockKey(deps.db, accessKeyId);
-      const value = row ? { credentials: await open(row), region: row.region } : null;
-      cache.set(accessKeyId, { value, at: now() });
+      const read = async () => {
+        const row = await rows.findBedrockKey(deps.db, accessKeyId);
+        return row ? { credentials: await open(row), region: row.region } : null;
+      };
+      // Any invalidation during the read may concern this key: read once more, and if that is overtaken too,
+      // answer without caching so the next load reads again. Changes are rare; the extra read costs little.
+      let started = generation;
+      let value = await read();
+      if (generation !== started) {
+        started = generation;
+        value = await read();
+      }
+      if (generation === started) cache.set(accessKeyId, { value, at: now() });
       return value;
     },
-    forget(accessKeyId) {
-      cache.delete(accessKeyId);
-    },
+    forget,
     clear() {
+      generation++;
       cache.clear();
     },
   };

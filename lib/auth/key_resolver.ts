@@ -84,7 +84,13 @@ export function createKeyResolver(deps: {
   const cache = new Map<string, Entry>();
   const inflight = new Map<string, Promise<Entry>>();
 
+  // Bumped by every invalidation. A lookup may read a row just before a revocation commits and return just
+  // after its event dropped the cache: without this counter it would store the old row and the revoked key would
+  // keep working for the whole TTL. Any invalidation counts, whichever key it names: the lookup does not know its
+  // key's id until the row arrives, and invalidations are rare enough that an extra read costs nothing.
+  let generation = 0;
   const forget = (match: (row: KeyLookupRow) => boolean) => {
+    generation++;
     for (const [k, e] of cache) if (e.row && match(e.row)) cache.delete(k);
   };
 
@@ -99,8 +105,17 @@ export function createKeyResolver(deps: {
     if (!p) {
       // Concurrent requests with the same uncached key share one database read.
       p = (async () => {
-        const row = await lookupKeyByHash(deps.db, await deps.hasher.hash(rawKey));
+        const hash = await deps.hasher.hash(rawKey);
+        let started = generation;
+        let row = await lookupKeyByHash(deps.db, hash);
+        if (generation !== started) {
+          // Invalidated while reading: the row may predate the change. Read once more; if that is overtaken
+          // too, answer with it but keep it out of the cache so the next request reads again.
+          started = generation;
+          row = await lookupKeyByHash(deps.db, hash);
+        }
         const entry = { row, fetchedAt: now() };
+        if (generation !== started) return entry;
         cache.delete(rawKey);
         cache.set(rawKey, entry);
         if (cache.size > maxEntries) {
@@ -120,8 +135,12 @@ export function createKeyResolver(deps: {
     },
     forgetKey: (id) => forget((r) => r.id === id),
     forgetUser: (id) => forget((r) => r.user_id === id),
-    clear: () => cache.clear(),
+    clear() {
+      generation++;
+      cache.clear();
+    },
     expireAll() {
+      generation++;
       for (const entry of cache.values()) entry.fetchedAt = -Infinity;
     },
     knows(rawKey) {
