@@ -317,6 +317,124 @@ dbTest(
 );
 
 dbTest(
+  "rotating a key that is already rotating is refused with 409 naming its replacement; nothing changes",
+  async (db) => {
+    const now = new Date("2026-06-01T00:00:00Z");
+    const t = await makeTestApp(db, {}, { now: () => now });
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "rr@example.com" }, h)).body;
+    const old = (await t.call("POST", `/api/users/${user.id}/access-keys`, { name: "ci" }, h)).body;
+    const first = await t.call("POST", `/api/access-keys/${old.id}/rotate`, { grace_seconds: 600 }, h);
+    assert.equal(first.status, 201);
+    const stored = (await t.call("GET", `/api/access-keys/${old.id}`, undefined, h)).body;
+    assert.equal(
+      first.body.previous_key.expires_at,
+      stored.expires_at,
+      "the response reports the stored expiry",
+    );
+
+    const second = await t.call("POST", `/api/access-keys/${old.id}/rotate`, { grace_seconds: 60 }, h);
+    assert.equal(second.status, 409);
+    assert.equal(second.body.error.type, "conflict_error");
+    assert.match(second.body.error.message, new RegExp(`already rotating.*rotate ${first.body.id} instead`));
+    assert.match(second.body.error.message, /or revoke/);
+
+    const after = (await t.call("GET", `/api/access-keys/${old.id}`, undefined, h)).body;
+    assert.deepEqual([after.rotated_to, after.expires_at], [first.body.id, stored.expires_at]);
+    const keys = (await t.call("GET", `/api/users/${user.id}/access-keys`, undefined, h)).body.items;
+    assert.equal(keys.length, 2, "no second replacement was issued");
+    // The replacement itself can be rotated.
+    assert.equal((await t.call("POST", `/api/access-keys/${first.body.id}/rotate`, {}, h)).status, 201);
+  },
+);
+
+dbTest("two concurrent rotations of one key leave exactly one replacement", async (db) => {
+  const t = await makeTestApp(db);
+  const h = await t.auth();
+  const user = (await t.call("POST", "/api/users", { email: "rc@example.com" }, h)).body;
+  const old = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+  await t.call(
+    "PUT",
+    `/api/access-keys/${old.id}/bedrock-key`,
+    { bedrock_api_key: "ABSKexampleexample1234" },
+    h,
+  );
+  const results = await Promise.all(
+    [1, 2, 3].map(() => t.call("POST", `/api/access-keys/${old.id}/rotate`, {}, h)),
+  );
+  assert.deepEqual(results.map((r) => r.status).sort(), [201, 409, 409]);
+  const winner = results.find((r) => r.status === 201)!.body;
+  const keys = (await t.call("GET", `/api/users/${user.id}/access-keys`, undefined, h)).body.items;
+  assert.deepEqual(keys.map((k: { id: string }) => k.id).sort(), [old.id, winner.id].sort());
+  assert.equal((await t.call("GET", `/api/access-keys/${old.id}`, undefined, h)).body.rotated_to, winner.id);
+  const [{ n }] = await db.query<{ n: number }>(sql`SELECT count(*)::int AS n FROM bedrock_keys`);
+  assert.equal(n, 2, "the losers' re-sealed credentials are gone with their keys");
+});
+
+dbTest(
+  "NUL characters in a string field or search parameter are refused with 400 naming the field",
+  async (db) => {
+    const t = await makeTestApp(db);
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "nul@example.com" }, h)).body;
+    const key = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+    const cases: Array<[string, string, unknown, string]> = [
+      ["POST", "/api/users", { email: "a\u0000b@x.io" }, "email"],
+      ["POST", "/api/users", { email: "c@x.io", name: "Dev\u0000" }, "name"],
+      ["PATCH", `/api/users/${user.id}`, { name: "\u0000" }, "name"],
+      ["POST", `/api/users/${user.id}/access-keys`, { name: "lap\u0000top" }, "name"],
+      [
+        "PUT",
+        `/api/access-keys/${key.id}/bedrock-key`,
+        { bedrock_api_key: "ABSKexample\u0000example1234" },
+        "bedrock_api_key",
+      ],
+      ["GET", "/api/users?q=%00", undefined, "q"],
+      ["GET", "/api/users?q=a%00b", undefined, "q"],
+    ];
+    for (const [method, path, body, field] of cases) {
+      const r = await t.call(method, path, body, h);
+      assert.equal(r.status, 400, `${method} ${path} ${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.error.type, "invalid_request_error");
+      assert.equal(r.body.error.field, field);
+      assert.match(r.body.error.message, new RegExp(`^${field}: .*NUL`));
+    }
+    const login = await t.call("POST", "/api/auth/login", { username: "ad\u0000min", password: "x" });
+    assert.ok(login.status < 500, `login with NUL: ${login.status}`);
+  },
+);
+
+dbTest("budgets with fractions of a cent or beyond numeric(12,2) are refused, not rounded", async (db) => {
+  const t = await makeTestApp(db);
+  const h = await t.auth();
+  for (const budget of [0.004, 12.345, 1e-7]) {
+    const r = await t.call("POST", "/api/users", { email: "b1@example.com", monthly_budget_usd: budget }, h);
+    assert.equal(r.status, 400, String(budget));
+    assert.equal(r.body.error.field, "monthly_budget_usd");
+    assert.match(r.body.error.message, /^monthly_budget_usd: .*cent/);
+  }
+  const huge = await t.call("POST", "/api/users", { email: "b1@example.com", monthly_budget_usd: 1e10 }, h);
+  assert.equal(huge.status, 400);
+  assert.equal(huge.body.error.field, "monthly_budget_usd");
+  const user = (await t.call("POST", "/api/users", { email: "b1@example.com", monthly_budget_usd: 0.29 }, h))
+    .body;
+  assert.equal(user.monthly_budget_usd, 0.29, "two decimal places are kept exactly");
+  const patch = await t.call("PATCH", `/api/users/${user.id}`, { monthly_budget_usd: 12.345 }, h);
+  assert.equal(patch.status, 400);
+  assert.equal(patch.body.error.field, "monthly_budget_usd");
+  const patched = await t.call("PATCH", `/api/users/${user.id}`, { monthly_budget_usd: 9999999.99 }, h);
+  assert.equal(patched.body.monthly_budget_usd, 9999999.99);
+});
+
+dbTest("the login answer holding a bearer token is never cached", async (db) => {
+  const t = await makeTestApp(db);
+  const ok = await t.call("POST", "/api/auth/login", { username: "admin", password: ADMIN_PASSWORD });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers.get("cache-control"), "no-store");
+  assert.equal(ok.headers.get("pragma"), "no-cache");
+});
+
+dbTest(
   "Bedrock credentials: put IAM or API key, get shows only kind, region and tail, delete",
   async (db) => {
     const t = await makeTestApp(db);

@@ -21,6 +21,7 @@ import {
   createKeyInput,
   createUserInput,
   parseInput,
+  refuseNulParameter,
   rotateKeyInput,
   updateUserInput,
 } from "./schemas.ts";
@@ -129,6 +130,7 @@ export function createAdmin(deps: {
     },
 
     listUsers(opts: { search?: string; limit: number; offset: number; status?: "active" | "inactive" }) {
+      refuseNulParameter("q", opts.search);
       return users.listUsers(deps.db, opts);
     },
 
@@ -193,20 +195,31 @@ export function createAdmin(deps: {
 
     async rotateKey(ctx: ActionContext, id: string, input: unknown) {
       const old = await requireKey(id);
-      const status = keyStatus(old, now());
-      if (status === "revoked" || status === "expired") {
-        throw new HttpError(
-          409,
-          "conflict_error",
-          `access key ${id} is ${status}; only a live key can be rotated`,
-        );
-      }
+      refuseRotation(old, now());
       const v = parseInput(rotateKeyInput, input ?? {});
       const grace = v.grace_seconds ?? 300;
       const { row, key } = await issue(old.user_id, old.name);
       // Credentials are sealed to the old key's id: re-seal them for the new key rather than copy ciphertext.
       await deps.credentials.copy(old.id, row.id);
-      await keys.markRotated(deps.db, old.id, row.id, new Date(now().getTime() + grace * 1000));
+      const expiresAt = await keys.markRotated(
+        deps.db,
+        old.id,
+        row.id,
+        new Date(now().getTime() + grace * 1000),
+      );
+      if (!expiresAt) {
+        // Another rotation (or a revocation) won the race since the check above: withdraw the key issued here,
+        // never shown to anyone, so only one replacement stays active.
+        await keys.deleteUnissuedAccessKey(deps.db, row.id);
+        deps.credentials.forget(row.id);
+        const current = await keys.findAccessKey(deps.db, id);
+        if (current) refuseRotation(current, now());
+        throw new HttpError(
+          409,
+          "conflict_error",
+          `access key ${id} changed during rotation; reload and retry`,
+        );
+      }
       await record(ctx, "access_key.rotate", "access_key", id, {
         new_access_key_id: row.id,
         grace_seconds: grace,
@@ -220,7 +233,7 @@ export function createAdmin(deps: {
         name: row.name,
         created_at: row.created_at,
         has_bedrock_credentials: fresh?.has_bedrock_credentials ?? false,
-        previous_key: { id: old.id, expires_at: new Date(now().getTime() + grace * 1000) },
+        previous_key: { id: old.id, expires_at: expiresAt },
       };
     },
 
@@ -264,6 +277,33 @@ export function createAdmin(deps: {
 
 /** The admin service's type. */
 export type Admin = ReturnType<typeof createAdmin>;
+
+/**
+ * Throws 409 unless `k` can be rotated. A key already rotating is refused rather than rotated again: a second
+ * replacement would orphan the first (still active, held by whoever received it), and the grace already
+ * running cannot be extended without letting a leaked key live longer.
+ */
+function refuseRotation(k: keys.AccessKeyRow, now: Date): void {
+  const status = keyStatus(k, now);
+  if (status === "revoked" || status === "expired") {
+    throw new HttpError(
+      409,
+      "conflict_error",
+      `access key ${k.id} is ${status}; only a live key can be rotated`,
+    );
+  }
+  if (status === "rotating" || k.rotated_to) {
+    const until = k.expires_at ? ` and keeps working until ${k.expires_at.toISOString()}` : "";
+    const by = k.rotated_to ? `access key ${k.rotated_to}` : "another key";
+    const next = k.rotated_to ? `rotate ${k.rotated_to} instead` : "rotate its replacement instead";
+    throw new HttpError(
+      409,
+      "conflict_error",
+      `access key ${k.id} is already rotating: it was replaced by ${by}${until}; ${next}, ` +
+        `or revoke ${k.id} to stop it now`,
+    );
+  }
+}
 
 /** A key's status at `now`. */
 export function keyStatus(

@@ -8,8 +8,14 @@ import { HttpError } from "../errors.ts";
 const email = z.string({ error: "expected a string" }).trim().toLowerCase().max(254, "too long (max 254)")
   .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, "expected an email address such as dev@example.com");
 const name = z.string({ error: "expected a string" }).trim().max(200, "too long (max 200 characters)");
+// Stored as numeric(12,2), which would round 0.004 to 0 (a budget refusing all Bedrock use) and 12.345 to 12.35:
+// refuse what it cannot hold exactly instead. The 10,000,000 cap is well inside its 9,999,999,999.99.
 const budget = z.number({ error: "expected a number of US dollars" }).finite().min(0, "must not be negative")
-  .max(10_000_000, "unreasonably large (max 10,000,000)");
+  .max(10_000_000, "unreasonably large (max 10,000,000)")
+  .refine(
+    (v) => Number(v.toFixed(2)) === v,
+    "at most 2 decimal places expected: cents are the smallest unit (e.g. 12.34)",
+  );
 const strategy = z.enum(["plan_first", "bedrock_only"], { error: "expected plan_first or bedrock_only" });
 const region = z.string({ error: "expected a string" }).trim().regex(
   /^[a-z]{2}(-[a-z]+)+-\d$/,
@@ -68,6 +74,7 @@ export const bedrockCredentialsInput = z.union([
 
 /** Parses input against a schema, or throws a 400 naming the first field at fault. */
 export function parseInput<T>(schema: z.ZodType<T>, input: unknown): T {
+  refuseNul(input, []);
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   const issue = pickIssue(result.error.issues);
@@ -98,4 +105,45 @@ function pickIssue(issues: Issue[]): Issue {
     }
   }
   return first;
+}
+
+/**
+ * Throws a 400 when a string parameter holds a NUL character, which PostgreSQL cannot store in text (it would
+ * fail the query as a 500). For values that do not pass through `parseInput`, such as search parameters.
+ */
+export function refuseNulParameter(field: string, value: string | undefined): void {
+  if (value?.includes("\u0000")) throw nulError([field]);
+}
+
+/**
+ * Finds the first string (or object key) of `value` holding a NUL character and throws a 400 naming its path.
+ * Iterative, so a deeply nested body cannot overflow the stack.
+ */
+function refuseNul(value: unknown, path: string[]): void {
+  const stack: Array<[unknown, string[]]> = [[value, path]];
+  while (stack.length > 0) {
+    const [v, at] = stack.pop()!;
+    if (typeof v === "string") {
+      if (v.includes("\u0000")) throw nulError(at);
+    } else if (typeof v === "object" && v !== null) {
+      // Pushed last-first so the first field in the input is the one reported.
+      for (const [k, child] of Object.entries(v).reverse()) {
+        const name = k.replaceAll("\u0000", "\\u0000");
+        if (name !== k) throw nulError([...at, name]);
+        stack.push([child, [...at, name]]);
+      }
+    }
+  }
+}
+
+function nulError(path: string[]): HttpError {
+  const field = path.join(".");
+  const message = "must not contain NUL characters (\\u0000), which cannot be stored; expected plain text";
+  return new HttpError(
+    400,
+    "invalid_request_error",
+    field ? `${field}: ${message}` : message,
+    {},
+    field || undefined,
+  );
 }

@@ -82,16 +82,31 @@ export async function revokeAccessKey(q: Queryable, id: string): Promise<AccessK
   return rows.length === 0 ? null : await findAccessKey(q, id);
 }
 
-/** Marks `oldId` as rotated to `newId`: it keeps working until `expiresAt`. */
+/**
+ * Marks `oldId` as rotated to `newId`: it keeps working until `expiresAt`. Only a live key that is not already
+ * rotating is marked, so two concurrent rotations cannot both succeed; returns the stored expiry, or null when
+ * the key was not marked (rotated, revoked or deleted meanwhile).
+ */
 export async function markRotated(
   q: Queryable,
   oldId: string,
   newId: string,
   expiresAt: Date,
-): Promise<void> {
-  await q.query(sql`UPDATE access_keys SET rotated_to = ${newId},
-    expires_at = CASE WHEN expires_at IS NULL OR expires_at > ${expiresAt} THEN ${expiresAt} ELSE expires_at END
-    WHERE id = ${oldId}`);
+): Promise<Date | null> {
+  const rows = await q.query<{ expires_at: Date }>(sql`UPDATE access_keys
+    SET rotated_to = ${newId}, expires_at = ${expiresAt}
+    WHERE id = ${oldId} AND rotated_to IS NULL AND expires_at IS NULL AND revoked_at IS NULL AND is_active
+      AND deleted_at IS NULL
+    RETURNING expires_at`);
+  return rows[0]?.expires_at ?? null;
+}
+
+/**
+ * Deletes a key outright (its Bedrock credentials go with it). Only for a key issued moments ago whose raw value
+ * was never shown, such as the loser of two concurrent rotations; keys anyone could hold are revoked instead.
+ */
+export async function deleteUnissuedAccessKey(q: Queryable, id: string): Promise<void> {
+  await q.query(sql`DELETE FROM access_keys WHERE id = ${id}`);
 }
 
 /** Sets `last_used_at` for many keys at once (called by the usage recorder's flush). */

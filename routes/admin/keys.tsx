@@ -297,7 +297,19 @@ export function keysRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
               </form>
             </Card>
 
-            {live && (
+            {live && key.rotated_to && (
+              // Rotating twice would orphan the first replacement; the API refuses it, so offer no form.
+              <Card title="Rotate">
+                <FormError state={rotate} />
+                <p class="text-sm text-slate-600">
+                  This key is already being replaced by{" "}
+                  <a class="link" href={urls.key(key.rotated_to)}>a newer key</a>; rotate that key instead, or
+                  revoke this one to stop it before its grace period ends.
+                </p>
+              </Card>
+            )}
+
+            {live && !key.rotated_to && (
               <Card title="Rotate">
                 <p class="text-sm text-slate-600">
                   Issues a new key with the same name and credentials; this one keeps working for the grace

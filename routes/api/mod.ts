@@ -42,7 +42,11 @@ export function apiRoutes(deps: ApiDeps): Hono<ApiEnv> {
       typeof input.password === "string" ? input.password : "",
       clientAddress(c, deps.trustForwardedFor) ?? "unknown",
     );
-    return c.json({ access_token: result.token, token_type: "bearer", expires_in: result.expiresIn });
+    // A bearer token: no cache (browser, proxy or CDN) may keep it.
+    return c.json({ access_token: result.token, token_type: "bearer", expires_in: result.expiresIn }, 200, {
+      "cache-control": "no-store",
+      pragma: "no-cache",
+    });
   });
 
   api.use("*", async (c, next) => {
@@ -119,6 +123,7 @@ export function apiRoutes(deps: ApiDeps): Hono<ApiEnv> {
     async (c) =>
       c.json(await deps.admin.issueKey(ctx(c), c.req.param("id"), await body(c)), 201, {
         "cache-control": "no-store",
+        pragma: "no-cache",
       }),
   );
   api.get("/access-keys/:id", async (c) => c.json(await deps.admin.getKey(c.req.param("id"))));
@@ -128,6 +133,7 @@ export function apiRoutes(deps: ApiDeps): Hono<ApiEnv> {
     async (c) =>
       c.json(await deps.admin.rotateKey(ctx(c), c.req.param("id"), await body(c)), 201, {
         "cache-control": "no-store",
+        pragma: "no-cache",
       }),
   );
 
