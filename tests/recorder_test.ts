@@ -123,6 +123,70 @@ dbTest("a replayed row is neither inserted nor counted twice", async (db) => {
   assert.deepEqual(aggs.map((a) => a.request_count), [3, 3]);
 });
 
+dbTest(
+  "hostile model names (NUL, lone surrogates, kilobytes) are stored cleaned and block no later row",
+  async (db) => {
+    const ids = await seedKey(db);
+    const rec = new UsageRecorder({
+      db,
+      log: silentLogger,
+      timeZone: "UTC",
+      spoolDir: await Deno.makeTempDir(),
+    });
+    rec.record(usage(ids, 1, { model: "claude\u0000x", stopReason: "a\u0000b" }));
+    rec.record(usage(ids, 2, { model: "claude-\ud800", messageId: "msg_\udfff" }));
+    rec.record(usage(ids, 3, { model: "m".repeat(4096), errorType: "e".repeat(5000) }));
+    rec.record(usage(ids, 4));
+    await rec.flush();
+    assert.equal(rec.stats().queued, 0, "every row written");
+    const rows = await db.query<
+      { request_id: string; model: string; stop_reason: string; message_id: string }
+    >(
+      sql`SELECT request_id, model, stop_reason, message_id FROM token_usages ORDER BY request_id`,
+    );
+    assert.deepEqual(rows.map((r) => r.request_id), ["req-1", "req-2", "req-3", "req-4"]);
+    assert.equal(rows[0].model, "claude\uFFFDx");
+    assert.equal(rows[0].stop_reason, "a\uFFFDb");
+    assert.equal(rows[1].model, "claude-\uFFFD");
+    assert.equal(rows[1].message_id, "msg_\uFFFD");
+    assert.equal(rows[2].model, "m".repeat(256));
+    await rec.close();
+  },
+);
+
+Deno.test("a spool write that fails half way leaves no row glued to its fragment: the next spill starts a new file", async () => {
+  const spoolDir = await Deno.makeTempDir();
+  const written: string[] = [];
+  let fail = true;
+  const rec = new UsageRecorder({
+    db: { query: () => Promise.reject(new Error("database down")) } as unknown as Db,
+    log: silentLogger,
+    timeZone: "UTC",
+    spoolDir,
+    queueMax: 0,
+    // The disk fills during the first write: half a line lands, then the write throws.
+    appendFile: async (path, text) => {
+      written.push(path);
+      if (fail) {
+        fail = false;
+        await Deno.writeTextFile(path, text.slice(0, text.length >> 1), { append: true });
+        throw new Error("No space left on device");
+      }
+      await Deno.writeTextFile(path, text, { append: true });
+    },
+  });
+  const ids = { userId: crypto.randomUUID(), keyId: crypto.randomUUID() };
+  rec.record(usage(ids, 1));
+  await new Promise((r) => setTimeout(r, 50));
+  rec.record(usage(ids, 2));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(written.length, 2);
+  assert.notEqual(written[0], written[1], "the second spill went to a new file");
+  const second = await Deno.readTextFile(written[1]);
+  assert.equal(JSON.parse(second.trim()).requestId, "req-2");
+  await Deno.remove(spoolDir, { recursive: true });
+});
+
 dbTest("one request id queued twice in one batch is one row and counted once", async (db) => {
   const ids = await seedKey(db);
   const rec = new UsageRecorder({

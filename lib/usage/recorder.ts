@@ -63,6 +63,8 @@ export interface RecorderOptions {
   exitLogRows?: number;
   /** Called after each committed flush with the rows it inserted (the budget cache listens). */
   onCommitted?: (records: UsageRecord[]) => void;
+  /** Appends text to a spool file (tests swap it to fail like a full disk). */
+  appendFile?: (path: string, text: string) => Promise<void>;
 }
 
 /** The log message of a failed flush; the deployed stack alarms on it (infra/proxy_stack.ts). */
@@ -90,6 +92,7 @@ export class UsageRecorder {
       queueMax: 50_000,
       now: Date.now,
       exitLogRows: 50_000,
+      appendFile: (path, text) => Deno.writeTextFile(path, text, { append: true }),
       ...opts,
     };
   }
@@ -103,6 +106,7 @@ export class UsageRecorder {
 
   /** Queues a record; when the queue is full it goes to the spool file instead. Never throws, never waits. */
   record(record: UsageRecord): void {
+    record = storable(record);
     if (this.#queue.length < this.#o.queueMax && !this.#closed) {
       this.#queue.push({ record });
       if (this.#queue.length >= BATCH && !this.#flushing) void this.flush();
@@ -209,18 +213,17 @@ export class UsageRecorder {
               this.#spillFile = { path: join(this.#o.spoolDir, name), rows: 0 };
             }
             const take = rows.slice(offset, offset + (SPOOL_FILE_ROWS - this.#spillFile.rows));
-            await Deno.writeTextFile(
+            await this.#o.appendFile(
               this.#spillFile.path,
               take.map((r) => JSON.stringify(r)).join("\n") + "\n",
-              {
-                append: true,
-              },
             );
             this.#spillFile.rows += take.length;
             offset += take.length;
           }
         } catch (e) {
-          // The disk failed too: keep the rows in memory rather than drop them.
+          // The disk failed too: keep the rows in memory rather than drop them. The next spill starts a new file:
+          // appending to this one would glue its first row onto the half-written line left here, unreadable.
+          this.#spillFile = null;
           this.#queue.push(...rows.map((record) => ({ record })));
           this.#o.log.error("usage spool write failed; rows kept in memory", { error: (e as Error).message });
           return;
@@ -411,4 +414,38 @@ export function aggregate(records: UsageRecord[], timeZone: string): AggregateDe
     }
   }
   return [...map.values()];
+}
+
+/** Longest text kept in a usage row's client- or upstream-given fields (a model name is a few dozen characters). */
+export const MAX_RECORDED_TEXT = 256;
+
+/**
+ * The record with its client- and upstream-given text made storable: NUL and lone surrogates (which PostgreSQL
+ * refuses, failing the whole batch and every flush after it) replaced, and at most {@link MAX_RECORDED_TEXT}
+ * characters (a model name of kilobytes would exceed the aggregates' index row size).
+ */
+export function storable(r: UsageRecord): UsageRecord {
+  const text = (v: string | null): string | null => {
+    if (v === null) return null;
+    let out = v.length > MAX_RECORDED_TEXT ? v.slice(0, MAX_RECORDED_TEXT) : v;
+    if (!out.isWellFormed()) out = out.toWellFormed();
+    return out.includes("\0") ? out.replaceAll("\0", "\uFFFD") : out;
+  };
+  const fields = [r.model, r.modelServed, r.messageId, r.stopReason, r.errorType, r.fallbackReason];
+  if (
+    fields.every((v) =>
+      v === null || (v.length <= MAX_RECORDED_TEXT && v.isWellFormed() && !v.includes("\0"))
+    )
+  ) {
+    return r;
+  }
+  return {
+    ...r,
+    model: text(r.model),
+    modelServed: text(r.modelServed),
+    messageId: text(r.messageId),
+    stopReason: text(r.stopReason),
+    errorType: text(r.errorType),
+    fallbackReason: text(r.fallbackReason),
+  };
 }
