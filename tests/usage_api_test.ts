@@ -151,11 +151,18 @@ dbTest(
         "user_id=nope",
         "provider=openai",
         "from=2026-06-02T00:00:00Z&to=2026-06-01T00:00:00Z",
+        // Outside the years the database handles (they were a 500), or wrapped round (0000 read as 1900).
+        "to=%2B275760-09-13T00:00:00Z",
+        "from=0000-06-01T00:00:00Z",
+        "from=-271821-04-20T00:00:00Z",
       ]
     ) {
-      const r = await t.call("GET", `/api/usage?${bad}`, undefined, h);
-      assert.equal(r.status, 400, bad);
-      assert.equal(r.body.error.type, "invalid_request_error");
+      for (const route of ["/api/usage", "/api/usage/requests", "/api/usage/top-users"]) {
+        const r = await t.call("GET", `${route}?${bad}`, undefined, h);
+        if (route !== "/api/usage" && /granularity|user_id|provider/.test(bad)) continue;
+        assert.equal(r.status, 400, `${route}?${bad}`);
+        assert.equal(r.body.error.type, "invalid_request_error");
+      }
     }
   },
 );

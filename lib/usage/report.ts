@@ -60,6 +60,18 @@ export function parseTimeRange(params: Record<string, string | undefined>): { fr
         name,
       );
     }
+    // Years the database and the zone arithmetic both handle; far-off ones failed in PostgreSQL (500) or
+    // wrapped round (two-digit years read as 19xx).
+    const year = d.getUTCFullYear();
+    if (year < 1970 || year > 9999) {
+      throw new HttpError(
+        400,
+        "invalid_request_error",
+        `${name}: expected a time between 1970 and 9999, got ${JSON.stringify(raw.slice(0, 40))}`,
+        {},
+        name,
+      );
+    }
     return d;
   };
   const from = date("from");
