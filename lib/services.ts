@@ -2,6 +2,7 @@
  * Builds the domain services from configuration: the one place that wires `lib/` together, used by `main.ts`
  * and by tests (which pass overrides such as a fixed clock).
  */
+import { settlesWithin } from "./settles_within.ts";
 import type { Config } from "./config.ts";
 import type { Db } from "./db/db.ts";
 import type { Logger } from "./log.ts";
@@ -206,8 +207,9 @@ export async function createServices(
       });
     },
     async stop(deadlineMs) {
-      await detach?.().catch(() => {});
-      await retention.stop();
+      // Each step is bounded: a stalled database connection must not keep the usage queue from the spool.
+      if (detach) await settlesWithin(detach(), 1_000);
+      await settlesWithin(retention.stop(), 1_000);
       await recorder.close(deadlineMs);
       bedrock.close();
     },

@@ -187,6 +187,30 @@ Deno.test("a spool write that fails half way leaves no row glued to its fragment
   await Deno.remove(spoolDir, { recursive: true });
 });
 
+Deno.test("shutdown ends at its deadline on a stalled database connection: the pending batch goes to the spool", async () => {
+  const spoolDir = await Deno.makeTempDir();
+  // A connection that accepted the transaction and then went silent (a partition): it never settles.
+  const stalled = {
+    query: () => new Promise(() => {}),
+    begin: () => new Promise(() => {}),
+  } as unknown as Db;
+  const rec = new UsageRecorder({ db: stalled, log: silentLogger, timeZone: "UTC", spoolDir });
+  const ids = { userId: crypto.randomUUID(), keyId: crypto.randomUUID() };
+  for (let n = 1; n <= 3; n++) rec.record(usage(ids, n));
+  void rec.flush(); // the batch is now in flight, out of the queue
+  const started = performance.now();
+  await rec.close(300);
+  const waited = performance.now() - started;
+  assert.ok(waited < 2_000, `close took ${waited} ms with a 300 ms deadline`);
+  const spooled: string[] = [];
+  for await (const e of Deno.readDir(spoolDir)) {
+    const text = await Deno.readTextFile(`${spoolDir}/${e.name}`);
+    for (const line of text.trim().split("\n")) spooled.push(JSON.parse(line).requestId);
+  }
+  assert.deepEqual(spooled.sort(), ["req-1", "req-2", "req-3"]);
+  await Deno.remove(spoolDir, { recursive: true });
+});
+
 dbTest("one request id queued twice in one batch is one row and counted once", async (db) => {
   const ids = await seedKey(db);
   const rec = new UsageRecorder({

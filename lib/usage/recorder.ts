@@ -16,6 +16,7 @@
  * await recorder.close(5_000);    // on shutdown
  * ```
  */
+import { settlesWithin } from "../settles_within.ts";
 import { parseUsageLines, UNRECORDED_MESSAGE } from "./unrecorded.ts";
 import { join } from "node:path";
 import type { Db } from "../db/db.ts";
@@ -79,6 +80,8 @@ export class UsageRecorder {
   #spillWriting: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setInterval> | null = null;
   #flushing: Promise<void> | null = null;
+  /** The batch being written now (out of the queue until its transaction ends). */
+  #inFlight: Item[] | null = null;
   #backoffMs = 0;
   #nextAttemptAt = 0;
   #spooledRows = 0;
@@ -147,9 +150,11 @@ export class UsageRecorder {
     if (this.#queue.length === 0) await this.#replayOne();
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, BATCH);
+      this.#inFlight = batch;
       try {
         await this.#write(batch.map((i) => i.record));
       } catch (e) {
+        this.#inFlight = null;
         this.#queue.unshift(...batch); // keep order; retry later
         this.#stats.flushErrors++;
         this.#stats.lastFlushError = (e as Error).message;
@@ -162,6 +167,7 @@ export class UsageRecorder {
         });
         return;
       }
+      this.#inFlight = null;
       this.#backoffMs = 0;
       this.#nextAttemptAt = 0;
       this.#stats.flushedRows += batch.length;
@@ -295,18 +301,28 @@ export class UsageRecorder {
     this.#timer = null;
     const deadline = this.#o.now() + deadlineMs;
     this.#nextAttemptAt = 0;
-    while (this.#queue.length > 0 && this.#o.now() < deadline) {
-      await this.flush();
+    const left = () => Math.max(0, deadline - this.#o.now());
+    // A connection that stalls (a partition, a failover) never answers: every wait here ends at the deadline.
+    while (this.#queue.length > 0 && left() > 0) {
+      if (!await settlesWithin(this.flush(), left())) break;
       if (this.#queue.length > 0) {
-        await new Promise((r) => setTimeout(r, Math.min(200, Math.max(0, deadline - this.#o.now()))));
+        await new Promise((r) => setTimeout(r, Math.min(200, left())));
         this.#nextAttemptAt = 0;
       }
     }
-    await this.#flushing;
+    if (this.#flushing) await settlesWithin(this.#flushing, left());
     this.#closed = true;
-    if (this.#queue.length > 0) {
+    // A write still pending at the deadline may never commit: its rows go to the spool too (a replay of rows
+    // that did commit adds nothing: rows are unique by request id).
+    const stuck = this.#flushing ? this.#inFlight ?? [] : [];
+    if (stuck.length > 0) {
+      this.#o.log.warn("usage flush still pending at the shutdown deadline; its rows go to the spool", {
+        rows: stuck.length,
+      });
+    }
+    if (this.#queue.length > 0 || stuck.length > 0) {
       // Rows replayed from a spool file are still in that file: only spill the others.
-      const rest = this.#queue.filter((i) => !i.file).map((i) => i.record);
+      const rest = [...stuck, ...this.#queue].filter((i) => !i.file).map((i) => i.record);
       this.#queue = [];
       this.#spillBuffer.push(...rest);
       this.#spooledRows += rest.length;
