@@ -11,6 +11,8 @@ export interface PostgresOptions {
   max?: number;
   /** Called for server notices (e.g. "relation already exists, skipping"); default: ignore. */
   onnotice?: (notice: unknown) => void;
+  /** How often a LISTEN subscription checks it still hears its own NOTIFY (ms, default 5,000); see `listen`. */
+  listenHeartbeatMs?: number;
 }
 
 /** Opens a pooled postgres.js connection; the first query connects lazily. */
@@ -73,14 +75,54 @@ export function openPostgres(opts: PostgresOptions): Db {
       await client.unsafe(text);
     },
     async listen(channel, onPayload, onReconnect) {
-      // postgres.js keeps a dedicated connection for LISTEN and reconnects and resubscribes on its own; its
-      // onlisten callback runs on every (re)subscription.
+      // postgres.js keeps a dedicated connection for LISTEN and resubscribes after a reconnect (its onlisten
+      // callback runs on every subscription), but gives up silently when that one attempt fails, as it does
+      // when the database is down for more than a few seconds: the replica would then miss every invalidation
+      // until it restarts. So the subscription sends itself a heartbeat NOTIFY; one not heard back within a
+      // period means the subscription is gone, and it is made again (and `onReconnect` resyncs the caches).
+      const heartbeat = `${HEARTBEAT_PREFIX}${crypto.randomUUID()}`;
+      const periodMs = opts.listenHeartbeatMs ?? 5_000;
       let first = true;
-      const sub = await client.listen(channel, onPayload, () => {
+      let sentAt: number | null = null; // a heartbeat sent and not yet heard
+      let stopped = false;
+      const receive = (payload: string) => {
+        if (payload.startsWith(HEARTBEAT_PREFIX)) {
+          if (payload === heartbeat) sentAt = null;
+          return; // another replica's heartbeat
+        }
+        onPayload(payload);
+      };
+      const onlisten = () => {
         if (!first) onReconnect?.();
         first = false;
-      });
+      };
+      let sub = await client.listen(channel, receive, onlisten);
+      let busy = false;
+      const tick = async () => {
+        if (busy || stopped) return;
+        busy = true;
+        try {
+          if (sentAt === null) {
+            await client.unsafe("SELECT pg_notify($1, $2)", [channel, heartbeat]);
+            sentAt = performance.now();
+          } else if (performance.now() - sentAt >= periodMs) {
+            await sub.unlisten().catch(() => {});
+            first = true;
+            sub = await client.listen(channel, receive, onlisten);
+            sentAt = null;
+            onReconnect?.();
+          }
+        } catch {
+          // The database is unreachable: nothing to check until it answers again.
+        } finally {
+          busy = false;
+        }
+      };
+      const timer = setInterval(() => void tick(), periodMs);
+      Deno.unrefTimer(timer);
       return async () => {
+        stopped = true;
+        clearInterval(timer);
         await sub.unlisten();
       };
     },
@@ -96,6 +138,9 @@ export function openPostgres(opts: PostgresOptions): Db {
   };
   return db;
 }
+
+/** NOTIFY payloads starting with this are a subscription's own heartbeat, never passed on. */
+const HEARTBEAT_PREFIX = "\u0001heartbeat:";
 
 /**
  * Renders a JS array as a PostgreSQL array literal. postgres.js infers an array parameter's type from its first

@@ -1,0 +1,110 @@
+/**
+ * The PostgreSQL LISTEN subscription through an outage, with its heartbeat running: notifications are heard
+ * again afterwards, the subscriber is told to resync, and heartbeats never reach it. (postgres.js resubscribed
+ * by itself here after outages of 1.5 and 35 s of refused connections; the heartbeat is for the outages where a
+ * reviewer saw it give up, which this relay did not reproduce.)
+ */
+import assert from "node:assert/strict";
+import { backends, freshDb } from "./helpers/db.ts";
+import { openPostgres } from "../lib/db/postgres.ts";
+import { sql } from "../lib/db/sql.ts";
+
+/** A TCP relay to PostgreSQL that can be cut (every connection dropped, new ones refused) and restored. */
+function relayTo(target: { hostname: string; port: number }) {
+  let listener: Deno.Listener | null = null;
+  const conns = new Set<Deno.Conn>();
+  let port = 0;
+  const serve = async (l: Deno.Listener) => {
+    for await (const client of l) {
+      conns.add(client);
+      Deno.connect(target).then((server) => {
+        conns.add(server);
+        const pipe = (a: Deno.Conn, b: Deno.Conn) =>
+          a.readable.pipeTo(b.writable).catch(() => {}).finally(() => {
+            for (const c of [a, b]) {
+              conns.delete(c);
+              try {
+                c.close();
+              } catch { /* closed */ }
+            }
+          });
+        pipe(client, server);
+        pipe(server, client);
+      }, () => client.close());
+    }
+  };
+  const up = () => {
+    listener = Deno.listen({ hostname: "127.0.0.1", port });
+    port = (listener.addr as Deno.NetAddr).port;
+    serve(listener).catch(() => {});
+  };
+  up();
+  return {
+    get port() {
+      return port;
+    },
+    cut() {
+      listener?.close();
+      listener = null;
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      conns.clear();
+    },
+    restore: up,
+  };
+}
+
+Deno.test({
+  name:
+    "after a database outage the LISTEN subscription hears notifications again and the subscriber resyncs",
+  ignore: !backends().includes("postgres"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { url, cleanup } = await freshDb("postgres");
+  const target = new URL(url);
+  const relay = relayTo({ hostname: target.hostname, port: Number(target.port || 5432) });
+  const viaRelay = new URL(url);
+  viaRelay.hostname = "127.0.0.1";
+  viaRelay.port = String(relay.port);
+  const db = openPostgres({ url: viaRelay.toString(), max: 2, listenHeartbeatMs: 200 });
+  const direct = openPostgres({ url, max: 1 });
+  const heard: string[] = [];
+  let resyncs = 0;
+  try {
+    const unlisten = await db.listen("listen_test", (p) => heard.push(p), () => resyncs++);
+    await direct.query(sql`SELECT pg_notify('listen_test', 'before')`);
+    await waitFor(() => heard.includes("before"), "the first notification");
+
+    // Every connection dropped, new ones refused, for a while.
+    relay.cut();
+    await new Promise((r) => setTimeout(r, 1_500));
+    relay.restore();
+
+    const deadline = Date.now() + 10_000;
+    while (!heard.includes("after") && Date.now() < deadline) {
+      await direct.query(sql`SELECT pg_notify('listen_test', 'after')`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(heard.includes("after"), "notifications are heard again after the outage");
+    assert.ok(resyncs >= 1, "the subscriber was told it may have missed events");
+    assert.ok(heard.every((p) => !p.startsWith("\u0001")), "heartbeats are never passed on");
+    await unlisten();
+  } finally {
+    relay.cut();
+    await db.close().catch(() => {});
+    await direct.close();
+    await cleanup();
+  }
+});
+
+async function waitFor(ok: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
