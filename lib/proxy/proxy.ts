@@ -878,18 +878,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
       );
     }
     if (!creds) {
-      // Removed since this key was looked up (its cached flag is stale): a fallback then gives way to the plan
-      // upstream's retryable answer, as any other Bedrock refusal would, instead of a final 403.
-      if (givesWayToRetry(a.isFallback, a.reason, 403)) {
-        if (a.planAnswer) {
-          outcome.statusCode = a.planAnswer.status;
-          outcome.errorType = "permission_error";
-          a.finish(outcome, {});
-          return replayPlanAnswer(a.planAnswer, a.req.requestId, a.reason);
-        }
-        return fail(503, "api_error", bothFailed(a.reason, NO_BEDROCK_CREDENTIALS));
-      }
-      return fail(403, "permission_error", NO_BEDROCK_CREDENTIALS);
+      // Also when removed since this key was looked up (its cached flag stale): a fallback then gives way to
+      // the plan upstream's retryable answer, as any other Bedrock refusal does, instead of a final 403.
+      return refused(403, "permission_error", NO_BEDROCK_CREDENTIALS);
     }
     const requested = a.model ?? "";
     const mapped = mapModel(requested, {
@@ -1003,16 +994,20 @@ export function createProxy(deps: ProxyDeps): Proxy {
         error_type: mappedError.type,
         message: mappedError.message,
       });
-      if (givesWayToRetry(a.isFallback, a.reason, mappedError.status)) {
-        if (a.planAnswer) {
-          outcome.statusCode = a.planAnswer.status;
-          outcome.errorType = mappedError.type;
-          a.finish(outcome, {});
-          return replayPlanAnswer(a.planAnswer, a.req.requestId, a.reason);
-        }
-        return fail(503, "api_error", bothFailed(a.reason, mappedError.message));
-      }
-      return fail(mappedError.status, mappedError.type, mappedError.message);
+      return refused(mappedError.status, mappedError.type, mappedError.message);
+    }
+
+    /**
+     * Bedrock's refusal, or, for a fallback whose client would retry the plan's answer, that answer (or a 503):
+     * see givesWayToRetry.
+     */
+    function refused(status: number, type: string, message: string): Response {
+      if (!givesWayToRetry(a.isFallback, a.reason, status)) return fail(status, type, message);
+      if (!a.planAnswer) return fail(503, "api_error", bothFailed(a.reason, message));
+      outcome.statusCode = a.planAnswer.status;
+      outcome.errorType = type;
+      a.finish(outcome, {});
+      return replayPlanAnswer(a.planAnswer, a.req.requestId, a.reason);
     }
   }
 }
