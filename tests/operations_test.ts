@@ -146,6 +146,8 @@ dbTest(
     assert.equal(blocked.body.type, "error");
     assert.equal(blocked.body.error.type, "rate_limit_error");
     assert.ok(Number(blocked.headers.get("retry-after")) > 0);
+    // Waiting does not make an unknown key valid: clients are told not to sit out the retry-after.
+    assert.equal(blocked.headers.get("x-should-retry"), "false");
     assert.ok(await accepted(valid), "a valid key is served from a throttled address");
     assert.equal((await call(revoked, "198.51.100.1")).status, 401, "a revoked key still says so");
     assert.equal((await guess(1)).status, 429, "unknown keys stay throttled");

@@ -539,36 +539,51 @@ dbTest("usage rows and aggregates are exact, cache tokens included", async (db) 
 
 dbTest("access key and input errors answer in Anthropic's error shape", async (db) => {
   const p = await startProxy(db);
+  /** Claude Code would retry a 401 ten times (and wait out a 429) before showing a refusal no retry changes. */
+  const final = (res: Response) => assert.equal(res.headers.get("x-should-retry"), "false", `${res.status}`);
   try {
     const post = (url: string, body: string, headers: Record<string, string> = { "x-api-key": "k" }) =>
       fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
     const unknown = await post(`${p.origin}/ak/ak_${"A".repeat(43)}/v1/messages`, JSON.stringify(MESSAGE));
     assert.equal(unknown.status, 401);
+    final(unknown);
     assert.equal((await unknown.json()).error.type, "authentication_error");
     const garbage = await post(`${p.origin}/ak/not-a-key/v1/messages`, JSON.stringify(MESSAGE));
     assert.equal(garbage.status, 401);
+    final(garbage);
     await garbage.body?.cancel();
 
     const malformed = await post(`${p.baseUrl}/v1/messages`, "{not json");
     assert.equal(malformed.status, 400);
+    assert.equal(malformed.headers.get("x-should-retry"), null, "the SDKs never retry a 400 anyway");
     assert.deepEqual((await malformed.json()).error.type, "invalid_request_error");
 
     const noCreds = await post(`${p.baseUrl}/v1/messages`, JSON.stringify(MESSAGE), {});
     assert.equal(noCreds.status, 401);
+    final(noCreds);
     assert.match((await noCreds.json()).error.message, /no Anthropic credentials/);
 
     const h = await p.t.auth();
     await p.t.call("PATCH", `/api/users/${p.userId}`, { is_active: false }, h);
     const inactive = await post(`${p.baseUrl}/v1/messages`, JSON.stringify(MESSAGE));
     assert.equal(inactive.status, 403);
+    final(inactive);
     assert.deepEqual(await inactive.json(), {
       type: "error",
       error: { type: "permission_error", message: "the user of this access key is deactivated or deleted" },
     });
     await p.t.call("PATCH", `/api/users/${p.userId}`, { is_active: true }, h);
+    const second = (await p.t.call("POST", `/api/users/${p.userId}/access-keys`, { name: "second" }, h)).body;
+    const rotated = await p.t.call("POST", `/api/access-keys/${second.id}/rotate`, { grace_seconds: 0 }, h);
+    assert.equal(rotated.status, 201);
+    const expired = await post(`${p.origin}/ak/${second.key}/v1/messages`, JSON.stringify(MESSAGE));
+    assert.equal(expired.status, 401);
+    final(expired);
+    assert.equal((await expired.json()).error.message, "access key expired after rotation; use the new key");
     await p.t.call("DELETE", `/api/access-keys/${p.keyId}`, undefined, h);
     const revoked = await post(`${p.baseUrl}/v1/messages`, JSON.stringify(MESSAGE));
     assert.equal(revoked.status, 401);
+    final(revoked);
     await revoked.body?.cancel();
     assert.equal(p.upstream.requests.length, 0, "nothing reached the upstream");
     // The access key never appears in the logs; only its prefix does.

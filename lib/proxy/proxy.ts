@@ -132,6 +132,14 @@ export interface Proxy {
   interruptStreams(): void;
 }
 
+/**
+ * On the proxy's own refusals that no retry can change (the access key, its user, missing credentials).
+ * Claude Code retries a 401 ten times with backoff and waits out a 429's `retry-after`, so a mistyped or
+ * rotated-out key used to leave it hanging for about three minutes before showing why; the Anthropic SDKs
+ * (Claude Code's included) honour this header and show the error at once.
+ */
+const FINAL = Object.freeze({ "x-should-retry": "false" });
+
 /** Paths on which `PROXY_PLAN_API_KEY` stands in for missing client credentials. */
 const DEFAULT_KEY_PATHS = /^\/v1\/(?:messages(?:\/count_tokens)?|models(?:\/[^/?]*)?)(?:\?|$)/;
 
@@ -160,7 +168,12 @@ export function createProxy(deps: ProxyDeps): Proxy {
       case "ok":
         return r.key;
       case "user_inactive":
-        throw new HttpError(403, "permission_error", "the user of this access key is deactivated or deleted");
+        throw new HttpError(
+          403,
+          "permission_error",
+          "the user of this access key is deactivated or deleted",
+          FINAL,
+        );
       case "unavailable":
         throw new HttpError(
           503,
@@ -172,18 +185,24 @@ export function createProxy(deps: ProxyDeps): Proxy {
           401,
           "authentication_error",
           "access key expired after rotation; use the new key",
+          FINAL,
         );
       case "revoked":
-        throw new HttpError(401, "authentication_error", "access key revoked");
+        throw new HttpError(401, "authentication_error", "access key revoked", FINAL);
       case "unknown":
         req.guesses?.fail();
-        throw new HttpError(401, "authentication_error", "invalid access key in the URL path (/ak/<key>)");
+        throw new HttpError(
+          401,
+          "authentication_error",
+          "invalid access key in the URL path (/ak/<key>)",
+          FINAL,
+        );
       default:
         throw new HttpError(
           429,
           "rate_limit_error",
           `too many invalid access keys from this address; retry in ${wait} s`,
-          { "retry-after": String(wait) },
+          { "retry-after": String(wait), ...FINAL },
         );
     }
   }
@@ -335,6 +354,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
           401,
           "authentication_error",
           "no Anthropic credentials: send x-api-key or Authorization (your Anthropic key or Claude login), or ask the proxy admin to set PROXY_PLAN_API_KEY",
+          FINAL,
         );
       }
       const tUp = now();
@@ -569,6 +589,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         deps.config.planApiKey === ""
           ? "no Anthropic credentials: send x-api-key or Authorization"
           : "no Anthropic credentials: send x-api-key or Authorization (the proxy's own key is used only for messages, count_tokens and models)",
+        FINAL,
       );
     }
     return await deps.plan.send({
