@@ -30,12 +30,17 @@ interface ClaudeResult {
 }
 
 /** Runs `claude -p prompt` in an empty project and home, with only the given environment; bounded in time. */
-async function claude(env: Record<string, string>, prompt = "say hi", timeoutMs = 60_000) {
+async function claude(
+  env: Record<string, string>,
+  prompt = "say hi",
+  timeoutMs = 60_000,
+  extraArgs: string[] = [],
+) {
   const home = await Deno.makeTempDir({ prefix: "claude-home-" });
   const started = Date.now();
   try {
     const out = await new Deno.Command(CLAUDE, {
-      args: ["-p", prompt, "--output-format", "json"],
+      args: ["-p", prompt, "--output-format", "json", ...extraArgs],
       cwd: home,
       clearEnv: true,
       env: {
@@ -220,4 +225,43 @@ test("a mistyped access key stops Claude Code at once with the proxy's reason, n
   assert.match(result.result, /invalid access key/);
   assert.ok(ms < 30_000, `Claude Code gave up after ${ms} ms`);
   assert.equal(f.p.upstream.requests.length, 0, "nothing reached Anthropic");
+});
+
+test("Claude Code's model aliases are served on Bedrock by those models, not by the default", async (f) => {
+  const h = await f.p.t.auth();
+  const routed = await f.p.t.call(
+    "PATCH",
+    `/api/users/${f.p.userId}`,
+    { routing_strategy: "bedrock_only" },
+    h,
+  );
+  assert.equal(routed.status, 200);
+  const aliases = ["sonnet", "opus", "haiku"];
+  for (const alias of aliases) {
+    const { code, result } = await claude(
+      {
+        ANTHROPIC_BASE_URL: f.p.baseUrl,
+        ANTHROPIC_API_KEY: "sk-ant-api03-developer-own-key",
+      },
+      "say hi",
+      60_000,
+      ["--model", alias],
+    );
+    assert.equal(code, 0, `${alias}: ${JSON.stringify(result)}`);
+    assert.equal(result.result, "Hello from Bedrock.");
+  }
+  await waitFor(() => f.p.t.services.recorder.stats().queued >= aliases.length, 5000, "usage rows queued");
+  await f.p.t.services.recorder.flush();
+  const rows = await f.db.query<{ model: string; model_served: string }>(
+    sql`SELECT model, model_served FROM token_usages ORDER BY id`,
+  );
+  assert.equal(rows.length, aliases.length);
+  for (const [i, row] of rows.entries()) {
+    assert.match(row.model, new RegExp(`^claude-${aliases[i]}-`), "the name Claude Code asked for");
+    // The Bedrock id names the same model (dated ids carry the date and a version suffix).
+    assert.ok(
+      row.model_served.includes(`anthropic.${row.model}`),
+      `${row.model} was served by ${row.model_served}`,
+    );
+  }
 });

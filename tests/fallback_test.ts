@@ -735,6 +735,60 @@ dbTest(
   },
 );
 
+dbTest(
+  "a model newer than the table goes to Bedrock under its own name; refused under every profile, the default answers",
+  async (db) => {
+    const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+    try {
+      // Claude Code's `sonnet` alias, in the table since Claude Code 2.1.197 asks for it.
+      const sonnet5 = await post(f, { ...MESSAGE, model: "claude-sonnet-5" });
+      assert.equal(sonnet5.status, 200);
+      assert.equal(sonnet5.headers.get("x-proxy-bedrock-model"), "global.anthropic.claude-sonnet-5");
+      await sonnet5.body?.cancel();
+
+      // A name of the same shape the table does not know yet is tried as anthropic.<name> first.
+      const invalid = {
+        kind: "error",
+        status: 400,
+        errorType: "ValidationException",
+        message: "The provided model identifier is invalid.",
+        times: 3,
+      } as const;
+      f.bedrock.script(invalid);
+      const future = await post(f, { ...MESSAGE, model: "claude-sonnet-9" });
+      assert.equal(future.status, 200);
+      const fallbackModel = "global.anthropic.claude-sonnet-4-5-20250929-v1:0"; // the default
+      assert.equal(future.headers.get("x-proxy-bedrock-model"), fallbackModel);
+      await future.body?.cancel();
+      const again = await post(f, { ...MESSAGE, model: "claude-sonnet-9" });
+      assert.equal(again.status, 200);
+      await again.body?.cancel();
+      assert.deepEqual(f.bedrock.requests.map((r) => r.modelId), [
+        "global.anthropic.claude-sonnet-5",
+        "global.anthropic.claude-sonnet-9",
+        "us.anthropic.claude-sonnet-9",
+        "anthropic.claude-sonnet-9",
+        fallbackModel,
+        fallbackModel, // remembered: the next request does not try the refused ids again
+      ]);
+      assert.ok(f.t.logs.some((l) => l.includes("mapped to the default Bedrock model")));
+
+      await flushed(f, 3);
+      assert.deepEqual((await rows(db)).map((r) => r.model_served), [
+        "global.anthropic.claude-sonnet-5",
+        fallbackModel,
+        fallbackModel,
+      ]);
+      // Made-up names answered by the default earn no metrics label of their own.
+      const metrics = await (await fetch(`${f.origin}/metrics`)).text();
+      assert.ok(!metrics.includes('model="claude-sonnet-9"'), "no label for a name Bedrock does not know");
+      assert.ok(metrics.includes('model="claude-sonnet-5"'));
+    } finally {
+      await f.close();
+    }
+  },
+);
+
 dbTest("at the shutdown deadline a Bedrock stream is ended too, and recorded as interrupted", async (db) => {
   const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
   try {
@@ -841,14 +895,14 @@ dbTest(
 dbTest("an unknown model goes to the default Bedrock model, with a warning, and is recorded", async (db) => {
   const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
   try {
-    const res = await post(f, { ...MESSAGE, model: "claude-unknown-9" });
+    const res = await post(f, { ...MESSAGE, model: "claude-next" });
     assert.equal(res.status, 200);
     await res.text();
     assert.equal(f.bedrock.requests[0].modelId, "global.anthropic.claude-sonnet-4-5-20250929-v1:0");
     assert.ok(f.t.logs.some((l) => l.includes("unknown model mapped to the default Bedrock model")));
     await flushed(f, 1);
     const [r] = await rows(db);
-    assert.equal(r.model, "claude-unknown-9");
+    assert.equal(r.model, "claude-next");
     assert.equal(r.model_served, "global.anthropic.claude-sonnet-4-5-20250929-v1:0");
   } finally {
     await f.close();

@@ -940,9 +940,24 @@ export function createProxy(deps: ProxyDeps): Proxy {
       : mapped.base
       ? profileCandidates(mapped.base, mapped.modelId, creds.region)
       : [mapped.modelId];
+    // A name newer than the model table, refused under every profile: answered by the default model, as names
+    // the table cannot place at all are.
+    const onDefault = (id: string) => mapped.guessed === true && id === deps.config.bedrockDefaultModel;
+    if (mapped.guessed && !remembered && !candidates.includes(deps.config.bedrockDefaultModel)) {
+      candidates.push(deps.config.bedrockDefaultModel);
+    }
     for (let attempt = 0;; attempt++) {
       invoke.modelId = candidates[attempt];
       outcome.modelServed = invoke.modelId;
+      if (onDefault(invoke.modelId)) {
+        outcome.modelKnown = false;
+        if (attempt > 0) {
+          deps.log.warn("model unknown to Bedrock under its own name; mapped to the default Bedrock model", {
+            model: requested,
+            bedrock_model: invoke.modelId,
+          });
+        }
+      }
       headers.set("x-proxy-bedrock-model", invoke.modelId);
       try {
         const response = await callBedrock();

@@ -21,7 +21,7 @@ export interface ModelInfo {
   created_at?: string;
 }
 
-const FAMILIES = new Set(["opus", "sonnet", "haiku"]);
+const FAMILIES = new Set(["opus", "sonnet", "haiku", "fable", "mythos"]);
 
 /**
  * The models: Bedrock-only dateless names (the newest), the dated Claude 4 names of the model table, and the operator's

@@ -5,7 +5,12 @@ import { mapModel } from "./model_map.ts";
 Deno.test("the catalogue lists every table model with a display name, newest first", () => {
   const models = modelCatalogue({});
   const ids = models.map((m) => m.id);
-  assert.equal(ids[0], "claude-opus-4-8");
+  assert.deepEqual(
+    new Set(ids.slice(0, 3)),
+    new Set(["claude-sonnet-5", "claude-mythos-5", "claude-fable-5"]),
+  );
+  assert.equal(ids[3], "claude-opus-4-8");
+  assert.equal(models.find((m) => m.id === "claude-mythos-5")!.display_name, "Claude Mythos 5");
   assert.ok(ids.includes("claude-sonnet-4-5-20250929"));
   assert.ok(ids.indexOf("claude-sonnet-4-6") < ids.indexOf("claude-sonnet-4-5-20250929"));
   assert.ok(ids.indexOf("claude-opus-4-5-20251101") < ids.indexOf("claude-opus-4-1-20250805"));

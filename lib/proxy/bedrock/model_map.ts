@@ -32,8 +32,15 @@ export const DATED: Readonly<Record<string, string>> = {
   "claude-3-haiku-20240307": "anthropic.claude-3-haiku-20240307-v1:0",
 };
 
-/** Undated aliases → the dated name they currently point at, or straight to a Bedrock id for dateless models. */
+/**
+ * Undated aliases → the dated name they currently point at, or straight to a Bedrock id for dateless models.
+ * The dateless ids are those of Claude Code's own model table (`provider_ids.bedrock` in Claude Code 2.1.197),
+ * whose `sonnet` alias asks the Anthropic API for `claude-sonnet-5`.
+ */
 export const ALIASES: Readonly<Record<string, string>> = {
+  "claude-sonnet-5": "anthropic.claude-sonnet-5",
+  "claude-fable-5": "anthropic.claude-fable-5",
+  "claude-mythos-5": "anthropic.claude-mythos-5",
   "claude-opus-4-8": "anthropic.claude-opus-4-8",
   "claude-opus-4-7": "anthropic.claude-opus-4-7",
   "claude-opus-4-6": "anthropic.claude-opus-4-6-v1",
@@ -58,6 +65,12 @@ export const ALIASES: Readonly<Record<string, string>> = {
 /** `claude-<family>-<ver>-YYYYMMDD` or the older `claude-<ver>-<family>-YYYYMMDD`. */
 const DATED_NAME = /^claude-(?:[a-z]+-\d+(?:-\d+)?|\d+(?:-\d+)?-[a-z]+)-\d{8}$/;
 
+/**
+ * `claude-<family>-<major>[-<minor>]` without a date: how every model since Opus 4.7 is named, on Bedrock too
+ * (`anthropic.<name>`). A name of this shape missing from the table is tried that way before the default model.
+ */
+const UNDATED_NAME = /^claude-[a-z]+-\d{1,2}(?:-\d{1,2})?$/;
+
 /** Options of {@link mapModel}. */
 export interface ModelMapOptions {
   /** Exact requested name → Bedrock id; wins over everything else and is used as given (no prefix added). */
@@ -77,6 +90,11 @@ export interface ModelMapResult {
    * an override, a Bedrock id the client sent, or the default): another profile may then be tried.
    */
   base: string | null;
+  /**
+   * Present when the id was inferred from the name's shape, not found in the table: a model newer than this
+   * proxy. Bedrock may not know it; the default model is then the last id to try.
+   */
+  guessed?: true;
 }
 
 /**
@@ -84,7 +102,8 @@ export interface ModelMapResult {
  *
  * Order: `overrides` (exact name), a name that already is a Bedrock id or ARN (passed through), the built-in table
  * (dated names and undated aliases, case-insensitive), the dated-name rule (`claude-x-y-YYYYMMDD` →
- * `anthropic.claude-x-y-YYYYMMDD-v1:0`), and otherwise `defaultModel` with `known: false`.
+ * `anthropic.claude-x-y-YYYYMMDD-v1:0`), the undated-name guess (`claude-x-9` → `anthropic.claude-x-9`,
+ * `guessed`), and otherwise `defaultModel` with `known: false`.
  * Mapped ids get the inference-profile prefix.
  */
 export function mapModel(requested: string, opts: ModelMapOptions): ModelMapResult {
@@ -94,10 +113,13 @@ export function mapModel(requested: string, opts: ModelMapOptions): ModelMapResu
   const name = requested.trim();
   if (isBedrockId(name)) return { modelId: name, known: true, base: null };
 
-  const base = lookup(name.toLowerCase());
-  if (base) {
-    const prefix = normalizePrefix(opts.profilePrefix ?? prefixOf(opts.defaultModel));
-    return { modelId: prefix + base, known: true, base };
+  const lower = name.toLowerCase();
+  const prefix = normalizePrefix(opts.profilePrefix ?? prefixOf(opts.defaultModel));
+  const base = lookup(lower);
+  if (base) return { modelId: prefix + base, known: true, base };
+  if (UNDATED_NAME.test(lower)) {
+    const guess = `anthropic.${lower}`;
+    return { modelId: prefix + guess, known: true, base: guess, guessed: true };
   }
   return { modelId: opts.defaultModel, known: false, base: null };
 }

@@ -119,8 +119,22 @@ Deno.test("overrides win over the table and are used exactly as given", () => {
   assert.equal(mapModel("Claude-Sonnet-4-5", o).modelId, "global.anthropic.claude-sonnet-4-5-20250929-v1:0");
 });
 
+Deno.test("an undated name newer than the table is guessed as anthropic.<name>, marked guessed", () => {
+  for (const name of ["claude-sonnet-9", "claude-opus-5-5", "Claude-Haiku-6"]) {
+    const base = `anthropic.${name.toLowerCase()}`;
+    assert.deepEqual(
+      mapModel(name, opts),
+      { modelId: `global.${base}`, known: true, base, guessed: true },
+      name,
+    );
+  }
+  // Names in the table are not guesses, the ids Claude Code's own table gives for Bedrock included.
+  assert.deepEqual(mapModel("claude-sonnet-5", opts), tableMapped("global.anthropic.claude-sonnet-5"));
+  assert.deepEqual(mapModel("claude-mythos-5", opts), tableMapped("global.anthropic.claude-mythos-5"));
+});
+
 Deno.test("unknown names fall back to the default model with known=false", () => {
-  for (const name of ["gpt-4o", "claude-sonnet-9", "", "constructor", "toString"]) {
+  for (const name of ["gpt-4o", "claude-sonnet", "claude-3-5", "", "constructor", "toString"]) {
     assert.deepEqual(mapModel(name, opts), { modelId: GLOBAL_DEFAULT, known: false, base: null }, name);
   }
 });
