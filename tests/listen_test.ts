@@ -1,6 +1,7 @@
 /**
  * The PostgreSQL LISTEN subscription through an outage, with its heartbeat running: notifications are heard
- * again afterwards, the subscriber is told to resync, and heartbeats never reach it. (postgres.js resubscribed
+ * again afterwards, the subscriber is told to resync, and heartbeats never reach it; and without an outage it is
+ * never resubscribed (every heartbeat is heard, even one whose notification beats its NOTIFY's reply). (postgres.js resubscribed
  * by itself here after outages of 1.5 and 35 s of refused connections; the heartbeat is for the outages where a
  * reviewer saw it give up, which this relay did not reproduce.)
  */
@@ -108,3 +109,31 @@ async function waitFor(ok: () => boolean, what: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+Deno.test({
+  name: "a healthy LISTEN subscription is never taken for lost: every heartbeat is heard back, however fast",
+  ignore: !backends().includes("postgres"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { url, cleanup } = await freshDb("postgres");
+  // Heartbeats every 200 ms for 3 s, with the pool busy meanwhile: a heartbeat whose notification arrives before
+  // its own NOTIFY's reply must still count as heard (a replica under load dropped its caches every few seconds).
+  const db = openPostgres({ url, max: 4, listenHeartbeatMs: 200 });
+  let resyncs = 0;
+  try {
+    const unlisten = await db.listen("listen_busy", () => {}, () => resyncs++);
+    const until = Date.now() + 3_000;
+    const busy = Array.from({ length: 3 }, async () => {
+      while (Date.now() < until) {
+        await db.query(sql`SELECT pg_notify('listen_busy_other', repeat('x', 1000))`);
+      }
+    });
+    await Promise.all(busy);
+    assert.equal(resyncs, 0, "no resubscription while the connection was healthy");
+    await unlisten();
+  } finally {
+    await db.close();
+    await cleanup();
+  }
+});

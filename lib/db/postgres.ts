@@ -80,15 +80,19 @@ export function openPostgres(opts: PostgresOptions): Db {
       // when the database is down for more than a few seconds: the replica would then miss every invalidation
       // until it restarts. So the subscription sends itself a heartbeat NOTIFY; one not heard back within a
       // period means the subscription is gone, and it is made again (and `onReconnect` resyncs the caches).
-      const heartbeat = `${HEARTBEAT_PREFIX}${crypto.randomUUID()}`;
+      const heartbeat = `${HEARTBEAT_PREFIX}${crypto.randomUUID()}:`;
       const periodMs = opts.listenHeartbeatMs ?? 5_000;
       let first = true;
-      let sentAt: number | null = null; // a heartbeat sent and not yet heard
+      // The heartbeat sent and not yet heard, and when. Set before it is sent: its notification may arrive
+      // before the NOTIFY's own reply, and must then still count as heard.
+      let pending: string | null = null;
+      let sentAt = 0;
+      let sequence = 0;
       let stopped = false;
       const receive = (payload: string) => {
         if (payload.startsWith(HEARTBEAT_PREFIX)) {
-          if (payload === heartbeat) sentAt = null;
-          return; // another replica's heartbeat
+          if (payload === pending) pending = null;
+          return; // an earlier one, or another replica's
         }
         onPayload(payload);
       };
@@ -102,14 +106,21 @@ export function openPostgres(opts: PostgresOptions): Db {
         if (busy || stopped) return;
         busy = true;
         try {
-          if (sentAt === null) {
-            await client.unsafe("SELECT pg_notify($1, $2)", [channel, heartbeat]);
+          if (pending === null) {
+            const beat = `${heartbeat}${++sequence}`;
+            pending = beat;
             sentAt = performance.now();
+            try {
+              await client.unsafe("SELECT pg_notify($1, $2)", [channel, beat]);
+            } catch (e) {
+              if (pending === beat) pending = null; // never sent: nothing to wait for
+              throw e;
+            }
           } else if (performance.now() - sentAt >= periodMs) {
             await sub.unlisten().catch(() => {});
             first = true;
             sub = await client.listen(channel, receive, onlisten);
-            sentAt = null;
+            pending = null;
             onReconnect?.();
           }
         } catch {
