@@ -41,9 +41,10 @@ export function proxyRoutes(
       onRecorded: () => c.set("recorded", true),
     };
   };
-  // Claude Code probes its base URL and preconnects with `HEAD <base>/api/hello`: answered here, with no key
-  // lookup, as `/` is (a 404 would only fill logs; a probe carries nothing to protect).
-  app.on(["GET", "HEAD"], "/:key", (c) => c.text("claude-code-proxy: ok\n"));
+  // Claude Code probes its base URL (with the trailing slash it was given, if any) and preconnects with
+  // `HEAD <base>/api/hello`: answered here, with no key lookup, as `/` is (a 404 would only fill logs; a probe
+  // carries nothing to protect).
+  app.on(["GET", "HEAD"], ["/:key", "/:key/"], (c) => c.text("claude-code-proxy: ok\n"));
   app.on(["GET", "HEAD"], "/:key/api/hello", (c) => c.json({ status: "ok" }));
   app.post("/:key/v1/messages", (c) => proxy.messages(toRequest(c)));
   app.post("/:key/v1/messages/count_tokens", (c) => proxy.countTokens(toRequest(c)));

@@ -679,8 +679,8 @@ dbTest("count_tokens, models and the base-URL probes pass through", async (db) =
     assert.equal(p.upstream.requests.length, 3, "nothing reached the upstream");
     const head = await fetch(`${p.origin}/`, { method: "HEAD" });
     assert.equal(head.status, 200);
-    // Claude Code's own probes of its base URL (the access-key path).
-    for (const path of ["", "/api/hello"]) {
+    // Claude Code's own probes of its base URL (the access-key path), as set with or without a trailing slash.
+    for (const path of ["", "/", "/api/hello"]) {
       for (const method of ["HEAD", "GET"]) {
         const probe = await fetch(`${p.baseUrl}${path}`, { method });
         assert.equal(probe.status, 200, `${method} <base>${path}`);
