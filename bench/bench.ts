@@ -16,7 +16,10 @@
  * concurrency 1 the proxy's idle CPU, about 13 ms/s, dominates it), its peak RSS (VmRSS sampled every 100 ms),
  * and the usage rows the proxy recorded (`GET /api/usage/requests?limit=1` → `total`) against the requests it
  * answered. Extras (issue 8): RSS while holding 1,000 open streams (slow drip; the bare relay, and a bare
- * Deno.serve that reads each body and answers the stream itself, hold them too: the runtime's own floors), and RSS every 10k requests over 100k requests. Beside the throughput target the table of
+ * Deno.serve that reads each body and answers the stream itself, hold them too: the runtime's own floors; the
+ * proxy's JS heap and external buffer memory at that moment, from its `/metrics` and before any garbage
+ * collection, tell its own share from the runtime's native connection memory), and RSS every 10k requests over
+ * 100k requests. Beside the throughput target the table of
  * targets shows the bare relay's ratio and the CPU ceiling: the cores divided by the CPU one proxied request takes
  * from the load generator, the upstream and the proxy together, and at most one core for the proxy's event loop. A proxy at `PROXY_LOG_LEVEL=info` (production's per-request log line, written to /dev/null) is
  * measured beside the `warn` ones at concurrency 50. Targets are printed PASS/MISS; every figure goes to
@@ -689,9 +692,34 @@ interface OpenStreamsResult {
   errorSamples: string[];
   idleRssMb: number;
   rssAtReadyMb: number | null;
+  /** The proxy's own view of its memory with every stream open (from `/metrics`): where the RSS goes. */
+  heapAtReadyMb: HeapMb | null;
   peakRssMb: number;
   ttftP50: number | null;
   proxyCpuS: number;
+}
+
+/** `Deno.memoryUsage()` of a proxy, in MB. */
+interface HeapMb {
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+}
+
+/** Reads a proxy's JavaScript heap and external memory from its `/metrics` (null when it cannot). */
+async function proxyHeap(origin: string): Promise<HeapMb | null> {
+  try {
+    const text = await (await fetch(`${origin}/metrics`)).text();
+    const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? NaN) / 1e6;
+    const heap = {
+      heapUsed: read("deno_heap_used_bytes"),
+      heapTotal: read("deno_heap_total_bytes"),
+      external: read("deno_external_memory_bytes"),
+    };
+    return Object.values(heap).every(Number.isFinite) ? heap : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The label of the open-streams floor: a bare Deno.serve (the fake upstream, fresh) holding the streams itself. */
@@ -704,6 +732,7 @@ async function openStreams(ctx: Ctx, target: Target & { pid: number }): Promise<
   const rss = rssSampler(pid, 200);
   const cpu0 = cpuSeconds(pid, ctx.ticks);
   let atReady: number | null = null;
+  let heap: Promise<HeapMb | null> = Promise.resolve(null);
   const load = await runLoad(ctx, {
     url: target.url,
     headers: {
@@ -720,7 +749,12 @@ async function openStreams(ctx: Ctx, target: Target & { pid: number }): Promise<
     warmupS: 0,
     hold: true,
     clockTicks: ctx.ticks,
-  }, { ready: () => (atReady = rssMb(pid)) });
+  }, {
+    ready: () => {
+      atReady = rssMb(pid);
+      if (target.proxy) heap = proxyHeap(target.proxy.origin);
+    },
+  });
   const peak = rss.stop();
   if (target.proxy) target.proxy.answered += load.total;
   return {
@@ -731,6 +765,7 @@ async function openStreams(ctx: Ctx, target: Target & { pid: number }): Promise<
     idleRssMb: idle,
     rssAtReadyMb: atReady,
     peakRssMb: peak,
+    heapAtReadyMb: await heap,
     ttftP50: load.ttft?.p50 ?? null,
     proxyCpuS: cpuSeconds(pid, ctx.ticks) - cpu0,
   };
@@ -1134,7 +1169,12 @@ async function main(): Promise<void> {
           `    ${p.label}: idle ${f(r.idleRssMb)} MB, all open ${f(r.rssAtReadyMb)} MB, peak ${
             f(r.peakRssMb)
           } MB, ` +
-            `errors ${r.errors}${r.errors ? ` (${r.errorSamples.join("; ")})` : ""}`,
+            `errors ${r.errors}${r.errors ? ` (${r.errorSamples.join("; ")})` : ""}` +
+            (r.heapAtReadyMb
+              ? `; JS heap ${f(r.heapAtReadyMb.heapUsed)} of ${f(r.heapAtReadyMb.heapTotal)} MB, buffers ${
+                f(r.heapAtReadyMb.external)
+              } MB (before GC)`
+              : ""),
         );
       }
       if (o.relayOpen) {
