@@ -9,7 +9,7 @@
  * @example
  * ```ts
  * const login = createLoginService({ username: "admin", passwordHash, sessions });
- * const { token } = await login.attempt("admin", "…", "10.0.0.7"); // throws HttpError 401 / 429
+ * const { token } = await login.attempt("admin", "…", "10.0.0.7"); // throws HttpError 401 / 429 / 503
  * ```
  */
 import { HttpError } from "../errors.ts";
@@ -18,6 +18,7 @@ import { verifyPassword } from "./password.ts";
 import type { Sessions } from "./session.ts";
 import { FailureThrottle } from "./throttle.ts";
 import { throttleSubject } from "../net/cidr.ts";
+import { BoundedGate } from "../bounded_gate.ts";
 
 /** Sign-in outcome: a session token. */
 export interface LoginService {
@@ -30,7 +31,11 @@ export interface LoginService {
   retryAfter(username: string, clientAddress: string): number;
 }
 
-/** Creates the login service; 5 failures a minute per address and per name, then 429. */
+/**
+ * Creates the login service; 5 failures a minute per address and per name, then 429. Password checks run one at a
+ * time (`maxConcurrentChecks`) with at most `maxQueuedChecks` waiting: a guess beyond that is refused with 503
+ * and not counted against its address, so guesses spread over many addresses cannot take the CPU from the proxy.
+ */
 export function createLoginService(deps: {
   username: string;
   passwordHash: string;
@@ -38,7 +43,16 @@ export function createLoginService(deps: {
   now?: () => number;
   limit?: number;
   windowMs?: number;
+  maxConcurrentChecks?: number;
+  maxQueuedChecks?: number;
+  /** The password check (tests swap in one they can hold). */
+  verify?: (password: string, stored: string) => Promise<boolean>;
 }): LoginService {
+  const verify = deps.verify ?? verifyPassword;
+  const checks = new BoundedGate({
+    concurrency: deps.maxConcurrentChecks ?? 1,
+    queue: deps.maxQueuedChecks ?? 8,
+  });
   const throttle = new FailureThrottle({
     limit: deps.limit ?? 5,
     windowMs: deps.windowMs ?? 60_000,
@@ -66,8 +80,26 @@ export function createLoginService(deps: {
       // would otherwise all pass the check above before the first of them failed.
       throttle.fail(`ip:${address}`);
       throttle.fail(`user:${username.toLowerCase()}`);
-      // Always verify the password, even for a wrong name, so timing does not reveal which part was wrong.
-      const passwordOk = await verifyPassword(password, deps.passwordHash);
+      const release = await checks.enter();
+      if (!release) {
+        throttle.forgive(`ip:${address}`);
+        throttle.forgive(`user:${username.toLowerCase()}`);
+        throw new HttpError(
+          503,
+          "overloaded_error",
+          "sign-in is busy checking other attempts; try again in 1 s",
+          {
+            "retry-after": "1",
+          },
+        );
+      }
+      let passwordOk: boolean;
+      try {
+        // Always verify the password, even for a wrong name, so timing does not reveal which part was wrong.
+        passwordOk = await verify(password, deps.passwordHash);
+      } finally {
+        release();
+      }
       const nameOk = timingSafeEqual(new TextEncoder().encode(username), expectedName);
       if (!(passwordOk && nameOk)) {
         throw new HttpError(401, "authentication_error", "wrong user name or password");

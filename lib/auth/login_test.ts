@@ -60,3 +60,49 @@ Deno.test("IPv6 guesses from one /64 share one limit", async () => {
     "another /64 is another client",
   );
 });
+
+Deno.test("password checks run one at a time; a guess beyond the waiting line gets 503 and is not counted", async () => {
+  let running = 0;
+  let most = 0;
+  const held: (() => void)[] = [];
+  const login = createLoginService({
+    username: "admin",
+    passwordHash: "unused",
+    sessions: createSessions({ secret: SECRET, ttlSeconds: 60 }),
+    maxConcurrentChecks: 1,
+    maxQueuedChecks: 2,
+    verify: async () => {
+      most = Math.max(most, ++running);
+      await new Promise<void>((resolve) => held.push(resolve));
+      running--;
+      return false;
+    },
+  });
+  // Guesses from three addresses: one is checked, two wait.
+  const first = ["10.1.0.1", "10.1.0.2", "10.1.0.3"].map((a) => outcome(login.attempt("admin", "bad", a)));
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(held.length, 1, "one check at a time");
+  const refused = login.attempt("admin", "bad", "10.1.0.9");
+  await assert.rejects(refused, (e: HttpError) => {
+    assert.equal(e.status, 503);
+    assert.equal(e.type, "overloaded_error");
+    assert.equal(e.headers["retry-after"], "1");
+    return true;
+  });
+  while (held.length > 0 || running > 0) {
+    held.shift()?.();
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  assert.deepEqual(await Promise.all(first), [401, 401, 401]);
+  assert.equal(most, 1);
+  // The refused address was never checked, so it still has its five tries.
+  const tries: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const attempt = outcome(login.attempt("someone", "bad", "10.1.0.9"));
+    await new Promise((r) => setTimeout(r, 0));
+    held.shift()?.();
+    tries.push(await attempt);
+  }
+  assert.deepEqual(tries, [401, 401, 401, 401, 401]);
+  assert.equal(await outcome(login.attempt("someone", "bad", "10.1.0.9")), 429);
+});

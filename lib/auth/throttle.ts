@@ -50,6 +50,14 @@ export class FailureThrottle {
     return this.#recent(subject, this.#now()) !== undefined;
   }
 
+  /** Takes back the latest failure of `subject` (one recorded for an attempt that was then never made). */
+  forgive(subject: string): void {
+    const list = this.#failures.get(subject);
+    if (!list) return;
+    list.pop();
+    if (list.length === 0) this.#failures.delete(subject);
+  }
+
   /** Forgets `subject` (after a success). */
   clear(subject: string): void {
     this.#failures.delete(subject);

@@ -144,10 +144,13 @@ export function adminRoutes(deps: AdminDeps): Hono<AdminEnv> {
       deleteCookie(c, LOGIN_COOKIE, { path: BASE, secure });
       return c.redirect(next ?? urls.dashboard, 303);
     } catch (e) {
-      if (!(e instanceof HttpError) || (e.status !== 401 && e.status !== 429)) throw e;
+      if (!(e instanceof HttpError) || (e.status !== 401 && e.status !== 429 && e.status !== 503)) throw e;
       const wait = Number(e.headers["retry-after"] ?? 0);
+      const seconds = `${wait} second${wait === 1 ? "" : "s"}`;
       const message = e.status === 429
-        ? `Too many failed sign-ins. Try again in ${wait} second${wait === 1 ? "" : "s"}.`
+        ? `Too many failed sign-ins. Try again in ${seconds}.`
+        : e.status === 503
+        ? `Sign-in is busy with other attempts. Try again in ${seconds}.`
         : "Wrong user name or password.";
       const state = { ...formState({ username }), message };
       const nonceNow = loginNonce(c);
