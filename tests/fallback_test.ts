@@ -550,6 +550,9 @@ dbTest(
         planCalls,
         "an open circuit does not contact the plan upstream",
       );
+      const metrics = await (await fetch(`${f.origin}/metrics`)).text();
+      assert.match(metrics, /^proxy_fallbacks_total\{endpoint="messages",reason="overloaded"\} 3$/m);
+      assert.match(metrics, /^proxy_fallbacks_total\{endpoint="messages",reason="circuit_open"\} 1$/m);
 
       // After the reset timeout exactly one request probes the plan upstream; concurrent ones go to Bedrock.
       now += 1800_001;
@@ -1030,6 +1033,15 @@ dbTest(
       const reopened = await countTokens(f, COUNT);
       assert.equal(reopened.headers.get("x-proxy-provider"), "anthropic");
       await reopened.body?.cancel();
+
+      const metrics = await (await fetch(`${f.origin}/metrics`)).text();
+      for (const reason of ["overloaded", "rate_limited", "circuit_open"]) {
+        assert.match(
+          metrics,
+          new RegExp(`^proxy_fallbacks_total\\{endpoint="count_tokens",reason="${reason}"\\} 1$`, "m"),
+        );
+      }
+      assert.doesNotMatch(metrics, /endpoint="messages"/, "no messages request fell back");
     } finally {
       await f.close();
     }
@@ -1147,6 +1159,8 @@ dbTest("model discovery with the Anthropic API unreachable answers the Bedrock l
     assert.equal(res.status, 200);
     assert.equal(res.headers.get("x-proxy-fallback-reason"), "connect_error");
     assert.ok((await res.json()).data.length > 5);
+    const metrics = await (await fetch(`${f.origin}/metrics`)).text();
+    assert.match(metrics, /^proxy_fallbacks_total\{endpoint="models",reason="connect_error"\} 1$/m);
   } finally {
     await f.close();
   }

@@ -86,9 +86,10 @@ export class ProxyMetrics {
     return esc(model);
   }
 
-  /** A fallback to Bedrock, by reason. */
-  observeFallback(reason: string): void {
-    this.#fallbacks.set(reason, (this.#fallbacks.get(reason) ?? 0) + 1);
+  /** A request sent to Bedrock in place of the Anthropic API, by endpoint and reason. */
+  observeFallback(reason: string, endpoint: "messages" | "count_tokens" | "models" = "messages"): void {
+    const labels = `endpoint="${endpoint}",reason="${esc(reason)}"`;
+    this.#fallbacks.set(labels, (this.#fallbacks.get(labels) ?? 0) + 1);
   }
 
   /** Time until an upstream (Anthropic or Bedrock) answered. */
@@ -106,12 +107,10 @@ export class ProxyMetrics {
     lines.push("# TYPE proxy_requests_total counter");
     for (const [l, v] of this.#requests) lines.push(`proxy_requests_total{${l}} ${v}`);
     lines.push(
-      "# HELP proxy_fallbacks_total Requests answered by Bedrock after the plan upstream failed, by reason.",
+      "# HELP proxy_fallbacks_total Requests sent to Bedrock in place of the Anthropic API (it failed, or the key's circuit is open), by endpoint and reason.",
     );
     lines.push("# TYPE proxy_fallbacks_total counter");
-    for (const [reason, v] of this.#fallbacks) {
-      lines.push(`proxy_fallbacks_total{reason="${esc(reason)}"} ${v}`);
-    }
+    for (const [labels, v] of this.#fallbacks) lines.push(`proxy_fallbacks_total{${labels}} ${v}`);
     lines.push("# HELP proxy_unpriced_requests_total Requests whose model has no price (cost not recorded).");
     lines.push("# TYPE proxy_unpriced_requests_total counter");
     for (const [m, v] of this.#unpriced) lines.push(`proxy_unpriced_requests_total{model="${m}"} ${v}`);

@@ -325,6 +325,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         const parsed = parseMessagesBody(bedrockBody!);
         bodies.release(bedrockBody!);
         bedrockBody = null;
+        if (isFallback && reason) deps.metrics.observeFallback(reason);
         return answerFromBedrock({
           req,
           key,
@@ -397,7 +398,6 @@ export function createProxy(deps: ProxyDeps): Proxy {
           if (decision.opensUntil !== undefined) {
             deps.breakers.openUntil(key.id, decision.opensUntil, decision.reason);
           } else deps.breakers.recordFailure(key.id, acquired.probe);
-          deps.metrics.observeFallback(decision.reason);
           // Kept (an error answer is small) in case Bedrock fails too: see answerFromBedrock.
           const planAnswer: PlanAnswer | null = decision.response
             ? {
@@ -541,6 +541,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       // the first-byte timeout meant for answers.
       return await sideRequest(
         req,
+        "count_tokens",
         true,
         (a) => countOnBedrock(req, a.key, a.body!, a.reason, a.planAnswer),
         Math.min(COUNT_FIRST_BYTE_TIMEOUT_MS, deps.config.upstreamFirstByteTimeoutMs),
@@ -551,6 +552,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       // Claude Code waits 3 s for discovery: an Anthropic API that hangs must leave time for the Bedrock list.
       return await sideRequest(
         req,
+        "models",
         false,
         (a) => bedrockModels(req, modelId, a.reason),
         MODELS_FIRST_BYTE_TIMEOUT_MS,
@@ -620,6 +622,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
    */
   async function sideRequest(
     req: ProxyRequest,
+    endpoint: "count_tokens" | "models",
     withBody: boolean,
     onBedrock: (
       a: { key: ResolvedKey; body: Uint8Array | null; reason: string; planAnswer: PlanAnswer | null },
@@ -629,8 +632,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
   ): Promise<Response> {
     const key = await authorise(req);
     const body = withBody ? await readBody(req.request, deps.config.maxBodyBytes) : null;
-    const bedrock = (reason: string, planAnswer: PlanAnswer | null = null) =>
-      onBedrock({ key, body, reason, planAnswer });
+    const bedrock = (reason: string, planAnswer: PlanAnswer | null = null) => {
+      if (reason !== "routing:bedrock_only") deps.metrics.observeFallback(reason, endpoint);
+      return onBedrock({ key, body, reason, planAnswer });
+    };
     const fallbackPossible = canFallBack(key);
     if (key.routingStrategy === "bedrock_only") {
       if (!fallbackPossible) {
