@@ -77,7 +77,9 @@ export async function readForm(c: AdminContext): Promise<Record<string, string>>
   if (Number.isFinite(declared) && declared > MAX_FORM_BYTES) {
     throw new HttpError(413, "request_too_large", "the form is too large");
   }
-  const type = (c.req.header("content-type") ?? "").toLowerCase();
+  // Only the media type is compared without case: a multipart boundary must be kept exactly as sent.
+  const contentType = c.req.header("content-type") ?? "";
+  const type = contentType.toLowerCase();
   const bytes = await readLimited(c.req.raw, MAX_FORM_BYTES).catch((e) => {
     if (e instanceof HttpError) throw new HttpError(413, "request_too_large", "the form is too large");
     throw e;
@@ -87,7 +89,9 @@ export async function readForm(c: AdminContext): Promise<Record<string, string>>
     for (const [k, v] of new URLSearchParams(new TextDecoder().decode(bytes))) if (!(k in form)) form[k] = v;
   } else if (type.startsWith("multipart/form-data")) {
     try {
-      const data = await new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { "content-type": type } })
+      const data = await new Response(bytes as Uint8Array<ArrayBuffer>, {
+        headers: { "content-type": contentType },
+      })
         .formData();
       for (const [k, v] of data) if (typeof v === "string" && !(k in form)) form[k] = v;
     } catch {
