@@ -19,12 +19,18 @@ export interface ChunkReader {
   cancel(reason?: unknown): Promise<void>;
 }
 
-/** Bytes per read: big enough for any SSE event burst, small enough to hold for 1,000 open streams. */
-const READ_BUFFER = 16 * 1024;
+/**
+ * Bytes of the first read: a Claude SSE event is a few hundred bytes, and a stream waiting for its next event holds
+ * its buffer, so 1,000 open streams hold 1,000 of them.
+ */
+export const FIRST_READ_BYTES = 4 * 1024;
+/** The buffer doubles each time a read fills it (a JSON answer, a burst of events), up to this. */
+export const MAX_READ_BYTES = 64 * 1024;
 
 /**
- * A reader of `body` whose chunks are exact-size copies read through one reused buffer. Falls back to the default
- * reader for streams that are not byte streams (e.g. a test's hand-made body).
+ * A reader of `body` whose chunks are exact-size copies read through one reused buffer, which starts small and
+ * grows while reads fill it. Falls back to the default reader for streams that are not byte streams (e.g. a
+ * test's hand-made body).
  */
 export function chunkReader(body: ReadableStream<Uint8Array> | null): ChunkReader {
   if (!body) return new ReadableStream<Uint8Array>({ start: (c) => c.close() }).getReader();
@@ -35,14 +41,16 @@ export function chunkReader(body: ReadableStream<Uint8Array> | null): ChunkReade
     return body.getReader();
   }
   let spare: ArrayBuffer | null = null;
+  let size = FIRST_READ_BYTES;
   return {
     async read() {
-      const buffer = spare ?? new ArrayBuffer(READ_BUFFER);
+      const buffer = spare?.byteLength === size ? spare : new ArrayBuffer(size);
       spare = null;
       const { done, value } = await byob.read(new Uint8Array(buffer));
       // The buffer was transferred into the read and comes back as value.buffer: keep it for the next read.
       if (value) spare = value.buffer as ArrayBuffer;
       if (done || !value) return { done: true, value: undefined };
+      if (value.length === size && size < MAX_READ_BYTES) size *= 2;
       return { done: false, value: value.slice() };
     },
     cancel: (reason) => byob.cancel(reason),
