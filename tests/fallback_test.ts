@@ -860,6 +860,38 @@ dbTest("Bedrock errors map to Anthropic errors, before and during the stream", a
 });
 
 dbTest(
+  "a Bedrock stream that ends before message_stop ends with an error event and is recorded as cut off",
+  async (db) => {
+    const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+    try {
+      // message_start, content_block_start, ping, one delta: then the connection closes cleanly on a frame boundary.
+      f.bedrock.script({ kind: "reply", reply: { text: ["The answer is", " 42."], endAfterEvents: 4 } });
+      const res = await post(f, { ...MESSAGE, stream: true });
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      assert.match(text, /event: content_block_delta\n/);
+      assert.doesNotMatch(text, /event: message_stop/);
+      assert.match(text, /event: error\ndata: .*"type":"api_error".*ended before message_stop/);
+
+      // Nothing at all: no byte went to the client yet, so it gets an HTTP error instead of an empty 200.
+      f.bedrock.script({ kind: "reply", reply: { endAfterEvents: 0 } });
+      const empty = await post(f, { ...MESSAGE, stream: true });
+      assert.ok(empty.status >= 500, `status ${empty.status}`);
+      assert.equal((await empty.json()).type, "error");
+
+      await flushed(f, 2);
+      const [cut, none] = await rows(db);
+      assert.equal(cut.status_code, 200);
+      assert.equal(cut.error_type, "stream_interrupted");
+      assert.equal(cut.stop_reason, null);
+      assert.ok(Number(none.status_code) >= 500);
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest(
   "over budget, Bedrock traffic is refused with 429 naming spend, budget and reset; plan traffic is not",
   async (db) => {
     const f = await setup(db, {

@@ -1008,7 +1008,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
         } else if (u.cancelled) {
           outcome.statusCode = 499;
           outcome.errorType = "client_closed_request";
-        } else if (u.error) outcome.errorType = u.error.type;
+        } else if (u.interrupted) outcome.errorType = "stream_interrupted";
+        else if (u.error) outcome.errorType = u.error.type;
         a.finish(outcome, u);
       });
       for (const [k, v] of Object.entries(SSE_HEADERS)) headers.set(k, v);

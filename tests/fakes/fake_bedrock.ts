@@ -43,6 +43,8 @@ export interface FakeReply {
   eventDelayMs?: number;
   /** After this many streamed frames the stream goes silent (a hung connection) until the client leaves. */
   stallAfterEvents?: number;
+  /** After this many streamed frames the stream ends cleanly, message_stop never sent (0: an empty stream). */
+  endAfterEvents?: number;
   /** Milliseconds to wait before answering at all (before the response headers). */
   responseDelayMs?: number;
   /**
@@ -233,7 +235,8 @@ export function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<FakeBed
       });
     }
     const exception = step?.kind === "stream_exception" ? step : undefined;
-    return streamResponse(events, reply.eventDelayMs ?? 0, exception, record, gone, reply.stallAfterEvents);
+    const sent = reply.endAfterEvents === undefined ? events : events.slice(0, reply.endAfterEvents);
+    return streamResponse(sent, reply.eventDelayMs ?? 0, exception, record, gone, reply.stallAfterEvents);
   });
 
   // A promise although Deno.serve listens synchronously, so callers need not change if start-up becomes async.

@@ -44,6 +44,8 @@ export type BedrockStreamUsage = BedrockUsage & {
   error?: { type: string; message: string };
   /** Set when the consumer cancelled the events stream (the client went away) before it ended. */
   cancelled?: boolean;
+  /** Set when Bedrock's stream ended (cleanly, or with an error) before its message_stop event. */
+  interrupted?: boolean;
 };
 
 /** A streamed answer: Anthropic SSE bytes, and the usage once they are all out. */
@@ -258,6 +260,8 @@ export class BedrockInvoker {
       iterator = out.body[Symbol.asyncIterator]();
       first = await iterator.next();
       idle.touch();
+      // Nothing sent yet: an empty stream is still a failed call the caller can answer with an HTTP error.
+      if (first.done) throw new Error("Bedrock's response stream ended before any event");
     } catch (err) {
       detach();
       abort.abort();
@@ -287,7 +291,13 @@ export class BedrockInvoker {
             idle.touch();
             if (finished) return;
             if (next.done) {
-              finish();
+              if (!tally.stopped) {
+                // Ended on a frame boundary but short of message_stop (a connection closed cleanly mid-answer):
+                // as on the Anthropic path, the client must not take a cut-off answer for a whole one.
+                const error = { type: "api_error", message: INCOMPLETE_MESSAGE };
+                controller.enqueue(encoder.encode(sseErrorEvent(error.type, error.message)));
+                finish({ error, interrupted: true });
+              } else finish();
               controller.close();
               return;
             }
@@ -389,7 +399,12 @@ interface Tally {
   stopReason: string | null;
   messageId: string | null;
   metrics?: Record<string, unknown>;
+  /** message_stop went by. */
+  stopped?: boolean;
 }
+
+/** The error event's message when Bedrock's stream ends short of message_stop. */
+export const INCOMPLETE_MESSAGE = "Bedrock stream ended before message_stop; the answer is incomplete";
 
 function emptyTally(): Tally {
   return { stopReason: null, messageId: null };
@@ -454,7 +469,7 @@ function toSse(event: ResponseStream, t: Tally, requestedModel: string | undefin
     mergeUsage(t, data.usage);
     const delta = data.delta as Record<string, unknown> | undefined;
     if (typeof delta?.stop_reason === "string") t.stopReason = delta.stop_reason;
-  }
+  } else if (type === "message_stop") t.stopped = true;
   // Unmodified events are forwarded byte for byte, unless a line break would split the SSE data line.
   const json = changed || /[\r\n]/.test(text) ? JSON.stringify(data) : text;
   return `event: ${type}\ndata: ${json}\n\n`;
