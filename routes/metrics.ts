@@ -41,6 +41,12 @@ export function metricsRoutes(deps: { services: Services; token: string }): Hono
         rec.flushErrors,
       ),
       ...metricLines("proxy_usage_flushed_rows_total", "counter", "Usage rows written.", rec.flushedRows),
+      ...metricLines(
+        "proxy_usage_rejected_rows_total",
+        "counter",
+        "Usage rows the database refused as data: logged as replayable lines, then dropped.",
+        rec.rejectedRows,
+      ),
       "# HELP proxy_circuit_state Circuit state per access key with a non-closed breaker (1 open, 0.5 half-open).",
       "# TYPE proxy_circuit_state gauge",
       ...breakers.map((b) =>

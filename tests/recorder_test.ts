@@ -373,3 +373,101 @@ Deno.test("usage lines: spool rows and logged rows are read, once per request id
   assert.deepEqual(records.map((r) => r.requestId).sort(), ["req-1", "req-2"]);
   assert.equal(skipped, 3);
 });
+
+dbTest(
+  "a row the database refuses stands alone: the rows around it are written, it is logged for replay",
+  async (db) => {
+    const ids = await seedKey(db);
+    const lines: string[] = [];
+    const rec = new UsageRecorder({
+      db,
+      log: createLogger({ level: "info", sink: (l) => lines.push(l) }),
+      timeZone: "UTC",
+      spoolDir: await Deno.makeTempDir(),
+    });
+    // A key id that is not a UUID (a hand-edited spool line, say): retrying can never write it.
+    const orphan = usage({ ...ids, keyId: "not-a-uuid" }, 7);
+    for (let n = 1; n <= 20; n++) rec.record(n === 7 ? orphan : usage(ids, n));
+    await rec.flush();
+    const { rows, aggs } = await totals(db);
+    assert.equal(Number(rows.n), 19, "every other row is written in the same flush");
+    assert.equal(Number(aggs.find((a) => a.granularity === "day")!.request_count), 19);
+    const stats = rec.stats();
+    assert.equal(stats.queued, 0, "the refused row does not block the queue");
+    assert.equal(stats.rejectedRows, 1);
+    const logged = parseUsageLines(lines.join("\n")).records;
+    assert.deepEqual(logged.map((r) => r.requestId), ["req-7"], "the refused row is a replayable log line");
+    await rec.close();
+  },
+);
+
+dbTest(
+  "token counts an upstream reports out of contract (1.5, 3e9, a string) are stored clamped",
+  async (db) => {
+    const ids = await seedKey(db);
+    const rec = new UsageRecorder({
+      db,
+      log: silentLogger,
+      timeZone: "UTC",
+      spoolDir: await Deno.makeTempDir(),
+    });
+    rec.record(usage(ids, 1, { inputTokens: 1.5, outputTokens: 3e9, messageId: 42 as unknown as string }));
+    rec.record(usage(ids, 2, { cacheReadInputTokens: "7" as unknown as number, costUsd: Number.NaN }));
+    await rec.flush();
+    assert.equal(rec.stats().flushErrors, 0);
+    const rows = await db.query<Record<string, unknown>>(
+      sql`SELECT request_id, input_tokens, output_tokens, cache_read_input_tokens, message_id, cost_usd
+        FROM token_usages ORDER BY request_id`,
+    );
+    assert.deepEqual(rows.map((r) => [Number(r.input_tokens), Number(r.output_tokens), r.message_id]), [
+      [2, 2_147_483_647, "42"],
+      [10, 20, "msg_2"],
+    ]);
+    assert.equal(Number(rows[1].cache_read_input_tokens), 7);
+    assert.equal(rows[1].cost_usd, null);
+    await rec.close();
+  },
+);
+
+Deno.test("shutdown spills a queue of 200,000 rows to the spool (no stack overflow, nothing dropped)", async () => {
+  const spoolDir = await Deno.makeTempDir();
+  const rec = new UsageRecorder({
+    db: { begin: () => Promise.reject(new Error("database down")) } as unknown as Db,
+    log: silentLogger,
+    timeZone: "UTC",
+    spoolDir,
+    queueMax: 250_000,
+    exitLogRows: 0,
+  });
+  const ids = { userId: crypto.randomUUID(), keyId: crypto.randomUUID() };
+  for (let n = 0; n < 200_000; n++) rec.record(usage(ids, n));
+  await rec.close(100);
+  let rows = 0;
+  for await (const e of Deno.readDir(spoolDir)) {
+    rows += parseUsageLines(await Deno.readTextFile(`${spoolDir}/${e.name}`)).records.length;
+  }
+  assert.equal(rows, 200_000);
+  await Deno.remove(spoolDir, { recursive: true });
+});
+
+Deno.test("with the database and the disk both failing, memory stays bounded: the excess goes to the log", async () => {
+  const lines: string[] = [];
+  const rec = new UsageRecorder({
+    db: { begin: () => Promise.reject(new Error("database down")) } as unknown as Db,
+    log: createLogger({ level: "info", sink: (l) => lines.push(l) }),
+    timeZone: "UTC",
+    spoolDir: "/nonexistent/spool",
+    queueMax: 100,
+    appendFile: () => Promise.reject(new Error("No space left on device")),
+  });
+  const ids = { userId: crypto.randomUUID(), keyId: crypto.randomUUID() };
+  for (let n = 0; n < 1_000; n++) rec.record(usage(ids, n));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(rec.stats().queued, 200, "twice the queue bound is kept in memory");
+  const logged = parseUsageLines(lines.join("\n")).records;
+  assert.equal(logged.length, 800, "the rest are replayable log lines");
+  // Later spills still run (the writer was not left broken by the failure).
+  rec.record(usage(ids, 5_000));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(parseUsageLines(lines.join("\n")).records.length, 801);
+});

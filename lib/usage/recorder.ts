@@ -31,6 +31,8 @@ export interface RecorderStats {
   spooledRows: number;
   flushErrors: number;
   flushedRows: number;
+  /** Rows the database refused as data (logged as replayable lines and dropped from the queue). */
+  rejectedRows: number;
   lastFlushError: string | null;
 }
 
@@ -86,7 +88,7 @@ export class UsageRecorder {
   #nextAttemptAt = 0;
   #spooledRows = 0;
   #replayScanned = false;
-  #stats = { flushErrors: 0, flushedRows: 0, lastFlushError: null as string | null };
+  #stats = { flushErrors: 0, flushedRows: 0, rejectedRows: 0, lastFlushError: null as string | null };
   #closed = false;
 
   constructor(opts: RecorderOptions) {
@@ -127,6 +129,7 @@ export class UsageRecorder {
       spooledRows: this.#spooledRows,
       flushErrors: this.#stats.flushErrors,
       flushedRows: this.#stats.flushedRows,
+      rejectedRows: this.#stats.rejectedRows,
       lastFlushError: this.#stats.lastFlushError,
     };
   }
@@ -152,7 +155,7 @@ export class UsageRecorder {
       const batch = this.#queue.splice(0, BATCH);
       this.#inFlight = batch;
       try {
-        await this.#write(batch.map((i) => i.record));
+        await this.#writeIsolating(batch);
       } catch (e) {
         this.#inFlight = null;
         this.#queue.unshift(...batch); // keep order; retry later
@@ -178,6 +181,32 @@ export class UsageRecorder {
         }
       }
       if (this.#queue.length < this.#o.queueMax / 2) await this.#replayOne();
+    }
+  }
+
+  /**
+   * Writes `batch`; when the database refuses it as data (a value out of range, a broken constraint), halves it
+   * until the refused rows stand alone, writes the rest, and logs each refused row as a replayable line before
+   * dropping it: one bad row must not hold back every row queued behind it, flush after flush. Any other error
+   * (the database is unreachable) propagates, and the whole batch is retried.
+   */
+  async #writeIsolating(batch: Item[]): Promise<void> {
+    try {
+      await this.#write(batch.map((i) => i.record));
+    } catch (e) {
+      if (!isDataError(e)) throw e;
+      if (batch.length > 1) {
+        const half = Math.ceil(batch.length / 2);
+        await this.#writeIsolating(batch.slice(0, half));
+        await this.#writeIsolating(batch.slice(half));
+        return;
+      }
+      this.#stats.rejectedRows++;
+      this.#o.log.error("usage row refused by the database; logged for replay and dropped", {
+        request_id: batch[0].record.requestId,
+        error: (e as Error).message,
+      });
+      this.#o.log.warn(UNRECORDED_MESSAGE, { record: batch[0].record });
     }
   }
 
@@ -227,14 +256,30 @@ export class UsageRecorder {
             offset += take.length;
           }
         } catch (e) {
-          // The disk failed too: keep the rows in memory rather than drop them. The next spill starts a new file:
-          // appending to this one would glue its first row onto the half-written line left here, unreadable.
+          // The disk failed too: keep the rows in memory rather than drop them, up to twice the queue bound;
+          // past that they go to the log as replayable lines (`deno task replay-usage`), the one place left.
+          // The next spill starts a new file: appending to this one would glue its first row onto the
+          // half-written line left here, unreadable.
           this.#spillFile = null;
-          this.#queue.push(...rows.map((record) => ({ record })));
-          this.#o.log.error("usage spool write failed; rows kept in memory", { error: (e as Error).message });
+          let logged = 0;
+          for (const record of rows) {
+            if (this.#queue.length < this.#o.queueMax * 2) this.#queue.push({ record });
+            else {
+              this.#o.log.warn(UNRECORDED_MESSAGE, { record });
+              logged++;
+            }
+          }
+          this.#o.log.error("usage spool write failed; rows kept in memory", {
+            error: (e as Error).message,
+            kept: rows.length - logged,
+            logged_for_replay: logged,
+          });
           return;
         }
       }
+    }).catch((e) => {
+      // Nothing above should throw; if it does, later spills must still run.
+      this.#o.log.error("usage spool writer failed", { error: (e as Error).message });
     });
   }
 
@@ -271,21 +316,15 @@ export class UsageRecorder {
     const replaying = path.endsWith(".replaying") ? path : `${path}.replaying`;
     try {
       if (replaying !== path) await Deno.rename(path, replaying);
-      const text = await Deno.readTextFile(replaying);
-      const records = text.split("\n").filter((l) => l.trim() !== "").flatMap((line) => {
-        try {
-          return [JSON.parse(line) as UsageRecord];
-        } catch {
-          return []; // a torn last line after a crash: the rest of the file still counts
-        }
-      });
+      // A torn last line after a crash, or anything else that is not a usage row, is skipped: the rest counts.
+      const records = parseUsageLines(await Deno.readTextFile(replaying)).records.map(storable);
       if (records.length === 0) {
         await Deno.remove(replaying).catch(() => {});
         return;
       }
       const file: SpoolFile = { path: replaying, outstanding: records.length };
       this.#replaying.add(replaying);
-      this.#queue.push(...records.map((record) => ({ record, file })));
+      for (const record of records) this.#queue.push({ record, file });
       this.#o.log.info("replaying spooled usage rows", { rows: records.length, file: replaying });
     } catch (e) {
       this.#o.log.error("usage spool replay failed", { file: path, error: (e as Error).message });
@@ -324,7 +363,8 @@ export class UsageRecorder {
       // Rows replayed from a spool file are still in that file: only spill the others.
       const rest = [...stuck, ...this.#queue].filter((i) => !i.file).map((i) => i.record);
       this.#queue = [];
-      this.#spillBuffer.push(...rest);
+      // One by one: spreading hundreds of thousands of rows into push() overflows the stack.
+      for (const record of rest) this.#spillBuffer.push(record);
       this.#spooledRows += rest.length;
     }
     if (this.#spillBuffer.length > 0) this.#writeSpill();
@@ -441,17 +481,21 @@ export const MAX_RECORDED_TEXT = 256;
  * characters (a model name of kilobytes would exceed the aggregates' index row size).
  */
 export function storable(r: UsageRecord): UsageRecord {
-  const text = (v: string | null): string | null => {
-    if (v === null) return null;
-    let out = v.length > MAX_RECORDED_TEXT ? v.slice(0, MAX_RECORDED_TEXT) : v;
-    if (!out.isWellFormed()) out = out.toWellFormed();
-    return out.includes("\0") ? out.replaceAll("\0", "\uFFFD") : out;
-  };
   const fields = [r.model, r.modelServed, r.messageId, r.stopReason, r.errorType, r.fallbackReason];
+  const counts = [
+    r.inputTokens,
+    r.outputTokens,
+    r.cacheReadInputTokens,
+    r.cacheCreationInputTokens,
+    r.latencyMs,
+  ];
   if (
     fields.every((v) =>
-      v === null || (v.length <= MAX_RECORDED_TEXT && v.isWellFormed() && !v.includes("\0"))
-    )
+      v === null ||
+      (typeof v === "string" && v.length <= MAX_RECORDED_TEXT && v.isWellFormed() && !v.includes("\0"))
+    ) && counts.every(isCount) && (r.timeToFirstByteMs === null || isCount(r.timeToFirstByteMs)) &&
+    isCount(r.statusCode) &&
+    (r.costUsd === null || (Number.isFinite(r.costUsd) && r.costUsd >= 0 && r.costUsd < MAX_COST))
   ) {
     return r;
   }
@@ -463,5 +507,54 @@ export function storable(r: UsageRecord): UsageRecord {
     stopReason: text(r.stopReason),
     errorType: text(r.errorType),
     fallbackReason: text(r.fallbackReason),
+    inputTokens: count(r.inputTokens),
+    outputTokens: count(r.outputTokens),
+    cacheReadInputTokens: count(r.cacheReadInputTokens),
+    cacheCreationInputTokens: count(r.cacheCreationInputTokens),
+    latencyMs: count(r.latencyMs),
+    timeToFirstByteMs: r.timeToFirstByteMs === null ? null : count(r.timeToFirstByteMs),
+    statusCode: count(r.statusCode),
+    costUsd: r.costUsd === null
+      ? null
+      : Number.isFinite(r.costUsd)
+      ? Math.min(Math.max(0, r.costUsd), MAX_COST - 0.000001)
+      : null,
   };
+}
+
+/** The columns' `integer` bound. */
+const MAX_INT = 2_147_483_647;
+/** `numeric(14, 6)` holds less than this. */
+const MAX_COST = 100_000_000;
+
+function isCount(v: unknown): v is number {
+  return Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= MAX_INT;
+}
+
+/**
+ * A count the columns can hold. Only an upstream that breaks the API's contract (a gateway reporting 1.5 or 3e9
+ * tokens) gets here: the value is rounded and clamped rather than left to fail the batch.
+ */
+function count(v: unknown): number {
+  const n = typeof v === "number" ? v : Number(v);
+  return Number.isFinite(n) ? Math.min(MAX_INT, Math.max(0, Math.round(n))) : 0;
+}
+
+/** Text PostgreSQL accepts: a string (whatever the upstream put there), cut short, well-formed, without NUL. */
+function text(v: unknown): string | null {
+  if (v === null || v === undefined) return null;
+  const s = typeof v === "string" ? v : String(typeof v === "object" ? JSON.stringify(v) : v);
+  let out = s.length > MAX_RECORDED_TEXT ? s.slice(0, MAX_RECORDED_TEXT) : s;
+  if (!out.isWellFormed()) out = out.toWellFormed();
+  return out.includes("\0") ? out.replaceAll("\0", "\uFFFD") : out;
+}
+
+/**
+ * Whether PostgreSQL refused the statement for its data (SQLSTATE class 22 data exception, 23 integrity
+ * constraint, 54 program limit such as an index row too large), which retrying cannot fix, as opposed to a
+ * connection or server failure, which it can.
+ */
+function isDataError(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === "string" && /^(22|23|54)[0-9A-Z]{3}$/.test(code);
 }
