@@ -91,23 +91,25 @@ export class SseUsageTap {
     } catch {
       return;
     }
+    // Fields are taken only with the types the API documents: whatever else an upstream sends must not reach
+    // the price table, the metrics labels or the database as a number where text belongs, or the reverse.
     if (type === "message_start") {
-      const message = data.message as { id?: string; model?: string; usage?: UsageFields } | undefined;
-      this.result.messageId = message?.id ?? null;
-      this.result.model = message?.model ?? null;
+      const message = data.message as { id?: unknown; model?: unknown; usage?: UsageFields } | undefined;
+      this.result.messageId = str(message?.id);
+      this.result.model = str(message?.model);
       this.#usage(message?.usage);
     } else if (type === "message_delta") {
-      const delta = data.delta as { stop_reason?: string | null } | undefined;
-      if (delta?.stop_reason) this.result.stopReason = delta.stop_reason;
+      const delta = data.delta as { stop_reason?: unknown } | undefined;
+      const stop = str(delta?.stop_reason);
+      if (stop) this.result.stopReason = stop;
       this.#usage(data.usage as UsageFields | undefined);
     } else {
-      const error = data.error as { type?: string; message?: string } | undefined;
-      this.result.error = { type: error?.type ?? "api_error", message: error?.message ?? "" };
+      this.result.error = errorOf(data.error);
     }
   }
 
   #usage(u: UsageFields | undefined): void {
-    if (!u) return;
+    if (!u || typeof u !== "object") return;
     // Cumulative counters: the latest report replaces the earlier one.
     if (typeof u.input_tokens === "number") this.result.inputTokens = u.input_tokens;
     if (typeof u.output_tokens === "number") this.result.outputTokens = u.output_tokens;
@@ -126,27 +128,40 @@ export class SseUsageTap {
 export function usageFromJson(bytes: Uint8Array): Partial<StreamUsage> {
   try {
     const body = JSON.parse(new TextDecoder().decode(bytes)) as {
-      id?: string;
-      model?: string;
-      stop_reason?: string | null;
+      id?: unknown;
+      model?: unknown;
+      stop_reason?: unknown;
       usage?: UsageFields;
-      type?: string;
-      error?: { type?: string; message?: string };
-    };
-    if (body.type === "error") {
-      return { error: { type: body.error?.type ?? "api_error", message: body.error?.message ?? "" } };
-    }
+      type?: unknown;
+      error?: unknown;
+    } | null;
+    if (!body || typeof body !== "object") return {};
+    if (body.type === "error") return { error: errorOf(body.error) };
+    const u = body.usage && typeof body.usage === "object" ? body.usage : undefined;
     return {
-      messageId: body.id ?? null,
-      model: body.model ?? null,
-      stopReason: body.stop_reason ?? null,
-      inputTokens: body.usage?.input_tokens ?? 0,
-      outputTokens: body.usage?.output_tokens ?? 0,
-      cacheReadInputTokens: body.usage?.cache_read_input_tokens ?? 0,
-      cacheCreationInputTokens: body.usage?.cache_creation_input_tokens ?? 0,
-      cacheCreation1hInputTokens: body.usage?.cache_creation?.ephemeral_1h_input_tokens ?? 0,
+      messageId: str(body.id),
+      model: str(body.model),
+      stopReason: str(body.stop_reason),
+      inputTokens: num(u?.input_tokens),
+      outputTokens: num(u?.output_tokens),
+      cacheReadInputTokens: num(u?.cache_read_input_tokens),
+      cacheCreationInputTokens: num(u?.cache_creation_input_tokens),
+      cacheCreation1hInputTokens: num(u?.cache_creation?.ephemeral_1h_input_tokens),
     };
   } catch {
     return {};
   }
+}
+
+function str(v: unknown): string | null {
+  return typeof v === "string" ? v : null;
+}
+
+function num(v: unknown): number {
+  return typeof v === "number" && Number.isFinite(v) ? v : 0;
+}
+
+function errorOf(v: unknown): { type: string; message: string } {
+  const e = v && typeof v === "object" ? v as { type?: unknown; message?: unknown } : {};
+  return { type: str(e.type) ?? "api_error", message: str(e.message) ?? "" };
 }

@@ -39,3 +39,39 @@ Deno.test("a JSON answer's usage includes the 1-hour share of cache writes; with
   assert.equal(usageFromJson(body(usage)).cacheCreation1hInputTokens, 4_000);
   assert.equal(usageFromJson(body({ input_tokens: 1, output_tokens: 2 })).cacheCreation1hInputTokens, 0);
 });
+
+Deno.test("fields of the wrong type (an upstream off contract) are taken as absent, not passed on", () => {
+  const json = usageFromJson(new TextEncoder().encode(JSON.stringify({
+    id: 42,
+    model: { name: "x" },
+    stop_reason: 7,
+    usage: { input_tokens: "12", output_tokens: 3, cache_read_input_tokens: null },
+  })));
+  assert.deepEqual(
+    [
+      json.messageId,
+      json.model,
+      json.stopReason,
+      json.inputTokens,
+      json.outputTokens,
+      json.cacheReadInputTokens,
+    ],
+    [null, null, null, 0, 3, 0],
+  );
+  assert.deepEqual(usageFromJson(new TextEncoder().encode("null")), {});
+  assert.deepEqual(usageFromJson(new TextEncoder().encode('{"type":"error","error":"boom"}')).error, {
+    type: "api_error",
+    message: "",
+  });
+
+  const tap = new SseUsageTap();
+  const start = { type: "message_start", message: { id: 1, model: 2, usage: "lots" } };
+  const delta = { type: "message_delta", delta: { stop_reason: false }, usage: { output_tokens: 9 } };
+  tap.push(new TextEncoder().encode(
+    `event: message_start\ndata: ${JSON.stringify(start)}\n\nevent: message_delta\ndata: ${
+      JSON.stringify(delta)
+    }\n\n`,
+  ));
+  assert.deepEqual([tap.result.messageId, tap.result.model, tap.result.stopReason], [null, null, null]);
+  assert.equal(tap.result.outputTokens, 9);
+});
