@@ -11,7 +11,8 @@
  *   an error type Anthropic's API and SDK define; clients retry it like any 5xx.
  * - Capacity problems (`ServiceUnavailableException`, `ModelNotReadyException`) become 529 `overloaded_error`,
  *   Anthropic's own "come back later" answer; an internal failure (`InternalServerException`,
- *   `ModelStreamErrorException`, `ModelErrorException`) becomes 500 `api_error`.
+ *   `ModelStreamErrorException`, `ModelErrorException`) becomes 500 `api_error`, unless the model error names the
+ *   model's own status (`originalStatusCode` 429, 503, 529, …), which is then mapped as that status would be.
  * - Bedrock answers every credential problem with 403; only `AccessDeniedException` (valid identity, missing
  *   permission) stays 403 `permission_error`, the rest (unknown key, bad signature, expired token) become
  *   401 `authentication_error`.
@@ -66,7 +67,7 @@ function byStatus(status: number): { status: number; type: string } | undefined 
   if (status === 408) return { status: 504, type: "timeout_error" };
   if (status === 413) return { status: 413, type: "request_too_large" };
   if (status === 429) return { status: 429, type: "rate_limit_error" };
-  if (status === 503) return { status: 529, type: "overloaded_error" };
+  if (status === 503 || status === 529) return { status: 529, type: "overloaded_error" };
   if (status >= 500) return { status: 500, type: "api_error" };
   return undefined;
 }
@@ -79,7 +80,13 @@ function byStatus(status: number): { status: number; type: string } | undefined 
 export function mapBedrockError(err: unknown): MappedError {
   const name = errorName(err);
   const status = httpStatus(err);
-  const mapped = (name ? BY_NAME[name] : undefined) ??
+  // A model error carries the model's own status (`originalStatusCode`): an overloaded or throttled model mid-
+  // stream must reach the client as overloaded or rate limited (which it waits out), not as a bare api_error.
+  const original = (name === "ModelStreamErrorException" || name === "ModelErrorException")
+    ? (err as { originalStatusCode?: unknown }).originalStatusCode
+    : undefined;
+  const mapped = (typeof original === "number" && original >= 400 ? byStatus(original) : undefined) ??
+    (name ? BY_NAME[name] : undefined) ??
     (status ? byStatus(status) : undefined) ??
     { status: 502, type: "api_error" };
   const raw = errorMessage(err);

@@ -37,6 +37,23 @@ Deno.test("each known Bedrock exception maps to its Anthropic status and type", 
   }
 });
 
+Deno.test("a model error that names the model's own status is mapped by that status", () => {
+  const modelError = (name: string, originalStatusCode?: number) =>
+    Object.assign(sdkError(name, "model failed"), { originalStatusCode });
+  const cases: [string, number | undefined, number, string][] = [
+    ["ModelStreamErrorException", 529, 529, "overloaded_error"],
+    ["ModelStreamErrorException", 503, 529, "overloaded_error"],
+    ["ModelStreamErrorException", 429, 429, "rate_limit_error"],
+    ["ModelErrorException", 400, 400, "invalid_request_error"],
+    ["ModelStreamErrorException", 500, 500, "api_error"],
+    ["ModelStreamErrorException", undefined, 500, "api_error"],
+  ];
+  for (const [name, original, status, type] of cases) {
+    const m = mapBedrockError(modelError(name, original));
+    assert.deepEqual([m.status, m.type], [status, type], `${name} ${original}`);
+  }
+});
+
 Deno.test("an unknown error name falls back to the HTTP status, then to 502 api_error", () => {
   assert.deepEqual(
     [
