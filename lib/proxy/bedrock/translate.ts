@@ -97,8 +97,19 @@ export function toBedrockBody(
 }
 
 /**
- * The beta flags to send to Bedrock: every flag from the header values, split on commas, trimmed, de-duplicated
- * in order of first appearance, and kept only if allowed.
+ * Anthropic API beta flags whose feature Bedrock offers under another name. Claude Code asks the Anthropic API for
+ * tool search with `advanced-tool-use-2025-11-20`; in its own Bedrock mode it sends `tool-search-tool-2025-10-19`
+ * for the same tools (seen with Claude Code 2.1.197). Without the rename the flag was dropped while the
+ * `tool_search_tool_*` tool and its deferred tools stayed in the body, which Bedrock refuses.
+ */
+export const BEDROCK_BETA_NAMES: Readonly<Record<string, string>> = Object.freeze({
+  "advanced-tool-use-2025-11-20": "tool-search-tool-2025-10-19",
+});
+
+/**
+ * The beta flags to send to Bedrock: every flag from the header values, split on commas, trimmed, renamed to
+ * Bedrock's name where it has its own ({@link BEDROCK_BETA_NAMES}), de-duplicated in order of first appearance,
+ * and kept only if allowed.
  */
 export function bedrockBetas(betaHeaderValues: readonly string[], allowedBetas: readonly string[]): string[] {
   const allowed = new Set(allowedBetas.map((b) => b.trim().toLowerCase()));
@@ -106,7 +117,8 @@ export function bedrockBetas(betaHeaderValues: readonly string[], allowedBetas: 
   const result: string[] = [];
   for (const value of betaHeaderValues) {
     for (const part of value.split(",")) {
-      const flag = part.trim().toLowerCase();
+      const given = part.trim().toLowerCase();
+      const flag = Object.hasOwn(BEDROCK_BETA_NAMES, given) ? BEDROCK_BETA_NAMES[given] : given;
       if (flag && allowed.has(flag) && !seen.has(flag)) {
         seen.add(flag);
         result.push(flag);

@@ -121,6 +121,13 @@ Deno.test("only the operator's allowed betas are forwarded", () => {
   assert.deepEqual(bedrockBetas([" A "], ["a"]), ["a"]);
 });
 
+Deno.test("tool search's Anthropic beta goes to Bedrock under Bedrock's name, once", () => {
+  const header = ["claude-code-20250219,advanced-tool-use-2025-11-20", "tool-search-tool-2025-10-19"];
+  assert.deepEqual(bedrockBetas(header, DEFAULT_BEDROCK_BETAS), ["tool-search-tool-2025-10-19"]);
+  // An operator who takes tool search off Bedrock's list gets neither name.
+  assert.deepEqual(bedrockBetas(header, ["interleaved-thinking-2025-05-14"]), []);
+});
+
 Deno.test("fields Bedrock rejects are dropped, and the list is the operator's to change", () => {
   const body = {
     max_tokens: 1,
