@@ -404,6 +404,51 @@ dbTest(
   },
 );
 
+dbTest("a body nested 200,000 deep is refused in linear time, without stalling the server", async (db) => {
+  const t = await makeTestApp(db);
+  const h = await t.auth();
+  const depth = 200_000;
+  const body = `{"email":"deep@example.com","name":${"[".repeat(depth)}"x\\u0000"${"]".repeat(depth)}}`;
+  const started = performance.now();
+  const r = await t.call("POST", "/api/users", body, h);
+  const ms = performance.now() - started;
+  assert.equal(r.status, 400, JSON.stringify(r.body).slice(0, 300));
+  assert.equal(r.body.error.field, `name${".0".repeat(depth)}`);
+  assert.match(r.body.error.message, /NUL/);
+  // Copying the path at every level took 14 s at 60,000 deep (quadratic); this depth took minutes.
+  assert.ok(ms < 10_000, `took ${Math.round(ms)} ms`);
+});
+
+dbTest(
+  "Bedrock credentials are refused on a revoked or expired key; a rotating key still takes them",
+  async (db) => {
+    const t = await makeTestApp(db);
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "creds@example.com" }, h)).body;
+    const creds = { bedrock_api_key: "ABSKexampleexampleexample1234" };
+    const revoked = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+    await t.call("DELETE", `/api/access-keys/${revoked.id}`, undefined, h);
+    const refused = await t.call("PUT", `/api/access-keys/${revoked.id}/bedrock-key`, creds, h);
+    assert.equal(refused.status, 409);
+    assert.match(refused.body.error.message, /is revoked; Bedrock credentials can be set only on a live key/);
+
+    const old = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+    const rotated = (await t.call("POST", `/api/access-keys/${old.id}/rotate`, { grace_seconds: 0 }, h)).body;
+    const expired = await t.call("PUT", `/api/access-keys/${old.id}/bedrock-key`, creds, h);
+    assert.equal(expired.status, 409);
+    assert.match(expired.body.error.message, /is expired/);
+    assert.equal((await t.call("PUT", `/api/access-keys/${rotated.id}/bedrock-key`, creds, h)).status, 200);
+
+    // The user list counts only keys that still work: the revoked and the expired one are not among them.
+    const listed = (await t.call("GET", "/api/users?q=creds@", undefined, h)).body;
+    assert.equal(listed.items[0].key_count, 1);
+
+    const negative = await t.call("POST", `/api/access-keys/${rotated.id}/rotate`, { grace_seconds: -1 }, h);
+    assert.equal(negative.status, 400);
+    assert.match(negative.body.error.message, /^grace_seconds: must not be negative/);
+  },
+);
+
 dbTest("budgets with fractions of a cent or beyond numeric(12,2) are refused, not rounded", async (db) => {
   const t = await makeTestApp(db);
   const h = await t.auth();

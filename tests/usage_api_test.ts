@@ -155,6 +155,11 @@ dbTest(
         "to=%2B275760-09-13T00:00:00Z",
         "from=0000-06-01T00:00:00Z",
         "from=-271821-04-20T00:00:00Z",
+        // Not ISO 8601, though `new Date` reads them (in the server's own zone).
+        "from=1",
+        "from=5%2F1%2F2026",
+        // PostgreSQL cannot hold NUL in text: a 500 before.
+        "model=a%00b",
       ]
     ) {
       for (const route of ["/api/usage", "/api/usage/requests", "/api/usage/top-users"]) {

@@ -238,7 +238,16 @@ export function createAdmin(deps: {
     },
 
     async putBedrockCredentials(ctx: ActionContext, accessKeyId: string, input: unknown) {
-      await requireKey(accessKeyId);
+      const key = await requireKey(accessKeyId);
+      const status = keyStatus(key, now());
+      if (status === "revoked" || status === "expired") {
+        // Such a key can never be used again: a secret stored for it would only be one more to protect.
+        throw new HttpError(
+          409,
+          "conflict_error",
+          `access key ${accessKeyId} is ${status}; Bedrock credentials can be set only on a live key`,
+        );
+      }
       const v = parseInput(bedrockCredentialsInput, input);
       const described = await deps.credentials.put(accessKeyId, v);
       await record(ctx, "bedrock_key.put", "access_key", accessKeyId, {

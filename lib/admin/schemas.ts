@@ -43,7 +43,10 @@ export const createKeyInput = z.object({ name: name.nullish() }).strict();
 
 /** `POST /api/access-keys/:id/rotate`. */
 export const rotateKeyInput = z.object({
-  grace_seconds: z.number({ error: "expected a number of seconds" }).int("expected whole seconds").min(0)
+  grace_seconds: z.number({ error: "expected a number of seconds" }).int("expected whole seconds").min(
+    0,
+    "must not be negative",
+  )
     .max(30 * 86400, "at most 30 days (2592000)").optional(),
 }).strict();
 
@@ -120,17 +123,28 @@ export function refuseNulParameter(field: string, value: string | undefined): vo
  * Iterative, so a deeply nested body cannot overflow the stack.
  */
 function refuseNul(value: unknown, path: string[]): void {
-  const stack: Array<[unknown, string[]]> = [[value, path]];
+  // Each entry links to its parent and the path is spelt out only for the error: copying it at every level
+  // made a body nested 60,000 deep (120 KB) take 14 s of the event loop, and 500,000 deep, minutes.
+  type Entry = { v: unknown; name: string | null; parent: Entry | null };
+  const pathOf = (e: Entry | null, last?: string): string[] => {
+    const names: string[] = last === undefined ? [] : [last];
+    for (let at = e; at !== null; at = at.parent) if (at.name !== null) names.push(at.name);
+    return [...path, ...names.reverse()];
+  };
+  const stack: Entry[] = [{ v: value, name: null, parent: null }];
   while (stack.length > 0) {
-    const [v, at] = stack.pop()!;
+    const entry = stack.pop()!;
+    const v = entry.v;
     if (typeof v === "string") {
-      if (v.includes("\u0000")) throw nulError(at);
+      if (v.includes("\u0000")) throw nulError(pathOf(entry));
     } else if (typeof v === "object" && v !== null) {
       // Pushed last-first so the first field in the input is the one reported.
-      for (const [k, child] of Object.entries(v).reverse()) {
+      const children = Object.entries(v);
+      for (let i = children.length - 1; i >= 0; i--) {
+        const [k, child] = children[i];
         const name = k.replaceAll("\u0000", "\\u0000");
-        if (name !== k) throw nulError([...at, name]);
-        stack.push([child, [...at, name]]);
+        if (name !== k) throw nulError(pathOf(entry, name));
+        stack.push({ v: child, name, parent: entry });
       }
     }
   }

@@ -57,8 +57,9 @@ export async function listUsers(
   const items = await q.query<UserRow & { key_count: number }>(sql`
     SELECT u.id, u.email, u.name, u.is_active, u.monthly_budget_usd, u.routing_strategy, u.created_at, u.updated_at,
       u.deleted_at,
-      (SELECT count(*) FROM access_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL AND k.deleted_at IS NULL)
-        AS key_count
+      -- Keys that still work: a rotated key past its grace is as dead as a revoked one.
+      (SELECT count(*) FROM access_keys k WHERE k.user_id = u.id AND k.revoked_at IS NULL AND k.deleted_at IS NULL
+        AND k.is_active AND (k.expires_at IS NULL OR k.expires_at > now())) AS key_count
     FROM users u WHERE ${where}
     ORDER BY u.created_at DESC, u.id
     LIMIT ${opts.limit} OFFSET ${opts.offset}`);

@@ -11,6 +11,7 @@
 import type { Db } from "../db/db.ts";
 import * as usage from "../db/usage.ts";
 import { HttpError } from "../errors.ts";
+import { refuseNulParameter } from "../admin/schemas.ts";
 import { bucketStart } from "./budget_period.ts";
 
 /** A validated report range. */
@@ -41,6 +42,8 @@ export interface UsageReport {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A date, or a date and time with an optional zone: 2026-05-01, 2026-05-01T09:30, 2026-05-01T09:30:00.000+09:00. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
 
 /**
  * `from` and `to` exactly as given (ISO 8601), each optional: for lists of requests, which have no buckets to
@@ -50,7 +53,8 @@ export function parseTimeRange(params: Record<string, string | undefined>): { fr
   const date = (name: string) => {
     const raw = params[name];
     if (raw === undefined || raw === "") return undefined;
-    const d = new Date(raw);
+    // ISO 8601 only: `new Date` also reads "1" or "5/1/2026", in the server's own zone.
+    const d = ISO_TIME.test(raw) ? new Date(raw) : new Date(Number.NaN);
     if (Number.isNaN(d.getTime())) {
       throw new HttpError(
         400,
@@ -142,6 +146,7 @@ export function parseUsageFilters(
       "provider",
     );
   }
+  refuseNulParameter("model", params.model);
   return {
     userId: params.user_id || undefined,
     accessKeyId: params.access_key_id || undefined,
