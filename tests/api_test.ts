@@ -543,6 +543,15 @@ dbTest(
     assert.match(invalid.body.error.message, /aws_access_key_id/);
     const neither = await t.call("PUT", path, { region: "us-east-1" }, h);
     assert.equal(neither.status, 400);
+    const empty = await t.call("PUT", path, {}, h);
+    assert.equal(empty.status, 400);
+    assert.equal(
+      empty.body.error.message,
+      "expected either aws_access_key_id + aws_secret_access_key, or bedrock_api_key",
+      "nothing given: the union's own message, not one branch's first missing field",
+    );
+    const halfIam = await t.call("PUT", path, { aws_access_key_id: "AKIAIOSFODNN7EXAMPLE" }, h);
+    assert.match(halfIam.body.error.message, /^aws_secret_access_key: /, "the branch the input started");
     const badRegion = await t.call("PUT", path, {
       bedrock_api_key: "ABSKQmVkcm9ja0FQSUtleQ1234",
       region: "mars",

@@ -80,7 +80,7 @@ export function parseInput<T>(schema: z.ZodType<T>, input: unknown): T {
   refuseNul(input, []);
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const issue = pickIssue(result.error.issues);
+  const issue = pickIssue(result.error.issues, input);
   const field = issue.path.join(".");
   const message = issue.code === "unrecognized_keys"
     ? `unknown field ${(issue as { keys: string[] }).keys.map((k) => `"${k}"`).join(", ")}`
@@ -95,14 +95,22 @@ export function parseInput<T>(schema: z.ZodType<T>, input: unknown): T {
 }
 
 type Issue = z.core.$ZodIssue;
-function pickIssue(issues: Issue[]): Issue {
-  // For a union, zod reports "no branch matched"; the branch the caller evidently meant is more useful.
+function pickIssue(issues: Issue[], input: unknown): Issue {
+  // For a union, zod reports "no branch matched"; the branch the caller evidently meant is more useful. A
+  // branch is meant only if it knows some field of the input: with none (`{}`), the union's own message says
+  // what is expected better than the first missing field of whichever branch has the fewest issues.
   const first = issues[0];
   if (first.code === "invalid_union" && "errors" in first) {
+    const inputKeys = input && typeof input === "object" ? Object.keys(input) : [];
     const branches = (first as unknown as { errors: Issue[][] }).errors;
-    const best = branches.map((b) =>
-      b.filter((i) => i.code !== "unrecognized_keys")
-    ).sort((a, b) => a.length - b.length)[0];
+    const meant = branches.filter((b) => {
+      const unknown = new Set(
+        b.flatMap((i) => i.code === "unrecognized_keys" && i.path.length === 0 ? i.keys : []),
+      );
+      return inputKeys.some((k) => !unknown.has(k));
+    });
+    const best = meant.map((b) => b.filter((i) => i.code !== "unrecognized_keys"))
+      .sort((a, b) => a.length - b.length)[0];
     if (best && best.length > 0 && best.length < 3) {
       return best[0];
     }
