@@ -18,7 +18,7 @@ import type { Db } from "./lib/db/db.ts";
 const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
 
 async function main(args: string[]): Promise<number> {
-  let config;
+  let config: Config;
   try {
     config = await loadConfig(Deno.env.toObject(), fileConfigIo((p) => hashPassword(p)));
   } catch (e) {
@@ -74,22 +74,38 @@ async function main(args: string[]): Promise<number> {
   const services = await createServices(config, db, log);
   const app = createApp({ config, db, log, services });
   await services.start();
-  const server = Deno.serve({
-    hostname: config.host,
-    port: config.port,
-    onListen: ({ hostname, port }) => {
-      const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
-      log.info("listening", { url: `http://${shown}:${port}`, database: db.kind, env: config.env });
-      console.error(`claude-code-proxy listening on http://${shown}:${port} (database: ${db.kind})`);
-      if (config.generatedAdminPassword) {
-        // Printed once, to the terminal only: the hash is kept, the password is not.
-        console.error(
-          `\nadmin console: http://${shown}:${port}/admin  user: ${config.adminUsername}  password: ${config.generatedAdminPassword}\n` +
-            `(generated for development and shown only this once; set PROXY_ADMIN_PASSWORD_HASH to choose your own)\n`,
-        );
-      }
-    },
-  }, app.fetch);
+  let server: Deno.HttpServer;
+  try {
+    server = serve();
+  } catch (e) {
+    // A port in use or an address this machine does not have: one line to act on, not a stack trace.
+    log.error("cannot start: cannot listen", {
+      host: config.host,
+      port: config.port,
+      error: (e as Error).message,
+    });
+    await services.stop(1_000);
+    await db.close();
+    return 1;
+  }
+  function serve(): Deno.HttpServer {
+    return Deno.serve({
+      hostname: config.host,
+      port: config.port,
+      onListen: ({ hostname, port }) => {
+        const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
+        log.info("listening", { url: `http://${shown}:${port}`, database: db.kind, env: config.env });
+        console.error(`claude-code-proxy listening on http://${shown}:${port} (database: ${db.kind})`);
+        if (config.generatedAdminPassword) {
+          // Printed once, to the terminal only: the hash is kept, the password is not.
+          console.error(
+            `\nadmin console: http://${shown}:${port}/admin  user: ${config.adminUsername}  password: ${config.generatedAdminPassword}\n` +
+              `(generated for development and shown only this once; set PROXY_ADMIN_PASSWORD_HASH to choose your own)\n`,
+          );
+        }
+      },
+    }, app.fetch);
+  }
 
   const stop = new Promise<string>((resolve) => {
     for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, () => resolve(sig));
@@ -123,7 +139,8 @@ async function replayUsage(paths: string[], db: Db, config: Config): Promise<num
     console.error("usage: deno task replay-usage <spool file or exported log lines>…");
     return 2;
   }
-  const quiet = createLogger({ level: "error" });
+  // Warnings too: a row the database refuses is printed as a `usage row not recorded` line, to fix and replay.
+  const quiet = createLogger({ level: "warn" });
   const recorder = new UsageRecorder({
     db,
     log: quiet,
@@ -138,7 +155,7 @@ async function replayUsage(paths: string[], db: Db, config: Config): Promise<num
     return 1;
   }
   await recorder.flush();
-  const { queued, lastFlushError } = recorder.stats();
+  const { queued, lastFlushError, rejectedRows } = recorder.stats();
   if (queued > 0) {
     console.error(
       `could not write the rows (${lastFlushError ?? "unknown error"}); nothing was lost: run it again`,
@@ -146,6 +163,18 @@ async function replayUsage(paths: string[], db: Db, config: Config): Promise<num
     return 1;
   }
   await recorder.close();
+  if (rejectedRows > 0) {
+    console.error(
+      `${
+        read.rows - rejectedRows
+      } of ${read.rows} usage rows written; ${rejectedRows} refused by the database ` +
+        `(${
+          lastFlushError ?? "invalid data"
+        }); each is logged above as a "usage row not recorded" line: fix ` +
+        "those lines and replay them",
+    );
+    return 1;
+  }
   console.log(
     `${read.rows} usage rows from ${read.files} file(s) written (rows already recorded were left as they were)` +
       (read.skippedLines > 0 ? `; ${read.skippedLines} other line(s) skipped` : ""),

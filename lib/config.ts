@@ -118,15 +118,18 @@ const optionalUrl = z.string().trim().refine((v) => {
   }
 }, "expected an http(s) URL or empty").transform((v) => v.replace(/\/+$/, ""));
 
-const databaseUrl = z.string().trim().refine((v) => {
-  if (v === "") return true;
-  try {
-    const u = new URL(v);
-    return u.protocol === "postgres:" || u.protocol === "postgresql:";
-  } catch {
-    return false;
-  }
-}, "expected postgres://user:password@host:5432/dbname (or empty for the embedded database)");
+const databaseUrl = z.string().trim().refine(
+  (v) => {
+    if (v === "") return true;
+    try {
+      const u = new URL(v);
+      return u.protocol === "postgres:" || u.protocol === "postgresql:";
+    } catch {
+      return false;
+    }
+  },
+  "expected postgres://user:password@host:5432/dbname, with / ? # @ : in the password percent-encoded (or empty for the embedded database)",
+);
 
 const timeZone = z.string().trim().refine((tz) => {
   try {
@@ -168,7 +171,10 @@ const schema = z.object({
   PROXY_ENV: z.enum(["development", "production", "test"], {
     error: "expected development or production",
   }).default("development"),
-  PROXY_HOST: z.string().trim().min(1, "expected a host name or address").default("0.0.0.0"),
+  PROXY_HOST: z.string().trim().regex(
+    /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/,
+    "expected a host name or address to listen on, such as 0.0.0.0, 127.0.0.1 or ::",
+  ).default("0.0.0.0"),
   PROXY_PORT: intIn(0, 65535).default(8000),
   PROXY_DATA_DIR: z.string().trim().min(1, "expected a directory path").default(".data"),
   PROXY_DATABASE_URL: databaseUrl.default(""),
@@ -228,6 +234,9 @@ const schema = z.object({
   PROXY_METRICS_TOKEN: z.string().trim().default(""),
   PROXY_USAGE_RETENTION_DAYS: intIn(0, 36500).default(90),
   PROXY_ADMIN_ALLOWED_CIDRS: csvList.refine(
+    (list) => list === null || list.length > 0,
+    "lists no network (only commas), which would refuse every address; expected CIDR blocks, or leave it empty to allow any",
+  ).refine(
     (list) => list === null || list.every(isCidr),
     "expected a comma list of CIDR blocks such as 10.0.0.0/8,192.168.1.7/32,2001:db8::/32",
   ).default(null),
@@ -296,6 +305,10 @@ export async function loadConfig(
         } else if (value.length < SECRET_MIN_LENGTH) {
           problems.push(
             `${name}: too short (${value.length} characters); expected at least ${SECRET_MIN_LENGTH}`,
+          );
+        } else if (value.trim() === "" || new Set(value).size < 8) {
+          problems.push(
+            `${name}: is blank or repeats a few characters; expected a random secret (e.g. \`openssl rand -base64 48\`)`,
           );
         }
       }
@@ -384,6 +397,15 @@ export async function loadConfig(
   if (databaseUrlValue === "" && p.PROXY_DB_HOST !== "") {
     const u = new URL("postgres://localhost");
     u.hostname = p.PROXY_DB_HOST;
+    // The setter ignores what it cannot take (a port, a space) and leaves localhost: that must not connect to a
+    // database on this machine by mistake.
+    const bare = (h: string) => h.replace(/^\[|\]$/g, "").toLowerCase();
+    if (bare(u.hostname) !== bare(p.PROXY_DB_HOST)) {
+      problems.push(
+        `PROXY_DB_HOST: ${JSON.stringify(p.PROXY_DB_HOST.slice(0, 60))} is not a host name or address; ` +
+          "expected e.g. db.internal or 10.0.3.7 (the port goes in PROXY_DB_PORT)",
+      );
+    }
     u.port = String(p.PROXY_DB_PORT);
     u.pathname = `/${encodeURIComponent(p.PROXY_DB_NAME)}`;
     u.username = encodeURIComponent(p.PROXY_DB_USER);
@@ -524,7 +546,8 @@ function describeValue(name: string, raw: string): string {
     return "a value (hidden)";
   }
   // A URL's password must not reach the start-up error (and so the container logs), parseable or not.
-  if (/_URL$/.test(name)) raw = raw.replace(/(\/\/[^/@:]*):[^/@]*@/, "$1:***@");
+  // Everything up to the last @ goes: a password may hold / or @ itself (that is often why the URL did not parse).
+  if (/_URL$/.test(name)) raw = raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)?.*@/i, "$1***@");
   const shown = raw.length > 60 ? `${raw.slice(0, 57)}...` : raw;
   return JSON.stringify(shown);
 }

@@ -387,6 +387,18 @@ Deno.test({
     const missing = await run("/nonexistent/spool.jsonl");
     assert.equal(missing.code, 1);
     assert.match(missing.text, /cannot read \/nonexistent\/spool\.jsonl/);
+
+    // A row the database refuses (a hand-edited key id) is not counted as written: exit 1, and the row is
+    // printed as a line that can be fixed and replayed.
+    const bad = await Deno.makeTempFile({ suffix: ".jsonl" });
+    await Deno.writeTextFile(
+      bad,
+      [JSON.stringify(record(4)), JSON.stringify({ ...record(5), accessKeyId: "xyz" })].join("\n") + "\n",
+    );
+    const refused = await run(bad);
+    assert.equal(refused.code, 1, refused.text);
+    assert.match(refused.text, /1 of 2 usage rows written; 1 refused by the database/);
+    assert.match(refused.text, /"msg":"usage row not recorded".*"requestId":"replay-5"/);
   } finally {
     await cleanup();
   }
