@@ -28,8 +28,16 @@ Deno.test("context strings from the command line become typed stack props", () =
     adminAllowedCidrs: " 203.0.113.0/24, 198.51.100.7/32 ,",
     alarmEmail: "ops@example.com",
     bedrockUseDefaultCredentials: "true",
+    logLevel: "DEBUG",
+    timezone: "Asia/Seoul",
+    bedrockRegion: "us-east-1",
   });
   assert.equal(stackName, "ClaudeCodeProxy-prod");
+  assert.deepEqual([props.logLevel, props.timezone, props.bedrockRegion], [
+    "debug",
+    "Asia/Seoul",
+    "us-east-1",
+  ]);
   assert.equal(props.env?.region, "us-west-2");
   assert.equal(props.desiredCount, 3);
   assert.equal(props.cpu, 2048);
@@ -50,6 +58,9 @@ Deno.test("every invalid context value is reported in one error", () => {
         adminAllowedCidrs: "10.0.0.0,10.0.0.0/8",
         certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc",
         alarmEmail: "nobody",
+        logLevel: "warn",
+        timezone: "Mars/Base",
+        bedrockRegion: "Seoul",
       }),
     (e: Error) => {
       for (
@@ -60,6 +71,9 @@ Deno.test("every invalid context value is reported in one error", () => {
           /not a CIDR: "10\.0\.0\.0"/,
           /same-region certificate/,
           /alarmEmail is not an e-mail address/,
+          /logLevel must be info or debug/,
+          /timezone must be an IANA time zone/,
+          /bedrockRegion must be an AWS region/,
         ]
       ) assert.match(e.message, part);
       assert.doesNotMatch(e.message, /10\.0\.0\.0\/8/);

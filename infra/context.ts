@@ -97,6 +97,32 @@ export function settingsFromContext(get: (key: ContextKey) => unknown): StackSet
     problems.push(`alarmEmail is not an e-mail address: ${JSON.stringify(alarmEmail)}`);
   }
 
+  // Checked here as the app checks them at start: a task that exits on bad configuration is found only after
+  // a long rollback. debug or info only: the request-count and fallback alarms count the per-request `info`
+  // lines, and the flush-failure alarm a `warn` line, so a quieter level would silence them.
+  const logLevel = text(get("logLevel"))?.toLowerCase();
+  if (logLevel !== undefined && logLevel !== "debug" && logLevel !== "info") {
+    problems.push(
+      `logLevel must be info or debug (the alarms count the per-request info lines), got ${
+        JSON.stringify(logLevel)
+      }`,
+    );
+  }
+  const timezone = text(get("timezone"));
+  if (timezone !== undefined) {
+    try {
+      new Intl.DateTimeFormat("en-US", { timeZone: timezone });
+    } catch {
+      problems.push(`timezone must be an IANA time zone such as Asia/Seoul, got ${JSON.stringify(timezone)}`);
+    }
+  }
+  const bedrockRegion = text(get("bedrockRegion"));
+  if (bedrockRegion !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d$/.test(bedrockRegion)) {
+    problems.push(
+      `bedrockRegion must be an AWS region such as us-east-1, got ${JSON.stringify(bedrockRegion)}`,
+    );
+  }
+
   const useDefault = text(get("bedrockUseDefaultCredentials"));
   if (useDefault !== undefined && useDefault !== "true" && useDefault !== "false") {
     problems.push(`bedrockUseDefaultCredentials must be true or false, got ${JSON.stringify(useDefault)}`);
@@ -114,9 +140,9 @@ export function settingsFromContext(get: (key: ContextKey) => unknown): StackSet
     certificateArn,
     adminAllowedCidrs,
     alarmEmail,
-    logLevel: text(get("logLevel")),
-    timezone: text(get("timezone")),
-    bedrockRegion: text(get("bedrockRegion")),
+    logLevel,
+    timezone,
+    bedrockRegion,
     bedrockUseDefaultCredentials: useDefault === undefined ? undefined : useDefault === "true",
     description: `Claude Code proxy with Amazon Bedrock fallback (${environment})`,
     terminationProtection: environment === "prod",

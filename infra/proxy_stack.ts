@@ -625,6 +625,14 @@ export class ProxyStack extends Stack {
     });
     new CfnOutput(this, "KeyHasherSecretArn", { value: keyHasherSecret.secretArn });
     new CfnOutput(this, "JwtSecretArn", { value: jwtSecret.secretArn });
+    new CfnOutput(this, "MetricsTokenSecretArn", {
+      value: metricsSecret.secretArn,
+      description: "The bearer token a Prometheus scraper sends to GET /metrics on a task",
+    });
+    new CfnOutput(this, "ServiceSecurityGroupId", {
+      value: serviceSecurityGroup.securityGroupId,
+      description: "The tasks' security group: allow your scraper's group on TCP 8000 here to read /metrics",
+    });
     new CfnOutput(this, "DatabaseSecretArn", { value: dbSecret.secretArn });
     new CfnOutput(this, "EnvelopeKeyArn", { value: this.envelopeKey.keyArn });
     new CfnOutput(this, "ClusterName", { value: cluster.clusterName });

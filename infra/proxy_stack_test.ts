@@ -130,6 +130,17 @@ Deno.test("the database port is open to the proxy tasks' security group only", (
   assert.equal(ingress[0].CidrIp, undefined);
 });
 
+Deno.test("a metrics scraper has what it needs: the token secret and the tasks' security group as outputs", () => {
+  const s = dev();
+  const outputs = s.json.Outputs as Record<string, { Value: unknown }>;
+  const [, service] = only(s, "AWS::ECS::Service");
+  const serviceGroup = refId(service.Properties.NetworkConfiguration.AwsvpcConfiguration.SecurityGroups[0]);
+  assert.equal(refId(outputs.ServiceSecurityGroupId.Value), serviceGroup);
+  const metricsSecret = resources(s, "AWS::SecretsManager::Secret")
+    .find(([, r]) => /PROXY_METRICS_TOKEN/.test(String(r.Properties.Description)))!;
+  assert.equal(refId(outputs.MetricsTokenSecretArn.Value), metricsSecret[0]);
+});
+
 Deno.test("tasks run in private subnets without public IPs; only the load balancer is internet-facing", () => {
   const s = dev();
   const [, service] = only(s, "AWS::ECS::Service");
