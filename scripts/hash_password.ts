@@ -8,11 +8,27 @@
  * ```
  */
 import { hashPassword } from "../lib/auth/password.ts";
+import { readSecretLine } from "../lib/read_secret_line.ts";
+
+/** Asks at the terminal without echoing what is typed (`prompt()` would show the password). */
+async function ask(question: string): Promise<string> {
+  await Deno.stderr.write(new TextEncoder().encode(question + " "));
+  Deno.stdin.setRaw(true);
+  let line: string | null;
+  try {
+    line = await readSecretLine(Deno.stdin.readable);
+  } finally {
+    Deno.stdin.setRaw(false);
+    await Deno.stderr.write(new TextEncoder().encode("\n"));
+  }
+  if (line === null) throw new Error("cancelled");
+  return line;
+}
 
 async function readPassword(): Promise<string> {
   if (Deno.stdin.isTerminal()) {
-    const first = prompt("Admin password:") ?? "";
-    const second = prompt("Repeat:") ?? "";
+    const first = await ask("Admin password:");
+    const second = await ask("Repeat:");
     if (first !== second) throw new Error("the two passwords differ");
     return first;
   }
