@@ -10,6 +10,7 @@ import type { ProxyRequest } from "../lib/proxy/proxy.ts";
 import { FailureThrottle } from "../lib/auth/throttle.ts";
 import { clientAddress } from "../lib/http.ts";
 import { throttleSubject } from "../lib/net/cidr.ts";
+import { HttpError } from "../lib/errors.ts";
 
 /** Mounts the proxy under `/ak`; unknown keys are throttled per client address (see `lib/proxy`). */
 export function proxyRoutes(
@@ -19,6 +20,7 @@ export function proxyRoutes(
   const app = new Hono<AppEnv>();
   const guesses = new FailureThrottle({ limit: opts.guessLimitPerMinute ?? 30, windowMs: 60_000 });
   const toRequest = (c: Context<AppEnv>): ProxyRequest => {
+    refuseDotSegments(c.req.url);
     const url = new URL(c.req.url);
     // Both from the raw path, as sent: the router's decoded parameter would not match a percent-encoded key,
     // and the whole path, key included, would then be forwarded upstream.
@@ -52,6 +54,25 @@ export function proxyRoutes(
   app.get("/:key/v1/models/:model", (c) => proxy.models(toRequest(c), c.req.param("model")));
   app.all("/:key/v1/*", (c) => proxy.passThrough(toRequest(c)));
   return app;
+}
+
+/**
+ * Refuses a path with `.` or `..` segments, plain or percent-encoded. The router matches the path as sent
+ * (`/v1/x/../messages` is "any other /v1 path"), but URL parsing, here and in fetch, resolves the segments: the
+ * request would reach the upstream as `/v1/messages` without passing the messages handler (no usage row, no
+ * routing to Bedrock, the organisation's key used). No client needs them.
+ */
+function refuseDotSegments(rawUrl: string): void {
+  const start = rawUrl.indexOf("/", rawUrl.indexOf("//") + 2);
+  const end = rawUrl.indexOf("?", start);
+  const path = rawUrl.slice(start, end < 0 ? undefined : end);
+  if (path.split("/").some((s) => /^(?:\.|%2e){1,2}$/i.test(s))) {
+    throw new HttpError(
+      400,
+      "invalid_request_error",
+      "path has . or .. segments; expected a plain path such as /ak/<key>/v1/messages",
+    );
+  }
 }
 
 /** The key segment, percent-decoded; a malformed escape gives "", which no key matches. */

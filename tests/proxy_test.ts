@@ -766,3 +766,102 @@ async function simulateOutage(db: Db, url: string): Promise<{ db: Db; restore():
     },
   };
 }
+
+/** POSTs `body` to `target` exactly as written (no URL normalisation), over HTTP/1.1; one request per connection. */
+async function rawPost(origin: URL, target: string, body: string): Promise<{ status: number; body: string }> {
+  const conn = await Deno.connect({ hostname: origin.hostname, port: Number(origin.port) });
+  const bytes = new TextEncoder().encode(body);
+  await conn.write(new TextEncoder().encode(
+    `POST ${target} HTTP/1.1\r\nhost: ${origin.host}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${bytes.length}\r\nconnection: close\r\n\r\n`,
+  ));
+  await conn.write(bytes);
+  const text = await new Response(conn.readable).text();
+  const [head, ...rest] = text.split("\r\n\r\n");
+  return { status: Number(head.split(" ")[1]), body: rest.join("\r\n\r\n") };
+}
+
+/** An upstream answering every request with `answer(path)`; records the paths it saw. */
+function rawUpstream(answer: (path: string) => Response | Promise<Response>) {
+  const seen: string[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    await req.arrayBuffer();
+    const url = new URL(req.url);
+    seen.push(req.method + " " + url.pathname + url.search);
+    return await answer(url.pathname);
+  });
+  return { url: `http://127.0.0.1:${server.addr.port}`, seen, close: () => server.shutdown() };
+}
+
+dbTest(
+  "a path with . or .. segments is refused: it cannot reach /v1/messages past its handler",
+  async (db) => {
+    const up = rawUpstream(() => Response.json({ ok: true }));
+    const p = await startProxy(db, {
+      env: { PROXY_PLAN_API_URL: up.url, PROXY_PLAN_API_KEY: "sk-ant-org-key" },
+    });
+    try {
+      // Over a raw connection: fetch itself would resolve the segments before sending, as any URL parser does.
+      const origin = new URL(p.baseUrl);
+      for (
+        const tail of ["/v1/x/../messages", "/v1/x/%2e%2e/messages", "/v1/x/%2E./messages", "/v1/./messages"]
+      ) {
+        const { status, body } = await rawPost(origin, `${origin.pathname}${tail}`, JSON.stringify(MESSAGE));
+        assert.equal(status, 400, `${tail}: ${body}`);
+        const error = JSON.parse(body).error;
+        assert.equal(error.type, "invalid_request_error");
+        assert.match(error.message, /\. or \.\. segments/);
+      }
+      assert.deepEqual(up.seen, [], "nothing reached the upstream with the organisation's key");
+    } finally {
+      await p.close();
+      await up.close();
+    }
+  },
+);
+
+dbTest(
+  "pass-through keeps the upstream's encoding and server-timing; a 204 on messages stays bodiless",
+  async (db) => {
+    const gz = new Uint8Array(
+      await new Response(
+        new Blob(['{"input_tokens":42}']).stream().pipeThrough(new CompressionStream("gzip")),
+      )
+        .arrayBuffer(),
+    );
+    const up = rawUpstream((path) =>
+      path.endsWith("/count_tokens")
+        ? new Response(gz, { headers: { "content-type": "application/json", "content-encoding": "gzip" } })
+        : new Response(null, {
+          status: 204,
+          headers: { "server-timing": "edge;dur=12", "request-id": "req_204" },
+        })
+    );
+    const p = await startProxy(db, { env: { PROXY_PLAN_API_URL: up.url } });
+    try {
+      const count = await fetch(`${p.baseUrl}/v1/messages/count_tokens`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-api-key": "sk-ant-client" },
+        body: JSON.stringify(MESSAGE),
+      });
+      assert.equal(count.status, 200);
+      // fetch decodes it for us: that it can means the header came with the compressed bytes.
+      assert.deepEqual(await count.json(), { input_tokens: 42 });
+
+      const empty = await fetch(`${p.baseUrl}/v1/messages`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-api-key": "sk-ant-client" },
+        body: JSON.stringify(MESSAGE),
+      });
+      assert.equal(empty.status, 204);
+      assert.equal(await empty.text(), "");
+      assert.equal(empty.headers.get("request-id"), "req_204");
+      const timing = empty.headers.get("server-timing") ?? "";
+      assert.match(timing, /edge;dur=12/, "the upstream's entry is kept");
+      assert.match(timing, /proxy;dur=/);
+    } finally {
+      await p.close();
+      await up.close();
+    }
+  },
+);

@@ -403,7 +403,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
             ? {
               status: decision.response.status,
               statusText: decision.response.statusText,
-              headers: clientResponseHeaders(decision.response.headers),
+              headers: withEncoding(
+                clientResponseHeaders(decision.response.headers),
+                decision.response.headers,
+              ),
               body: concatChunks(decision.head),
             }
             : null;
@@ -436,7 +439,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const responseHeaders = clientResponseHeaders(upstream.headers);
       responseHeaders.set("x-proxy-request-id", req.requestId);
       responseHeaders.set("x-proxy-provider", "anthropic");
-      responseHeaders.set(
+      // Beside the upstream's own entries, if it sent any.
+      responseHeaders.append(
         "server-timing",
         `proxy;dur=${(tUp - t0).toFixed(1)}, upstream;dur=${upstreamMs()}`,
       );
@@ -493,7 +497,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
           outcome.modelServed = usage.model ?? null;
           if (usage.error && outcome.errorType === null) outcome.errorType = usage.error.type;
           finish(outcome, usage);
-          return new Response(bytes, {
+          return new Response(NULL_BODY_STATUSES.has(upstream.status) ? null : bytes, {
             status: upstream.status,
             statusText: upstream.statusText,
             headers: responseHeaders,
@@ -679,7 +683,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const planAnswer: PlanAnswer = {
       status: upstream.status,
       statusText: upstream.statusText,
-      headers: clientResponseHeaders(upstream.headers),
+      headers: withEncoding(clientResponseHeaders(upstream.headers), upstream.headers),
       body: concatChunks(head),
     };
     return await bedrock(fallbackReason(upstream.status, upstream.headers, head), planAnswer);
@@ -735,7 +739,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
 
   /** The plan upstream's answer to a side request (not messages), passed on as is, with its log line. */
   function passOn(req: ProxyRequest, upstream: Response): Response {
-    const responseHeaders = clientResponseHeaders(upstream.headers);
+    // Relayed as it came: a compressed body keeps the header that says so.
+    const responseHeaders = withEncoding(clientResponseHeaders(upstream.headers), upstream.headers);
     responseHeaders.set("x-proxy-request-id", req.requestId);
     responseHeaders.set("x-proxy-provider", "anthropic");
     logSide(req, { provider: "anthropic", status: upstream.status });
@@ -1074,12 +1079,25 @@ function givesWayToRetry(isFallback: boolean, reason: string | null, status: num
 }
 
 /** The plan upstream's own (retryable) answer, passed on when the Bedrock fallback failed too. */
+/** Statuses whose response has no body (a Response with one cannot even be made). */
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+
+/**
+ * `headers` with the upstream's `content-encoding` put back, for bytes relayed as they came (still compressed).
+ * Only the messages answer is decoded (its usage is read); everything else keeps the upstream's encoding.
+ */
+function withEncoding(headers: Headers, upstream: Headers): Headers {
+  const encoding = upstream.get("content-encoding");
+  if (encoding && encoding.trim().toLowerCase() !== "identity") headers.set("content-encoding", encoding);
+  return headers;
+}
+
 function replayPlanAnswer(answer: PlanAnswer, requestId: string, reason: string | null): Response {
   const headers = new Headers(answer.headers);
   headers.set("x-proxy-request-id", requestId);
   headers.set("x-proxy-provider", "anthropic");
   if (reason) headers.set("x-proxy-fallback-reason", reason);
-  return new Response(answer.body as Uint8Array<ArrayBuffer>, {
+  return new Response(NULL_BODY_STATUSES.has(answer.status) ? null : answer.body as Uint8Array<ArrayBuffer>, {
     status: answer.status,
     statusText: answer.statusText,
     headers,
