@@ -471,3 +471,24 @@ Deno.test("with the database and the disk both failing, memory stays bounded: th
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(parseUsageLines(lines.join("\n")).records.length, 801);
 });
+
+Deno.test("a row recorded after shutdown is on disk and in the log before record() returns", async () => {
+  const spoolDir = await Deno.makeTempDir();
+  const lines: string[] = [];
+  const rec = new UsageRecorder({
+    db: { begin: () => Promise.reject(new Error("closed")) } as unknown as Db,
+    log: createLogger({ level: "info", sink: (l) => lines.push(l) }),
+    timeZone: "UTC",
+    spoolDir,
+  });
+  await rec.close(100);
+  const ids = { userId: crypto.randomUUID(), keyId: crypto.randomUUID() };
+  rec.record(usage(ids, 1)); // e.g. a non-streaming answer that came after the drain deadline
+  // No await: the process may exit right after.
+  const files = [...Deno.readDirSync(spoolDir)].map((e) => e.name);
+  assert.equal(files.length, 1);
+  const spooled = parseUsageLines(Deno.readTextFileSync(`${spoolDir}/${files[0]}`)).records;
+  assert.deepEqual(spooled.map((r) => r.requestId), ["req-1"]);
+  assert.deepEqual(parseUsageLines(lines.join("\n")).records.map((r) => r.requestId), ["req-1"]);
+  await Deno.remove(spoolDir, { recursive: true });
+});

@@ -90,6 +90,8 @@ export class UsageRecorder {
   #replayScanned = false;
   #stats = { flushErrors: 0, flushedRows: 0, rejectedRows: 0, lastFlushError: null as string | null };
   #closed = false;
+  /** close() has returned: nothing will await a write any more. */
+  #finished = false;
 
   constructor(opts: RecorderOptions) {
     this.#o = {
@@ -112,6 +114,18 @@ export class UsageRecorder {
   /** Queues a record; when the queue is full it goes to the spool file instead. Never throws, never waits. */
   record(record: UsageRecord): void {
     record = storable(record);
+    if (this.#finished) {
+      // A request that outlived the shutdown (a non-streaming answer still coming at the drain deadline):
+      // nothing waits for an asynchronous write any more, so the row goes to the spool before this returns,
+      // and to the log, as the rows left at exit do.
+      this.#o.log.warn(UNRECORDED_MESSAGE, { record });
+      try {
+        Deno.mkdirSync(this.#o.spoolDir, { recursive: true });
+        const name = `spool-${String(this.#o.now()).padStart(15, "0")}-late.jsonl`;
+        Deno.writeTextFileSync(join(this.#o.spoolDir, name), JSON.stringify(record) + "\n", { append: true });
+      } catch { /* the log line above is the copy that is left */ }
+      return;
+    }
     if (this.#queue.length < this.#o.queueMax && !this.#closed) {
       this.#queue.push({ record });
       if (this.#queue.length >= BATCH && !this.#flushing) void this.flush();
@@ -370,6 +384,7 @@ export class UsageRecorder {
     if (this.#spillBuffer.length > 0) this.#writeSpill();
     await this.#spillWriting;
     await this.#logUnrecorded();
+    this.#finished = true;
   }
 
   /**
