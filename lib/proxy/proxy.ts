@@ -1006,7 +1006,11 @@ export function createProxy(deps: ProxyDeps): Proxy {
       deps.metrics.observeUpstream("bedrock", Math.round(now() - tB), 200);
       outcome.ttfbMs = Math.round(now() - a.t0);
       deps.metrics.streamOpened();
+      // Interrupted directly at the drain deadline, as relayed streams are: not only through the signal.
+      const interrupt = () => streamed.interrupt();
+      liveStreams.add(interrupt);
       streamed.usage.then((u) => {
+        liveStreams.delete(interrupt);
         deps.metrics.streamClosed();
         if (u.cancelled && shuttingDown.signal.aborted && !a.req.signal.aborted) {
           outcome.errorType = "stream_interrupted";

@@ -54,6 +54,11 @@ export interface BedrockStream {
   events: ReadableStream<Uint8Array>;
   /** Resolves (never rejects) when the stream ends, fails or is cancelled. */
   usage: Promise<BedrockStreamUsage>;
+  /**
+   * Ends the stream for a shutdown: the client gets the shutdown `error` event. The same as the caller's signal
+   * aborting with a {@link ShutdownError}, without depending on that signal reaching here.
+   */
+  interrupt(): void;
 }
 
 /** One call to Bedrock. */
@@ -273,6 +278,7 @@ export class BedrockInvoker {
     const usage = new Promise<BedrockStreamUsage>((resolve) => resolveUsage = resolve);
     let pending: IteratorResult<ResponseStream> | undefined = first;
     let finished = false;
+    let shutdown = false;
 
     const finish = (extra: Partial<BedrockStreamUsage> = {}) => {
       if (finished) return;
@@ -310,7 +316,7 @@ export class BedrockInvoker {
         } catch (err) {
           if (finished) return;
           const timedOut = callerTimeout(req.signal) ?? idle.error ?? undefined;
-          if (req.signal?.reason instanceof ShutdownError) {
+          if (shutdown || req.signal?.reason instanceof ShutdownError) {
             controller.enqueue(encoder.encode(sseErrorEvent("api_error", SHUTDOWN_MESSAGE)));
             finish({ cancelled: true });
             controller.close();
@@ -338,7 +344,12 @@ export class BedrockInvoker {
       },
     }, { highWaterMark: 0 });
 
-    return { events, usage };
+    const interrupt = () => {
+      if (finished) return;
+      shutdown = true;
+      abort.abort(new ShutdownError());
+    };
+    return { events, usage, interrupt };
   }
 
   #config(sdk: BedrockSdk, credentials: BedrockCredentials, region: string): BedrockRuntimeClientConfig {

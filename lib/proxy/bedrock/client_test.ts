@@ -687,3 +687,26 @@ Deno.test("Bedrock's one-hour cache writes are counted apart, streamed and not, 
     assert.deepEqual([streamed.cacheCreationInputTokens, streamed.cacheCreation1hInputTokens], [20, 15]);
   }, { reply: { usage } });
 });
+
+Deno.test("interrupt() ends a stream for a shutdown: the shutdown error event, then the end", async () => {
+  await withFake(async (fake, invoker) => {
+    fake.script({
+      kind: "reply",
+      reply: { text: Array.from({ length: 40 }, () => "word "), eventDelayMs: 50 },
+    });
+    // No signal at all: the interruption cannot come through one.
+    const stream = await invoker.invokeStream({ ...request(), signal: undefined });
+    const reader = stream.events.getReader();
+    await reader.read();
+    stream.interrupt();
+    let text = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    assert.doesNotMatch(text, /event: message_stop/);
+    assert.match(text, /event: error\ndata: .*shutting down/);
+    assert.equal((await stream.usage).cancelled, true);
+  });
+});
