@@ -281,6 +281,9 @@ export async function loadConfig(
       const shown = raw === undefined ? "" : ` (got ${describeValue(name, raw)})`;
       problems.push(`${name}: ${issue.message}${shown}`);
     }
+    // The secrets are checked below, once the values parse; their absence is known already, and an operator
+    // should not learn of it only after fixing everything else and starting again.
+    if (env.PROXY_ENV?.trim() === "production") problems.push(...missingProductionSecrets(env));
     throw new ConfigError(problems);
   }
   const p: Parsed = result.data;
@@ -539,6 +542,33 @@ export function redactUrl(url: string): string {
   } catch {
     return "(unparseable URL)";
   }
+}
+
+/** The production secrets `env` lacks altogether, with the messages the full check gives. */
+function missingProductionSecrets(env: Record<string, string | undefined>): string[] {
+  const empty = (name: string) => (env[name] ?? "").trim() === "";
+  const out: string[] = [];
+  for (const name of ["PROXY_KEY_HASHER_SECRET", "PROXY_JWT_SECRET"]) {
+    if (empty(name)) {
+      out.push(`${name}: missing; expected a random secret of at least ${SECRET_MIN_LENGTH} characters`);
+    }
+  }
+  if (empty("PROXY_LOCAL_ENCRYPTION_KEY") && empty("PROXY_KMS_KEY_ID")) {
+    out.push(
+      "PROXY_LOCAL_ENCRYPTION_KEY: missing and PROXY_KMS_KEY_ID is empty; expected a KMS key id, or exactly 32 bytes",
+    );
+  }
+  if (empty("PROXY_ADMIN_PASSWORD_HASH")) {
+    out.push(
+      "PROXY_ADMIN_PASSWORD_HASH: missing; expected the output of `deno task hash-password` (pbkdf2-sha256$...)",
+    );
+  }
+  if (empty("PROXY_DATABASE_URL") && empty("PROXY_DB_HOST")) {
+    out.push(
+      "PROXY_DATABASE_URL: missing in production; expected postgres://user:password@host:5432/dbname (or PROXY_DB_HOST and friends)",
+    );
+  }
+  return out;
 }
 
 function describeValue(name: string, raw: string): string {

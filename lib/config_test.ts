@@ -167,6 +167,24 @@ Deno.test("production refuses missing secrets, naming each", async () => {
   ]);
 });
 
+Deno.test("production lists its missing secrets beside a malformed value, in the same message", async () => {
+  const problems = await problemsOf({ PROXY_ENV: "production", PROXY_PORT: "x" });
+  const names = problems.map((p) => p.split(":")[0]).sort();
+  assert.deepEqual(names, [
+    "PROXY_ADMIN_PASSWORD_HASH",
+    "PROXY_DATABASE_URL",
+    "PROXY_JWT_SECRET",
+    "PROXY_KEY_HASHER_SECRET",
+    "PROXY_LOCAL_ENCRYPTION_KEY",
+    "PROXY_PORT",
+  ]);
+  // With the secrets given, only the malformed value is reported.
+  assert.deepEqual(
+    (await problemsOf({ ...production, PROXY_PORT: "x" })).map((p) => p.split(":")[0]),
+    ["PROXY_PORT"],
+  );
+});
+
 Deno.test("production refuses weak and published example secrets", async () => {
   const problems = await problemsOf({
     ...production,
