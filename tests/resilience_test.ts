@@ -211,12 +211,19 @@ dbTest(
       assert.ok(Date.now() - started < 3000);
 
       // An error status whose body never comes: this key cannot fall back, so once the timer gives up on the
-      // body the client gets a 502 (the upstream's answer never arrived whole), not a hang.
+      // body the client gets that status and its headers (no hang), with an error body in Anthropic's shape.
       p.upstream.script({ kind: "error_headers_only", status: 503 });
       started = Date.now();
       const errorHead = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
-      assert.equal(errorHead.status, 502);
-      assert.equal((await errorHead.json()).error.type, "api_error");
+      assert.equal(errorHead.status, 503);
+      assert.match(
+        errorHead.headers.get("request-id") ?? "",
+        /^req_fake_/,
+        "the upstream's headers are kept",
+      );
+      const errorBody = await errorHead.json();
+      assert.equal(errorBody.error.type, "api_error");
+      assert.match(errorBody.error.message, /answered 503, but its body was cut off/);
       assert.ok(Date.now() - started < 3000, `error body: ${Date.now() - started} ms`);
 
       await waitFor(() => p.t.services.recorder.stats().queued === 3, 3000, "usage rows");
@@ -227,7 +234,7 @@ dbTest(
       assert.deepEqual(rows.map((r) => [r.status_code, r.error_type]), [
         [200, "stream_interrupted"],
         [502, "stream_interrupted"],
-        [502, "api_error"],
+        [503, "api_error"],
       ]);
     } finally {
       await p.close();

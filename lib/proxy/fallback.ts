@@ -17,6 +17,7 @@
 import type { PlanResult } from "./plan_client.ts";
 import { SseUsageTap } from "./sse_usage.ts";
 import { concatChunks } from "../encoding.ts";
+import { anthropicErrorBody } from "./bedrock/errors.ts";
 import { type ChunkReader, chunkReader, readUpTo } from "./body_reader.ts";
 
 const FAILURE_STATUSES = new Set([500, 502, 503, 504, 529]);
@@ -98,12 +99,17 @@ export async function classifyPlanAnswer(sent: PlanResult, stream: boolean): Pro
     } catch {
       if (clientGone()) return { kind: "client_gone" };
       if (FAILURE_STATUSES.has(status) || status === 429) {
+        // The status and its headers (retry-after, request-id) are real; only the body was lost. A key that
+        // cannot fall back passes them on with an error body in Anthropic's shape, not a bare 502.
+        const type = status === 429 ? "rate_limit_error" : status === 529 ? "overloaded_error" : "api_error";
+        const body = anthropicErrorBody(type, `Anthropic API answered ${status}, but its body was cut off`);
         return {
           kind: "failure",
           reason: `upstream_${status}`,
           message: `status ${status}`,
-          head: [],
-          errorType: null,
+          response,
+          head: [new TextEncoder().encode(body)],
+          errorType: type,
           discard,
         };
       }

@@ -403,10 +403,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
             ? {
               status: decision.response.status,
               statusText: decision.response.statusText,
-              headers: withEncoding(
-                clientResponseHeaders(decision.response.headers),
-                decision.response.headers,
-              ),
+              // Raw bytes keep their encoding; a body made here after the upstream's was lost has none.
+              headers: decision.reader
+                ? withEncoding(clientResponseHeaders(decision.response.headers), decision.response.headers)
+                : clientResponseHeaders(decision.response.headers),
               body: concatChunks(decision.head),
             }
             : null;
@@ -414,6 +414,29 @@ export function createProxy(deps: ProxyDeps): Proxy {
           return await toBedrock(decision.reason, true, planAnswer);
         }
         if (acquired.probe) deps.breakers.releaseProbe(key.id);
+        if (decision.response && !decision.reader) {
+          // An error status whose body was lost: its status and headers, with the error body made for it.
+          const upstream = decision.response;
+          finish({
+            provider: "anthropic",
+            isFallback: false,
+            fallbackReason: null,
+            statusCode: upstream.status,
+            errorType: decision.errorType ?? "api_error",
+            modelServed: null,
+            ttfbMs: Math.round(now() - t0),
+          }, {});
+          return replayPlanAnswer(
+            {
+              status: upstream.status,
+              statusText: upstream.statusText,
+              headers: clientResponseHeaders(upstream.headers),
+              body: concatChunks(decision.head),
+            },
+            req.requestId,
+            null,
+          );
+        }
         if (!decision.response || !decision.reader) {
           const status = decision.reason.includes("timeout") ? 504 : 502;
           const type = status === 504 ? "timeout_error" : "api_error";
