@@ -517,10 +517,10 @@ export function describeConfig(config: Config): Array<[string, string]> {
     ["PROXY_ADMIN_PASSWORD_HASH", mask(config.adminPasswordHash)],
     ["PROXY_LOCAL_ENCRYPTION_KEY", "••••••• (set)"],
     ["PROXY_PLAN_API_KEY", mask(config.planApiKey)],
-    ["PROXY_PLAN_API_URL", config.planApiUrl],
+    ["PROXY_PLAN_API_URL", redactUrl(config.planApiUrl)],
     ["PROXY_BEDROCK_REGION", config.bedrockRegion],
     ["PROXY_BEDROCK_DEFAULT_MODEL", config.bedrockDefaultModel],
-    ["PROXY_BEDROCK_ENDPOINT", config.bedrockEndpoint || "(AWS default)"],
+    ["PROXY_BEDROCK_ENDPOINT", config.bedrockEndpoint ? redactUrl(config.bedrockEndpoint) : "(AWS default)"],
     ["PROXY_KMS_KEY_ID", config.kmsKeyId || "(local AES-256-GCM)"],
     ["PROXY_CIRCUIT_FAILURE_THRESHOLD", String(config.circuitFailureThreshold)],
     ["PROXY_CIRCUIT_FAILURE_WINDOW", `${config.circuitFailureWindow} s`],
@@ -533,11 +533,17 @@ export function describeConfig(config: Config): Array<[string, string]> {
   ];
 }
 
-/** A database URL with its password replaced, for display and logs. */
+/**
+ * A URL for display and logs: its userinfo password, and query parameters named like a secret (password,
+ * token, key, secret, signature), replaced.
+ */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = "***";
+    for (const name of [...u.searchParams.keys()]) {
+      if (/pass|token|secret|key|sig/i.test(name)) u.searchParams.set(name, "***");
+    }
     return u.toString();
   } catch {
     return "(unparseable URL)";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, type ConfigIo, loadConfig } from "./config.ts";
+import { ConfigError, type ConfigIo, describeConfig, loadConfig } from "./config.ts";
 
 function memoryIo(initial: Record<string, unknown> | null = null) {
   const files = new Map<string, unknown>();
@@ -255,4 +255,21 @@ Deno.test("development generates missing secrets once and keeps them across rest
 Deno.test("explicit secrets win over generated ones", async () => {
   const c = await loadConfig({ PROXY_JWT_SECRET: "mine" }, memoryIo({ jwtSecret: "stored" }));
   assert.equal(c.jwtSecret, "mine");
+});
+
+Deno.test("the settings view shows no URL's password or secret-named query parameter", async () => {
+  const c = await loadConfig({
+    PROXY_PLAN_API_URL: "https://gw-user:gw-pass-123@gateway.example/anthropic?api_key=abc123&region=eu",
+    PROXY_BEDROCK_ENDPOINT: "https://bedrock.example/?X-Amz-Signature=sig456",
+    PROXY_DATABASE_URL: "postgres://app:db-pass-789@db.internal:5432/proxy?sslmode=require",
+  }, memoryIo());
+  const shown = describeConfig(c).map(([k, v]) => `${k}=${v}`).join("\n");
+  for (const secret of ["gw-pass-123", "abc123", "sig456", "db-pass-789"]) {
+    assert.ok(!shown.includes(secret), `${secret} shown:\n${shown}`);
+  }
+  assert.match(
+    shown,
+    /PROXY_PLAN_API_URL=https:\/\/gw-user:\*\*\*@gateway\.example\/anthropic\?api_key=\*\*\*&region=eu/,
+  );
+  assert.match(shown, /sslmode=require/);
 });

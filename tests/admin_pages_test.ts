@@ -156,6 +156,10 @@ Deno.test("safeNext accepts console paths only", () => {
       "/admin/logout",
       "/admin/\r\nSet-Cookie: x=1",
       "/admin/" + "x".repeat(3000),
+      // Resolved by the browser, these leave the console: `//evil.example` on this host, or another path.
+      "/admin/..//evil.example",
+      "/admin/%2e%2e/ak/x",
+      "/admin/./../x?y=1",
     ]
   ) assert.equal(safeNext(bad), null, String(bad));
 });

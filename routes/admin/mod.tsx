@@ -72,6 +72,9 @@ export function safeNext(next: unknown): string | null {
     if (code < 0x20 || code === 0x7f || next[i] === "\\") return null;
   }
   if (next.startsWith(urls.login) || next.startsWith(urls.logout)) return null;
+  // Dot segments would leave the console once the browser resolves them (`/admin/..//x` is `//x` on this host).
+  const path = next.split(/[?#]/, 1)[0];
+  if (path.split("/").some((s) => /^(?:\.|%2e){1,2}$/i.test(s))) return null;
   return next;
 }
 
