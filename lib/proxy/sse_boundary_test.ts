@@ -19,3 +19,9 @@ Deno.test("a chunk without a complete event has nothing to send yet", () => {
   assert.equal(at("event: ping\ndata: {}\n"), 0);
   assert.equal(at('data: {"a":1}\r\n'), 0);
 });
+
+Deno.test("a stream whose lines end in CR alone is cut at its blank lines too", () => {
+  assert.equal(at("event: ping\rdata: {}\r\r"), 22);
+  assert.equal(at('event: ping\rdata: {}\r\revent: message_delta\rdata: {"ty'), 22);
+  assert.equal(at("event: ping\rdata: {}\r"), 0);
+});
