@@ -85,3 +85,17 @@ export function paging(c: Context, maxLimit = 200): { limit: number; offset: num
   };
   return { limit: int("limit", 50, 1, maxLimit), offset: int("offset", 0, 0, 1_000_000_000) };
 }
+
+/**
+ * Whether a URL path holds a `.` or `..` segment, plain or percent-encoded: one a URL parser (the browser's,
+ * fetch's) resolves, so the path that is used is not the path that was checked or routed.
+ *
+ * @example
+ * ```ts
+ * hasDotSegment("/v1/x/%2e%2e/messages"); // true
+ * hasDotSegment("/v1/messages.json"); // false
+ * ```
+ */
+export function hasDotSegment(path: string): boolean {
+  return /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i.test(path);
+}

@@ -8,7 +8,7 @@ import type { AppEnv } from "../app.ts";
 import type { Proxy } from "../lib/proxy/proxy.ts";
 import type { ProxyRequest } from "../lib/proxy/proxy.ts";
 import { FailureThrottle } from "../lib/auth/throttle.ts";
-import { clientAddress } from "../lib/http.ts";
+import { clientAddress, hasDotSegment } from "../lib/http.ts";
 import { throttleSubject } from "../lib/net/cidr.ts";
 import { HttpError } from "../lib/errors.ts";
 
@@ -65,8 +65,7 @@ export function proxyRoutes(
 function refuseDotSegments(rawUrl: string): void {
   const start = rawUrl.indexOf("/", rawUrl.indexOf("//") + 2);
   const end = rawUrl.indexOf("?", start);
-  const path = rawUrl.slice(start, end < 0 ? undefined : end);
-  if (path.split("/").some((s) => /^(?:\.|%2e){1,2}$/i.test(s))) {
+  if (hasDotSegment(rawUrl.slice(start, end < 0 ? undefined : end))) {
     throw new HttpError(
       400,
       "invalid_request_error",

@@ -17,7 +17,7 @@ import { Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { createCsrf } from "../../lib/auth/csrf.ts";
 import { HttpError } from "../../lib/errors.ts";
-import { clientAddress } from "../../lib/http.ts";
+import { clientAddress, hasDotSegment } from "../../lib/http.ts";
 import { CSRF_FIELD, formState } from "../../components/Form.tsx";
 import { BASE, urls, withQuery } from "../../components/urls.ts";
 import {
@@ -73,8 +73,7 @@ export function safeNext(next: unknown): string | null {
   }
   if (next.startsWith(urls.login) || next.startsWith(urls.logout)) return null;
   // Dot segments would leave the console once the browser resolves them (`/admin/..//x` is `//x` on this host).
-  const path = next.split(/[?#]/, 1)[0];
-  if (path.split("/").some((s) => /^(?:\.|%2e){1,2}$/i.test(s))) return null;
+  if (hasDotSegment(next.split(/[?#]/, 1)[0])) return null;
   return next;
 }
 
