@@ -318,7 +318,7 @@ export async function loadConfig(
       return value;
     }
     if (production) {
-      problems.push(`${name}: missing; expected a random secret of at least ${SECRET_MIN_LENGTH} characters`);
+      problems.push(MISSING.secret(name));
       return "";
     }
     const stored = devSecrets?.[field];
@@ -357,7 +357,7 @@ export async function loadConfig(
   } else if (production) {
     if (p.PROXY_KMS_KEY_ID === "") {
       problems.push(
-        "PROXY_LOCAL_ENCRYPTION_KEY: missing and PROXY_KMS_KEY_ID is empty; expected a KMS key id, or exactly 32 bytes",
+        MISSING.localKey,
       );
     }
   } else {
@@ -376,7 +376,7 @@ export async function loadConfig(
   if (adminPasswordHash === "") {
     if (production) {
       problems.push(
-        "PROXY_ADMIN_PASSWORD_HASH: missing; expected the output of `deno task hash-password` (pbkdf2-sha256$...)",
+        MISSING.adminHash,
       );
     } else if (devSecrets?.adminPasswordHash) {
       adminPasswordHash = devSecrets.adminPasswordHash;
@@ -418,7 +418,7 @@ export async function loadConfig(
   }
   if (production && databaseUrlValue === "") {
     problems.push(
-      "PROXY_DATABASE_URL: missing in production; expected postgres://user:password@host:5432/dbname (or PROXY_DB_HOST and friends)",
+      MISSING.database,
     );
   }
 
@@ -550,31 +550,27 @@ export function redactUrl(url: string): string {
   }
 }
 
+/** What production start-up says of a missing secret: the full check and the early one below say the same. */
+const MISSING = {
+  secret: (name: string) =>
+    `${name}: missing; expected a random secret of at least ${SECRET_MIN_LENGTH} characters`,
+  localKey:
+    "PROXY_LOCAL_ENCRYPTION_KEY: missing and PROXY_KMS_KEY_ID is empty; expected a KMS key id, or exactly 32 bytes",
+  adminHash:
+    "PROXY_ADMIN_PASSWORD_HASH: missing; expected the output of `deno task hash-password` (pbkdf2-sha256$...)",
+  database:
+    "PROXY_DATABASE_URL: missing in production; expected postgres://user:password@host:5432/dbname (or PROXY_DB_HOST and friends)",
+};
+
 /** The production secrets `env` lacks altogether, with the messages the full check gives. */
 function missingProductionSecrets(env: Record<string, string | undefined>): string[] {
   const empty = (name: string) => (env[name] ?? "").trim() === "";
-  const out: string[] = [];
-  for (const name of ["PROXY_KEY_HASHER_SECRET", "PROXY_JWT_SECRET"]) {
-    if (empty(name)) {
-      out.push(`${name}: missing; expected a random secret of at least ${SECRET_MIN_LENGTH} characters`);
-    }
-  }
-  if (empty("PROXY_LOCAL_ENCRYPTION_KEY") && empty("PROXY_KMS_KEY_ID")) {
-    out.push(
-      "PROXY_LOCAL_ENCRYPTION_KEY: missing and PROXY_KMS_KEY_ID is empty; expected a KMS key id, or exactly 32 bytes",
-    );
-  }
-  if (empty("PROXY_ADMIN_PASSWORD_HASH")) {
-    out.push(
-      "PROXY_ADMIN_PASSWORD_HASH: missing; expected the output of `deno task hash-password` (pbkdf2-sha256$...)",
-    );
-  }
-  if (empty("PROXY_DATABASE_URL") && empty("PROXY_DB_HOST")) {
-    out.push(
-      "PROXY_DATABASE_URL: missing in production; expected postgres://user:password@host:5432/dbname (or PROXY_DB_HOST and friends)",
-    );
-  }
-  return out;
+  return [
+    ...["PROXY_KEY_HASHER_SECRET", "PROXY_JWT_SECRET"].filter(empty).map(MISSING.secret),
+    ...(empty("PROXY_LOCAL_ENCRYPTION_KEY") && empty("PROXY_KMS_KEY_ID") ? [MISSING.localKey] : []),
+    ...(empty("PROXY_ADMIN_PASSWORD_HASH") ? [MISSING.adminHash] : []),
+    ...(empty("PROXY_DATABASE_URL") && empty("PROXY_DB_HOST") ? [MISSING.database] : []),
+  ];
 }
 
 function describeValue(name: string, raw: string): string {
