@@ -356,9 +356,7 @@ export async function loadConfig(
     } else localEncryptionKey = bytes;
   } else if (production) {
     if (p.PROXY_KMS_KEY_ID === "") {
-      problems.push(
-        MISSING.localKey,
-      );
+      problems.push(MISSING.localKey);
     }
   } else {
     const stored = devSecrets?.localEncryptionKey;
@@ -375,9 +373,7 @@ export async function loadConfig(
   let adminPasswordHash = p.PROXY_ADMIN_PASSWORD_HASH;
   if (adminPasswordHash === "") {
     if (production) {
-      problems.push(
-        MISSING.adminHash,
-      );
+      problems.push(MISSING.adminHash);
     } else if (devSecrets?.adminPasswordHash) {
       adminPasswordHash = devSecrets.adminPasswordHash;
     } else {
@@ -417,9 +413,7 @@ export async function loadConfig(
     databaseUrlValue = u.toString();
   }
   if (production && databaseUrlValue === "") {
-    problems.push(
-      MISSING.database,
-    );
+    problems.push(MISSING.database);
   }
 
   let modelPricing: Record<string, ModelPrice> = {};
