@@ -399,16 +399,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
             deps.breakers.openUntil(key.id, decision.opensUntil, decision.reason);
           } else deps.breakers.recordFailure(key.id, acquired.probe);
           // Kept (an error answer is small) in case Bedrock fails too: see answerFromBedrock.
-          const planAnswer: PlanAnswer | null = decision.response
-            ? {
-              status: decision.response.status,
-              statusText: decision.response.statusText,
-              // Raw bytes keep their encoding; a body made here after the upstream's was lost has none.
-              headers: decision.reader
-                ? withEncoding(clientResponseHeaders(decision.response.headers), decision.response.headers)
-                : clientResponseHeaders(decision.response.headers),
-              body: concatChunks(decision.head),
-            }
+          // Without a reader the body was lost and `head` is one made here, with no encoding.
+          const planAnswer = decision.response
+            ? planAnswerOf(decision.response, decision.head, decision.reader !== undefined)
             : null;
           decision.discard();
           return await toBedrock(decision.reason, true, planAnswer);
@@ -426,16 +419,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
             modelServed: null,
             ttfbMs: Math.round(now() - t0),
           }, {});
-          return replayPlanAnswer(
-            {
-              status: upstream.status,
-              statusText: upstream.statusText,
-              headers: clientResponseHeaders(upstream.headers),
-              body: concatChunks(decision.head),
-            },
-            req.requestId,
-            null,
-          );
+          return replayPlanAnswer(planAnswerOf(upstream, decision.head, false), req.requestId, null);
         }
         if (!decision.response || !decision.reader) {
           const status = decision.reason.includes("timeout") ? 504 : 502;
@@ -703,13 +687,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
     }
     sent.abort();
     if (req.signal.aborted) return new Response(null, { status: 499 });
-    const planAnswer: PlanAnswer = {
-      status: upstream.status,
-      statusText: upstream.statusText,
-      headers: withEncoding(clientResponseHeaders(upstream.headers), upstream.headers),
-      body: concatChunks(head),
-    };
-    return await bedrock(fallbackReason(upstream.status, upstream.headers, head), planAnswer);
+    return await bedrock(
+      fallbackReason(upstream.status, upstream.headers, head),
+      planAnswerOf(upstream, head, true),
+    );
   }
 
   /** The Bedrock model catalogue as Anthropic's Models API answers: the list, or one model, or 404. */
@@ -1117,6 +1098,20 @@ function withEncoding(headers: Headers, upstream: Headers): Headers {
   const encoding = upstream.get("content-encoding");
   if (encoding && encoding.trim().toLowerCase() !== "identity") headers.set("content-encoding", encoding);
   return headers;
+}
+
+/**
+ * An Anthropic answer kept to replay: its status and headers, and `head` as its body. `raw` bytes, as the
+ * upstream sent them, keep its `content-encoding`; a body the proxy made has none.
+ */
+function planAnswerOf(upstream: Response, head: Uint8Array[], raw: boolean): PlanAnswer {
+  const headers = clientResponseHeaders(upstream.headers);
+  return {
+    status: upstream.status,
+    statusText: upstream.statusText,
+    headers: raw ? withEncoding(headers, upstream.headers) : headers,
+    body: concatChunks(head),
+  };
 }
 
 function replayPlanAnswer(answer: PlanAnswer, requestId: string, reason: string | null): Response {
