@@ -8,7 +8,7 @@ import { UsageRecorder } from "../lib/usage/recorder.ts";
 import type { UsageRecord } from "../lib/db/usage.ts";
 import type { Db } from "../lib/db/db.ts";
 import { sql } from "../lib/db/sql.ts";
-import { createLogger, silentLogger } from "../lib/log.ts";
+import { createLogger, type Logger, silentLogger } from "../lib/log.ts";
 import { parseUsageLines, replayUsageFiles, UNRECORDED_MESSAGE } from "../lib/usage/unrecorded.ts";
 
 async function seedKey(db: Db): Promise<{ userId: string; keyId: string }> {
@@ -50,6 +50,11 @@ function usage(
     createdAt: "2026-06-01T10:15:00.000Z",
     ...over,
   };
+}
+
+/** A recorder on `db` in UTC, spooling to a fresh directory. */
+async function dbRecorder(db: Db, log: Logger = silentLogger): Promise<UsageRecorder> {
+  return new UsageRecorder({ db, log, timeZone: "UTC", spoolDir: await Deno.makeTempDir() });
 }
 
 /** A Db whose writes fail while `down` is true, as when the server is stopped. */
@@ -106,12 +111,7 @@ dbTest("flushed rows and hour/day aggregates are exact, cache tokens and errors 
 
 dbTest("a replayed row is neither inserted nor counted twice", async (db) => {
   const ids = await seedKey(db);
-  const rec = new UsageRecorder({
-    db,
-    log: silentLogger,
-    timeZone: "UTC",
-    spoolDir: await Deno.makeTempDir(),
-  });
+  const rec = await dbRecorder(db);
   rec.record(usage(ids, 1));
   rec.record(usage(ids, 2));
   await rec.flush();
@@ -127,12 +127,7 @@ dbTest(
   "hostile model names (NUL, lone surrogates, kilobytes) are stored cleaned and block no later row",
   async (db) => {
     const ids = await seedKey(db);
-    const rec = new UsageRecorder({
-      db,
-      log: silentLogger,
-      timeZone: "UTC",
-      spoolDir: await Deno.makeTempDir(),
-    });
+    const rec = await dbRecorder(db);
     rec.record(usage(ids, 1, { model: "claude\u0000x", stopReason: "a\u0000b" }));
     rec.record(usage(ids, 2, { model: "claude-\ud800", messageId: "msg_\udfff" }));
     rec.record(usage(ids, 3, { model: "m".repeat(4096), errorType: "e".repeat(5000) }));
@@ -213,12 +208,7 @@ Deno.test("shutdown ends at its deadline on a stalled database connection: the p
 
 dbTest("one request id queued twice in one batch is one row and counted once", async (db) => {
   const ids = await seedKey(db);
-  const rec = new UsageRecorder({
-    db,
-    log: silentLogger,
-    timeZone: "UTC",
-    spoolDir: await Deno.makeTempDir(),
-  });
+  const rec = await dbRecorder(db);
   rec.record(usage(ids, 7));
   rec.record(usage(ids, 7)); // e.g. a spool replayed while its rows were still queued
   rec.record(usage(ids, 8));
@@ -311,12 +301,7 @@ dbTest(
     await Deno.writeTextFile(file, exported);
     f.down = false;
     for (let round = 0; round < 2; round++) {
-      const rec = new UsageRecorder({
-        db,
-        log: silentLogger,
-        timeZone: "UTC",
-        spoolDir: await Deno.makeTempDir(),
-      });
+      const rec = await dbRecorder(db);
       const read = await replayUsageFiles([file], rec);
       assert.equal(read.rows, 30);
       assert.ok(read.skippedLines >= 1);
@@ -379,12 +364,7 @@ dbTest(
   async (db) => {
     const ids = await seedKey(db);
     const lines: string[] = [];
-    const rec = new UsageRecorder({
-      db,
-      log: createLogger({ level: "info", sink: (l) => lines.push(l) }),
-      timeZone: "UTC",
-      spoolDir: await Deno.makeTempDir(),
-    });
+    const rec = await dbRecorder(db, createLogger({ level: "info", sink: (l) => lines.push(l) }));
     // A key id that is not a UUID (a hand-edited spool line, say): retrying can never write it.
     const orphan = usage({ ...ids, keyId: "not-a-uuid" }, 7);
     for (let n = 1; n <= 20; n++) rec.record(n === 7 ? orphan : usage(ids, n));
@@ -405,12 +385,7 @@ dbTest(
   "token counts an upstream reports out of contract (1.5, 3e9, a string) are stored clamped",
   async (db) => {
     const ids = await seedKey(db);
-    const rec = new UsageRecorder({
-      db,
-      log: silentLogger,
-      timeZone: "UTC",
-      spoolDir: await Deno.makeTempDir(),
-    });
+    const rec = await dbRecorder(db);
     rec.record(usage(ids, 1, { inputTokens: 1.5, outputTokens: 3e9, messageId: 42 as unknown as string }));
     rec.record(usage(ids, 2, { cacheReadInputTokens: "7" as unknown as number, costUsd: Number.NaN }));
     await rec.flush();
