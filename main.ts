@@ -146,6 +146,7 @@ async function replayUsage(paths: string[], db: Db, config: Config): Promise<num
     log: quiet,
     timeZone: config.timezone,
     spoolDir: await Deno.makeTempDir({ prefix: "replay-usage-" }),
+    retentionDays: config.usageRetentionDays,
   });
   let read;
   try {
@@ -155,7 +156,7 @@ async function replayUsage(paths: string[], db: Db, config: Config): Promise<num
     return 1;
   }
   await recorder.flush();
-  const { queued, lastFlushError, rejectedRows } = recorder.stats();
+  const { queued, lastFlushError, rejectedRows, expiredRows } = recorder.stats();
   if (queued > 0) {
     console.error(
       `could not write the rows (${lastFlushError ?? "unknown error"}); nothing was lost: run it again`,
@@ -163,15 +164,25 @@ async function replayUsage(paths: string[], db: Db, config: Config): Promise<num
     return 1;
   }
   await recorder.close();
-  if (rejectedRows > 0) {
+  if (rejectedRows > 0 || expiredRows > 0) {
+    const why = [
+      rejectedRows > 0
+        ? `${rejectedRows} refused by the database (${
+          lastFlushError ?? "invalid data"
+        }; fix their lines and ` +
+          "replay them)"
+        : "",
+      expiredRows > 0
+        ? `${expiredRows} older than PROXY_USAGE_RETENTION_DAYS=${config.usageRetentionDays} (retention may ` +
+          "have deleted their rows while their tokens stay in the aggregates; writing them could count them " +
+          "twice; replay them with PROXY_USAGE_RETENTION_DAYS=0 to write them anyway)"
+        : "",
+    ].filter((s) => s !== "").join("; ");
     console.error(
       `${
-        read.rows - rejectedRows
-      } of ${read.rows} usage rows written; ${rejectedRows} refused by the database ` +
-        `(${
-          lastFlushError ?? "invalid data"
-        }); each is logged above as a "usage row not recorded" line: fix ` +
-        "those lines and replay them",
+        read.rows - rejectedRows - expiredRows
+      } of ${read.rows} usage rows written; ${why}. Each is logged ` +
+        'above as a "usage row not recorded" line.',
     );
     return 1;
   }

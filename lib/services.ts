@@ -141,6 +141,7 @@ export async function createServices(
     spoolDir: join(config.dataDir, "usage-spool"),
     flushIntervalMs: config.usageFlushIntervalMs,
     queueMax: config.usageQueueMax,
+    retentionDays: config.usageRetentionDays,
     onCommitted: (records) => budgets.onCommitted(records),
   });
   const metrics = new ProxyMetrics();

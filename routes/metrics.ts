@@ -47,6 +47,12 @@ export function metricsRoutes(deps: { services: Services; token: string }): Hono
         "Usage rows the database refused as data: logged as replayable lines, then dropped.",
         rec.rejectedRows,
       ),
+      ...metricLines(
+        "proxy_usage_expired_rows_total",
+        "counter",
+        "Replayed usage rows older than the retention window: logged as replayable lines, not written.",
+        rec.expiredRows,
+      ),
       "# HELP proxy_circuit_state Circuit state per access key with a non-closed breaker (1 open, 0.5 half-open).",
       "# TYPE proxy_circuit_state gauge",
       ...breakers.map((b) =>

@@ -317,7 +317,9 @@ Deno.test({
     const [k] = await db.query<{ id: string }>(
       sql`INSERT INTO access_keys (user_id, key_hash, key_prefix) VALUES (${u.id}, 'h', 'ak_r') RETURNING id`,
     );
-    const record = (n: number) => ({
+    // Recent: rows older than the retention window are refused (checked below).
+    const at = new Date(Date.now() - 3600_000).toISOString();
+    const record = (n: number, createdAt = at) => ({
       requestId: `replay-${n}`,
       accessKeyId: k.id,
       userId: u.id,
@@ -338,7 +340,7 @@ Deno.test({
       latencyMs: 50,
       timeToFirstByteMs: 50,
       costUsd: 0.0001,
-      createdAt: "2026-11-01T10:00:00.000Z",
+      createdAt,
     });
     const spool = await Deno.makeTempFile({ suffix: ".jsonl" });
     await Deno.writeTextFile(spool, [1, 2].map((n) => JSON.stringify(record(n))).join("\n") + "\n");
@@ -351,6 +353,11 @@ Deno.test({
         .join("\n"),
     );
     const run = async (...files: string[]) => {
+      const env: Record<string, string> = {};
+      if (files[0].startsWith("PROXY_")) {
+        const [name, value] = files.shift()!.split("=");
+        env[name] = value;
+      }
       const out = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, "replay-usage", ...files],
         env: {
@@ -362,6 +369,7 @@ Deno.test({
           PROXY_ADMIN_PASSWORD_HASH: await hashPassword("x", 1000),
           PROXY_LOG_LEVEL: "error",
           NO_COLOR: "1",
+          ...env,
         },
         stdout: "piped",
         stderr: "piped",
@@ -399,6 +407,25 @@ Deno.test({
     assert.equal(refused.code, 1, refused.text);
     assert.match(refused.text, /1 of 2 usage rows written; 1 refused by the database/);
     assert.match(refused.text, /"msg":"usage row not recorded".*"requestId":"replay-5"/);
+
+    // A row older than the retention window is not written by default: retention may have deleted its row
+    // while its tokens stay in the aggregates, so writing it again could count them twice.
+    const old = await Deno.makeTempFile({ suffix: ".jsonl" });
+    const longAgo = new Date(Date.now() - 91 * 86400_000).toISOString();
+    await Deno.writeTextFile(old, JSON.stringify(record(6, longAgo)) + "\n");
+    const expired = await run(old);
+    assert.equal(expired.code, 1, expired.text);
+    assert.match(expired.text, /0 of 1 usage rows written; 1 older than PROXY_USAGE_RETENTION_DAYS=90/);
+    assert.match(expired.text, /"msg":"usage row not recorded".*"requestId":"replay-6"/);
+    const kept = async () =>
+      (await db.query<{ request_id: string }>(
+        sql`SELECT request_id FROM token_usages WHERE request_id = 'replay-6'`,
+      ))
+        .length;
+    assert.equal(await kept(), 0);
+    const forced = await run("PROXY_USAGE_RETENTION_DAYS=0", old);
+    assert.equal(forced.code, 0, forced.text);
+    assert.equal(await kept(), 1);
   } finally {
     await cleanup();
   }

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { dbTest, flakyDb as flaky } from "./helpers/db.ts";
-import { UsageRecorder } from "../lib/usage/recorder.ts";
+import { EXPIRED_MESSAGE, UsageRecorder } from "../lib/usage/recorder.ts";
 import type { UsageRecord } from "../lib/db/usage.ts";
 import type { Db } from "../lib/db/db.ts";
 import { sql } from "../lib/db/sql.ts";
@@ -277,6 +277,54 @@ dbTest(
     assert.deepEqual(aggs.map((a) => a.request_count), [40, 40]);
     await second.close();
     assert.deepEqual([...Deno.readDirSync(spoolDir)], []);
+  },
+);
+
+dbTest(
+  "a spooled row older than the retention window is logged for replay and not written; its file still goes",
+  async (db) => {
+    const ids = await seedKey(db);
+    const spoolDir = await Deno.makeTempDir();
+    const f = flaky(db);
+    const first = new UsageRecorder({ db: f, log: silentLogger, timeZone: "UTC", spoolDir });
+    f.down = true;
+    first.record(usage(ids, 1, { createdAt: "2026-06-01T10:15:00.000Z" }));
+    first.record(usage(ids, 2, { createdAt: "2026-08-31T10:15:00.000Z" }));
+    await first.close(300);
+    f.down = false;
+
+    // 2026-08-31 12:00: retention (90 days) has deleted rows before 2026-06-02 12:00 by now, so req-1 may
+    // already be in the aggregates with its own row gone.
+    const lines: string[] = [];
+    const second = new UsageRecorder({
+      db: f,
+      log: createLogger({ level: "info", sink: (l) => lines.push(l) }),
+      timeZone: "UTC",
+      spoolDir,
+      retentionDays: 90,
+      now: () => Date.parse("2026-08-31T12:00:00.000Z"),
+    });
+    await second.flush();
+    const rows = await db.query<{ request_id: string }>(sql`SELECT request_id FROM token_usages`);
+    assert.deepEqual(rows.map((r) => r.request_id), ["req-2"]);
+    assert.deepEqual((await totals(db)).aggs.map((a) => a.request_count), [1, 1]);
+    assert.equal(second.stats().expiredRows, 1);
+    const logged = lines.map((l) => JSON.parse(l));
+    assert.ok(
+      logged.some((l) => l.msg === EXPIRED_MESSAGE && l.request_id === "req-1" && l.retention_days === 90),
+    );
+    const replayable = parseUsageLines(lines.join("\n")).records;
+    assert.deepEqual(
+      replayable.map((r) => r.requestId),
+      ["req-1"],
+      "the dropped row is logged as a replayable line",
+    );
+    await second.close();
+    assert.deepEqual(
+      [...Deno.readDirSync(spoolDir)],
+      [],
+      "the spool file is removed once every row is settled",
+    );
   },
 );
 

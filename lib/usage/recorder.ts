@@ -33,6 +33,8 @@ export interface RecorderStats {
   flushedRows: number;
   /** Rows the database refused as data (logged as replayable lines and dropped from the queue). */
   rejectedRows: number;
+  /** Rows older than the retention window (logged as replayable lines and dropped, never written). */
+  expiredRows: number;
   lastFlushError: string | null;
 }
 
@@ -66,12 +68,23 @@ export interface RecorderOptions {
   exitLogRows?: number;
   /** Called after each committed flush with the rows it inserted (the budget cache listens). */
   onCommitted?: (records: UsageRecord[]) => void;
+  /**
+   * `PROXY_USAGE_RETENTION_DAYS` (0: none). A row older than this is not written: retention may have deleted its
+   * own row already, which is what makes a second write add nothing, while its tokens stay in the aggregates.
+   */
+  retentionDays?: number;
   /** Appends text to a spool file (tests swap it to fail like a full disk). */
   appendFile?: (path: string, text: string) => Promise<void>;
 }
 
 /** The log message of a failed flush; the deployed stack alarms on it (infra/proxy_stack.ts). */
 export const FLUSH_FAILED_MESSAGE = "usage flush failed; rows kept and retried";
+
+/** The log message of a replayed row dropped because it is older than the retention window. */
+export const EXPIRED_MESSAGE =
+  "usage row older than PROXY_USAGE_RETENTION_DAYS not recorded: retention may have deleted its row while its " +
+  "tokens stay in the aggregates, so writing it could count them twice; to write it anyway, replay its line " +
+  "with PROXY_USAGE_RETENTION_DAYS=0";
 
 /** See the module documentation. */
 export class UsageRecorder {
@@ -88,7 +101,13 @@ export class UsageRecorder {
   #nextAttemptAt = 0;
   #spooledRows = 0;
   #replayScanned = false;
-  #stats = { flushErrors: 0, flushedRows: 0, rejectedRows: 0, lastFlushError: null as string | null };
+  #stats = {
+    flushErrors: 0,
+    flushedRows: 0,
+    rejectedRows: 0,
+    expiredRows: 0,
+    lastFlushError: null as string | null,
+  };
   #closed = false;
   /** close() has returned: nothing will await a write any more. */
   #finished = false;
@@ -99,6 +118,7 @@ export class UsageRecorder {
       queueMax: 50_000,
       now: Date.now,
       exitLogRows: 50_000,
+      retentionDays: 0,
       appendFile: (path, text) => Deno.writeTextFile(path, text, { append: true }),
       ...opts,
     };
@@ -144,6 +164,7 @@ export class UsageRecorder {
       flushErrors: this.#stats.flushErrors,
       flushedRows: this.#stats.flushedRows,
       rejectedRows: this.#stats.rejectedRows,
+      expiredRows: this.#stats.expiredRows,
       lastFlushError: this.#stats.lastFlushError,
     };
   }
@@ -166,10 +187,11 @@ export class UsageRecorder {
     // A spool left by an earlier run (or an outage) is replayed when idle too, not only after new traffic.
     if (this.#queue.length === 0) await this.#replayOne();
     while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, BATCH);
+      const taken = this.#queue.splice(0, BATCH);
+      const batch = this.#withinRetention(taken);
       this.#inFlight = batch;
       try {
-        await this.#writeIsolating(batch);
+        if (batch.length > 0) await this.#writeIsolating(batch);
       } catch (e) {
         this.#inFlight = null;
         this.#queue.unshift(...batch); // keep order; retry later
@@ -182,20 +204,56 @@ export class UsageRecorder {
           retry_in_ms: this.#backoffMs,
           error: (e as Error).message,
         });
+        // The expired rows are settled (logged) even so: they are not queued again.
+        if (batch.length < taken.length) {
+          const requeued = new Set(batch);
+          await this.#settle(taken.filter((i) => !requeued.has(i)));
+        }
         return;
       }
       this.#inFlight = null;
       this.#backoffMs = 0;
       this.#nextAttemptAt = 0;
       this.#stats.flushedRows += batch.length;
-      for (const item of batch) {
-        if (item.file && --item.file.outstanding === 0) {
-          await Deno.remove(item.file.path).catch(() => {});
-          this.#replaying.delete(item.file.path);
-        }
-      }
+      await this.#settle(taken);
       if (this.#queue.length < this.#o.queueMax / 2) await this.#replayOne();
     }
+  }
+
+  /** Items written or dropped for good: a spool file goes once none of its rows is left to write. */
+  async #settle(items: Item[]): Promise<void> {
+    for (const item of items) {
+      if (item.file && --item.file.outstanding === 0) {
+        await Deno.remove(item.file.path).catch(() => {});
+        this.#replaying.delete(item.file.path);
+      }
+    }
+  }
+
+  /**
+   * The items of `batch` recorded within the retention window. Only replayed rows (spool files, `replay-usage`)
+   * can be older; each such row is logged as a replayable line and dropped. The window is an hour shorter than
+   * retention's, for replicas whose clocks differ.
+   */
+  #withinRetention(batch: Item[]): Item[] {
+    const days = this.#o.retentionDays;
+    if (days <= 0) return batch;
+    const oldest = this.#o.now() - days * 86400_000 + 3600_000;
+    const kept: Item[] = [];
+    for (const item of batch) {
+      if (Date.parse(item.record.createdAt) >= oldest) {
+        kept.push(item);
+        continue;
+      }
+      this.#stats.expiredRows++;
+      this.#o.log.error(EXPIRED_MESSAGE, {
+        request_id: item.record.requestId,
+        created_at: item.record.createdAt,
+        retention_days: days,
+      });
+      this.#o.log.warn(UNRECORDED_MESSAGE, { record: item.record });
+    }
+    return kept;
   }
 
   /**
