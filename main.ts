@@ -112,20 +112,19 @@ async function main(args: string[]): Promise<number> {
   });
   const signal = await stop;
   log.info("shutting down: draining in-flight requests", { signal, deadline_s: config.shutdownDrainSeconds });
+  const finished = server.shutdown();
   const drained = await Promise.race([
-    server.shutdown().then(() => true),
+    finished.then(() => true),
     new Promise<boolean>((r) => setTimeout(() => r(false), config.shutdownDrainSeconds * 1000)),
   ]);
   if (!drained) {
-    log.warn("drain deadline reached with requests still open; ending their streams", {
+    log.warn("drain deadline reached with requests still open; ending them", {
       streams_open: services.metrics.streamsOpen,
     });
-    // Each stream's client gets an error event and its usage so far is recorded before the recorder closes.
+    // Each stream's client gets an error event, a request still awaiting its answer a retryable 503, and each
+    // one's usage is recorded before the recorder closes: they get a moment to do so.
     services.proxy.interruptStreams();
-    const until = Date.now() + 2_000;
-    while (services.metrics.streamsOpen > 0 && Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await Promise.race([finished, new Promise((r) => setTimeout(r, 2_000))]);
   }
   await services.stop(5_000);
   await db.close();

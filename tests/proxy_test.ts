@@ -287,18 +287,20 @@ dbTest(
   },
 );
 
-dbTest("a stream that starts after the drain deadline is ended at once, with an error event", async (db) => {
+dbTest("a request after the drain deadline gets a retryable 503 and never reaches the upstream", async (db) => {
   const p = await startProxy(db, { upstream: { eventDelayMs: 50, deltas: 100 } });
   try {
-    // Its request was in flight when the deadline came: the stream it gets must not outlive the process.
+    // Its stream would outlive the process: the client is told to retry (on another replica).
     p.t.services.proxy.interruptStreams();
     const res = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
-    assert.equal(res.status, 200);
-    const text = await res.text();
-    assert.doesNotMatch(text, /message_stop/);
-    assert.match(text, /event: error\ndata: .*shutting down/);
+    assert.equal(res.status, 503);
+    assert.notEqual(res.headers.get("x-should-retry"), "false");
+    const body = await res.json();
+    assert.equal(body.error.type, "api_error");
+    assert.match(body.error.message, /shutting down; retry the request/);
+    assert.equal(p.upstream.requests.length, 0);
     const [row] = await recordedRows(p, db, 1);
-    assert.equal(row.error_type, "stream_interrupted");
+    assert.equal(row.status_code, 503);
     assert.equal(p.t.services.metrics.streamsOpen, 0);
   } finally {
     await p.close();

@@ -337,6 +337,55 @@ Deno.test({
 });
 
 Deno.test({
+  name: "requests still awaiting their answer at the drain deadline get a retryable 503 and are recorded",
+  ignore: !backends().includes("postgres"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { db, url, cleanup } = await freshDb("postgres");
+  const upstream = await startFakeAnthropic({ latencyMs: 6_000 }); // no headers before the process exits
+  const password = "deadline answer test password";
+  try {
+    const proxy = await spawnProxy({
+      PROXY_DATABASE_URL: url,
+      PROXY_PLAN_API_URL: upstream.url,
+      PROXY_KEY_HASHER_SECRET: "answer-hasher-secret-0123456789abcdef00",
+      PROXY_JWT_SECRET: "answer-jwt-secret-0123456789abcdef0123456",
+      PROXY_LOCAL_ENCRYPTION_KEY: "0123456789abcdef0123456789abcdef",
+      PROXY_ADMIN_PASSWORD_HASH: await hashPassword(password, 1000),
+      PROXY_LOG_LEVEL: "warn",
+      PROXY_SHUTDOWN_DRAIN_SECONDS: "1",
+    });
+    const { key } = await adminSetup(proxy.origin, password);
+    const pending = [false, true].map((stream) =>
+      postMessages(`${proxy.origin}/ak/${key}`, { ...MESSAGE, stream })
+    );
+    await waitFor(() => upstream.requests.length === 2, 5000, "both requests upstream");
+    const signalled = Date.now();
+    const status = await proxy.stop();
+    assert.equal(status.code, 0);
+    assert.ok(Date.now() - signalled < 8_000, `exited in ${Date.now() - signalled} ms`);
+    for (const res of await Promise.all(pending)) {
+      assert.equal(res.status, 503);
+      assert.notEqual(res.headers.get("x-should-retry"), "false");
+      const body = await res.json();
+      assert.equal(body.error.type, "api_error");
+      assert.match(body.error.message, /the proxy is shutting down; retry the request/);
+    }
+    const rows = await db.query<{ status_code: number; error_type: string; stream: boolean }>(
+      sql`SELECT status_code, error_type, stream FROM token_usages ORDER BY stream`,
+    );
+    assert.deepEqual(rows.map((r) => [r.stream, r.status_code, r.error_type]), [
+      [false, 503, "api_error"],
+      [true, 503, "api_error"],
+    ]);
+  } finally {
+    await upstream.close();
+    await cleanup();
+  }
+});
+
+Deno.test({
   name: "a database outage of a minute under load: cached keys keep working, then every row lands once",
   ignore: !backends().includes("postgres"),
   sanitizeResources: false,

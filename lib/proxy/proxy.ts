@@ -28,6 +28,7 @@ import {
   anthropicErrorBody,
   isModelIdRefusal,
   mapBedrockError,
+  SHUTDOWN_BEFORE_ANSWER,
   SHUTDOWN_MESSAGE,
   ShutdownError,
   sseErrorEvent,
@@ -364,7 +365,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         pathAndQuery: req.pathAndQuery,
         headers,
         body,
-        signal: req.signal,
+        signal: untilShutdown(req.signal),
         // A non-streaming answer comes whole, headers with it: its first byte is its last.
         firstByteTimeoutMs: stream ? undefined : deps.config.upstreamResponseTimeoutMs,
       });
@@ -378,6 +379,20 @@ export function createProxy(deps: ProxyDeps): Proxy {
         decision.kind === "answer" ? decision.status : 0,
       );
 
+      if (decision.kind === "client_gone" && !req.signal.aborted) {
+        // Cut by the drain deadline before any answer: the client is still there and may retry elsewhere.
+        if (acquired.probe) deps.breakers.releaseProbe(key.id);
+        finish({
+          provider: "anthropic",
+          isFallback: false,
+          fallbackReason: null,
+          statusCode: 503,
+          errorType: "api_error",
+          modelServed: null,
+          ttfbMs: null,
+        }, {});
+        throw new HttpError(503, "api_error", SHUTDOWN_BEFORE_ANSWER);
+      }
       if (decision.kind === "client_gone") {
         if (acquired.probe) deps.breakers.releaseProbe(key.id);
         finish({
@@ -484,6 +499,12 @@ export function createProxy(deps: ProxyDeps): Proxy {
             finish(outcome, {});
             return new Response(null, { status: 499 });
           }
+          if (shuttingDown.signal.aborted) {
+            outcome.statusCode = 503;
+            outcome.errorType = "stream_interrupted";
+            finish(outcome, {});
+            throw new HttpError(503, "api_error", SHUTDOWN_MESSAGE);
+          }
           outcome.statusCode = 502;
           outcome.errorType = "stream_interrupted";
           finish(outcome, {});
@@ -543,8 +564,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
     },
 
     interruptStreams() {
-      shuttingDown.abort(new ShutdownError());
+      // Streams first, so each ends with its own error event, not as a connection the abort below cut.
       for (const interrupt of [...liveStreams]) interrupt();
+      shuttingDown.abort(new ShutdownError());
     },
 
     async countTokens(req: ProxyRequest): Promise<Response> {
@@ -576,11 +598,20 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const hasBody = req.method !== "GET" && req.method !== "HEAD";
       const body = hasBody ? await readBody(req.request, deps.config.maxBodyBytes) : null;
       const sent = await sendToPlan(req, body);
-      if (!sent.ok) throw noAnswer(sent);
+      if (!sent.ok) throw noAnswer(req, sent);
       sent.firstByte.clear();
       return passOn(req, sent.response);
     },
   };
+
+  /**
+   * A plan request's signal: the client's, or the drain deadline, so that an answer still awaited then is
+   * answered (503, retryable) and recorded before the process exits, not cut off unrecorded by the exit.
+   * The plan client reports either as `client_aborted`; `req.signal.aborted` tells them apart.
+   */
+  function untilShutdown(signal: AbortSignal): AbortSignal {
+    return AbortSignal.any([signal, shuttingDown.signal]);
+  }
 
   /** Whether `e` is a Bedrock call aborted by the drain deadline (not an error Bedrock answered). */
   function cutByShutdown(e: unknown): boolean {
@@ -610,14 +641,20 @@ export function createProxy(deps: ProxyDeps): Proxy {
       pathAndQuery: req.pathAndQuery,
       headers,
       body,
-      signal: req.signal,
+      signal: untilShutdown(req.signal),
       firstByteTimeoutMs,
     });
   }
 
   /** The error for a plan request that got no answer. */
-  function noAnswer(sent: Extract<PlanResult, { ok: false }>): HttpError {
-    const status = sent.failure.includes("timeout") ? 504 : sent.failure === "client_aborted" ? 499 : 502;
+  function noAnswer(req: ProxyRequest, sent: Extract<PlanResult, { ok: false }>): HttpError {
+    if (sent.failure === "client_aborted") {
+      // The client's signal, or the drain deadline's (then the client is still there and may retry elsewhere).
+      return req.signal.aborted
+        ? new HttpError(499, "api_error", "client went away")
+        : new HttpError(503, "api_error", SHUTDOWN_BEFORE_ANSWER);
+    }
+    const status = sent.failure.includes("timeout") ? 504 : 502;
     return new HttpError(
       status,
       status === 504 ? "timeout_error" : "api_error",
@@ -667,9 +704,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
     }
     const sent = await sendToPlan(req, body, fallbackPossible ? fallbackAfterMs : undefined);
     if (!sent.ok) {
-      if (sent.failure === "client_aborted") return new Response(null, { status: 499 });
+      if (sent.failure === "client_aborted") throw noAnswer(req, sent);
       if (fallbackPossible) return await bedrock(sent.failure);
-      throw noAnswer(sent);
+      throw noAnswer(req, sent);
     }
     const upstream = sent.response;
     if (!fallbackPossible || !isFallbackStatus(upstream.status)) {

@@ -106,6 +106,9 @@ export function isModelIdRefusal(err: unknown): boolean {
 /** The message streams cut short by a shutdown end with, whichever provider served them. */
 export const SHUTDOWN_MESSAGE = "the proxy is shutting down; the answer is incomplete";
 
+/** The message of a request the drain deadline cut before any answer came. */
+export const SHUTDOWN_BEFORE_ANSWER = "the proxy is shutting down; retry the request";
+
 /**
  * The abort reason the proxy uses when it ends streams at its drain deadline, so a Bedrock stream can tell a
  * shutdown (the client is still reading: tell it why the answer stops) from a client that left (nobody to tell).
