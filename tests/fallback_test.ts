@@ -178,6 +178,27 @@ const TABLE: Array<{
     counts: true,
   },
   {
+    name: "501",
+    step: { kind: "error", status: 501, type: "api_error", message: "Not implemented" },
+    fallback: true,
+    reason: "upstream_501",
+    counts: true,
+  },
+  {
+    name: "520 (the edge in front of the API: the origin failed)",
+    step: { kind: "error", status: 520, type: "api_error", message: "Unknown error" },
+    fallback: true,
+    reason: "upstream_520",
+    counts: true,
+  },
+  {
+    name: "524 (the edge: the origin timed out)",
+    step: { kind: "error", status: 524, type: "api_error", message: "A timeout occurred" },
+    fallback: true,
+    reason: "upstream_524",
+    counts: true,
+  },
+  {
     name: "connection refused",
     env: { PROXY_PLAN_API_URL: "http://127.0.0.1:9" },
     fallback: true,

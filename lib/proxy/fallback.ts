@@ -20,11 +20,17 @@ import { concatChunks } from "../encoding.ts";
 import { anthropicErrorBody } from "./bedrock/errors.ts";
 import { type ChunkReader, chunkReader, readUpTo } from "./body_reader.ts";
 
-const FAILURE_STATUSES = new Set([500, 502, 503, 504, 529]);
+/**
+ * Every 5xx: besides Anthropic's own 500/529 and a gateway's 502/503/504, the edge in front of the API answers
+ * 520-524 when the origin fails, and clients retry any 5xx; none of them is the request's fault.
+ */
+function isFailureStatus(status: number): boolean {
+  return status >= 500 && status <= 599;
+}
 
 /** Whether a plan answer with this status means "cannot answer now" (rate limited, overloaded, failing). */
 export function isFallbackStatus(status: number): boolean {
-  return status === 429 || FAILURE_STATUSES.has(status);
+  return status === 429 || isFailureStatus(status);
 }
 
 /**
@@ -98,7 +104,7 @@ export async function classifyPlanAnswer(sent: PlanResult, stream: boolean): Pro
       head = (await readUpTo(reader, MAX_ERROR_BODY)).chunks;
     } catch {
       if (clientGone()) return { kind: "client_gone" };
-      if (FAILURE_STATUSES.has(status) || status === 429) {
+      if (isFallbackStatus(status)) {
         // The status and its headers (retry-after, request-id) are real; only the body was lost. A key that
         // cannot fall back passes them on with an error body in Anthropic's shape, not a bare 502.
         const type = status === 429 ? "rate_limit_error" : status === 529 ? "overloaded_error" : "api_error";
@@ -132,7 +138,7 @@ export async function classifyPlanAnswer(sent: PlanResult, stream: boolean): Pro
         discard,
       };
     }
-    if (FAILURE_STATUSES.has(status)) {
+    if (isFailureStatus(status)) {
       return {
         kind: "failure",
         reason: fallbackReason(status, response.headers, head),
