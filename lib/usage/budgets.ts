@@ -21,51 +21,68 @@ export type BudgetVerdict =
   | { ok: false; spendUsd: number; budgetUsd: number; resetsAt: Date; message: string };
 
 interface Cached {
+  /** Spend in micro-dollars: sums of floats drift (0.7 + 0.1 < 0.8), and the database sums numerics exactly. */
   spend: number;
   monthStart: number;
   fetchedAt: number;
+  /** No refresh before this (set when one failed: an outage must not cost every request a database wait). */
+  retryAt: number;
 }
+
+/** After a failed refresh, the database is asked again no sooner than this. */
+const RETRY_AFTER_FAILURE_MS = 5_000;
+
+const micros = (usd: number) => Math.round(usd * 1e6);
 
 /** See the module documentation. */
 export class BudgetGuard {
   readonly #cache = new Map<string, Cached>();
   readonly #inflight = new Map<string, Promise<Cached>>();
+  /** Costs committed while a user's refresh is in flight: its snapshot may predate them. */
+  readonly #addedDuringFetch = new Map<string, number>();
+  /** Users whose spend could not be read at all: the database is not asked again until then. */
+  readonly #unknownUntil = new Map<string, number>();
 
   constructor(
     private readonly deps: { db: Db; timeZone: string; now?: () => number; ttlMs?: number; log?: Logger },
   ) {}
 
   /**
-   * Whether `userId` may spend on Bedrock; `budgetUsd` null means no cap. With the database down it judges by
-   * this month's last known spend, and fails open only when there is none.
+   * Whether `userId` may spend on Bedrock; `budgetUsd` null means no cap. A figure known for this month is
+   * answered at once and refreshed in the background once older than the cache lifetime, so only a user's first
+   * check in a month waits for the database. With the database down it judges by this month's last known spend,
+   * however old, and fails open only when there is none.
    */
   async check(userId: string, budgetUsd: number | null): Promise<BudgetVerdict> {
     if (budgetUsd === null) return { ok: true };
     const now = this.#now();
     const window = monthWindow(new Date(now), this.deps.timeZone);
+    const monthStart = window.start.getTime();
     let spend: number;
-    try {
-      spend = (await this.#spend(userId, window.start.getTime(), now)).spend;
-    } catch (e) {
-      // Database down: this month's last known figure, however old, beats none.
-      const known = this.#cache.get(userId);
-      if (known && known.monthStart === window.start.getTime()) spend = known.spend;
-      else {
-        this.deps.log?.warn("budget check skipped: spend unavailable", {
-          user_id: userId,
-          error: (e as Error).message,
-        });
+    const known = this.#cache.get(userId);
+    if (known && known.monthStart === monthStart) {
+      if (now - known.fetchedAt >= (this.deps.ttlMs ?? 30_000) && now >= known.retryAt) {
+        this.#refresh(userId, monthStart).catch(() => {}); // logged there; the known figure stands meanwhile
+      }
+      spend = known.spend;
+    } else {
+      if ((this.#unknownUntil.get(userId) ?? 0) > now) return { ok: true };
+      try {
+        spend = (await this.#refresh(userId, monthStart)).spend;
+      } catch {
+        this.#unknownUntil.set(userId, now + RETRY_AFTER_FAILURE_MS);
         return { ok: true };
       }
     }
-    if (spend < budgetUsd) return { ok: true };
+    if (spend < micros(budgetUsd)) return { ok: true };
     const resetsAt = window.end;
+    const spendUsd = spend / 1e6;
     return {
       ok: false,
-      spendUsd: spend,
+      spendUsd,
       budgetUsd,
       resetsAt,
-      message: `monthly Bedrock budget reached: spent $${spend.toFixed(2)} of $${budgetUsd.toFixed(2)}; ` +
+      message: `monthly Bedrock budget reached: spent $${spendUsd.toFixed(2)} of $${budgetUsd.toFixed(2)}; ` +
         `resets ${resetsAt.toISOString()} (${this.deps.timeZone} month start)`,
     };
   }
@@ -74,34 +91,55 @@ export class BudgetGuard {
   onCommitted(records: UsageRecord[]): void {
     for (const r of records) {
       if (r.provider !== "bedrock" || !r.costUsd) continue;
+      const cost = micros(r.costUsd);
       const c = this.#cache.get(r.userId);
-      if (c && new Date(r.createdAt).getTime() >= c.monthStart) c.spend += r.costUsd;
+      if (c && new Date(r.createdAt).getTime() >= c.monthStart) c.spend += cost;
+      // A refresh in flight may have read the spend before this commit and would overwrite the sum above with
+      // it: added to its figure too. Counted twice when its snapshot came after, until the next refresh, which
+      // errs towards refusing, never towards spending past the budget.
+      const pending = this.#addedDuringFetch.get(r.userId);
+      if (pending !== undefined) this.#addedDuringFetch.set(r.userId, pending + cost);
     }
   }
 
   /** Drops a user's cached spend (budget changed). */
   forget(userId: string): void {
     this.#cache.delete(userId);
+    this.#unknownUntil.delete(userId);
   }
 
   #now(): number {
     return (this.deps.now ?? Date.now)();
   }
 
-  #spend(userId: string, monthStart: number, now: number): Promise<Cached> {
-    const c = this.#cache.get(userId);
-    if (c && c.monthStart === monthStart && now - c.fetchedAt < (this.deps.ttlMs ?? 30_000)) {
-      return Promise.resolve(c);
-    }
+  /** Reads this month's spend into the cache; one query per user at a time. */
+  #refresh(userId: string, monthStart: number): Promise<Cached> {
     let p = this.#inflight.get(userId);
-    if (!p) {
-      p = bedrockSpendSince(this.deps.db, userId, new Date(monthStart)).then((spend) => {
-        const fresh = { spend, monthStart, fetchedAt: this.#now() };
-        this.#cache.set(userId, fresh);
-        return fresh;
-      }).finally(() => this.#inflight.delete(userId));
-      this.#inflight.set(userId, p);
-    }
+    if (p) return p;
+    this.#addedDuringFetch.set(userId, 0);
+    p = bedrockSpendSince(this.deps.db, userId, new Date(monthStart)).then((spendUsd) => {
+      const fresh: Cached = {
+        spend: micros(spendUsd) + (this.#addedDuringFetch.get(userId) ?? 0),
+        monthStart,
+        fetchedAt: this.#now(),
+        retryAt: 0,
+      };
+      this.#cache.set(userId, fresh);
+      this.#unknownUntil.delete(userId);
+      return fresh;
+    }, (e) => {
+      const known = this.#cache.get(userId);
+      if (known) known.retryAt = this.#now() + RETRY_AFTER_FAILURE_MS;
+      this.deps.log?.warn("budget spend unavailable; judged by the last known figure, if any", {
+        user_id: userId,
+        error: (e as Error).message,
+      });
+      throw e;
+    }).finally(() => {
+      this.#inflight.delete(userId);
+      this.#addedDuringFetch.delete(userId);
+    });
+    this.#inflight.set(userId, p);
     return p;
   }
 }
