@@ -948,6 +948,54 @@ dbTest(
   },
 );
 
+dbTest("under a budget, a model the price table cannot price is refused on Bedrock", async (db) => {
+  const f = await setup(db, { user: { routing_strategy: "bedrock_only", monthly_budget_usd: 50 } });
+  try {
+    const res = await post(f, { ...MESSAGE, model: "claude-mythos-5" });
+    assert.equal(res.status, 403);
+    const body = await res.json();
+    assert.equal(body.error.type, "permission_error");
+    assert.match(body.error.message, /claude-mythos-5 .*has no price.*monthly budget.*PROXY_MODEL_PRICING/);
+    assert.equal(f.bedrock.requests.length, 0);
+  } finally {
+    await f.close();
+  }
+});
+
+dbTest(
+  "under a budget, a model the admin priced with PROXY_MODEL_PRICING is served and costed",
+  async (db) => {
+    const f = await setup(db, {
+      user: { routing_strategy: "bedrock_only", monthly_budget_usd: 50 },
+      env: { PROXY_MODEL_PRICING: JSON.stringify({ "claude-mythos-5": { input: 30, output: 150 } }) },
+    });
+    try {
+      const res = await post(f, { ...MESSAGE, model: "claude-mythos-5" });
+      assert.equal(res.status, 200);
+      await res.text();
+      await flushed(f, 1);
+      const [r] = await rows(db);
+      assert.ok(Number(r.cost_usd) > 0, `priced: ${r.cost_usd}`);
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest("without a budget an unpriced model is served on Bedrock, its cost left unknown", async (db) => {
+  const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+  try {
+    const res = await post(f, { ...MESSAGE, model: "claude-mythos-5" });
+    assert.equal(res.status, 200);
+    await res.text();
+    await flushed(f, 1);
+    const [r] = await rows(db);
+    assert.equal(r.cost_usd, null);
+  } finally {
+    await f.close();
+  }
+});
+
 dbTest("an unknown model goes to the default Bedrock model, with a warning, and is recorded", async (db) => {
   const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
   try {

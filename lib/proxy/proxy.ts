@@ -272,7 +272,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
           cacheCreationInputTokens: usage.cacheCreationInputTokens ?? 0,
           cacheCreation1hInputTokens: usage.cacheCreation1hInputTokens ?? 0,
         };
-        const priced = deps.prices.cost(o.modelServed ?? model ?? "", tokens);
+        let priced = deps.prices.cost(o.modelServed ?? model ?? "", tokens);
+        // A served id the table cannot read (an application inference profile's ARN) is priced as requested.
+        if (!priced.priced && o.modelServed && model) priced = deps.prices.cost(model, tokens);
         const record: UsageRecord = {
           ...base,
           messageId: usage.messageId ?? null,
@@ -960,6 +962,18 @@ export function createProxy(deps: ProxyDeps): Proxy {
       defaultModel: deps.config.bedrockDefaultModel,
     });
     outcome.modelKnown = mapped.known;
+    if (
+      a.key.monthlyBudgetUsd !== null && deps.prices.priceFor(mapped.modelId) === null &&
+      deps.prices.priceFor(requested) === null
+    ) {
+      // Its spend would be recorded as nothing: the budget could not hold it.
+      return refused(
+        403,
+        "permission_error",
+        `${requested} (Bedrock ${mapped.modelId}) has no price in the proxy's price table, so its Bedrock spend ` +
+          "cannot be held to your monthly budget; ask the proxy admin to price it (PROXY_MODEL_PRICING)",
+      );
+    }
     if (!mapped.known) {
       deps.log.warn("unknown model mapped to the default Bedrock model", {
         model: requested,
