@@ -287,25 +287,28 @@ dbTest(
   },
 );
 
-dbTest("a request after the drain deadline gets a retryable 503 and never reaches the upstream", async (db) => {
-  const p = await startProxy(db, { upstream: { eventDelayMs: 50, deltas: 100 } });
-  try {
-    // Its stream would outlive the process: the client is told to retry (on another replica).
-    p.t.services.proxy.interruptStreams();
-    const res = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
-    assert.equal(res.status, 503);
-    assert.notEqual(res.headers.get("x-should-retry"), "false");
-    const body = await res.json();
-    assert.equal(body.error.type, "api_error");
-    assert.match(body.error.message, /shutting down; retry the request/);
-    assert.equal(p.upstream.requests.length, 0);
-    const [row] = await recordedRows(p, db, 1);
-    assert.equal(row.status_code, 503);
-    assert.equal(p.t.services.metrics.streamsOpen, 0);
-  } finally {
-    await p.close();
-  }
-});
+dbTest(
+  "a request after the drain deadline gets a retryable 503 and never reaches the upstream",
+  async (db) => {
+    const p = await startProxy(db, { upstream: { eventDelayMs: 50, deltas: 100 } });
+    try {
+      // Its stream would outlive the process: the client is told to retry (on another replica).
+      p.t.services.proxy.interruptStreams();
+      const res = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
+      assert.equal(res.status, 503);
+      assert.notEqual(res.headers.get("x-should-retry"), "false");
+      const body = await res.json();
+      assert.equal(body.error.type, "api_error");
+      assert.match(body.error.message, /shutting down; retry the request/);
+      assert.equal(p.upstream.requests.length, 0);
+      const [row] = await recordedRows(p, db, 1);
+      assert.equal(row.status_code, 503);
+      assert.equal(p.t.services.metrics.streamsOpen, 0);
+    } finally {
+      await p.close();
+    }
+  },
+);
 
 /** The SSE events of `text`, each parsed; throws on an event whose data is not JSON. */
 function sseEvents(text: string): Array<{ event: string; data: Record<string, unknown> }> {
