@@ -10,6 +10,7 @@ import {
   Duration,
   RemovalPolicy,
   SecretValue,
+  Size,
   Stack,
   type StackProps,
 } from "aws-cdk-lib";
@@ -60,7 +61,8 @@ export interface ProxyStackProps extends StackProps {
   /**
    * PROXY_BEDROCK_USE_DEFAULT_CREDENTIALS: let the app call Bedrock with the task role's own credentials (the
    * AWS default chain) where an access key has no Bedrock credentials of its own, billed to this account.
-   * Default false (opt in). The task role may invoke Bedrock either way.
+   * Default false (opt in). Only then may the task role invoke Bedrock: otherwise every call uses a key's own
+   * credentials, and a task role that could would only serve whoever gets code running in a task.
    */
   readonly bedrockUseDefaultCredentials?: boolean;
   /** Docker build context. Default: the repository root (the directory above `infra/`). */
@@ -76,11 +78,17 @@ export const SHUTDOWN_DRAIN_SECONDS = 25;
 export const STOP_TIMEOUT_SECONDS = SHUTDOWN_DRAIN_SECONDS + 15;
 /**
  * How long the ALB keeps serving in-flight requests (streams) of a deregistering task before ECS sends
- * SIGTERM. A stream still open after this is cut by the ALB; new requests go to other tasks at once.
+ * SIGTERM. A stream still open after this is cut by the ALB, with no error event and no usage row; new requests
+ * go to other tasks at once, and draining ends as soon as the last open request does, so a deployment waits only
+ * as long as its longest stream. Claude Code's 32k-token answers take up to about 10 minutes.
  */
-export const DEREGISTRATION_DELAY_SECONDS = 120;
-/** ALB idle timeout: a stream may be silent this long (extended thinking, slow Bedrock first byte). */
-export const IDLE_TIMEOUT_SECONDS = 600;
+export const DEREGISTRATION_DELAY_SECONDS = 900;
+/**
+ * ALB idle timeout: longer than the longest silence before the proxy's first byte, a non-streaming answer the
+ * Anthropic API never gives (PROXY_UPSTREAM_RESPONSE_TIMEOUT_MS, 600 s) followed by Bedrock's (the same 600 s),
+ * so the ALB never answers 504 to a fallback that is still coming (and billed). ALB allows up to 4000.
+ */
+export const IDLE_TIMEOUT_SECONDS = 1300;
 export const CONTAINER_PORT = 8000;
 /**
  * Initial PROXY_ADMIN_PASSWORD_HASH: the app's PBKDF2 format with a salt that says what to do and an all-zero
@@ -267,26 +275,29 @@ export class ProxyStack extends Stack {
     // Task role: what the app itself may call. Execution role (CDK-made): image pull, logs, secrets.
     const taskRole = new iam.Role(this, "TaskRole", {
       assumedBy: new iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-      description: "Claude Code proxy tasks: Bedrock invoke and the envelope key, nothing else",
+      description:
+        "Claude Code proxy tasks: the envelope key (and Bedrock invoke when opted in), nothing else",
     });
-    taskRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: "InvokeBedrockModels",
-        actions: ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
-        resources: [
-          "arn:aws:bedrock:*::foundation-model/*",
-          `arn:aws:bedrock:*:${this.account}:inference-profile/*`,
-        ],
-      }),
-    );
-    taskRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        // count_tokens answered on Bedrock; CountTokens takes foundation models only, and is free.
-        sid: "CountBedrockTokens",
-        actions: ["bedrock:CountTokens"],
-        resources: ["arn:aws:bedrock:*::foundation-model/*"],
-      }),
-    );
+    if (props.bedrockUseDefaultCredentials) {
+      taskRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: "InvokeBedrockModels",
+          actions: ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+          resources: [
+            "arn:aws:bedrock:*::foundation-model/*",
+            `arn:aws:bedrock:*:${this.account}:inference-profile/*`,
+          ],
+        }),
+      );
+      taskRole.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          // count_tokens answered on Bedrock; CountTokens takes foundation models only, and is free.
+          sid: "CountBedrockTokens",
+          actions: ["bedrock:CountTokens"],
+          resources: ["arn:aws:bedrock:*::foundation-model/*"],
+        }),
+      );
+    }
     taskRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: "EnvelopeKey",
@@ -349,8 +360,11 @@ export class ProxyStack extends Stack {
       logging: ecs.LogDrivers.awsLogs({
         logGroup: this.logGroup,
         streamPrefix: "proxy",
-        // A slow CloudWatch must never stall stdout writes on the request path.
+        // A slow CloudWatch must never stall stdout writes on the request path. The buffer holds the burst of
+        // `usage row not recorded` lines written at exit (up to 50,000 of ~0.5 KB): the driver drops what does
+        // not fit, and with the task's disk gone they are the only copy. It counts against task memory.
         mode: ecs.AwsLogDriverMode.NON_BLOCKING,
+        maxBufferSize: Size.mebibytes(32),
       }),
     });
 

@@ -10,6 +10,7 @@ import { verifyPassword } from "../lib/auth/password.ts";
 import {
   ADMIN_PATH_PATTERNS,
   DEREGISTRATION_DELAY_SECONDS,
+  IDLE_TIMEOUT_SECONDS,
   PLACEHOLDER_ADMIN_PASSWORD_HASH,
   ProxyStack,
   type ProxyStackProps,
@@ -62,6 +63,7 @@ const prod = lazy(() =>
     adminAllowedCidrs: CIDRS,
     alarmEmail: "ops@example.com",
     desiredCount: 3,
+    bedrockUseDefaultCredentials: true,
   })
 );
 
@@ -186,13 +188,14 @@ Deno.test("without a certificate the listener is plain HTTP on 80 and synth warn
   );
 });
 
-Deno.test("the load balancer allows silent streams for at least 600 s and health-checks /health", () => {
+Deno.test("the load balancer outwaits the longest silence before the first byte, and health-checks /health", () => {
   for (const s of [dev(), prod()]) {
     const [, alb] = only(s, "AWS::ElasticLoadBalancingV2::LoadBalancer");
     const idle = alb.Properties.LoadBalancerAttributes.find((a: Json) =>
       a.Key === "idle_timeout.timeout_seconds"
     );
-    assert.ok(Number(idle.Value) >= 600);
+    assert.equal(Number(idle.Value), IDLE_TIMEOUT_SECONDS); // checked against the app's timeouts below
+    assert.ok(IDLE_TIMEOUT_SECONDS <= 4000, "ALB's maximum");
     const [, tg] = only(s, "AWS::ElasticLoadBalancingV2::TargetGroup");
     assert.equal(tg.Properties.HealthCheckPath, "/health");
     assert.equal(tg.Properties.Port, 8000);
@@ -207,7 +210,8 @@ Deno.test("shutdown: the ALB drains streams first, then the stop timeout leaves 
     a.Key === "deregistration_delay.timeout_seconds"
   );
   assert.equal(Number(delay.Value), DEREGISTRATION_DELAY_SECONDS);
-  assert.ok(DEREGISTRATION_DELAY_SECONDS >= 60 && DEREGISTRATION_DELAY_SECONDS <= 120);
+  // Long enough for a long Claude Code answer (32k tokens, about 10 minutes); ALB's maximum is 3600.
+  assert.ok(DEREGISTRATION_DELAY_SECONDS >= 600 && DEREGISTRATION_DELAY_SECONDS <= 3600);
   const c = container(s);
   const drain = Number(envOf(s).PROXY_SHUTDOWN_DRAIN_SECONDS);
   assert.equal(drain, SHUTDOWN_DRAIN_SECONDS);
@@ -219,8 +223,9 @@ Deno.test("shutdown: the ALB drains streams first, then the stop timeout leaves 
   assert.ok(c.StopTimeout <= 120, "Fargate allows at most 120 s");
 });
 
-Deno.test("the task role's policies allow exactly Bedrock invoke and token counting and the envelope key, nothing else", () => {
+Deno.test("the task role's policies allow the envelope key, and Bedrock invoke and counting only when opted in", () => {
   for (const s of [dev(), prod()]) {
+    const optedIn = s === prod();
     const [, task] = only(s, "AWS::ECS::TaskDefinition");
     const taskRoleId = refId(task.Properties.TaskRoleArn);
     const role = s.json.Resources[taskRoleId];
@@ -237,9 +242,9 @@ Deno.test("the task role's policies allow exactly Bedrock invoke and token count
     assert.deepEqual(
       actions,
       new Set([
-        "bedrock:InvokeModel",
-        "bedrock:InvokeModelWithResponseStream",
-        "bedrock:CountTokens",
+        ...(optedIn
+          ? ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream", "bedrock:CountTokens"]
+          : []),
         "kms:GenerateDataKey",
         "kms:Decrypt",
       ]),
@@ -340,6 +345,17 @@ Deno.test("the task's environment and secrets pass the app's production configur
     assert.match(config.databaseUrl, /^postgres:\/\/proxy:[^@]+@proxy\.[^/]+:5432\/proxy\?sslmode=require$/);
     assert.equal(config.adminPasswordHash, PLACEHOLDER_ADMIN_PASSWORD_HASH);
     assert.equal(config.shutdownDrainSeconds, SHUTDOWN_DRAIN_SECONDS);
+    // The longest silence before the first byte: no non-streaming answer from the Anthropic API within its
+    // response timeout, then Bedrock's taking as long (a stream: the first-byte timeout, then Bedrock's). The ALB
+    // must not answer 504 to a fallback still coming.
+    const silenceSeconds = Math.max(
+      2 * config.upstreamResponseTimeoutMs,
+      config.upstreamFirstByteTimeoutMs + config.upstreamResponseTimeoutMs,
+    ) / 1000;
+    assert.ok(
+      IDLE_TIMEOUT_SECONDS > silenceSeconds,
+      `idle ${IDLE_TIMEOUT_SECONDS} s, silence ${silenceSeconds} s`,
+    );
   }
 });
 
@@ -524,6 +540,8 @@ Deno.test("container logs go to CloudWatch with a retention, without blocking th
   assert.equal(logConfig.LogDriver, "awslogs");
   assert.deepEqual(logConfig.Options["awslogs-group"], { Ref: logGroupId });
   assert.equal(logConfig.Options.mode, "non-blocking");
+  // Room for the unrecorded usage lines logged at exit, which the driver would otherwise drop.
+  assert.equal(logConfig.Options["max-buffer-size"], "33554432b");
 });
 
 Deno.test("the image is staged from the repository root without node_modules, .git, .data or cdk.out", () => {
