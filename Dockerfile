@@ -52,6 +52,9 @@ COPY --from=build /app/static/build ./static/build
 RUN deno cache --frozen main.ts \
  && mkdir -p /app/.data \
  && chown deno:deno /app/.data
+# The task runs with a read-only root filesystem and a volume here: declared as one, the volume starts with this
+# directory's owner (the app's user), not root's.
+VOLUME ["/app/.data"]
 USER deno
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 \

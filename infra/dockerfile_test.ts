@@ -4,7 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { DOCKER_CONTEXT_EXCLUDES, SHUTDOWN_DRAIN_SECONDS, STOP_TIMEOUT_SECONDS } from "./proxy_stack.ts";
+import {
+  DATA_DIR,
+  DOCKER_CONTEXT_EXCLUDES,
+  SHUTDOWN_DRAIN_SECONDS,
+  STOP_TIMEOUT_SECONDS,
+} from "./proxy_stack.ts";
 import { IMAGE_MMAP_THRESHOLD } from "../bench/bench.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -105,6 +110,14 @@ Deno.test("the container runs as a non-root user", () => {
   assert.ok(!["root", "0", "0:0", "root:root"].includes(user.args), `USER ${user.args}`);
   const run = runtime.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args).join("\n");
   assert.match(run, new RegExp(`chown ${user.args}(:\\S+)? /app/\\.data`), "the user owns the data dir");
+  // The task mounts a volume there on a read-only root filesystem: declared a VOLUME after the chown, it
+  // starts owned by the app's user.
+  const volume = runtime.instructions.findIndex((i) => i.keyword === "VOLUME");
+  assert.ok(volume >= 0, "a VOLUME for the data dir");
+  assert.deepEqual(execForm(runtime.instructions[volume].args), [DATA_DIR]);
+  assert.equal(envOf(runtime).PROXY_DATA_DIR, DATA_DIR);
+  const chown = runtime.instructions.findIndex((i) => i.keyword === "RUN" && i.args.includes("chown"));
+  assert.ok(chown < volume, "VOLUME after the chown (later changes to a volume path are discarded)");
 });
 
 Deno.test("port 8000 is exposed and the health check probes /health", () => {

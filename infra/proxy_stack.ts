@@ -90,6 +90,8 @@ export const DEREGISTRATION_DELAY_SECONDS = 900;
  */
 export const IDLE_TIMEOUT_SECONDS = 1300;
 export const CONTAINER_PORT = 8000;
+/** PROXY_DATA_DIR in the image: the only place the app writes (the usage spool). */
+export const DATA_DIR = "/app/.data";
 /**
  * Initial PROXY_ADMIN_PASSWORD_HASH: the app's PBKDF2 format with a salt that says what to do and an all-zero
  * digest, which no password hashes to (finding one is a PBKDF2 preimage). Changing this text would make the
@@ -355,6 +357,8 @@ export class ProxyStack extends Stack {
         PROXY_ADMIN_USERNAME: ecs.Secret.fromSecretsManager(adminSecret, "username"),
         PROXY_ADMIN_PASSWORD_HASH: ecs.Secret.fromSecretsManager(adminSecret, "password_hash"),
       },
+      // Nothing but the data dir (the usage spool) is written, and the app may write nowhere else anyway.
+      readonlyRootFilesystem: true,
       portMappings: [{ containerPort: CONTAINER_PORT, protocol: ecs.Protocol.TCP }],
       stopTimeout: Duration.seconds(STOP_TIMEOUT_SECONDS),
       logging: ecs.LogDrivers.awsLogs({
@@ -367,6 +371,10 @@ export class ProxyStack extends Stack {
         maxBufferSize: Size.mebibytes(32),
       }),
     });
+
+    // The task's ephemeral storage; the image declares the directory a VOLUME so the app's user owns it.
+    this.taskDefinition.addVolume({ name: "data" });
+    container.addMountPoints({ containerPath: DATA_DIR, sourceVolume: "data", readOnly: false });
 
     const serviceSecurityGroup = new ec2.SecurityGroup(this, "ServiceSecurityGroup", {
       vpc: this.vpc,

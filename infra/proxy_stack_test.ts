@@ -9,6 +9,7 @@ import { loadConfig } from "../lib/config.ts";
 import { verifyPassword } from "../lib/auth/password.ts";
 import {
   ADMIN_PATH_PATTERNS,
+  DATA_DIR,
   DEREGISTRATION_DELAY_SECONDS,
   IDLE_TIMEOUT_SECONDS,
   PLACEHOLDER_ADMIN_PASSWORD_HASH,
@@ -529,6 +530,16 @@ Deno.test("alarms watch 5xx rate, fallback rate, response time, database CPU and
   assert.equal(sub.Properties.Endpoint, "ops@example.com");
   for (const [, a] of resources(prod(), "AWS::CloudWatch::Alarm")) {
     assert.deepEqual(a.Properties.AlarmActions, [{ Ref: topicId }]);
+  }
+});
+
+Deno.test("the root filesystem is read-only; the data dir is a task volume the app writes its spool to", () => {
+  for (const s of [dev(), prod()]) {
+    const c = container(s);
+    assert.equal(c.ReadonlyRootFilesystem, true);
+    assert.deepEqual(c.MountPoints, [{ ContainerPath: DATA_DIR, SourceVolume: "data", ReadOnly: false }]);
+    const [, task] = only(s, "AWS::ECS::TaskDefinition");
+    assert.deepEqual(task.Properties.Volumes, [{ Name: "data" }]);
   }
 });
 
