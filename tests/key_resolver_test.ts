@@ -7,6 +7,8 @@ import { dbTest } from "./helpers/db.ts";
 import { createKeyResolver } from "../lib/auth/key_resolver.ts";
 import { createKeyHasher, generateAccessKey } from "../lib/auth/access_key.ts";
 import { createEventBus } from "../lib/events.ts";
+import { createAdmin } from "../lib/admin/admin.ts";
+import type { BedrockCredentialStore } from "../lib/admin/bedrock_credentials.ts";
 import type { Db } from "../lib/db/db.ts";
 import { sql, type SqlFragment } from "../lib/db/sql.ts";
 
@@ -163,5 +165,45 @@ dbTest(
       });
       assert.equal((await r.resolve(c.key)).status, "revoked");
     }
+  },
+);
+
+dbTest(
+  "a revocation or deactivation whose audit write fails is still announced: the key is refused at once",
+  async (db) => {
+    const hasher = await createKeyHasher("secret-for-resolver-tests-0123456789");
+    let failAudit = false;
+    const wrapped: Db = {
+      ...db,
+      kind: db.kind,
+      closed: db.closed,
+      query: <T>(f: SqlFragment) =>
+        failAudit && f.build().text.includes("audit_events")
+          ? Promise.reject(new Error("connection reset"))
+          : db.query<T>(f),
+    };
+    const bus = createEventBus();
+    const admin = createAdmin({
+      db: wrapped,
+      hasher,
+      bus,
+      credentials: {} as unknown as BedrockCredentialStore, // not reached by these actions
+    });
+    const resolver = createKeyResolver({ db: wrapped, hasher, ttlSeconds: 60, bus });
+    const ctx = { actor: "admin", clientAddress: "127.0.0.1" };
+    const user = await admin.createUser(ctx, { email: "audit-fails@example.com" });
+    const [first, second] = [await admin.issueKey(ctx, user.id, {}), await admin.issueKey(ctx, user.id, {})];
+    assert.equal((await resolver.resolve(first.key)).status, "ok");
+    assert.equal((await resolver.resolve(second.key)).status, "ok");
+
+    failAudit = true;
+    await assert.rejects(admin.revokeKey(ctx, first.id), /connection reset/);
+    assert.equal(
+      (await resolver.resolve(first.key)).status,
+      "revoked",
+      "the committed revocation was announced",
+    );
+    await assert.rejects(admin.updateUser(ctx, user.id, { is_active: false }), /connection reset/);
+    assert.equal((await resolver.resolve(second.key)).status, "user_inactive");
   },
 );

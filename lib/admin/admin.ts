@@ -58,6 +58,8 @@ export function createAdmin(deps: {
 }) {
   const now = deps.now ?? (() => new Date());
 
+  // Written after a change is committed and announced on the bus: an audit write that fails must not leave
+  // every replica serving a key already revoked in the database until its cache entry expires.
   const record = (ctx: ActionContext, action: string, targetType: string, targetId: string, details = {}) =>
     audit.insertAuditEvent(deps.db, {
       actor: ctx.actor,
@@ -152,8 +154,8 @@ export function createAdmin(deps: {
         isActive: v.is_active,
       });
       if (!updated) throw new HttpError(404, "not_found_error", `user ${id} does not exist`);
-      await record(ctx, "user.update", "user", id, v);
       deps.bus.publish({ type: "user_changed", userId: id });
+      await record(ctx, "user.update", "user", id, v);
       return updated;
     },
 
@@ -161,8 +163,8 @@ export function createAdmin(deps: {
       await requireUser(id);
       const deleted = await deps.db.begin((tx) => users.softDeleteUser(tx, id));
       if (!deleted) throw new HttpError(404, "not_found_error", `user ${id} does not exist`);
-      await record(ctx, "user.delete", "user", id);
       deps.bus.publish({ type: "user_changed", userId: id });
+      await record(ctx, "user.delete", "user", id);
     },
 
     async issueKey(ctx: ActionContext, userId: string, input: unknown) {
@@ -188,8 +190,8 @@ export function createAdmin(deps: {
     async revokeKey(ctx: ActionContext, id: string) {
       await requireKey(id);
       const row = await keys.revokeAccessKey(deps.db, id);
-      await record(ctx, "access_key.revoke", "access_key", id);
       deps.bus.publish({ type: "key_changed", accessKeyId: id });
+      await record(ctx, "access_key.revoke", "access_key", id);
       return keyView(row!);
     },
 
@@ -220,11 +222,11 @@ export function createAdmin(deps: {
           `access key ${id} changed during rotation; reload and retry`,
         );
       }
+      deps.bus.publish({ type: "key_changed", accessKeyId: id });
       await record(ctx, "access_key.rotate", "access_key", id, {
         new_access_key_id: row.id,
         grace_seconds: grace,
       });
-      deps.bus.publish({ type: "key_changed", accessKeyId: id });
       const fresh = await keys.findAccessKey(deps.db, row.id);
       return {
         id: row.id,
@@ -250,11 +252,11 @@ export function createAdmin(deps: {
       }
       const v = parseInput(bedrockCredentialsInput, input);
       const described = await deps.credentials.put(accessKeyId, v);
+      deps.bus.publish({ type: "bedrock_credentials_changed", accessKeyId });
       await record(ctx, "bedrock_key.put", "access_key", accessKeyId, {
         kind: described.kind,
         region: described.region,
       });
-      deps.bus.publish({ type: "bedrock_credentials_changed", accessKeyId });
       return described;
     },
 
@@ -272,8 +274,8 @@ export function createAdmin(deps: {
       if (!(await deps.credentials.remove(accessKeyId))) {
         throw new HttpError(404, "not_found_error", `access key ${accessKeyId} has no Bedrock credentials`);
       }
-      await record(ctx, "bedrock_key.delete", "access_key", accessKeyId);
       deps.bus.publish({ type: "bedrock_credentials_changed", accessKeyId });
+      await record(ctx, "bedrock_key.delete", "access_key", accessKeyId);
     },
 
     listAudit(opts: { limit: number; offset: number }) {
