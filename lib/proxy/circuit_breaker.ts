@@ -314,6 +314,7 @@ export class CircuitBreakers {
 
   /** Keys whose circuit is not closed, for metrics and the console. */
   states(): Array<{ key: string; state: CircuitState }> {
+    this.#maybeSweep(this.#now());
     const out: Array<{ key: string; state: CircuitState }> = [];
     for (const [key, b] of this.#breakers) if (b.state !== "closed") out.push({ key, state: b.state });
     return out;
@@ -378,15 +379,23 @@ export class CircuitBreakers {
   }
 
   /**
-   * Once per failure window, drops closed keys whose failures have all aged out. Keys that failed once and
-   * were never used again would otherwise stay forever; amortised over a window this costs next to nothing.
+   * Once per failure window, drops the entries of keys nobody used for a window: closed ones whose failures
+   * have all aged out, open ones a window past their reopen time (only an acquire moves them on), and half-open
+   * ones without a live probe (learned from a replica that then stopped, or whose probe was released). A key
+   * revoked or left idle while open would otherwise stay open on every replica, in `/metrics` too; a dropped
+   * key is simply closed. Amortised over a window this costs next to nothing.
    */
   #maybeSweep(now: number): void {
     if (now - this.#lastSweep < this.#windowMs) return;
     this.#lastSweep = now;
     const cutoff = now - this.#windowMs;
     for (const [key, b] of this.#breakers) {
-      if (b.state === "closed" && !(b.failures[b.failures.length - 1] >= cutoff)) this.#breakers.delete(key);
+      const idle = b.state === "closed"
+        ? !(b.failures[b.failures.length - 1] >= cutoff)
+        : b.state === "open"
+        ? b.reopensAt !== null && b.reopensAt < cutoff
+        : (b.probeAt === null || now - b.probeAt >= this.#probeTimeoutMs) && (b.openedAt ?? 0) < cutoff;
+      if (idle) this.#breakers.delete(key);
     }
   }
 }

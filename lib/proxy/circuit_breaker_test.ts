@@ -427,3 +427,21 @@ Deno.test("a probe released without a verdict is announced, so a replica holding
   a.breakers.releaseProbe("k");
   assert.equal(a.events.length, 0);
 });
+
+Deno.test("memory: keys left open, or half-open by a replica that stopped, are dropped once idle a window", () => {
+  const { clock, breakers } = setup();
+  open(breakers, "revoked-key"); // opened, then never used again
+  breakers.applyRemote("orphan", { state: "half_open", reopensAt: null }); // its prober died
+  breakers.applyRemote("busy", { state: "open", reopensAt: clock.t + 10 * RESET }); // still open for long
+  clock.t += 5 * 60_000;
+  assert.equal(breakers.states().length, 3, "nothing idle long enough yet");
+  clock.t += RESET + WINDOW; // the open key's reopen time is a window past; the orphan's probe long lost
+  assert.deepEqual(breakers.states(), [{ key: "busy", state: "open" }]);
+  assert.equal(breakers.size, 1);
+  assert.deepEqual(
+    breakers.acquire("revoked-key"),
+    { route: "plan", probe: false },
+    "a dropped key is closed",
+  );
+  assert.deepEqual(breakers.acquire("busy"), { route: "bedrock", probe: false }, "an open one still holds");
+});
