@@ -207,3 +207,27 @@ dbTest(
     assert.equal((await resolver.resolve(second.key)).status, "user_inactive");
   },
 );
+
+dbTest(
+  "a flood of guessed keys does not push valid keys out: they are still served when the database goes down",
+  async (db) => {
+    const hasher = await createKeyHasher("secret-for-resolver-tests-0123456789");
+    const [u] = await db.query<{ id: string }>(
+      sql`INSERT INTO users (email) VALUES ('flood@example.com') RETURNING id`,
+    );
+    const { key, prefix } = generateAccessKey();
+    await db.query(
+      sql`INSERT INTO access_keys (user_id, key_hash, key_prefix) VALUES (${u.id}, ${await hasher.hash(
+        key,
+      )}, ${prefix})`,
+    );
+    const { db: c, state } = counting(db);
+    const r = createKeyResolver({ db: c, hasher, ttlSeconds: 60, bus: createEventBus(), maxEntries: 50 });
+    assert.equal((await r.resolve(key)).status, "ok");
+    for (let i = 0; i < 500; i++) assert.equal((await r.resolve(generateAccessKey().key)).status, "unknown");
+    assert.ok(r.knows(key), "still cached after 500 distinct guesses (10 times the bound)");
+    assert.ok(r.size <= 100, `both maps bounded: ${r.size}`);
+    state.down = true;
+    assert.equal((await r.resolve(key)).status, "ok", "served from the cache during the outage");
+  },
+);

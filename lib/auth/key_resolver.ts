@@ -80,8 +80,12 @@ export function createKeyResolver(deps: {
   const now = deps.now ?? Date.now;
   const ttlMs = deps.ttlSeconds * 1000;
   const maxEntries = deps.maxEntries ?? 50_000;
-  // Keyed by the raw key: a hit costs no HMAC. The map lives only in this process's memory.
+  // Keyed by the raw key: a hit costs no HMAC. The maps live only in this process's memory. Keys that exist and
+  // keys that do not are kept apart, each with its own bound: a flood of guesses must not push valid keys out,
+  // or a database outage after it would turn them away (503) instead of serving them from here.
   const cache = new Map<string, Entry>();
+  const misses = new Map<string, number>(); // unknown key → when the database said so
+  const maxMisses = Math.max(1, Math.min(maxEntries, 10_000));
   const inflight = new Map<string, Promise<Entry>>();
 
   // Bumped by every invalidation. A lookup may read a row just before a revocation commits and return just
@@ -117,10 +121,13 @@ export function createKeyResolver(deps: {
         const entry = { row, fetchedAt: now() };
         if (generation !== started) return entry;
         cache.delete(rawKey);
-        cache.set(rawKey, entry);
-        if (cache.size > maxEntries) {
-          const oldest = cache.keys().next().value;
-          if (oldest !== undefined) cache.delete(oldest);
+        misses.delete(rawKey);
+        const [map, bound] = row ? [cache, maxEntries] : [misses, maxMisses];
+        if (row) cache.set(rawKey, entry);
+        else misses.set(rawKey, entry.fetchedAt);
+        if (map.size > bound) {
+          const oldest = map.keys().next().value;
+          if (oldest !== undefined) map.delete(oldest);
         }
         return entry;
       })().finally(() => inflight.delete(rawKey));
@@ -131,17 +138,19 @@ export function createKeyResolver(deps: {
 
   return {
     get size() {
-      return cache.size;
+      return cache.size + misses.size;
     },
     forgetKey: (id) => forget((r) => r.id === id),
     forgetUser: (id) => forget((r) => r.user_id === id),
     clear() {
       generation++;
       cache.clear();
+      misses.clear();
     },
     expireAll() {
       generation++;
       for (const entry of cache.values()) entry.fetchedAt = -Infinity;
+      for (const k of misses.keys()) misses.set(k, -Infinity);
     },
     knows(rawKey) {
       return Boolean(cache.get(rawKey)?.row);
@@ -150,16 +159,28 @@ export function createKeyResolver(deps: {
       if (!isWellFormedKey(rawKey)) return { status: "unknown" };
       let entry = cache.get(rawKey);
       const t = now();
-      const fresh = entry && t - entry.fetchedAt < (entry.row ? ttlMs : Math.min(ttlMs, NEGATIVE_TTL_MS));
-      if (!fresh) {
-        try {
-          entry = await fetch(rawKey);
-        } catch {
-          if (!entry) return { status: "unavailable" };
-          // Database down: keep serving what we knew.
+      let missedAt: number | undefined;
+      if (entry) {
+        if (t - entry.fetchedAt < ttlMs) {
+          // Least recently used goes first when the map is full: move this one to the end.
+          cache.delete(rawKey);
+          cache.set(rawKey, entry);
+          return judge(entry.row, t);
+        }
+      } else {
+        missedAt = misses.get(rawKey);
+        if (missedAt !== undefined && t - missedAt < Math.min(ttlMs, NEGATIVE_TTL_MS)) {
+          return { status: "unknown" };
         }
       }
-      return judge(entry!.row, now());
+      try {
+        entry = await fetch(rawKey);
+      } catch {
+        // Database down: keep serving what we knew.
+        if (entry) return judge(entry.row, now());
+        return missedAt !== undefined ? { status: "unknown" } : { status: "unavailable" };
+      }
+      return judge(entry.row, now());
     },
   };
 }
