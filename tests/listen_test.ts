@@ -10,27 +10,44 @@ import { backends, freshDb } from "./helpers/db.ts";
 import { openPostgres } from "../lib/db/postgres.ts";
 import { sql } from "../lib/db/sql.ts";
 
-/** A TCP relay to PostgreSQL that can be cut (every connection dropped, new ones refused) and restored. */
+/**
+ * A TCP relay to PostgreSQL that can be cut (every connection dropped, new ones refused) and restored, or frozen:
+ * every open connection then goes silent both ways without closing, as behind a network black hole, while new
+ * ones work.
+ */
 function relayTo(target: { hostname: string; port: number }) {
   let listener: Deno.Listener | null = null;
   const conns = new Set<Deno.Conn>();
+  const frozen = new Set<Deno.Conn>();
   let port = 0;
   const serve = async (l: Deno.Listener) => {
     for await (const client of l) {
       conns.add(client);
       Deno.connect(target).then((server) => {
         conns.add(server);
-        const pipe = (a: Deno.Conn, b: Deno.Conn) =>
-          a.readable.pipeTo(b.writable).catch(() => {}).finally(() => {
-            for (const c of [a, b]) {
-              conns.delete(c);
-              try {
-                c.close();
-              } catch { /* closed */ }
+        const close = () => {
+          for (const c of [client, server]) {
+            conns.delete(c);
+            try {
+              c.close();
+            } catch { /* closed */ }
+          }
+        };
+        const pump = async (from: Deno.Conn, to: Deno.Conn) => {
+          const buf = new Uint8Array(64 * 1024);
+          try {
+            for (;;) {
+              const n = await from.read(buf);
+              if (n === null) break;
+              if (frozen.has(from)) continue; // swallowed: the other side hears nothing, and nothing closes
+              let off = 0;
+              while (off < n) off += await to.write(buf.subarray(off, n));
             }
-          });
-        pipe(client, server);
-        pipe(server, client);
+          } catch { /* closed */ }
+          close();
+        };
+        pump(client, server);
+        pump(server, client);
       }, () => client.close());
     }
   };
@@ -53,6 +70,9 @@ function relayTo(target: { hostname: string; port: number }) {
         } catch { /* closed */ }
       }
       conns.clear();
+    },
+    freeze() {
+      for (const c of conns) frozen.add(c);
     },
     restore: up,
   };
@@ -134,6 +154,51 @@ Deno.test({
     await unlisten();
   } finally {
     await db.close();
+    await cleanup();
+  }
+});
+
+Deno.test({
+  name:
+    "a LISTEN connection black-holed by the network is replaced: notifications are heard again, once each",
+  ignore: !backends().includes("postgres"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { url, cleanup } = await freshDb("postgres");
+  const target = new URL(url);
+  const relay = relayTo({ hostname: target.hostname, port: Number(target.port || 5432) });
+  const viaRelay = new URL(url);
+  viaRelay.hostname = "127.0.0.1";
+  viaRelay.port = String(relay.port);
+  const db = openPostgres({ url: viaRelay.toString(), max: 2, listenHeartbeatMs: 200 });
+  const direct = openPostgres({ url, max: 1 });
+  const heard: string[] = [];
+  let resyncs = 0;
+  try {
+    const unlisten = await db.listen("listen_frozen", (p) => heard.push(p), () => resyncs++);
+    for (let round = 1; round <= 3; round++) {
+      // Every connection open now (the subscription's and the pool's) goes silent without closing.
+      relay.freeze();
+      const word = `after-freeze-${round}`;
+      const deadline = Date.now() + 15_000;
+      while (!heard.includes(word) && Date.now() < deadline) {
+        await direct.query(sql`SELECT pg_notify('listen_frozen', ${word})`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.ok(heard.includes(word), `round ${round}: heard again on a new connection`);
+      assert.ok(resyncs >= round, `round ${round}: the subscriber was told to resync`);
+    }
+    const before = heard.length;
+    await direct.query(sql`SELECT pg_notify('listen_frozen', 'once')`);
+    await waitFor(() => heard.includes("once"), "the last notification");
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(heard.slice(before), ["once"], "delivered once: no subscription left behind");
+    await unlisten();
+  } finally {
+    relay.cut();
+    await db.close().catch(() => {});
+    await direct.close();
     await cleanup();
   }
 });

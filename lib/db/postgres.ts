@@ -4,6 +4,7 @@
 import postgres from "postgres";
 import type { Db, Queryable, Row } from "./db.ts";
 import type { SqlFragment } from "./sql.ts";
+import { settlesWithin } from "../settles_within.ts";
 
 /** Options for {@link openPostgres}. */
 export interface PostgresOptions {
@@ -75,11 +76,14 @@ export function openPostgres(opts: PostgresOptions): Db {
       await client.unsafe(text);
     },
     async listen(channel, onPayload, onReconnect) {
-      // postgres.js keeps a dedicated connection for LISTEN and resubscribes after a reconnect (its onlisten
-      // callback runs on every subscription), but gives up silently when that one attempt fails, as it does
-      // when the database is down for more than a few seconds: the replica would then miss every invalidation
-      // until it restarts. So the subscription sends itself a heartbeat NOTIFY; one not heard back within a
-      // period means the subscription is gone, and it is made again (and `onReconnect` resyncs the caches).
+      // The subscription has a client of its own, and sends itself a heartbeat NOTIFY through it: one not
+      // heard back within a period means the subscription is gone, whatever happened to it. postgres.js
+      // resubscribes by itself after a reconnect, but gives up silently when that one attempt fails (the
+      // database down for more than a few seconds), and a connection black-holed by the network never closes,
+      // so it never tries. The lost client is then dropped without waiting on it, a new one subscribes, and
+      // `onReconnect` resyncs the caches. A client of its own also means no subscription survives the one that
+      // replaced it (postgres.js re-subscribing by itself on the pool's listen connection could leave two, and
+      // every event was delivered twice).
       const heartbeat = `${HEARTBEAT_PREFIX}${crypto.randomUUID()}:`;
       const periodMs = opts.listenHeartbeatMs ?? 5_000;
       let first = true;
@@ -100,7 +104,25 @@ export function openPostgres(opts: PostgresOptions): Db {
         if (!first) onReconnect?.();
         first = false;
       };
-      let sub = await client.listen(channel, receive, onlisten);
+      const subscribe = async () => {
+        const listener = postgres(url.toString(), {
+          max: 1, // the heartbeat's; LISTEN takes a connection of its own
+          ssl: ssl as "require" | "prefer" | "verify-full" | false,
+          onnotice: opts.onnotice ?? (() => {}),
+          connect_timeout: 10,
+        });
+        first = true;
+        const subscribing = listener.listen(channel, receive, onlisten);
+        if (
+          !await settlesWithin(subscribing, Math.max(periodMs, 10_000)) ||
+          !await subscribing.then(() => true, () => false)
+        ) {
+          listener.end({ timeout: 0 }).catch(() => {});
+          throw new Error(`LISTEN ${channel} did not complete`);
+        }
+        return listener;
+      };
+      let listener = await subscribe();
       let busy = false;
       const tick = async () => {
         if (busy || stopped) return;
@@ -110,16 +132,19 @@ export function openPostgres(opts: PostgresOptions): Db {
             const beat = `${heartbeat}${++sequence}`;
             pending = beat;
             sentAt = performance.now();
-            try {
-              await client.unsafe("SELECT pg_notify($1, $2)", [channel, beat]);
-            } catch (e) {
-              if (pending === beat) pending = null; // never sent: nothing to wait for
-              throw e;
+            // Through the subscription's own client: a pool connection black-holed too would stall this for
+            // good, and a stalled one is left pending, to be taken for lost like one not heard back.
+            const sent = listener.unsafe("SELECT pg_notify($1, $2)", [channel, beat]);
+            if (await settlesWithin(sent, periodMs)) {
+              await sent.catch((e) => {
+                if (pending === beat) pending = null; // never sent: nothing to wait for
+                throw e;
+              });
             }
           } else if (performance.now() - sentAt >= periodMs) {
-            await sub.unlisten().catch(() => {});
-            first = true;
-            sub = await client.listen(channel, receive, onlisten);
+            // Not awaited: a black-holed connection would never answer its goodbye.
+            listener.end({ timeout: 0 }).catch(() => {});
+            listener = await subscribe(); // on failure `pending` stays set: the next tick tries again
             pending = null;
             onReconnect?.();
           }
@@ -134,7 +159,7 @@ export function openPostgres(opts: PostgresOptions): Db {
       return async () => {
         stopped = true;
         clearInterval(timer);
-        await sub.unlisten();
+        await settlesWithin(listener.end({ timeout: 1 }), 2_000);
       };
     },
     async ping() {
