@@ -77,6 +77,8 @@ interface Breaker {
   reopensAt: number | null;
   /** When the outstanding half-open probe was handed out; null when none is outstanding. */
   probeAt: number | null;
+  /** The state was learned from another replica (applyRemote) rather than reached here. */
+  remote?: boolean;
 }
 
 function positive(name: string, n: number, integer = false): void {
@@ -251,6 +253,7 @@ export class CircuitBreakers {
     b.reopensAt = untilMs;
     b.probeAt = null;
     b.state = "open";
+    b.remote = false;
     // An open circuit whose reopen time moved is announced too, so other replicas learn the new time.
     this.#emit(key, from, "open", reason, untilMs);
   }
@@ -268,6 +271,7 @@ export class CircuitBreakers {
     const b = this.#breakers.get(key);
     if (b === undefined || b.state !== "half_open" || b.probeAt === null) return;
     b.probeAt = null;
+    b.remote = false;
     // Announced, so replicas that hold back for this probe may probe themselves instead of waiting out the
     // probe timeout on Bedrock.
     this.#emit(key, "half_open", "half_open", "probe released without a verdict", null, false);
@@ -321,6 +325,36 @@ export class CircuitBreakers {
   }
 
   /**
+   * The circuits this replica itself moved off closed, as another replica needs them to catch up: what it
+   * announced, announced again. States learned from others are theirs to announce.
+   */
+  ownStates(): Array<
+    { key: string; state: "open" | "half_open"; reopensAt: number | null; probing: boolean }
+  > {
+    const out: Array<
+      { key: string; state: "open" | "half_open"; reopensAt: number | null; probing: boolean }
+    > = [];
+    for (const [key, b] of this.#breakers) {
+      if (b.state === "closed" || b.remote) continue;
+      out.push({
+        key,
+        state: b.state,
+        reopensAt: b.state === "open" ? b.reopensAt : null,
+        probing: b.probeAt !== null,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Drops every state learned from other replicas (after transitions may have been missed: a reset announced
+   * meanwhile would otherwise never arrive); their owners announce what still holds.
+   */
+  forgetRemote(): void {
+    for (const [key, b] of this.#breakers) if (b.remote) this.#breakers.delete(key);
+  }
+
+  /**
    * Applies a state learned from another replica, without calling `onTransition` (no re-broadcast).
    * `half_open` means the other replica is probing: this one routes to Bedrock meanwhile, and probes itself
    * only if no outcome arrives within the probe timeout.
@@ -343,6 +377,7 @@ export class CircuitBreakers {
     }
     if (b.state === "closed") b.openedAt = now;
     b.state = s.state;
+    b.remote = true;
     if (s.state === "open") {
       b.reopensAt = s.reopensAt ?? now + this.#resetMs;
       b.probeAt = null;
@@ -355,6 +390,7 @@ export class CircuitBreakers {
   #move(key: string, b: Breaker, to: CircuitState, reason: string): void {
     const from = b.state;
     b.state = to;
+    b.remote = false;
     this.#emit(key, from, to, reason, to === "open" ? b.reopensAt : null);
   }
 
