@@ -153,6 +153,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
   // Answers streaming now, each with the function that ends it early; and the signal that ends Bedrock's.
   const liveStreams = new Set<() => void>();
   const shuttingDown = new AbortController();
+  /** Requests whose handler still awaits an upstream answer, each with what cuts it at the drain deadline. */
+  const awaitingAnswer = new Map<ProxyRequest, AbortController>();
   /** `region|base model id` → the Bedrock id that worked (or, all refused, the one to keep trying). */
   const workingModelIds = new Map<string, string>();
   const rememberModelId = (key: string, modelId: string) => {
@@ -241,7 +243,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     return key.hasBedrockCredentials || deps.config.bedrockUseDefaultCredentials;
   }
 
-  return {
+  const handlers: Proxy = {
     /** `POST /v1/messages`: the product's hot path. */
     async messages(req: ProxyRequest): Promise<Response> {
       const t0 = now();
@@ -367,7 +369,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         pathAndQuery: req.pathAndQuery,
         headers,
         body,
-        signal: untilShutdown(req.signal),
+        signal: untilShutdown(req),
         // A non-streaming answer comes whole, headers with it: its first byte is its last.
         firstByteTimeoutMs: stream ? undefined : deps.config.upstreamResponseTimeoutMs,
       });
@@ -569,6 +571,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       // Streams first, so each ends with its own error event, not as a connection the abort below cut.
       for (const interrupt of [...liveStreams]) interrupt();
       shuttingDown.abort(new ShutdownError());
+      for (const cut of awaitingAnswer.values()) cut.abort(new ShutdownError());
     },
 
     async countTokens(req: ProxyRequest): Promise<Response> {
@@ -605,14 +608,46 @@ export function createProxy(deps: ProxyDeps): Proxy {
       return passOn(req, sent.response);
     },
   };
+  const proxy: Proxy = {
+    messages: (req) => answering(req, () => handlers.messages(req)),
+    countTokens: (req) => answering(req, () => handlers.countTokens(req)),
+    models: (req, modelId) => answering(req, () => handlers.models(req, modelId)),
+    passThrough: (req) => answering(req, () => handlers.passThrough(req)),
+    interruptStreams: () => handlers.interruptStreams(),
+  };
+  return proxy;
 
   /**
-   * A plan request's signal: the client's, or the drain deadline, so that an answer still awaited then is
-   * answered (503, retryable) and recorded before the process exits, not cut off unrecorded by the exit.
-   * The plan client reports either as `client_aborted`; `req.signal.aborted` tells them apart.
+   * The signal of an upstream call (Anthropic or Bedrock) made for `req`: aborted when the client goes away, or at
+   * the drain deadline while the handler still awaits an answer, so that the request is answered (503,
+   * retryable) and recorded before the process exits instead of cut off unrecorded by the exit. The plan client
+   * reports either as `client_aborted`; `req.signal.aborted` tells them apart. (Not `AbortSignal.any` with the
+   * process-wide shutdown signal: Deno keeps every signal so made alive as long as that one lives, about 10 KB
+   * per request.)
    */
-  function untilShutdown(signal: AbortSignal): AbortSignal {
-    return AbortSignal.any([signal, shuttingDown.signal]);
+  function untilShutdown(req: ProxyRequest): AbortSignal {
+    let cut = awaitingAnswer.get(req);
+    if (cut === undefined) {
+      const c = new AbortController();
+      if (req.signal.aborted) c.abort();
+      else if (shuttingDown.signal.aborted) c.abort(new ShutdownError());
+      else req.signal.addEventListener("abort", () => c.abort(), { once: true });
+      awaitingAnswer.set(req, c);
+      cut = c;
+    }
+    return cut.signal;
+  }
+
+  /**
+   * Runs a handler of `req`. Once it has returned, the request awaits no answer any more: what still runs is a
+   * stream, which `liveStreams` ends at the deadline.
+   */
+  async function answering(req: ProxyRequest, handle: () => Promise<Response>): Promise<Response> {
+    try {
+      return await handle();
+    } finally {
+      awaitingAnswer.delete(req);
+    }
   }
 
   /** Whether `e` is a Bedrock call aborted by the drain deadline (not an error Bedrock answered). */
@@ -643,7 +678,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       pathAndQuery: req.pathAndQuery,
       headers,
       body,
-      signal: untilShutdown(req.signal),
+      signal: untilShutdown(req),
       firstByteTimeoutMs,
     });
   }
@@ -869,7 +904,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         region: creds.region,
         modelId,
         body: bedrockBody,
-        signal: AbortSignal.any([req.signal, shuttingDown.signal]),
+        signal: untilShutdown(req),
       });
       return answer(200, JSON.stringify({ input_tokens: inputTokens }));
     } catch (e) {
@@ -994,7 +1029,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       modelId: mapped.modelId,
       body,
       requestedModel: requested || undefined,
-      signal: AbortSignal.any([a.req.signal, shuttingDown.signal]),
+      signal: untilShutdown(a.req),
     };
     // A profile this table chose may not exist for this model or region: the others are tried before any byte
     // goes out, and the one that worked is remembered.
