@@ -955,6 +955,20 @@ function targets(rs: Row[], open: OpenStreamsResult[], flat: FlatResult[], cpus:
       pass: o.peakRssMb <= 150 && o.errors === 0,
     });
   }
+  // Every request a proxy answered has exactly one usage row by the end (the counts are cumulative, so the
+  // last measurement of each proxy holds them all): none lost, none counted twice.
+  const lastOf = new Map<string, Measurement>();
+  for (const r of rs) {
+    if (r.m.usageRows !== null && r.m.requestsAnswered !== null) lastOf.set(r.m.target, r.m);
+  }
+  for (const [target, m] of lastOf) {
+    out.push({
+      name: "one usage row per request",
+      scenario: target,
+      value: `${m.usageRows} rows for ${m.requestsAnswered} requests`,
+      pass: m.usageRows === m.requestsAnswered,
+    });
+  }
   for (const fl of flat) {
     out.push({
       name: "RSS flat (±10%) over requests",
