@@ -137,12 +137,16 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   );
   app.route("/static", staticRoutes());
 
-  app.notFound((c) =>
-    errorResponse(
+  app.notFound((c) => {
+    // An access key outside `/ak/<key>`: a base URL that lost its `/ak/` segment, the likeliest mistake.
+    const hint = /ak_/.test(c.req.path) && !c.req.path.startsWith("/ak/")
+      ? "; an access key goes in the base URL as https://<proxy>/ak/<access key>"
+      : "";
+    return errorResponse(
       c,
-      new HttpError(404, "not_found_error", `no route for ${c.req.method} ${redactPath(c.req.path)}`),
-    )
-  );
+      new HttpError(404, "not_found_error", `no route for ${c.req.method} ${redactPath(c.req.path)}${hint}`),
+    );
+  });
   app.onError((err, c) => {
     if (err instanceof HttpError) return errorResponse(c, err);
     c.get("log")?.error("unhandled error", { path: c.req.path, error: err });

@@ -92,15 +92,19 @@ export function createLogger(
 export const silentLogger: Logger = createLogger({ level: "error", sink: () => {} });
 
 /**
- * Reduces an access key in a `/ak/<key>` path to a short prefix, so logs can tell keys apart without holding one.
+ * Reduces an access key in a `/ak/<key>` path to a short prefix, so logs can tell keys apart without holding one;
+ * so too a key anywhere else in it (a base URL missing its `/ak/` segment puts the key first in the path).
  *
  * @example
  * ```ts
  * redactPath("/ak/ak_0123456789abcdef/v1/messages?beta=true"); // "/ak/ak_0123…/v1/messages?beta=true"
+ * redactPath("/ak_0123456789abcdef/v1/messages"); // "/ak_0123…/v1/messages"
  * ```
  */
 export function redactPath(path: string): string {
-  return path.replace(/\/ak\/([^/?#]*)/g, (_m, key: string) => `/ak/${keyPrefix(key)}`);
+  return path
+    .replace(/\/ak\/([^/?#]*)/g, (_m, key: string) => `/ak/${keyPrefix(key)}`)
+    .replace(/ak_[A-Za-z0-9_%-]{5,}/g, (key) => keyPrefix(key));
 }
 
 /** The display prefix of an access key: `ak_` and four characters, then an ellipsis. */
@@ -117,7 +121,7 @@ export function redactFields(fields: Record<string, unknown>): Record<string, un
 
 function redactValue(key: string, value: unknown, depth = 0): unknown {
   if (SECRET_FIELDS.has(key.toLowerCase())) return "[redacted]";
-  if (typeof value === "string") return value.includes("/ak/") ? redactPath(value) : value;
+  if (typeof value === "string") return value.includes("ak") ? redactPath(value) : value;
   if (value instanceof Error) return { name: value.name, message: redactPath(value.message) };
   if (value === null || typeof value !== "object" || depth > 4) return value;
   if (Array.isArray(value)) return value.map((v) => redactValue("", v, depth + 1));

@@ -9,6 +9,13 @@ Deno.test("access keys in /ak/ paths are reduced to a prefix", () => {
   assert.equal(redactPath("/health"), "/health");
 });
 
+Deno.test("an access key outside /ak/ (a base URL without its /ak/ segment) is reduced to a prefix too", () => {
+  assert.equal(redactPath(`/${KEY}/v1/messages`), "/ak_Zq3x…/v1/messages");
+  assert.equal(redactPath(`/akX/${KEY}/v1/messages`), "/akX/ak_Zq3x…/v1/messages");
+  assert.equal(redactFields({ path: `/${KEY}/v1/messages` }).path, "/ak_Zq3x…/v1/messages");
+  assert.equal(redactPath("/v1/messages?ak_=1"), "/v1/messages?ak_=1", "not a key");
+});
+
 Deno.test("secret fields are replaced, nested and case-insensitively", () => {
   const out = redactFields({
     Authorization: "Bearer sk-ant-oat01-secret",

@@ -870,3 +870,22 @@ dbTest(
     }
   },
 );
+
+dbTest(
+  "a key in a base URL that lost its /ak/ segment is neither echoed nor logged whole, and the 404 says why",
+  async (db) => {
+    const p = await startProxy(db);
+    try {
+      const origin = new URL(p.baseUrl).origin;
+      const res = await postMessages(`${origin}/${p.key}`, MESSAGE);
+      assert.equal(res.status, 404);
+      const text = await res.text();
+      assert.ok(!text.includes(p.key), text);
+      assert.match(text, /https:\/\/<proxy>\/ak\/<access key>/);
+      await waitFor(() => p.t.logs.some((l) => l.includes("/v1/messages")), 2000, "the request's log line");
+      assert.ok(!p.t.logs.some((l) => l.includes(p.key)), "no log line holds the whole key");
+    } finally {
+      await p.close();
+    }
+  },
+);
