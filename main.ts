@@ -29,6 +29,32 @@ async function main(args: string[]): Promise<number> {
     throw e;
   }
   const log = createLogger({ level: config.logLevel });
+  // The generated admin password is printed once, to the terminal only (the hash is kept, the password is not):
+  // when the server listens, with the console's address; or, should this run end any other way (a command
+  // such as `migrate`, a database it cannot reach, a port in use), on the way out, since no later run shows it.
+  let passwordShown = config.generatedAdminPassword === null;
+  const showPassword = (consoleUrl: string | null) => {
+    if (passwordShown) return;
+    passwordShown = true;
+    console.error(
+      `\n${consoleUrl ? `admin console: ${consoleUrl}  ` : "admin console "}user: ${config.adminUsername}  ` +
+        `password: ${config.generatedAdminPassword}\n` +
+        "(generated for development and shown only this once; set PROXY_ADMIN_PASSWORD_HASH to choose your own)\n",
+    );
+  };
+  try {
+    return await run(args, config, log, showPassword);
+  } finally {
+    showPassword(null);
+  }
+}
+
+async function run(
+  args: string[],
+  config: Config,
+  log: ReturnType<typeof createLogger>,
+  showPassword: (consoleUrl: string | null) => void,
+): Promise<number> {
   if (config.generatedSecrets.length > 0) {
     log.warn("development secrets generated and kept under the data dir; set them explicitly in production", {
       names: config.generatedSecrets,
@@ -96,13 +122,7 @@ async function main(args: string[]): Promise<number> {
         const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
         log.info("listening", { url: `http://${shown}:${port}`, database: db.kind, env: config.env });
         console.error(`claude-code-proxy listening on http://${shown}:${port} (database: ${db.kind})`);
-        if (config.generatedAdminPassword) {
-          // Printed once, to the terminal only: the hash is kept, the password is not.
-          console.error(
-            `\nadmin console: http://${shown}:${port}/admin  user: ${config.adminUsername}  password: ${config.generatedAdminPassword}\n` +
-              `(generated for development and shown only this once; set PROXY_ADMIN_PASSWORD_HASH to choose your own)\n`,
-          );
-        }
+        showPassword(`http://${shown}:${port}/admin`);
       },
     }, app.fetch);
   }

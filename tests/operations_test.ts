@@ -8,7 +8,7 @@ import { makeTestApp } from "./helpers/app.ts";
 import { postMessages, startProxy, waitFor } from "./helpers/proxy.ts";
 import { startFakeAnthropic } from "./fakes/fake_anthropic.ts";
 import { startFakeBedrock } from "./fakes/fake_bedrock.ts";
-import { hashPassword } from "../lib/auth/password.ts";
+import { hashPassword, verifyPassword } from "../lib/auth/password.ts";
 import { sql } from "../lib/db/sql.ts";
 import { apiClient, spawnProxy } from "./helpers/process.ts";
 
@@ -282,6 +282,48 @@ Deno.test({
     for (const r of replicas) await r.stop();
     await upstream.close();
     await bedrock.close();
+    await cleanup();
+  }
+});
+
+Deno.test({
+  name:
+    "a generated admin password is shown even when the first run does not serve (port in use, or migrate)",
+  ignore: !backends().includes("postgres"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { url, cleanup } = await freshDb("postgres");
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const run = async (args: string[]) => {
+      const dataDir = await Deno.makeTempDir({ prefix: "proxy-firstrun-" });
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname, ...args],
+        env: {
+          PROXY_DATA_DIR: dataDir,
+          PROXY_DATABASE_URL: url,
+          PROXY_HOST: "127.0.0.1",
+          PROXY_PORT: String((busy.addr as Deno.NetAddr).port),
+          PROXY_LOG_LEVEL: "error",
+          NO_COLOR: "1",
+        },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      const password = /user: admin {2}password: (\S+)/.exec(text)?.[1];
+      assert.ok(password, text);
+      const { adminPasswordHash } = JSON.parse(await Deno.readTextFile(`${dataDir}/secrets.json`));
+      assert.ok(await verifyPassword(password, adminPasswordHash), "the password shown is the one kept");
+      return { code: out.code, text };
+    };
+    const listening = await run([]);
+    assert.equal(listening.code, 1);
+    assert.match(listening.text, /cannot start: cannot listen/);
+    assert.equal((await run(["migrate"])).code, 0);
+  } finally {
+    busy.close();
     await cleanup();
   }
 });
