@@ -167,18 +167,36 @@ const csvList = z.string().trim().transform((v) =>
   v === "" ? null : v.split(",").map((s) => s.trim()).filter((s) => s !== "")
 );
 
+/** The admin password hash formats: `deno task hash-password`'s, and a legacy bare SHA-256. */
+const ADMIN_HASH_FORMATS = [/^pbkdf2-sha256\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/, /^[0-9a-fA-F]{64}$/];
+
+/**
+ * Whether a URL takes `host` as its host name. The setter ignores what it cannot take (a port, a space) and
+ * leaves the one before: a database URL built from it would connect to localhost by mistake.
+ */
+function hostSurvivesUrl(host: string): boolean {
+  const u = new URL("postgres://localhost");
+  u.hostname = host;
+  const bare = (h: string) => h.replace(/^\[|\]$/g, "").toLowerCase();
+  return bare(u.hostname) === bare(host);
+}
+
 const schema = z.object({
   PROXY_ENV: z.enum(["development", "production", "test"], {
     error: "expected development or production",
   }).default("development"),
   PROXY_HOST: z.string().trim().regex(
-    /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/,
-    "expected a host name or address to listen on, such as 0.0.0.0, 127.0.0.1 or ::",
+    // A name or IPv4 address, or an IPv6 one (two colons at least: `0.0.0.0:80` is an address and a port).
+    /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|(?=(?:[^:]*:){2})[0-9A-Fa-f:.]+)$/,
+    "expected a host name or address to listen on, such as 0.0.0.0, 127.0.0.1 or :: (the port goes in PROXY_PORT)",
   ).default("0.0.0.0"),
   PROXY_PORT: intIn(0, 65535).default(8000),
   PROXY_DATA_DIR: z.string().trim().min(1, "expected a directory path").default(".data"),
   PROXY_DATABASE_URL: databaseUrl.default(""),
-  PROXY_DB_HOST: z.string().trim().default(""),
+  PROXY_DB_HOST: z.string().trim().refine(
+    (v) => v === "" || hostSurvivesUrl(v),
+    "is not a host name or address; expected e.g. db.internal or 10.0.3.7 (the port goes in PROXY_DB_PORT)",
+  ).default(""),
   PROXY_DB_PORT: intIn(1, 65535).default(5432),
   PROXY_DB_NAME: z.string().trim().default("postgres"),
   PROXY_DB_USER: z.string().trim().default("postgres"),
@@ -191,8 +209,20 @@ const schema = z.object({
   PROXY_JWT_SECRET: z.string().default(""),
   PROXY_JWT_TTL_SECONDS: intIn(60, 7 * 24 * 3600).default(12 * 3600),
   PROXY_ADMIN_USERNAME: z.string().trim().min(1, "expected a user name").default("admin"),
-  PROXY_ADMIN_PASSWORD_HASH: z.string().trim().default(""),
-  PROXY_LOCAL_ENCRYPTION_KEY: z.string().default(""),
+  PROXY_ADMIN_PASSWORD_HASH: z.string().trim().refine(
+    (v) => v === "" || ADMIN_HASH_FORMATS.some((f) => f.test(v)),
+    "unrecognised format; expected pbkdf2-sha256$<iterations>$<salt>$<hash> from `deno task hash-password` " +
+      "(or a 64-hex SHA-256)",
+  ).default(""),
+  PROXY_LOCAL_ENCRYPTION_KEY: z.string().superRefine((v, ctx) => {
+    const bytes = new TextEncoder().encode(v).length;
+    if (v !== "" && bytes !== 32) {
+      ctx.addIssue({
+        code: "custom",
+        message: `is ${bytes} bytes; expected exactly 32 bytes (e.g. 32 ASCII characters)`,
+      });
+    }
+  }).default(""),
   PROXY_PLAN_API_KEY: z.string().trim().default(""),
   PROXY_PLAN_API_URL: httpUrl.default("https://api.anthropic.com"),
   PROXY_BEDROCK_REGION: z.string().trim().regex(
@@ -211,7 +241,14 @@ const schema = z.object({
   ).default({}),
   PROXY_BEDROCK_ALLOWED_BETAS: csvList.default(null),
   PROXY_BEDROCK_DROPPED_FIELDS: csvList.default(null),
-  PROXY_MODEL_PRICING: z.string().trim().default(""),
+  PROXY_MODEL_PRICING: z.string().trim().superRefine((v, ctx) => {
+    if (v === "") return;
+    try {
+      parsePricingJson(v);
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: (e as Error).message.replace(/^PROXY_MODEL_PRICING: /, "") });
+    }
+  }).default(""),
   PROXY_KMS_KEY_ID: z.string().trim().default(""),
   PROXY_KMS_ENDPOINT: optionalUrl.default(""),
   PROXY_CIRCUIT_FAILURE_THRESHOLD: intIn(1, 1000).default(3),
@@ -297,7 +334,11 @@ export async function loadConfig(
   const needsDev = !production &&
     (p.PROXY_KEY_HASHER_SECRET === "" || p.PROXY_JWT_SECRET === "" || p.PROXY_LOCAL_ENCRYPTION_KEY === "" ||
       p.PROXY_ADMIN_PASSWORD_HASH === "");
-  if (needsDev) devSecrets = (await io.readSecrets(secretsPath)) ?? {};
+  const dataDirProblem = (e: unknown) =>
+    new ConfigError([`PROXY_DATA_DIR: ${(e as Error).message}; expected a directory this process may write`]);
+  if (needsDev) {
+    devSecrets = (await io.readSecrets(secretsPath).catch((e) => Promise.reject(dataDirProblem(e)))) ?? {};
+  }
   let devChanged = false;
 
   const secret = (name: string, value: string, field: keyof DevSecrets, make: () => string): string => {
@@ -343,12 +384,8 @@ export async function loadConfig(
   let localEncryptionKey = new Uint8Array(0);
   const rawLocalKey = p.PROXY_LOCAL_ENCRYPTION_KEY;
   if (rawLocalKey !== "") {
-    const bytes = new TextEncoder().encode(rawLocalKey);
-    if (bytes.length !== 32) {
-      problems.push(
-        `PROXY_LOCAL_ENCRYPTION_KEY: is ${bytes.length} bytes; expected exactly 32 bytes (e.g. 32 ASCII characters)`,
-      );
-    } else if (production && (PLACEHOLDER_SECRETS.has(rawLocalKey) || new Set(rawLocalKey).size < 8)) {
+    const bytes = new TextEncoder().encode(rawLocalKey); // 32: checked with the other values
+    if (production && (PLACEHOLDER_SECRETS.has(rawLocalKey) || new Set(rawLocalKey).size < 8)) {
       problems.push(
         "PROXY_LOCAL_ENCRYPTION_KEY: is a published example or repeats a few characters; expected a random key " +
           "(e.g. `openssl rand -hex 16`)",
@@ -383,28 +420,12 @@ export async function loadConfig(
       devChanged = true;
       generated.push("PROXY_ADMIN_PASSWORD_HASH");
     }
-  } else if (
-    !/^pbkdf2-sha256\$\d+\$[A-Za-z0-9_-]+\$[A-Za-z0-9_-]+$/.test(adminPasswordHash) &&
-    !/^[0-9a-fA-F]{64}$/.test(adminPasswordHash)
-  ) {
-    problems.push(
-      "PROXY_ADMIN_PASSWORD_HASH: unrecognised format; expected pbkdf2-sha256$<iterations>$<salt>$<hash> from `deno task hash-password` (or a 64-hex SHA-256)",
-    );
   }
 
   let databaseUrlValue = p.PROXY_DATABASE_URL;
   if (databaseUrlValue === "" && p.PROXY_DB_HOST !== "") {
     const u = new URL("postgres://localhost");
-    u.hostname = p.PROXY_DB_HOST;
-    // The setter ignores what it cannot take (a port, a space) and leaves localhost: that must not connect to a
-    // database on this machine by mistake.
-    const bare = (h: string) => h.replace(/^\[|\]$/g, "").toLowerCase();
-    if (bare(u.hostname) !== bare(p.PROXY_DB_HOST)) {
-      problems.push(
-        `PROXY_DB_HOST: ${JSON.stringify(p.PROXY_DB_HOST.slice(0, 60))} is not a host name or address; ` +
-          "expected e.g. db.internal or 10.0.3.7 (the port goes in PROXY_DB_PORT)",
-      );
-    }
+    u.hostname = p.PROXY_DB_HOST; // checked with the other values: see hostSurvivesUrl
     u.port = String(p.PROXY_DB_PORT);
     u.pathname = `/${encodeURIComponent(p.PROXY_DB_NAME)}`;
     u.username = encodeURIComponent(p.PROXY_DB_USER);
@@ -416,17 +437,15 @@ export async function loadConfig(
     problems.push(MISSING.database);
   }
 
-  let modelPricing: Record<string, ModelPrice> = {};
-  if (p.PROXY_MODEL_PRICING !== "") {
-    try {
-      modelPricing = parsePricingJson(p.PROXY_MODEL_PRICING);
-    } catch (e) {
-      problems.push(`PROXY_MODEL_PRICING: ${(e as Error).message}`);
-    }
-  }
+  // Checked with the other values.
+  const modelPricing: Record<string, ModelPrice> = p.PROXY_MODEL_PRICING === ""
+    ? {}
+    : parsePricingJson(p.PROXY_MODEL_PRICING);
 
   if (problems.length > 0) throw new ConfigError(problems);
-  if (devChanged && devSecrets) await io.writeSecrets(secretsPath, devSecrets);
+  if (devChanged && devSecrets) {
+    await io.writeSecrets(secretsPath, devSecrets).catch((e) => Promise.reject(dataDirProblem(e)));
+  }
 
   return Object.freeze({
     env: p.PROXY_ENV,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, type ConfigIo, describeConfig, loadConfig } from "./config.ts";
+import { ConfigError, type ConfigIo, describeConfig, fileConfigIo, loadConfig } from "./config.ts";
 
 function memoryIo(initial: Record<string, unknown> | null = null) {
   const files = new Map<string, unknown>();
@@ -139,7 +139,7 @@ Deno.test("a database host the URL cannot take, a blank CIDR list or a bad liste
   for (const host of ["nonexistent.invalid:5432", "db server.internal"]) {
     const problems = await problemsOf({ PROXY_DB_HOST: host });
     assert.equal(problems.length, 1, problems.join("; "));
-    assert.match(problems[0], /^PROXY_DB_HOST: .* is not a host name or address; .*PROXY_DB_PORT/);
+    assert.match(problems[0], /^PROXY_DB_HOST: is not a host name or address; .*PROXY_DB_PORT.*\(got "/);
   }
   for (const host of ["db.internal", "10.0.3.7", "[fd00::7]"]) {
     const c = await loadConfig({ PROXY_DB_HOST: host }, memoryIo());
@@ -150,6 +150,8 @@ Deno.test("a database host the URL cannot take, a blank CIDR list or a bad liste
   assert.equal((await loadConfig({ PROXY_ADMIN_ALLOWED_CIDRS: "" }, memoryIo())).adminAllowedCidrs, null);
   const [listen] = await problemsOf({ PROXY_HOST: "not a host!!" });
   assert.match(listen, /^PROXY_HOST: expected a host name or address to listen on/);
+  const [withPort] = await problemsOf({ PROXY_HOST: "0.0.0.0:80" });
+  assert.match(withPort, /^PROXY_HOST: .*the port goes in PROXY_PORT/);
   for (const host of ["0.0.0.0", "::", "localhost", "proxy-1.internal"]) {
     assert.equal((await loadConfig({ PROXY_HOST: host }, memoryIo())).host, host);
   }
@@ -266,4 +268,37 @@ Deno.test("the settings view shows no URL's password or secret-named query param
     /PROXY_PLAN_API_URL=https:\/\/gw-user:\*\*\*@gateway\.example\/anthropic\?api_key=\*\*\*&region=eu/,
   );
   assert.match(shown, /sslmode=require/);
+});
+
+Deno.test("every malformed value is reported in one message, each named once", async () => {
+  const problems = await problemsOf({
+    PROXY_PORT: "eighty",
+    PROXY_MODEL_PRICING: '{"x":{"input":1}}',
+    PROXY_LOCAL_ENCRYPTION_KEY: "short",
+    PROXY_ADMIN_PASSWORD_HASH: "not-a-hash",
+    PROXY_DB_HOST: "db:5432",
+  });
+  assert.deepEqual(problems.map((p) => p.split(":")[0]).sort(), [
+    "PROXY_ADMIN_PASSWORD_HASH",
+    "PROXY_DB_HOST",
+    "PROXY_LOCAL_ENCRYPTION_KEY",
+    "PROXY_MODEL_PRICING",
+    "PROXY_PORT",
+  ]);
+  for (const p of problems) assert.ok(!/^(\w+): \1:/.test(p), `named twice: ${p}`);
+  assert.ok(!problems.join("\n").includes("short"), "the encryption key's value is not shown");
+});
+
+Deno.test("a data dir that is a file is a configuration error naming PROXY_DATA_DIR, not a crash", async () => {
+  const file = await Deno.makeTempFile();
+  try {
+    await assert.rejects(
+      loadConfig({ PROXY_DATA_DIR: file }, fileConfigIo(() => Promise.resolve("hash"))),
+      (e: unknown) =>
+        e instanceof ConfigError && e.problems.length === 1 &&
+        /^PROXY_DATA_DIR: cannot read development secrets at .*; expected a directory/.test(e.problems[0]),
+    );
+  } finally {
+    await Deno.remove(file);
+  }
 });

@@ -40,7 +40,11 @@ if (import.meta.main) {
   try {
     const password = await readPassword();
     if (password.length < 12) {
-      console.error("password too short: expected at least 12 characters");
+      console.error(
+        password.length === 0
+          ? "no password given: type one at the prompt or pipe it in (at least 12 characters)"
+          : `password too short (${password.length} characters): expected at least 12`,
+      );
       Deno.exit(1);
     }
     console.log(await hashPassword(password));

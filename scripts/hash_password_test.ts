@@ -27,8 +27,11 @@ Deno.test("hash-password reads a piped password and prints a verifiable PBKDF2 h
   assert.equal(await verifyPassword("a long enough passphrase", hash), true);
 });
 
-Deno.test("hash-password refuses a short password", async () => {
-  const { code, stderr } = await run("short");
-  assert.equal(code, 1);
-  assert.match(stderr, /at least 12 characters/);
+Deno.test("hash-password refuses a short password, and says so differently when none was given", async () => {
+  const short = await run("short");
+  assert.equal(short.code, 1);
+  assert.match(short.stderr, /password too short \(5 characters\): expected at least 12/);
+  const none = await run("");
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /no password given/);
 });
