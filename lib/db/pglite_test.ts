@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { openPglite } from "./pglite.ts";
+import { openDb } from "./open.ts";
 import { sql } from "./sql.ts";
 
 Deno.test("a new embedded database is created (in a worker) and keeps its data across opens", async () => {
@@ -26,4 +27,24 @@ Deno.test("a data directory that cannot be created is refused with a message nam
     openPglite({ dataDir: `${file}/db` }),
     new RegExp(`cannot create the embedded database in ${file}`),
   );
+});
+
+Deno.test({
+  name: "the embedded database is one process's: a second opener is refused while the first holds it",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "pglite-lock-" });
+  const first = await openDb({ databaseUrl: "", dataDir, poolSize: 1 });
+  try {
+    await assert.rejects(
+      openDb({ databaseUrl: "", dataDir, poolSize: 1 }),
+      new RegExp(`in use by another process \\(process ${Deno.pid}\\); stop it first`),
+    );
+  } finally {
+    await first.close();
+  }
+  const again = await openDb({ databaseUrl: "", dataDir, poolSize: 1 });
+  await again.close();
+  await Deno.remove(dataDir, { recursive: true });
 });
