@@ -158,13 +158,23 @@ async function replayUsage(paths: string[], db: Db, config: Config): Promise<num
     console.error("usage: deno task replay-usage <spool file or exported log lines>…");
     return 2;
   }
+  // Its own spool, for rows it could not write; emptied by the flush below, removed at the end if empty.
+  const spoolDir = await Deno.makeTempDir({ prefix: "replay-usage-" });
+  try {
+    return await replayWith(paths, db, config, spoolDir);
+  } finally {
+    await Deno.remove(spoolDir).catch(() => {}); // kept if rows are left in it: the message names it
+  }
+}
+
+async function replayWith(paths: string[], db: Db, config: Config, spoolDir: string): Promise<number> {
   // Warnings too: a row the database refuses is printed as a `usage row not recorded` line, to fix and replay.
   const quiet = createLogger({ level: "warn" });
   const recorder = new UsageRecorder({
     db,
     log: quiet,
     timeZone: config.timezone,
-    spoolDir: await Deno.makeTempDir({ prefix: "replay-usage-" }),
+    spoolDir,
     retentionDays: config.usageRetentionDays,
   });
   let read;
@@ -175,7 +185,9 @@ async function replayUsage(paths: string[], db: Db, config: Config): Promise<num
     return 1;
   }
   await recorder.flush();
-  const { queued, lastFlushError, rejectedRows, expiredRows } = recorder.stats();
+  const { queued, lastFlushError, rejectedRows, expiredRows, insertedRows } = recorder.stats();
+  const already = read.rows - insertedRows - rejectedRows - expiredRows;
+  const alreadyText = already > 0 ? ` (${already} already recorded, left as they were)` : "";
   if (queued > 0) {
     console.error(
       `could not write the rows (${lastFlushError ?? "unknown error"}); nothing was lost: run it again`,
@@ -198,15 +210,13 @@ async function replayUsage(paths: string[], db: Db, config: Config): Promise<num
         : "",
     ].filter((s) => s !== "").join("; ");
     console.error(
-      `${
-        read.rows - rejectedRows - expiredRows
-      } of ${read.rows} usage rows written; ${why}. Each is logged ` +
-        'above as a "usage row not recorded" line.',
+      `${insertedRows} of ${read.rows} usage rows written${alreadyText}; ${why}. Each is logged above as a ` +
+        '"usage row not recorded" line.',
     );
     return 1;
   }
   console.log(
-    `${read.rows} usage rows from ${read.files} file(s) written (rows already recorded were left as they were)` +
+    `${insertedRows} of ${read.rows} usage rows from ${read.files} file(s) written${alreadyText}` +
       (read.skippedLines > 0 ? `; ${read.skippedLines} other line(s) skipped` : ""),
   );
   return 0;

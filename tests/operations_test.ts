@@ -435,9 +435,13 @@ Deno.test({
     };
     const first = await run(spool, exported);
     assert.equal(first.code, 0, first.text);
-    assert.match(first.text, /3 usage rows from 2 file\(s\) written/);
+    assert.match(first.text, /3 of 3 usage rows from 2 file\(s\) written\n/);
     const again = await run(exported);
     assert.equal(again.code, 0, again.text);
+    assert.match(
+      again.text,
+      /0 of 2 usage rows from 1 file\(s\) written \(2 already recorded, left as they were\)/,
+    );
     const rows = await db.query<{ request_id: string }>(
       sql`SELECT request_id FROM token_usages ORDER BY request_id`,
     );

@@ -31,6 +31,8 @@ export interface RecorderStats {
   spooledRows: number;
   flushErrors: number;
   flushedRows: number;
+  /** Of the flushed rows, those new to the database (the rest were recorded already: a replay). */
+  insertedRows: number;
   /** Rows the database refused as data (logged as replayable lines and dropped from the queue). */
   rejectedRows: number;
   /** Rows older than the retention window (logged as replayable lines and dropped, never written). */
@@ -104,6 +106,7 @@ export class UsageRecorder {
   #stats = {
     flushErrors: 0,
     flushedRows: 0,
+    insertedRows: 0,
     rejectedRows: 0,
     expiredRows: 0,
     lastFlushError: null as string | null,
@@ -163,6 +166,7 @@ export class UsageRecorder {
       spooledRows: this.#spooledRows,
       flushErrors: this.#stats.flushErrors,
       flushedRows: this.#stats.flushedRows,
+      insertedRows: this.#stats.insertedRows,
       rejectedRows: this.#stats.rejectedRows,
       expiredRows: this.#stats.expiredRows,
       lastFlushError: this.#stats.lastFlushError,
@@ -301,6 +305,7 @@ export class UsageRecorder {
       await touchKeys(tx, [...lastUse].map(([id, at]) => ({ id, at: new Date(at) })));
       return fresh;
     });
+    this.#stats.insertedRows += committed.length;
     if (committed.length > 0) this.#o.onCommitted?.(committed);
   }
 
