@@ -11,9 +11,22 @@ import { App } from "aws-cdk-lib";
 import { contextFromArgs, settingsFromContext } from "./context.ts";
 import { ProxyStack } from "./proxy_stack.ts";
 
-const app = new App({ context: contextFromArgs(Deno.args) });
-const { stackName, props } = settingsFromContext((key) => app.node.tryGetContext(key));
-new ProxyStack(app, stackName, props);
+let app: App;
+let settings: ReturnType<typeof settingsFromContext>;
+try {
+  const args = contextFromArgs(Deno.args);
+  app = new App({ context: args });
+  // Keys set by the user (-c here, or through the CDK CLI). The CLI's own, lookups and feature flags have a ':',
+  // '/' or '@'; `cdk acknowledge` keeps its list in the context too.
+  const given = [...Object.keys(args), ...Object.keys(JSON.parse(Deno.env.get("CDK_CONTEXT_JSON") ?? "{}"))]
+    .filter((k) => !/[:/@]/.test(k) && k !== "acknowledged-issue-numbers");
+  settings = settingsFromContext((key) => app.node.tryGetContext(key), given);
+} catch (e) {
+  // What was wrong and what was expected, without a stack trace.
+  console.error((e as Error).message);
+  Deno.exit(1);
+}
+new ProxyStack(app, settings.stackName, settings.props);
 const assembly = app.synth();
 
 // The CDK CLI prints warnings itself; run directly (`deno task synth`), say what happened here.

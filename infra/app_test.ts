@@ -143,3 +143,37 @@ Deno.test("prod without a certificate is refused unless plain HTTP is asked for 
     /allowPlainHttp must be true or false/,
   );
 });
+
+Deno.test("Fargate sizes, the region and misspelt keys are checked; the error has no stack trace", async () => {
+  assert.throws(() => from({ cpu: "300" }), /cpu must be a Fargate size \(256, 512, .*\), got 300/);
+  assert.throws(
+    () => from({ cpu: "256", memoryMiB: "4096" }),
+    /memoryMiB 4096 is not a Fargate size for cpu 256/,
+  );
+  assert.throws(
+    () => from({ environment: "prod", memoryMiB: "1024", allowPlainHttp: "true" }),
+    /for cpu 1024/,
+  );
+  assert.equal(from({ cpu: "2048", memoryMiB: "8192" }).props.cpu, 2048);
+  assert.throws(
+    () => from({ region: "mars" }),
+    /region must be an AWS region such as ap-northeast-2, got "mars"/,
+  );
+  assert.throws(
+    () => settingsFromContext(() => undefined, ["enviroment"]),
+    /unknown context key "enviroment"; did you mean environment\?/,
+  );
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("./app.ts", import.meta.url).pathname, "-c", "enviroment=prod"],
+    env: { CDK_OUTDIR: await Deno.makeTempDir({ prefix: "cdk-ctx-" }), NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 1);
+  assert.match(
+    text,
+    /^Invalid CDK context:\n {2}- unknown context key "enviroment"; did you mean environment\?/,
+  );
+  assert.doesNotMatch(text, /^\s+at /m, "no stack trace");
+});

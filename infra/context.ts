@@ -1,5 +1,5 @@
 /** CDK context (`-c key=value`) → typed {@link ProxyStackProps}. Every problem is reported at once. */
-import { type DeployEnvironment, isCidr, type ProxyStackProps } from "./proxy_stack.ts";
+import { type DeployEnvironment, ENV_DEFAULTS, isCidr, type ProxyStackProps } from "./proxy_stack.ts";
 
 export const DEFAULT_REGION = "ap-northeast-2";
 
@@ -36,9 +36,35 @@ function text(value: unknown): string | undefined {
   return s === "" ? undefined : s;
 }
 
-/** Reads the app's settings from CDK context; throws one error naming every invalid value. */
-export function settingsFromContext(get: (key: ContextKey) => unknown): StackSettings {
+/** Fargate's CPU units and, for each, the memory sizes (MiB) it can have. */
+const FARGATE_MEMORY: Record<number, (memoryMiB: number) => boolean> = {
+  256: (m) => [512, 1024, 2048].includes(m),
+  512: (m) => m >= 1024 && m <= 4096 && m % 1024 === 0,
+  1024: (m) => m >= 2048 && m <= 8192 && m % 1024 === 0,
+  2048: (m) => m >= 4096 && m <= 16384 && m % 1024 === 0,
+  4096: (m) => m >= 8192 && m <= 30720 && m % 1024 === 0,
+  8192: (m) => m >= 16384 && m <= 61440 && m % 4096 === 0,
+  16384: (m) => m >= 32768 && m <= 122880 && m % 8192 === 0,
+};
+
+/**
+ * Reads the app's settings from CDK context; throws one error naming every invalid value. `given`: the keys
+ * set on the command line, so a misspelt one (`-c enviroment=prod`) is refused instead of ignored.
+ */
+export function settingsFromContext(
+  get: (key: ContextKey) => unknown,
+  given: readonly string[] = [],
+): StackSettings {
   const problems: string[] = [];
+  for (const key of given) {
+    if ((CONTEXT_KEYS as readonly string[]).includes(key)) continue;
+    const near = CONTEXT_KEYS.find((k) => k.toLowerCase() === key.toLowerCase() || editDistance(k, key) <= 2);
+    problems.push(
+      `unknown context key ${JSON.stringify(key)}${near ? `; did you mean ${near}?` : ""} (known: ${
+        CONTEXT_KEYS.join(", ")
+      })`,
+    );
+  }
 
   const integer = (key: ContextKey): number | undefined => {
     const s = text(get(key));
@@ -56,7 +82,9 @@ export function settingsFromContext(get: (key: ContextKey) => unknown): StackSet
     problems.push(`environment must be "dev" or "prod", got ${JSON.stringify(environment)}`);
   }
   const region = text(get("region")) ?? DEFAULT_REGION;
-  if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) problems.push(`region looks wrong: ${JSON.stringify(region)}`);
+  if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(region)) {
+    problems.push(`region must be an AWS region such as ap-northeast-2, got ${JSON.stringify(region)}`);
+  }
 
   const desiredCount = integer("desiredCount");
   if (desiredCount !== undefined && desiredCount < 2) {
@@ -128,13 +156,28 @@ export function settingsFromContext(get: (key: ContextKey) => unknown): StackSet
     problems.push(`bedrockUseDefaultCredentials must be true or false, got ${JSON.stringify(useDefault)}`);
   }
 
+  const cpu = integer("cpu");
+  const memoryMiB = integer("memoryMiB");
+  const sizes = ENV_DEFAULTS[environment] ?? ENV_DEFAULTS.dev;
+  if (cpu !== undefined || memoryMiB !== undefined) {
+    const [c, m] = [cpu ?? sizes.cpu, memoryMiB ?? sizes.memoryMiB];
+    const fits = FARGATE_MEMORY[c];
+    if (!fits) {
+      problems.push(`cpu must be a Fargate size (${Object.keys(FARGATE_MEMORY).join(", ")}), got ${c}`);
+    } else if (!fits(m)) {
+      problems.push(
+        `memoryMiB ${m} is not a Fargate size for cpu ${c}; see "Task CPU and memory" in the ECS documentation`,
+      );
+    }
+  }
+
   const props: ProxyStackProps = {
     env: { region },
     environment,
     desiredCount,
     maxCount: integer("maxCount"),
-    cpu: integer("cpu"),
-    memoryMiB: integer("memoryMiB"),
+    cpu,
+    memoryMiB,
     dbInstanceClass: text(get("dbInstanceClass"))?.replace(/^db\./, ""),
     domainName: text(get("domainName")),
     certificateArn,
@@ -168,4 +211,17 @@ export function contextFromArgs(args: readonly string[]): Record<string, string>
     out[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return out;
+}
+
+/** Levenshtein distance, for suggesting the key a misspelt one meant. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length];
 }

@@ -125,7 +125,7 @@ export const DOCKER_CONTEXT_EXCLUDES: readonly string[] = [
 /** Paths the admin allow-list protects (ALB path patterns; `*` also covers `/admin` and `/api` themselves). */
 export const ADMIN_PATH_PATTERNS: readonly string[] = ["/admin*", "/api*"];
 
-const ENV_DEFAULTS: Record<
+export const ENV_DEFAULTS: Record<
   DeployEnvironment,
   { cpu: number; memoryMiB: number; dbInstanceClass: string; maxCount: number }
 > = {
