@@ -940,6 +940,7 @@ dbTest("audit log lists console actions newest first with links to their targets
 dbTest("settings: configuration with secrets masked, model map with overrides, prices", async (db) => {
   const c = await signedIn(db, {
     PROXY_PLAN_API_KEY: "sk-ant-very-secret-plan-key",
+    PROXY_METRICS_TOKEN: "metrics-token-very-secret-0123456789",
     PROXY_BEDROCK_MODEL_MAP: JSON.stringify({ "claude-special": "us.anthropic.claude-special-v1:0" }),
     PROXY_MODEL_PRICING: JSON.stringify({
       "claude-special": { input: 1, output: 2, cacheWrite: 1.25, cacheRead: 0.1 },
@@ -957,6 +958,14 @@ dbTest("settings: configuration with secrets masked, model map with overrides, p
   assert.match(body, /claude-sonnet-4-5-20250929 global\.anthropic\.claude-sonnet-4-5-20250929-v1:0/);
   assert.match(body, /claude-special \$1\.00 \$2\.00 \$1\.25 \$0\.10/);
   assert.match(body, /claude-sonnet-4-5 \$3\.00 \$15\.00/);
+  // Every setting, secrets masked; the undated names Claude Code asks for in the model map.
+  assert.ok(!page.html.includes("metrics-token-very-secret"));
+  assert.match(body, /PROXY_METRICS_TOKEN ••••••• \(set\)/);
+  assert.match(body, /PROXY_ADMIN_ALLOWED_CIDRS \(anyone\)/);
+  assert.match(body, /PROXY_USAGE_RETENTION_DAYS 90 days/);
+  assert.match(body, /PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS 300000 ms/);
+  assert.match(body, /claude-opus-4-6 (global\.)?anthropic\.claude-opus-4-6-v1/);
+  assert.match(body, /tried as anthropic\.<name>/);
 });
 
 // ---- CSRF and errors --------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
  */
 import type { Hono } from "hono";
 import { describeConfig } from "../../lib/config.ts";
-import { DATED, mapModel } from "../../lib/proxy/bedrock/model_map.ts";
+import { ALIASES, DATED, mapModel } from "../../lib/proxy/bedrock/model_map.ts";
 import { Layout, PageHeader } from "../../components/Layout.tsx";
 import { Card } from "../../components/Card.tsx";
 import { Badge } from "../../components/Badge.tsx";
@@ -21,11 +21,13 @@ export function settingsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
     const config = deps.config;
     const overrides = config.bedrockModelMap;
     const opts = { overrides, defaultModel: config.bedrockDefaultModel };
+    // The undated names Claude Code asks for (its `sonnet`, `opus` aliases) first, then the dated ids.
     const modelRows: Array<[string, string, boolean]> = [
       ...Object.keys(overrides).map((name) => [name, overrides[name], true] as [string, string, boolean]),
-      ...Object.keys(DATED).filter((name) => !Object.hasOwn(overrides, name)).map((name) =>
-        [name, mapModel(name, opts).modelId, false] as [string, string, boolean]
-      ),
+      ...[...Object.keys(ALIASES), ...Object.keys(DATED)].filter((name) => !Object.hasOwn(overrides, name))
+        .map((
+          name,
+        ) => [name, mapModel(name, opts).modelId, false] as [string, string, boolean]),
     ];
     const prices = deps.services.prices.entries();
 
@@ -50,8 +52,10 @@ export function settingsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
           <div class="min-w-0 space-y-6">
             <Card title="Model map" id="model-map">
               <p class="mb-3 text-sm text-slate-600">
-                Where a request falls back to Bedrock, the requested model becomes this Bedrock model id.
-                Unknown names use{" "}
+                Where a request falls back to Bedrock, the requested model becomes this Bedrock model id. An
+                undated name the table does not know yet (<code>claude-sonnet-9</code>) is tried as{" "}
+                <code>anthropic.&lt;name&gt;</code>, then on the default model if Bedrock refuses it; other
+                unknown names use{" "}
                 <code class="break-all">{config.bedrockDefaultModel}</code>. Overrides come from{" "}
                 <code>PROXY_BEDROCK_MODEL_MAP</code>.
               </p>
