@@ -189,6 +189,8 @@ dbTest(
         assert.match(r.body.error.message, new RegExp(`^${field}: `));
       } else assert.match(r.body.error.message, /unknown field "extra"/);
     }
+    const missing = await t.call("POST", "/api/users", {}, h);
+    assert.match(missing.body.error.message, /^email: missing; expected an email address/);
     const malformed = await t.call("POST", "/api/users", "{bad json", h);
     assert.equal(malformed.status, 400);
     assert.match(malformed.body.error.message, /not valid JSON/);

@@ -5,7 +5,12 @@
 import { z } from "zod";
 import { HttpError } from "../errors.ts";
 
-const email = z.string({ error: "expected a string" }).trim().toLowerCase().max(254, "too long (max 254)")
+const email = z.string({
+  error: (issue) =>
+    issue.input === undefined
+      ? "missing; expected an email address such as dev@example.com"
+      : "expected a string",
+}).trim().toLowerCase().max(254, "too long (max 254)")
   .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, "expected an email address such as dev@example.com");
 const name = z.string({ error: "expected a string" }).trim().max(200, "too long (max 200 characters)");
 // Stored as numeric(12,2), which would round 0.004 to 0 (a budget refusing all Bedrock use) and 12.345 to 12.35:
