@@ -11,6 +11,9 @@ export function metricsRoutes(deps: { services: Services; token: string }): Hono
   const app = new Hono();
   const expected = new TextEncoder().encode(`Bearer ${deps.token}`);
   app.get("/metrics", (c) => {
+    // Only as written: the load balancer answers /metrics itself (404), and a percent-encoded spelling
+    // (/%6detrics), which the router decodes, must not reach the task past that rule.
+    if (new URL(c.req.url).pathname !== "/metrics") return c.notFound();
     if (deps.token !== "") {
       const given = new TextEncoder().encode(c.req.header("authorization") ?? "");
       if (!timingSafeEqual(given, expected)) {

@@ -91,6 +91,17 @@ dbTest("/metrics reports the process's resident memory and JavaScript heap", asy
   assert.ok(Number.isFinite(value("deno_external_memory_bytes")));
 });
 
+dbTest(
+  "/metrics answers only as written: a percent-encoded spelling that slips past the ALB rule is 404",
+  async (db) => {
+    const t = await makeTestApp(db);
+    for (const path of ["/%6detrics", "/%6D%65trics", "/metric%73"]) {
+      assert.equal((await t.call("GET", path)).status, 404, path);
+    }
+    assert.equal((await t.call("GET", "/metrics")).status, 200);
+  },
+);
+
 dbTest("production responses carry HSTS; the admin allow-list guards /admin and /api only", async (db) => {
   const t = await makeTestApp(db, {
     PROXY_ENV: "production",
