@@ -19,9 +19,6 @@ export type ClusterEvent =
   | { type: "user_changed"; userId: string }
   | { type: "bedrock_credentials_changed"; accessKeyId: string }
   | { type: "session_revoked"; sid: string; expiresAt: number }
-  /** A replica that may have missed circuit transitions (it just started, or its listener reconnected) asks
-   * the others to announce the circuits they opened again. */
-  | { type: "circuit_resync" }
   | {
     type: "circuit";
     accessKeyId: string;

@@ -123,22 +123,10 @@ export async function createServices(
       });
     },
   });
-  // A transition published by another replica: apply it without re-broadcasting. A replica catching up gets
-  // this one's own open circuits again.
+  // A transition published by another replica: apply it without re-broadcasting.
   bus.subscribe((e, origin) => {
-    if (origin !== "remote") return;
-    if (e.type === "circuit") {
+    if (e.type === "circuit" && origin === "remote") {
       breakers.applyRemote(e.accessKeyId, { state: e.state, reopensAt: e.reopensAt, probing: e.probing });
-    } else if (e.type === "circuit_resync") {
-      for (const c of breakers.ownStates()) {
-        bus.publish({
-          type: "circuit",
-          accessKeyId: c.key,
-          state: c.state,
-          reopensAt: c.reopensAt,
-          probing: c.probing,
-        });
-      }
     }
   });
   const prices = new PriceBook({ ...config.modelPricing });
@@ -213,15 +201,12 @@ export async function createServices(
         onResync: () => {
           resolver.expireAll(); // re-read on next use, yet still served if the database fails again
           credentials.clear();
-          breakers.forgetRemote();
-          bus.publish({ type: "circuit_resync" });
+          breakers.clear();
           revocations.load().catch((e) =>
             log.warn("could not reload signed-out sessions", { error: (e as Error).message })
           );
         },
       });
-      // A replica that starts now has missed every circuit opened before it: the others announce theirs again.
-      bus.publish({ type: "circuit_resync" });
     },
     async stop(deadlineMs) {
       // Each step is bounded: a stalled database connection must not keep the usage queue from the spool.

@@ -210,8 +210,7 @@ dbTest(
 );
 
 Deno.test({
-  name:
-    "replicas on one PostgreSQL: an opened breaker and a revoked key reach the others within 1 s, a new one too",
+  name: "two replicas on one PostgreSQL: an opened breaker and a revoked key reach the other within 1 s",
   ignore: !backends().includes("postgres"),
   sanitizeResources: false,
   sanitizeOps: false,
@@ -273,17 +272,6 @@ Deno.test({
     );
     assert.ok(Date.now() - opened <= 1000);
     assert.equal(upstream.requests.length, planCalls, "B sent nothing to the plan upstream once it knew");
-
-    // A replica started after the breaker opened learns it too: it asks, and A announces its open circuits.
-    const c = await spawnProxy(env);
-    replicas.push(c);
-    const started = Date.now();
-    await waitFor(
-      async () => (await send(c.origin)).reason === "circuit_open",
-      1000,
-      "C, started later, to see the open circuit",
-    );
-    assert.ok(Date.now() - started <= 1000);
 
     await api("DELETE", `/access-keys/${key.id}`);
     const revoked = Date.now();

@@ -77,8 +77,6 @@ interface Breaker {
   reopensAt: number | null;
   /** When the outstanding half-open probe was handed out; null when none is outstanding. */
   probeAt: number | null;
-  /** The state was learned from another replica (applyRemote) rather than reached here. */
-  remote?: boolean;
 }
 
 function positive(name: string, n: number, integer = false): void {
@@ -253,7 +251,6 @@ export class CircuitBreakers {
     b.reopensAt = untilMs;
     b.probeAt = null;
     b.state = "open";
-    b.remote = false;
     // An open circuit whose reopen time moved is announced too, so other replicas learn the new time.
     this.#emit(key, from, "open", reason, untilMs);
   }
@@ -271,7 +268,6 @@ export class CircuitBreakers {
     const b = this.#breakers.get(key);
     if (b === undefined || b.state !== "half_open" || b.probeAt === null) return;
     b.probeAt = null;
-    b.remote = false;
     // Announced, so replicas that hold back for this probe may probe themselves instead of waiting out the
     // probe timeout on Bedrock.
     this.#emit(key, "half_open", "half_open", "probe released without a verdict", null, false);
@@ -325,33 +321,13 @@ export class CircuitBreakers {
   }
 
   /**
-   * The circuits this replica itself moved off closed, as another replica needs them to catch up: what it
-   * announced, announced again. States learned from others are theirs to announce.
+   * Forgets every circuit, as if all were closed (after transitions may have been missed: an admin reset
+   * announced meanwhile would otherwise never arrive). A plan still failing opens its circuit again after the
+   * threshold, each failed request falling back meanwhile; a circuit kept open by mistake would send a working
+   * key's requests to Bedrock for as long as it stays open (hours, for a usage limit).
    */
-  ownStates(): Array<
-    { key: string; state: "open" | "half_open"; reopensAt: number | null; probing: boolean }
-  > {
-    const out: Array<
-      { key: string; state: "open" | "half_open"; reopensAt: number | null; probing: boolean }
-    > = [];
-    for (const [key, b] of this.#breakers) {
-      if (b.state === "closed" || b.remote) continue;
-      out.push({
-        key,
-        state: b.state,
-        reopensAt: b.state === "open" ? b.reopensAt : null,
-        probing: b.probeAt !== null,
-      });
-    }
-    return out;
-  }
-
-  /**
-   * Drops every state learned from other replicas (after transitions may have been missed: a reset announced
-   * meanwhile would otherwise never arrive); their owners announce what still holds.
-   */
-  forgetRemote(): void {
-    for (const [key, b] of this.#breakers) if (b.remote) this.#breakers.delete(key);
+  clear(): void {
+    this.#breakers.clear();
   }
 
   /**
@@ -377,7 +353,6 @@ export class CircuitBreakers {
     }
     if (b.state === "closed") b.openedAt = now;
     b.state = s.state;
-    b.remote = true;
     if (s.state === "open") {
       b.reopensAt = s.reopensAt ?? now + this.#resetMs;
       b.probeAt = null;
@@ -390,7 +365,6 @@ export class CircuitBreakers {
   #move(key: string, b: Breaker, to: CircuitState, reason: string): void {
     const from = b.state;
     b.state = to;
-    b.remote = false;
     this.#emit(key, from, to, reason, to === "open" ? b.reopensAt : null);
   }
 
