@@ -20,9 +20,17 @@ function relayTo(target: { hostname: string; port: number }) {
   const conns = new Set<Deno.Conn>();
   const frozen = new Set<Deno.Conn>();
   let port = 0;
+  let holding = false;
+  const parked: Deno.Conn[] = [];
   const serve = async (l: Deno.Listener) => {
     for await (const client of l) {
       conns.add(client);
+      if (holding) parked.push(client);
+      else connect(client);
+    }
+  };
+  const connect = (client: Deno.Conn) => {
+    {
       Deno.connect(target).then((server) => {
         conns.add(server);
         const close = () => {
@@ -73,6 +81,14 @@ function relayTo(target: { hostname: string; port: number }) {
     },
     freeze() {
       for (const c of conns) frozen.add(c);
+    },
+    /** New connections are accepted but go nowhere until {@link release}. */
+    hold() {
+      holding = true;
+    },
+    release() {
+      holding = false;
+      for (const c of parked.splice(0)) connect(c);
     },
     restore: up,
   };
@@ -198,6 +214,45 @@ Deno.test({
   } finally {
     relay.cut();
     await db.close().catch(() => {});
+    await direct.close();
+    await cleanup();
+  }
+});
+
+Deno.test({
+  name: "unlisten during a resubscribe: the new connection is closed and nothing is delivered afterwards",
+  ignore: !backends().includes("postgres"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { url, cleanup } = await freshDb("postgres");
+  const target = new URL(url);
+  const relay = relayTo({ hostname: target.hostname, port: Number(target.port || 5432) });
+  const viaRelay = new URL(url);
+  viaRelay.hostname = "127.0.0.1";
+  viaRelay.port = String(relay.port);
+  const db = openPostgres({ url: viaRelay.toString(), max: 1, listenHeartbeatMs: 200 });
+  const direct = openPostgres({ url, max: 1 });
+  const delivered: string[] = [];
+  try {
+    const unlisten = await db.listen("listen_stop", (p) => delivered.push(p), () => delivered.push("resync"));
+    relay.hold(); // the resubscribe's new connection waits
+    relay.freeze(); // the subscription goes silent: its heartbeat is lost, a resubscribe starts
+    await new Promise((r) => setTimeout(r, 1_000));
+    await unlisten();
+    await db.close();
+    relay.release(); // the resubscribe could complete now
+    await new Promise((r) => setTimeout(r, 1_500));
+    await direct.query(sql`SELECT pg_notify('listen_stop', 'after')`);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(delivered, [], "no payload and no resync after unlisten");
+    const name = target.pathname.slice(1);
+    const [{ n }] = await direct.query<{ n: number }>(
+      sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ${name} AND query ILIKE 'listen%'`,
+    );
+    assert.equal(n, 0, "no LISTEN connection left behind");
+  } finally {
+    relay.cut();
     await direct.close();
     await cleanup();
   }

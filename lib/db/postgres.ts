@@ -94,6 +94,7 @@ export function openPostgres(opts: PostgresOptions): Db {
       let sequence = 0;
       let stopped = false;
       const receive = (payload: string) => {
+        if (stopped) return;
         if (payload.startsWith(HEARTBEAT_PREFIX)) {
           if (payload === pending) pending = null;
           return; // an earlier one, or another replica's
@@ -101,11 +102,13 @@ export function openPostgres(opts: PostgresOptions): Db {
         onPayload(payload);
       };
       const onlisten = () => {
-        if (!first) onReconnect?.();
+        if (!first && !stopped) onReconnect?.();
         first = false;
       };
+      // The client a resubscribe is opening: stop() ends it too, or it would outlive the subscription.
+      let opening: ReturnType<typeof postgres> | null = null;
       const subscribe = async () => {
-        const listener = postgres(url.toString(), {
+        const listener = opening = postgres(url.toString(), {
           max: 1, // the heartbeat's; LISTEN takes a connection of its own
           ssl: ssl as "require" | "prefer" | "verify-full" | false,
           onnotice: opts.onnotice ?? (() => {}),
@@ -113,12 +116,20 @@ export function openPostgres(opts: PostgresOptions): Db {
         });
         first = true;
         const subscribing = listener.listen(channel, receive, onlisten);
-        if (
-          !await settlesWithin(subscribing, Math.max(periodMs, 10_000)) ||
-          !await subscribing.then(() => true, () => false)
-        ) {
+        try {
+          if (
+            !await settlesWithin(subscribing, Math.max(periodMs, 10_000)) ||
+            !await subscribing.then(() => true, () => false)
+          ) {
+            listener.end({ timeout: 0 }).catch(() => {});
+            throw new Error(`LISTEN ${channel} did not complete`);
+          }
+        } finally {
+          opening = null;
+        }
+        if (stopped) {
           listener.end({ timeout: 0 }).catch(() => {});
-          throw new Error(`LISTEN ${channel} did not complete`);
+          throw new Error("unlistened meanwhile");
         }
         return listener;
       };
@@ -159,6 +170,7 @@ export function openPostgres(opts: PostgresOptions): Db {
       return async () => {
         stopped = true;
         clearInterval(timer);
+        opening?.end({ timeout: 0 }).catch(() => {});
         await settlesWithin(listener.end({ timeout: 1 }), 2_000);
       };
     },
