@@ -1340,7 +1340,7 @@ dbTest(
       assert.equal(res.status, 503);
       const body = await res.json();
       assert.equal(body.error.type, "api_error");
-      assert.match(body.error.message, /shutting down/);
+      assert.match(body.error.message, /shutting down; retry the request/);
     } finally {
       await f.close();
     }

@@ -507,7 +507,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
             outcome.statusCode = 503;
             outcome.errorType = "stream_interrupted";
             finish(outcome, {});
-            throw new HttpError(503, "api_error", SHUTDOWN_MESSAGE);
+            throw new HttpError(503, "api_error", SHUTDOWN_BEFORE_ANSWER);
           }
           outcome.statusCode = 502;
           outcome.errorType = "stream_interrupted";
@@ -909,7 +909,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       return answer(200, JSON.stringify({ input_tokens: inputTokens }));
     } catch (e) {
       if (req.signal.aborted) return new Response(null, { status: 499 });
-      if (cutByShutdown(e)) return answer(503, anthropicErrorBody("api_error", SHUTDOWN_MESSAGE));
+      if (cutByShutdown(e)) return answer(503, anthropicErrorBody("api_error", SHUTDOWN_BEFORE_ANSWER));
       const m = mapBedrockError(e);
       return refuse(m.status, m.type, m.message);
     }
@@ -1125,7 +1125,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       }
       if (cutByShutdown(e)) {
         // Cut by the drain deadline, not refused: the client is still there and may retry elsewhere.
-        return fail(503, "api_error", SHUTDOWN_MESSAGE);
+        return fail(503, "api_error", SHUTDOWN_BEFORE_ANSWER);
       }
       const mappedError = mapBedrockError(e);
       deps.metrics.observeUpstream("bedrock", Math.round(now() - tB), mappedError.status);
