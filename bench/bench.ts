@@ -13,7 +13,7 @@
  * the table shows them side by side: requests/s, p50/p99 latency, time to first token, the added latency,
  * throughput as a ratio to direct, CPU seconds per 1,000 requests of the process in the middle (/proc
  * utime+stime from window start until the recorder has flushed, over the requests answered meanwhile; at
- * concurrency 1 the proxy's idle CPU, about 13 ms/s, dominates it), its peak RSS (VmRSS sampled every 100 ms),
+ * concurrency 1 the proxy's idle CPU, about 13 ms/s, dominates it), its peak RSS (VmHWM, reset per window),
  * and the usage rows the proxy recorded (`GET /api/usage/requests?limit=1` → `total`) against the requests it
  * answered. Extras (issue 8): RSS while holding 1,000 open streams (slow drip; the bare relay, and a bare
  * Deno.serve that reads each body and answers the stream itself, hold them too: the runtime's own floors; the
@@ -265,9 +265,18 @@ function rssMb(pid: number, field: "VmRSS" | "VmHWM" = "VmRSS"): number {
   }
 }
 
-/** Samples VmRSS every `everyMs` until stopped; returns the peak. */
+/**
+ * The peak RSS of `pid` from now until stopped: the kernel's high-water mark (VmHWM), reset first by writing
+ * 5 to `/proc/<pid>/clear_refs`, so a spike between samples counts too; VmRSS sampled every `everyMs` where the
+ * reset is not allowed.
+ */
 function rssSampler(pid: number, everyMs = 100): { stop: () => number; samples: number[] } {
   const samples: number[] = [];
+  let hwmReset = false;
+  try {
+    Deno.writeTextFileSync(`/proc/${pid}/clear_refs`, "5");
+    hwmReset = true;
+  } catch { /* not ours to reset: the samples stand alone */ }
   const take = () => {
     const v = rssMb(pid);
     if (!Number.isNaN(v)) samples.push(v);
@@ -279,7 +288,8 @@ function rssSampler(pid: number, everyMs = 100): { stop: () => number; samples: 
     stop: () => {
       clearInterval(t);
       take();
-      return Math.max(...samples);
+      const hwm = hwmReset ? rssMb(pid, "VmHWM") : NaN;
+      return Math.max(...samples, ...(Number.isNaN(hwm) ? [] : [hwm]));
     },
   };
 }
