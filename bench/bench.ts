@@ -52,6 +52,7 @@
 import { hashPassword } from "../lib/auth/password.ts";
 import { openPostgres } from "../lib/db/postgres.ts";
 import { cpuSeconds, type LoadConfig, type LoadResult } from "./load.ts";
+import { USAGE } from "./upstream.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const DENO = Deno.execPath();
@@ -895,7 +896,37 @@ function cpuCeilingRps(m: Measurement, cpus: number): number | null {
   return Math.min(cpus / perRequest, 1000 / m.proxyCpuPer1k);
 }
 
-function targets(rs: Row[], open: OpenStreamsResult[], flat: FlatResult[], cpus: number): Goal[] {
+/** A proxy's usage totals (from its aggregates), to check the tokens recorded against the fake's fixed usage. */
+interface TokenTotals {
+  requests: number;
+  errors: number;
+  input_tokens: number;
+  cache_read_tokens: number;
+  cache_creation_tokens: number;
+}
+
+/** Reads a proxy's all-time usage totals through `GET /api/usage` (null when it cannot). */
+async function tokenTotals(p: ProxyUnderTest): Promise<TokenTotals | null> {
+  try {
+    const report = await api(
+      p.origin,
+      "GET",
+      "/api/usage?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&granularity=day",
+      p.token,
+    );
+    return report.totals as TokenTotals;
+  } catch {
+    return null;
+  }
+}
+
+function targets(
+  rs: Row[],
+  open: OpenStreamsResult[],
+  flat: FlatResult[],
+  cpus: number,
+  tokens: Map<string, TokenTotals | null> = new Map(),
+): Goal[] {
   const out: Goal[] = [];
   const relayOf = (r: Row) =>
     rs.find((x) =>
@@ -978,6 +1009,25 @@ function targets(rs: Row[], open: OpenStreamsResult[], flat: FlatResult[], cpus:
       value: `${m.usageRows} rows for ${m.requestsAnswered} requests`,
       pass: m.usageRows === m.requestsAnswered,
     });
+    // Every answer of the fake upstream reports the same input and cache tokens: the aggregates must hold
+    // exactly that many per successful request (a tap that missed or double-counted an event would show).
+    const t = tokens.get(target);
+    if (t) {
+      const ok = t.requests - t.errors;
+      const expected = [
+        ok * USAGE.input_tokens,
+        ok * USAGE.cache_read_input_tokens,
+        ok *
+        USAGE.cache_creation_input_tokens,
+      ];
+      const got = [t.input_tokens, t.cache_read_tokens, t.cache_creation_tokens];
+      out.push({
+        name: "tokens recorded exactly",
+        scenario: target,
+        value: `input ${got[0]}, cache read ${got[1]}, cache write ${got[2]} for ${ok} answers`,
+        pass: got.every((g, i) => g === expected[i]),
+      });
+    }
   }
   for (const fl of flat) {
     out.push({
@@ -1279,7 +1329,9 @@ async function main(): Promise<void> {
         : `${r.m.usageRows}/${r.m.requestsAnswered}${r.m.load.errors ? ` err ${r.m.load.errors}` : ""}`,
     ]);
     console.log("\n" + table(header, body));
-    const ts = targets(rs, open, flat, cpus);
+    const tokens = new Map<string, TokenTotals | null>();
+    for (const p of proxies) tokens.set(p.label, await tokenTotals(p));
+    const ts = targets(rs, open, flat, cpus, tokens);
     if (ts.length > 0) {
       console.log("\nTargets");
       console.log(table(
