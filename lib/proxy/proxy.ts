@@ -383,31 +383,26 @@ export function createProxy(deps: ProxyDeps): Proxy {
         decision.kind === "answer" ? decision.status : 0,
       );
 
-      if (decision.kind === "client_gone" && !req.signal.aborted) {
-        // Cut by the drain deadline before any answer: the client is still there and may retry elsewhere.
-        if (acquired.probe) deps.breakers.releaseProbe(key.id);
+      /** Records an Anthropic request that ended with no usage to read: no answer, or one whose body was lost. */
+      const recordPlanError = (statusCode: number, errorType: string, ttfbMs: number | null = null) =>
         finish({
           provider: "anthropic",
           isFallback: false,
           fallbackReason: null,
-          statusCode: 503,
-          errorType: "api_error",
+          statusCode,
+          errorType,
           modelServed: null,
-          ttfbMs: null,
+          ttfbMs,
         }, {});
-        throw new HttpError(503, "api_error", SHUTDOWN_BEFORE_ANSWER);
-      }
+
       if (decision.kind === "client_gone") {
         if (acquired.probe) deps.breakers.releaseProbe(key.id);
-        finish({
-          provider: "anthropic",
-          isFallback: false,
-          fallbackReason: null,
-          statusCode: 499,
-          errorType: "client_closed_request",
-          modelServed: null,
-          ttfbMs: null,
-        }, {});
+        if (!req.signal.aborted) {
+          // Cut by the drain deadline before any answer: the client is still there and may retry elsewhere.
+          recordPlanError(503, "api_error");
+          throw new HttpError(503, "api_error", SHUTDOWN_BEFORE_ANSWER);
+        }
+        recordPlanError(499, "client_closed_request");
         return new Response(null, { status: 499 });
       }
 
@@ -429,29 +424,13 @@ export function createProxy(deps: ProxyDeps): Proxy {
         if (decision.response && !decision.reader) {
           // An error status whose body was lost: its status and headers, with the error body made for it.
           const upstream = decision.response;
-          finish({
-            provider: "anthropic",
-            isFallback: false,
-            fallbackReason: null,
-            statusCode: upstream.status,
-            errorType: decision.errorType ?? "api_error",
-            modelServed: null,
-            ttfbMs: Math.round(now() - t0),
-          }, {});
+          recordPlanError(upstream.status, decision.errorType ?? "api_error", Math.round(now() - t0));
           return replayPlanAnswer(planAnswerOf(upstream, decision.head, false), req.requestId, null);
         }
         if (!decision.response || !decision.reader) {
           const status = decision.reason.includes("timeout") ? 504 : 502;
           const type = status === 504 ? "timeout_error" : "api_error";
-          finish({
-            provider: "anthropic",
-            isFallback: false,
-            fallbackReason: null,
-            statusCode: status,
-            errorType: type,
-            modelServed: null,
-            ttfbMs: null,
-          }, {});
+          recordPlanError(status, type);
           throw new HttpError(status, type, `Anthropic API: ${decision.message}`);
         }
       } else if (decision.countsAsSuccess) deps.breakers.recordSuccess(key.id, acquired.probe);
