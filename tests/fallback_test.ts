@@ -86,6 +86,16 @@ async function flushed(f: Fixture, n: number) {
   await f.t.services.recorder.flush();
 }
 
+/** Posts a request for `model`, expects it answered (200), and returns its usage row once written. */
+async function answeredRow(f: Fixture, db: Db, model: string) {
+  const res = await post(f, { ...MESSAGE, model });
+  assert.equal(res.status, 200);
+  await res.text();
+  await flushed(f, 1);
+  const [r] = await rows(db);
+  return r;
+}
+
 const future = () => Math.floor(Date.now() / 1000) + 3600;
 
 /** Every row of the fallback table, streaming and not. */
@@ -970,11 +980,7 @@ dbTest(
       env: { PROXY_MODEL_PRICING: JSON.stringify({ "claude-mythos-5": { input: 30, output: 150 } }) },
     });
     try {
-      const res = await post(f, { ...MESSAGE, model: "claude-mythos-5" });
-      assert.equal(res.status, 200);
-      await res.text();
-      await flushed(f, 1);
-      const [r] = await rows(db);
+      const r = await answeredRow(f, db, "claude-mythos-5");
       assert.ok(Number(r.cost_usd) > 0, `priced: ${r.cost_usd}`);
     } finally {
       await f.close();
@@ -985,11 +991,7 @@ dbTest(
 dbTest("without a budget an unpriced model is served on Bedrock, its cost left unknown", async (db) => {
   const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
   try {
-    const res = await post(f, { ...MESSAGE, model: "claude-mythos-5" });
-    assert.equal(res.status, 200);
-    await res.text();
-    await flushed(f, 1);
-    const [r] = await rows(db);
+    const r = await answeredRow(f, db, "claude-mythos-5");
     assert.equal(r.cost_usd, null);
   } finally {
     await f.close();

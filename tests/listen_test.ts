@@ -30,34 +30,32 @@ function relayTo(target: { hostname: string; port: number }) {
     }
   };
   const connect = (client: Deno.Conn) => {
-    {
-      Deno.connect(target).then((server) => {
-        conns.add(server);
-        const close = () => {
-          for (const c of [client, server]) {
-            conns.delete(c);
-            try {
-              c.close();
-            } catch { /* closed */ }
-          }
-        };
-        const pump = async (from: Deno.Conn, to: Deno.Conn) => {
-          const buf = new Uint8Array(64 * 1024);
+    Deno.connect(target).then((server) => {
+      conns.add(server);
+      const close = () => {
+        for (const c of [client, server]) {
+          conns.delete(c);
           try {
-            for (;;) {
-              const n = await from.read(buf);
-              if (n === null) break;
-              if (frozen.has(from)) continue; // swallowed: the other side hears nothing, and nothing closes
-              let off = 0;
-              while (off < n) off += await to.write(buf.subarray(off, n));
-            }
+            c.close();
           } catch { /* closed */ }
-          close();
-        };
-        pump(client, server);
-        pump(server, client);
-      }, () => client.close());
-    }
+        }
+      };
+      const pump = async (from: Deno.Conn, to: Deno.Conn) => {
+        const buf = new Uint8Array(64 * 1024);
+        try {
+          for (;;) {
+            const n = await from.read(buf);
+            if (n === null) break;
+            if (frozen.has(from)) continue; // swallowed: the other side hears nothing, and nothing closes
+            let off = 0;
+            while (off < n) off += await to.write(buf.subarray(off, n));
+          }
+        } catch { /* closed */ }
+        close();
+      };
+      pump(client, server);
+      pump(server, client);
+    }, () => client.close());
   };
   const up = () => {
     listener = Deno.listen({ hostname: "127.0.0.1", port });
@@ -94,6 +92,33 @@ function relayTo(target: { hostname: string; port: number }) {
   };
 }
 
+/**
+ * A fresh database with a relay in front of it: a pool through the relay (its LISTEN heartbeat every 200 ms),
+ * and a direct connection to notify and inspect with.
+ */
+async function relayedDatabase(max: number) {
+  const { url, cleanup } = await freshDb("postgres");
+  const target = new URL(url);
+  const relay = relayTo({ hostname: target.hostname, port: Number(target.port || 5432) });
+  const viaRelay = new URL(url);
+  viaRelay.hostname = "127.0.0.1";
+  viaRelay.port = String(relay.port);
+  const db = openPostgres({ url: viaRelay.toString(), max, listenHeartbeatMs: 200 });
+  const direct = openPostgres({ url, max: 1 });
+  return {
+    name: target.pathname.slice(1),
+    relay,
+    db,
+    direct,
+    async close() {
+      relay.cut();
+      await db.close().catch(() => {});
+      await direct.close();
+      await cleanup();
+    },
+  };
+}
+
 Deno.test({
   name:
     "after a database outage the LISTEN subscription hears notifications again and the subscriber resyncs",
@@ -101,14 +126,8 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
 }, async () => {
-  const { url, cleanup } = await freshDb("postgres");
-  const target = new URL(url);
-  const relay = relayTo({ hostname: target.hostname, port: Number(target.port || 5432) });
-  const viaRelay = new URL(url);
-  viaRelay.hostname = "127.0.0.1";
-  viaRelay.port = String(relay.port);
-  const db = openPostgres({ url: viaRelay.toString(), max: 2, listenHeartbeatMs: 200 });
-  const direct = openPostgres({ url, max: 1 });
+  const r = await relayedDatabase(2);
+  const { relay, db, direct } = r;
   const heard: string[] = [];
   let resyncs = 0;
   try {
@@ -131,10 +150,7 @@ Deno.test({
     assert.ok(heard.every((p) => !p.startsWith("\u0001")), "heartbeats are never passed on");
     await unlisten();
   } finally {
-    relay.cut();
-    await db.close().catch(() => {});
-    await direct.close();
-    await cleanup();
+    await r.close();
   }
 });
 
@@ -181,14 +197,8 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
 }, async () => {
-  const { url, cleanup } = await freshDb("postgres");
-  const target = new URL(url);
-  const relay = relayTo({ hostname: target.hostname, port: Number(target.port || 5432) });
-  const viaRelay = new URL(url);
-  viaRelay.hostname = "127.0.0.1";
-  viaRelay.port = String(relay.port);
-  const db = openPostgres({ url: viaRelay.toString(), max: 2, listenHeartbeatMs: 200 });
-  const direct = openPostgres({ url, max: 1 });
+  const r = await relayedDatabase(2);
+  const { relay, db, direct } = r;
   const heard: string[] = [];
   let resyncs = 0;
   try {
@@ -212,10 +222,7 @@ Deno.test({
     assert.deepEqual(heard.slice(before), ["once"], "delivered once: no subscription left behind");
     await unlisten();
   } finally {
-    relay.cut();
-    await db.close().catch(() => {});
-    await direct.close();
-    await cleanup();
+    await r.close();
   }
 });
 
@@ -225,14 +232,8 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
 }, async () => {
-  const { url, cleanup } = await freshDb("postgres");
-  const target = new URL(url);
-  const relay = relayTo({ hostname: target.hostname, port: Number(target.port || 5432) });
-  const viaRelay = new URL(url);
-  viaRelay.hostname = "127.0.0.1";
-  viaRelay.port = String(relay.port);
-  const db = openPostgres({ url: viaRelay.toString(), max: 1, listenHeartbeatMs: 200 });
-  const direct = openPostgres({ url, max: 1 });
+  const r = await relayedDatabase(1);
+  const { relay, db, direct } = r;
   const delivered: string[] = [];
   try {
     const unlisten = await db.listen("listen_stop", (p) => delivered.push(p), () => delivered.push("resync"));
@@ -246,14 +247,11 @@ Deno.test({
     await direct.query(sql`SELECT pg_notify('listen_stop', 'after')`);
     await new Promise((r) => setTimeout(r, 500));
     assert.deepEqual(delivered, [], "no payload and no resync after unlisten");
-    const name = target.pathname.slice(1);
     const [{ n }] = await direct.query<{ n: number }>(
-      sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ${name} AND query ILIKE 'listen%'`,
+      sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ${r.name} AND query ILIKE 'listen%'`,
     );
     assert.equal(n, 0, "no LISTEN connection left behind");
   } finally {
-    relay.cut();
-    await direct.close();
-    await cleanup();
+    await r.close();
   }
 });

@@ -57,7 +57,22 @@ async function dbRecorder(db: Db, log: Logger = silentLogger): Promise<UsageReco
   return new UsageRecorder({ db, log, timeZone: "UTC", spoolDir: await Deno.makeTempDir() });
 }
 
-/** A Db whose writes fail while `down` is true, as when the server is stopped. */
+/**
+ * Records `records` with the database down and shuts the recorder down, so they wait in a fresh spool
+ * directory; the database is up again when this returns, for a second recorder on `f` to replay them.
+ */
+async function spooledWhileDown(db: Db, records: UsageRecord[]) {
+  const spoolDir = await Deno.makeTempDir();
+  const f = flaky(db);
+  const first = new UsageRecorder({ db: f, log: silentLogger, timeZone: "UTC", spoolDir });
+  f.down = true;
+  for (const r of records) first.record(r);
+  await first.close(300);
+  f.down = false;
+  return { f, spoolDir };
+}
+
+/** The rows written, and the aggregates summed per granularity. */
 async function totals(db: Db) {
   const [rows] = await db.query<{ n: number; input: number; output: number; cr: number; cw: number }>(sql`
     SELECT count(*) AS n, coalesce(sum(input_tokens),0) AS input, coalesce(sum(output_tokens),0) AS output,
@@ -260,16 +275,10 @@ dbTest(
   "shutdown with the database down spills the queue; the next start replays it, with no new traffic",
   async (db) => {
     const ids = await seedKey(db);
-    const spoolDir = await Deno.makeTempDir();
-    const f = flaky(db);
-    const first = new UsageRecorder({ db: f, log: silentLogger, timeZone: "UTC", spoolDir });
-    f.down = true;
-    for (let i = 0; i < 40; i++) first.record(usage(ids, i));
-    await first.close(300);
+    const { f, spoolDir } = await spooledWhileDown(db, Array.from({ length: 40 }, (_, i) => usage(ids, i)));
     assert.equal((await totals(db)).rows.n, 0);
     assert.equal([...Deno.readDirSync(spoolDir)].length, 1);
 
-    f.down = false;
     const second = new UsageRecorder({ db: f, log: silentLogger, timeZone: "UTC", spoolDir });
     await second.flush(); // an idle flush: nothing new was recorded
     const { rows, aggs } = await totals(db);
@@ -284,14 +293,10 @@ dbTest(
   "a spooled row older than the retention window is logged for replay and not written; its file still goes",
   async (db) => {
     const ids = await seedKey(db);
-    const spoolDir = await Deno.makeTempDir();
-    const f = flaky(db);
-    const first = new UsageRecorder({ db: f, log: silentLogger, timeZone: "UTC", spoolDir });
-    f.down = true;
-    first.record(usage(ids, 1, { createdAt: "2026-06-01T10:15:00.000Z" }));
-    first.record(usage(ids, 2, { createdAt: "2026-08-31T10:15:00.000Z" }));
-    await first.close(300);
-    f.down = false;
+    const { f, spoolDir } = await spooledWhileDown(db, [
+      usage(ids, 1, { createdAt: "2026-06-01T10:15:00.000Z" }),
+      usage(ids, 2, { createdAt: "2026-08-31T10:15:00.000Z" }),
+    ]);
 
     // 2026-08-31 12:00: retention (90 days) has deleted rows before 2026-06-02 12:00 by now, so req-1 may
     // already be in the aggregates with its own row gone.
