@@ -1,6 +1,12 @@
 /**
  * The benchmark's load generator, run as its own process by `bench/bench.ts`: a closed loop of `concurrency`
- * workers, each sending the next request as soon as its previous answer has been read to the end.
+ * workers, each sending the next request as soon as its previous answer has been read to the end; or, with
+ * `rate`, an open loop that starts a request every 1/rate s whether or not earlier ones have been answered.
+ *
+ * A closed loop slows down with the system under test, so its latency at a given concurrency hides part of the
+ * slowdown in fewer requests sent (coordinated omission), and at a concurrency the machine cannot serve it
+ * measures queueing. The open loop holds the arrival rate fixed and times every request from the moment it was
+ * due, not from when it was sent: a target that falls behind pays for it in latency.
  *
  * It measures, per request: latency (send → last byte), time to first byte of the body, and for streams time to
  * the first token (the first `content_block_delta`). It writes JSON lines on stdout so the orchestrator can read
@@ -28,6 +34,10 @@ export interface LoadConfig {
   bodyFile: string;
   stream: boolean;
   concurrency: number;
+  /** Open loop: requests started per second (then `concurrency` is ignored). */
+  rate?: number;
+  /** Open loop: requests due while this many are in flight fail as "backlog" instead of piling up. */
+  maxInFlight?: number;
   warmupS: number;
   durationS?: number;
   /** The window stays open past `durationS` until this many requests have finished (slow streams at c=1). */
@@ -110,8 +120,14 @@ function emit(line: Record<string, unknown>): void {
   Deno.stdout.writeSync(encoder.encode(JSON.stringify(line) + "\n"));
 }
 
-async function one(cfg: LoadConfig, body: Uint8Array<ArrayBuffer>, onToken?: () => void): Promise<Sample> {
-  const t0 = performance.now();
+async function one(
+  cfg: LoadConfig,
+  body: Uint8Array<ArrayBuffer>,
+  onToken?: () => void,
+  dueAt?: number,
+): Promise<Sample> {
+  // An open-loop request is timed from when it was due: a sender that fell behind must not hide the delay.
+  const t0 = dueAt ?? performance.now();
   let ttfb = NaN;
   let ttft = NaN;
   try {
@@ -216,6 +232,37 @@ export async function run(cfg: LoadConfig): Promise<LoadResult> {
       }).then(take));
     await Promise.all(all);
     close();
+  } else if (cfg.rate) {
+    const periodMs = 1000 / cfg.rate;
+    const cap = cfg.maxInFlight ?? 5_000;
+    const t0 = performance.now();
+    const inFlight = new Set<Promise<void>>();
+    let sent = 0;
+    setTimeout(() => {
+      open();
+      if (cfg.durationS !== undefined) {
+        setTimeout(() => {
+          durationOver = true;
+          if (latency.length >= (cfg.minRequests ?? 0)) close();
+        }, cfg.durationS * 1000);
+      }
+    }, cfg.warmupS * 1000);
+    while (!stopped) {
+      // Every request due by now is started, so a late timer sends a burst rather than fewer requests.
+      const due = Math.floor((performance.now() - t0) / periodMs) + 1;
+      for (; sent < due && !stopped; sent++) {
+        const dueAt = t0 + sent * periodMs;
+        if (inFlight.size >= cap) {
+          take({ ok: false, error: "backlog", end: performance.now(), latency: NaN, ttfb: NaN, ttft: NaN });
+          continue;
+        }
+        const p = one(cfg, body, undefined, dueAt).then(take);
+        inFlight.add(p);
+        p.finally(() => inFlight.delete(p));
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, t0 + sent * periodMs - performance.now())));
+    }
+    await Promise.all(inFlight);
   } else {
     const worker = async () => {
       while (!stopped) {

@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { run } from "./load.ts";
+
+/** A local upstream that answers every request after `delayMs`. */
+function slowServer(delayMs: number) {
+  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    await req.arrayBuffer();
+    await new Promise((r) => setTimeout(r, delayMs));
+    return new Response("{}", { headers: { "content-type": "application/json" } });
+  });
+}
+
+Deno.test("the open loop keeps starting requests at its rate while earlier ones wait for their answers", async () => {
+  const server = slowServer(200);
+  const bodyFile = await Deno.makeTempFile();
+  await Deno.writeTextFile(bodyFile, "{}");
+  try {
+    const result = await run({
+      url: `http://127.0.0.1:${server.addr.port}/v1/messages`,
+      headers: {},
+      bodyFile,
+      stream: false,
+      concurrency: 1,
+      rate: 100,
+      warmupS: 0,
+      durationS: 1,
+    });
+    // A closed loop of one would finish about 5 in a second of 200 ms answers; 100/s keeps about 20 in flight.
+    assert(result.completed >= 50, `expected most of ~100 requests started in 1 s, got ${result.completed}`);
+    assert(result.errors === 0, `errors: ${result.errorSamples.join("; ")}`);
+    assert(result.latency.p50 >= 200, `each answer takes 200 ms, p50 was ${result.latency.p50} ms`);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(bodyFile);
+  }
+});
+
+Deno.test("the open loop fails requests due while too many are in flight, instead of piling them up", async () => {
+  const server = slowServer(2_000);
+  const bodyFile = await Deno.makeTempFile();
+  await Deno.writeTextFile(bodyFile, "{}");
+  try {
+    const result = await run({
+      url: `http://127.0.0.1:${server.addr.port}/v1/messages`,
+      headers: {},
+      bodyFile,
+      stream: false,
+      concurrency: 1,
+      rate: 50,
+      maxInFlight: 5,
+      warmupS: 0,
+      durationS: 1,
+      minRequests: 0,
+    });
+    assert(result.errors > 0, "requests due past the in-flight cap are counted as errors");
+    assert(result.errorSamples.includes("backlog"), `error samples: ${result.errorSamples.join("; ")}`);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(bodyFile);
+  }
+});
