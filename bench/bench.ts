@@ -13,7 +13,8 @@
  * the table shows them side by side: requests/s, p50/p99 latency, time to first token, the added latency,
  * throughput as a ratio to direct, CPU seconds per 1,000 requests of the process in the middle (/proc
  * utime+stime from window start until the recorder has flushed, over the requests answered meanwhile; at
- * concurrency 1 the proxy's idle CPU, about 13 ms/s, dominates it), its peak RSS (VmHWM, reset per window),
+ * concurrency 1 the proxy's idle CPU, about 13 ms/s, dominates it), the same for the PostgreSQL server processes
+ * serving the proxy's database ("pg cpu": its usage writes and key lookups, when the server is local), its peak RSS (VmHWM, reset per window),
  * and the usage rows the proxy recorded (`GET /api/usage/requests?limit=1` → `total`) against the requests it
  * answered. Then an open-loop pass per mode (`--rate`, `--stream-rate`): requests started at a fixed rate
  * whatever the answers, each timed from when it was due, at every target; the closed loop at concurrency 50
@@ -61,6 +62,7 @@
  */
 import { hashPassword } from "../lib/auth/password.ts";
 import { openPostgres } from "../lib/db/postgres.ts";
+import { sql } from "../lib/db/sql.ts";
 import { cpuSeconds, type LoadConfig, type LoadResult } from "./load.ts";
 import { USAGE } from "./upstream.ts";
 
@@ -394,6 +396,8 @@ export interface ProxyUnderTest {
   /** Responses the load generators got from this proxy, to compare with the usage rows. */
   answered: number;
   idleRssMb: number;
+  /** Its PostgreSQL database's name (null on PGlite). */
+  database: string | null;
 }
 
 const SECRETS = {
@@ -568,6 +572,7 @@ export async function startProxy(a: {
     token,
     answered: 0,
     idleRssMb: rssMb(proc.pid),
+    database: null,
   };
 }
 
@@ -598,6 +603,11 @@ interface Measurement {
   load: LoadResult;
   proxyCpuPer1k: number | null;
   upstreamCpuPer1k: number;
+  /**
+   * CPU of the PostgreSQL server processes serving this proxy's database (its usage writes, key lookups): a
+   * cost of the proxy the process's own CPU leaves out. Null off PostgreSQL, or when the server is not local.
+   */
+  pgCpuPer1k: number | null;
   proxyPeakRssMb: number | null;
   usageRows: number | null;
   requestsAnswered: number | null;
@@ -610,6 +620,19 @@ interface Ctx {
   upstreamUrl: string;
   bodyFiles: Record<Mode, string>;
   loadCpu: number | null;
+  /** The PostgreSQL server processes serving `database` (none when they cannot be listed). */
+  pgBackends: (database: string) => Promise<number[]>;
+}
+
+/** Total CPU seconds of the processes still alive, by pid. */
+function cpuOf(pids: number[], ticks: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const pid of pids) {
+    try {
+      out.set(pid, cpuSeconds(pid, ticks));
+    } catch { /* gone, or not on this machine */ }
+  }
+  return out;
 }
 
 async function runLoad(
@@ -691,6 +714,11 @@ async function measure(
   const { proxy, pid } = target;
   const cfg = loadConfig(ctx, mode, target, concurrency, rate);
   let cpu0 = { proxy: 0, upstream: 0 };
+  let pg0 = new Map<number, number>();
+  const database = proxy?.database ?? null;
+  // Listed before the window (the reading at its start must not wait on a query); a backend that starts during
+  // the window is found after it, and all its CPU is the window's.
+  const pgBefore = database ? await ctx.pgBackends(database) : [];
   let rss: ReturnType<typeof rssSampler> | null = null;
   const cpuNow = () => ({
     proxy: pid ? cpuSeconds(pid, ticks) : 0,
@@ -699,6 +727,7 @@ async function measure(
   const load = await runLoad(ctx, cfg, {
     start: () => {
       cpu0 = cpuNow();
+      pg0 = cpuOf(pgBefore, ticks);
       if (pid) rss = rssSampler(pid);
     },
     end: () => {
@@ -710,6 +739,9 @@ async function measure(
   // reading, so the count query is not charged to them.
   await sleep(proxy ? o.settleS : 0.3);
   const cpu1 = cpuNow();
+  const pg1 = cpuOf(database ? await ctx.pgBackends(database) : [], ticks);
+  let pgCpu = 0;
+  for (const [p, c] of pg1) pgCpu += c - (pg0.get(p) ?? 0);
   let rows: number | null = null;
   if (proxy) {
     proxy.answered += load.total;
@@ -725,6 +757,7 @@ async function measure(
     load,
     proxyCpuPer1k: pid ? per1k(cpu1.proxy - cpu0.proxy) : null,
     upstreamCpuPer1k: per1k(cpu1.upstream - cpu0.upstream),
+    pgCpuPer1k: pg1.size > 0 ? per1k(pgCpu) : null,
     proxyPeakRssMb: peak,
     usageRows: rows,
     requestsAnswered: proxy ? proxy.answered : null,
@@ -915,6 +948,7 @@ function progressLine(m: Measurement): string {
     `p50 ${f(l.latency.p50)} ms  p99 ${f(l.latency.p99)} ms` +
     (l.ttft ? `  ttft ${f(l.ttft.p50)} ms` : "") +
     (m.proxyCpuPer1k !== null ? `  proxy ${f(m.proxyCpuPer1k, 2)} cpu-s/1k` : "") +
+    (m.pgCpuPer1k !== null ? `  postgres ${f(m.pgCpuPer1k, 2)} cpu-s/1k` : "") +
     `  upstream ${f(m.upstreamCpuPer1k, 2)} cpu-s/1k` +
     `  load cpu ${(l.cpuShare * 100).toFixed(0)}%` +
     (l.errors ? `  ERRORS ${l.errors} ${l.errorSamples.join("; ")}` : "") +
@@ -962,7 +996,8 @@ interface Goal {
  */
 function cpuCeilingRps(m: Measurement, cpus: number): number | null {
   if (m.proxyCpuPer1k === null || m.proxyCpuPer1k === 0 || m.load.rps === 0) return null;
-  const perRequest = m.load.cpuShare / m.load.rps + m.upstreamCpuPer1k / 1000 + m.proxyCpuPer1k / 1000;
+  const perRequest = m.load.cpuShare / m.load.rps + m.upstreamCpuPer1k / 1000 + m.proxyCpuPer1k / 1000 +
+    (m.pgCpuPer1k ?? 0) / 1000;
   return Math.min(cpus / perRequest, 1000 / m.proxyCpuPer1k);
 }
 
@@ -1213,6 +1248,7 @@ async function main(): Promise<void> {
         env: testedEnv(o),
       });
       procs.push(p.proc);
+      if (w.backend === "postgres") p.database = new URL(databaseUrl).pathname.slice(1);
       console.log(
         `proxy ${p.label}: pid ${p.proc.pid}, ready in ${((performance.now() - t0) / 1000).toFixed(1)} s, ` +
           `idle RSS ${f(p.idleRssMb)} MB`,
@@ -1221,7 +1257,22 @@ async function main(): Promise<void> {
     });
     proxies.push(...await Promise.all(starting));
 
-    const ctx: Ctx = { o, ticks, upstream, upstreamUrl, bodyFiles, loadCpu: pin ? 0 : null };
+    const pgLocal = ["127.0.0.1", "localhost", "[::1]"].includes(new URL(o.pgUrl).hostname);
+    const ctx: Ctx = {
+      o,
+      ticks,
+      upstream,
+      upstreamUrl,
+      bodyFiles,
+      loadCpu: pin ? 0 : null,
+      pgBackends: async (database) => {
+        if (!pgLocal || !pgOk) return [];
+        const rows = await admin.query<{ pid: number }>(
+          sql`SELECT pid FROM pg_stat_activity WHERE datname = ${database}`,
+        );
+        return rows.map((r) => Number(r.pid));
+      },
+    };
     const direct: Target = { label: "direct", url: `${upstreamUrl}/v1/messages`, pid: null, proxy: null };
     const proxyTarget = (p: ProxyUnderTest): Target => ({
       label: p.label,
@@ -1391,6 +1442,7 @@ async function main(): Promise<void> {
       "+ttft50",
       "×direct",
       "cpu-s/1k",
+      "pg cpu",
       "rss MB",
       "load cpu",
       "usage rows",
@@ -1408,6 +1460,7 @@ async function main(): Promise<void> {
       signed(r.addedTtft, 2),
       f(r.ratio, 2),
       f(r.m.proxyCpuPer1k, 2),
+      f(r.m.pgCpuPer1k, 2),
       f(r.m.proxyPeakRssMb, 0),
       `${(r.m.load.cpuShare * 100).toFixed(0)}%`,
       r.m.usageRows === null
