@@ -6,6 +6,7 @@ import { ConfigError, fileConfigIo, loadConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { openDb } from "./lib/db/open.ts";
 import { migrate, readMigrations } from "./lib/db/migrate.ts";
+import { ensureAppRole } from "./lib/db/app_role.ts";
 import { hashPassword, isLegacySha256 } from "./lib/auth/password.ts";
 import { createApp } from "./app.ts";
 import { createServices } from "./lib/services.ts";
@@ -91,8 +92,20 @@ async function run(
     return code;
   }
   if (args[0] === "migrate") {
-    await db.close();
     console.log(applied.length > 0 ? `applied migrations: ${applied.join(", ")}` : "database is up to date");
+    const role = config.databaseAppRole;
+    if (role) {
+      try {
+        const outcome = await ensureAppRole(db, role);
+        console.log(`application role ${role.user}: ${outcome}, granted row access to every table`);
+      } catch (e) {
+        // The password never leaves this process (the server gets a SCRAM verifier), so no message holds it.
+        log.error("cannot set up the application role", { role: role.user, error: (e as Error).message });
+        await db.close();
+        return 1;
+      }
+    }
+    await db.close();
     return 0;
   }
 

@@ -11,6 +11,7 @@ import {
   STOP_TIMEOUT_SECONDS,
 } from "./proxy_stack.ts";
 import { IMAGE_MMAP_THRESHOLD } from "../bench/bench.ts";
+import { APP_COMMAND } from "./proxy_stack.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DOCKERFILE = `${ROOT}Dockerfile`;
@@ -135,6 +136,7 @@ Deno.test("the command runs main.ts with the start task's permissions, writing o
   assert.deepEqual(cmd.slice(0, 2), ["deno", "run"]);
   assert.equal(cmd.at(-1), "main.ts");
   assert.ok(!cmd.includes("-A") && !cmd.includes("--allow-all"));
+  assert.deepEqual(cmd, APP_COMMAND, "the stack's migrate container runs this command with `migrate` added");
 
   const denoJson = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
   const start: string = denoJson.tasks.start;

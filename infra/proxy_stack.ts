@@ -101,6 +101,20 @@ export const PLACEHOLDER_ADMIN_PASSWORD_HASH =
   "pbkdf2-sha256$600000$placeholder-run-deno-task-hash-password$" +
   "A".repeat(43);
 export const DATABASE_NAME = "proxy";
+/** The application's own database role (row access only), created by the migrate container. */
+export const DATABASE_APP_USER = "proxy_app";
+/** The image's command (its CMD), which the migrate container runs with `migrate` added. */
+export const APP_COMMAND: readonly string[] = Object.freeze([
+  "deno",
+  "run",
+  "--cached-only",
+  "--allow-net",
+  "--allow-env",
+  "--allow-read=/app",
+  "--allow-write=/app/.data",
+  "--allow-sys",
+  "main.ts",
+]);
 
 /** Paths kept out of the Docker build context (and so out of the asset hash and the staging copy). */
 export const DOCKER_CONTEXT_EXCLUDES: readonly string[] = [
@@ -263,6 +277,20 @@ export class ProxyStack extends Stack {
       // RDS for PostgreSQL 15+ already defaults rds.force_ssl to 1; the app connects with sslmode=require.
     });
     const dbSecret = this.database.secret!;
+    // The app's own role: rows only. The owner's credentials above go to the migrate container alone, so the
+    // process that faces the internet cannot change the schema, create roles or rewrite the audit log.
+    const dbAppSecret = new secretsmanager.Secret(this, "DatabaseAppSecret", {
+      description:
+        "Claude Code proxy: the application's PostgreSQL role (row access only; migrate creates it)",
+      generateSecretString: {
+        secretStringTemplate: JSON.stringify({ username: DATABASE_APP_USER }),
+        generateStringKey: "password",
+        passwordLength: 40,
+        // Letters, digits, - and _ only, as for the owner's: the app builds a connection URL from the parts.
+        excludeCharacters: " !\"#$%&'()*+,./:;<=>?@[\\]^`{|}~",
+      },
+    });
+    dbAppSecret.applyRemovalPolicy(removalPolicy);
 
     // ---------------------------------------------------------------- ECS
     const cluster = new ecs.Cluster(this, "Cluster", {
@@ -339,23 +367,51 @@ export class ProxyStack extends Stack {
       ...(cidrs.length > 0 ? { PROXY_ADMIN_ALLOWED_CIDRS: cidrs.join(",") } : {}),
     };
 
+    const image = ecs.ContainerImage.fromAsset(props.imageDirectory ?? REPO_ROOT, {
+      exclude: [...DOCKER_CONTEXT_EXCLUDES],
+      platform: Platform.LINUX_AMD64,
+    });
+    const appSecrets = {
+      PROXY_KEY_HASHER_SECRET: ecs.Secret.fromSecretsManager(keyHasherSecret),
+      PROXY_JWT_SECRET: ecs.Secret.fromSecretsManager(jwtSecret),
+      PROXY_METRICS_TOKEN: ecs.Secret.fromSecretsManager(metricsSecret),
+      PROXY_ADMIN_USERNAME: ecs.Secret.fromSecretsManager(adminSecret, "username"),
+      PROXY_ADMIN_PASSWORD_HASH: ecs.Secret.fromSecretsManager(adminSecret, "password_hash"),
+      // Where the database is (not secret, but kept with the credentials by the secret attachment).
+      PROXY_DB_HOST: ecs.Secret.fromSecretsManager(dbSecret, "host"),
+      PROXY_DB_PORT: ecs.Secret.fromSecretsManager(dbSecret, "port"),
+    };
+    // The task's ephemeral storage; the image declares the directory a VOLUME so the app's user owns it.
+    this.taskDefinition.addVolume({ name: "data" });
+
+    // Runs to completion before the app starts in every task: applies pending migrations as the database owner
+    // (under an advisory lock, so tasks starting together apply each once), then creates the app's role or
+    // resets its password and grants it the current tables.
+    const migrateContainer = this.taskDefinition.addContainer("migrate", {
+      image,
+      essential: false,
+      command: [...APP_COMMAND, "migrate"],
+      environment,
+      secrets: {
+        ...appSecrets,
+        PROXY_DB_USER: ecs.Secret.fromSecretsManager(dbSecret, "username"),
+        PROXY_DB_PASSWORD: ecs.Secret.fromSecretsManager(dbSecret, "password"),
+        PROXY_DB_APP_USER: ecs.Secret.fromSecretsManager(dbAppSecret, "username"),
+        PROXY_DB_APP_PASSWORD: ecs.Secret.fromSecretsManager(dbAppSecret, "password"),
+      },
+      readonlyRootFilesystem: true,
+      logging: ecs.LogDrivers.awsLogs({ logGroup: this.logGroup, streamPrefix: "migrate" }),
+    });
+    migrateContainer.addMountPoints({ containerPath: DATA_DIR, sourceVolume: "data", readOnly: false });
+
     const container = this.taskDefinition.addContainer("proxy", {
-      image: ecs.ContainerImage.fromAsset(props.imageDirectory ?? REPO_ROOT, {
-        exclude: [...DOCKER_CONTEXT_EXCLUDES],
-        platform: Platform.LINUX_AMD64,
-      }),
+      image,
       essential: true,
       environment,
       secrets: {
-        PROXY_DB_HOST: ecs.Secret.fromSecretsManager(dbSecret, "host"),
-        PROXY_DB_PORT: ecs.Secret.fromSecretsManager(dbSecret, "port"),
-        PROXY_DB_USER: ecs.Secret.fromSecretsManager(dbSecret, "username"),
-        PROXY_DB_PASSWORD: ecs.Secret.fromSecretsManager(dbSecret, "password"),
-        PROXY_KEY_HASHER_SECRET: ecs.Secret.fromSecretsManager(keyHasherSecret),
-        PROXY_JWT_SECRET: ecs.Secret.fromSecretsManager(jwtSecret),
-        PROXY_METRICS_TOKEN: ecs.Secret.fromSecretsManager(metricsSecret),
-        PROXY_ADMIN_USERNAME: ecs.Secret.fromSecretsManager(adminSecret, "username"),
-        PROXY_ADMIN_PASSWORD_HASH: ecs.Secret.fromSecretsManager(adminSecret, "password_hash"),
+        ...appSecrets,
+        PROXY_DB_USER: ecs.Secret.fromSecretsManager(dbAppSecret, "username"),
+        PROXY_DB_PASSWORD: ecs.Secret.fromSecretsManager(dbAppSecret, "password"),
       },
       // Nothing but the data dir (the usage spool) is written, and the app may write nowhere else anyway.
       readonlyRootFilesystem: true,
@@ -371,9 +427,10 @@ export class ProxyStack extends Stack {
         maxBufferSize: Size.mebibytes(32),
       }),
     });
-
-    // The task's ephemeral storage; the image declares the directory a VOLUME so the app's user owns it.
-    this.taskDefinition.addVolume({ name: "data" });
+    container.addContainerDependencies({
+      container: migrateContainer,
+      condition: ecs.ContainerDependencyCondition.SUCCESS,
+    });
     container.addMountPoints({ containerPath: DATA_DIR, sourceVolume: "data", readOnly: false });
 
     const serviceSecurityGroup = new ec2.SecurityGroup(this, "ServiceSecurityGroup", {
@@ -656,6 +713,7 @@ export class ProxyStack extends Stack {
       description: "The tasks' security group: allow your scraper's group on TCP 8000 here to read /metrics",
     });
     new CfnOutput(this, "DatabaseSecretArn", { value: dbSecret.secretArn });
+    new CfnOutput(this, "DatabaseAppSecretArn", { value: dbAppSecret.secretArn });
     new CfnOutput(this, "EnvelopeKeyArn", { value: this.envelopeKey.keyArn });
     new CfnOutput(this, "ClusterName", { value: cluster.clusterName });
     new CfnOutput(this, "ServiceName", { value: this.service.serviceName });

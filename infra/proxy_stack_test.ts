@@ -78,10 +78,12 @@ function only(s: Synthesized, type: string): [string, Json] {
   return found[0];
 }
 
-function container(s: Synthesized): Json {
+/** The task's container named `name`: the app ("proxy"), or the one that migrates before it ("migrate"). */
+function container(s: Synthesized, name = "proxy"): Json {
   const [, task] = only(s, "AWS::ECS::TaskDefinition");
-  assert.equal(task.Properties.ContainerDefinitions.length, 1);
-  return task.Properties.ContainerDefinitions[0];
+  const defs = task.Properties.ContainerDefinitions as Json[];
+  assert.deepEqual(defs.map((d) => d.Name).sort(), ["migrate", "proxy"]);
+  return defs.find((d) => d.Name === name)!;
 }
 
 function envOf(s: Synthesized): Record<string, Json> {
@@ -294,6 +296,33 @@ Deno.test("secrets reach the container as ECS Secrets, never as plain environmen
   }
 });
 
+Deno.test("the app connects as its own row-only role; only the migrate container, run first, holds the owner's", () => {
+  for (const s of [dev(), prod()]) {
+    const app = container(s);
+    const migrate = container(s, "migrate");
+    const valueOf = (c: Json, name: string) => c.Secrets.find((x: Json) => x.Name === name)?.ValueFrom;
+    const secretOf = (c: Json, name: string) => s.json.Resources[refId(valueOf(c, name)["Fn::Join"][1][0])];
+    // The owner's credentials live in the RDS secret (reached through its attachment); the app's in its own.
+    const owner = secretOf(migrate, "PROXY_DB_PASSWORD");
+    const appRole = secretOf(app, "PROXY_DB_PASSWORD");
+    assert.equal(owner.Type, "AWS::SecretsManager::SecretTargetAttachment");
+    assert.equal(appRole.Type, "AWS::SecretsManager::Secret");
+    assert.equal(
+      JSON.parse(appRole.Properties.GenerateSecretString.SecretStringTemplate).username,
+      "proxy_app",
+    );
+    assert.deepEqual(valueOf(app, "PROXY_DB_USER"), valueOf(migrate, "PROXY_DB_APP_USER"));
+    assert.deepEqual(valueOf(app, "PROXY_DB_PASSWORD"), valueOf(migrate, "PROXY_DB_APP_PASSWORD"));
+    assert.equal(valueOf(app, "PROXY_DB_APP_PASSWORD"), undefined, "the app never gets migrate's settings");
+
+    assert.equal(migrate.Essential, false, "it exits when done");
+    assert.deepEqual(migrate.Command.slice(-2), ["main.ts", "migrate"]);
+    assert.deepEqual(app.DependsOn, [{ ContainerName: "migrate", Condition: "SUCCESS" }]);
+    assert.equal(migrate.ReadonlyRootFilesystem, true);
+    assert.deepEqual(migrate.Environment, app.Environment, "the same configuration, checked the same way");
+  }
+});
+
 /** A value shaped like what Secrets Manager will hold for `valueFrom`. */
 function fabricateSecret(s: Synthesized, valueFrom: Json): string {
   let secretRef: Json = valueFrom;
@@ -331,8 +360,8 @@ function fabricateSecret(s: Synthesized, valueFrom: Json): string {
 }
 
 Deno.test("the task's environment and secrets pass the app's production configuration check", async () => {
-  for (const s of [dev(), prod()]) {
-    const c = container(s);
+  for (const [s, name] of [dev(), prod()].flatMap((s) => [[s, "proxy"], [s, "migrate"]] as const)) {
+    const c = container(s, name);
     const env: Record<string, string> = {};
     for (const e of c.Environment) env[e.Name] = typeof e.Value === "string" ? e.Value : "arn:aws:kms:key";
     for (const x of c.Secrets) env[x.Name] = fabricateSecret(s, x.ValueFrom);
@@ -343,7 +372,13 @@ Deno.test("the task's environment and secrets pass the app's production configur
     };
     const config = await loadConfig(env, noIo);
     assert.equal(config.env, "production");
-    assert.match(config.databaseUrl, /^postgres:\/\/proxy:[^@]+@proxy\.[^/]+:5432\/proxy\?sslmode=require$/);
+    // The app as its own role; migrate as the owner, setting that role up.
+    const user = name === "proxy" ? "proxy_app" : "proxy";
+    assert.match(
+      config.databaseUrl,
+      new RegExp(`^postgres://${user}:[^@]+@proxy\\.[^/]+:5432/proxy\\?sslmode=require$`),
+    );
+    assert.equal(config.databaseAppRole?.user, name === "migrate" ? "proxy_app" : undefined);
     assert.equal(config.adminPasswordHash, PLACEHOLDER_ADMIN_PASSWORD_HASH);
     assert.equal(config.shutdownDrainSeconds, SHUTDOWN_DRAIN_SECONDS);
     // The longest silence before the first byte: no non-streaming answer from the Anthropic API within its

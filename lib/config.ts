@@ -15,6 +15,7 @@ import { z } from "zod";
 import { join } from "node:path";
 import { type ModelPrice, parsePricingJson } from "./usage/pricing.ts";
 import { isCidr } from "./net/cidr.ts";
+import { APP_ROLE_NAME } from "./db/app_role.ts";
 
 /** The frozen, validated configuration the whole program reads. */
 export interface Config {
@@ -24,6 +25,11 @@ export interface Config {
   readonly dataDir: string;
   readonly databaseUrl: string;
   readonly databasePoolSize: number;
+  /**
+   * The application's own database role, which `migrate` creates or updates and grants row access to (the app
+   * then connects as it, without the owner's rights); null when not used.
+   */
+  readonly databaseAppRole: { readonly user: string; readonly password: string } | null;
   readonly keyHasherSecret: string;
   readonly jwtSecret: string;
   readonly jwtTtlSeconds: number;
@@ -205,6 +211,14 @@ const schema = z.object({
     error: "expected disable, prefer, require or verify-full",
   }).default("prefer"),
   PROXY_DATABASE_POOL_SIZE: intIn(1, 200).default(10),
+  PROXY_DB_APP_USER: z.string().trim().regex(
+    APP_ROLE_NAME,
+    "expected a role name of lowercase letters, digits and _, e.g. proxy_app",
+  ).or(z.literal("")).default(""),
+  PROXY_DB_APP_PASSWORD: z.string().refine(
+    (v) => v === "" || /^[\x20-\x7e]+$/.test(v),
+    "must be printable ASCII (migrate sends PostgreSQL a SCRAM verifier of it, not the password itself)",
+  ).default(""),
   PROXY_KEY_HASHER_SECRET: z.string().default(""),
   PROXY_JWT_SECRET: z.string().default(""),
   PROXY_JWT_TTL_SECONDS: intIn(60, 7 * 24 * 3600).default(12 * 3600),
@@ -436,6 +450,11 @@ export async function loadConfig(
   if (production && databaseUrlValue === "") {
     problems.push(MISSING.database);
   }
+  if (p.PROXY_DB_APP_USER !== "" && p.PROXY_DB_APP_PASSWORD === "") {
+    problems.push(
+      "PROXY_DB_APP_PASSWORD: missing; expected the password `migrate` gives the role named in PROXY_DB_APP_USER",
+    );
+  }
 
   // Checked with the other values.
   const modelPricing: Record<string, ModelPrice> = p.PROXY_MODEL_PRICING === ""
@@ -454,6 +473,9 @@ export async function loadConfig(
     dataDir: p.PROXY_DATA_DIR,
     databaseUrl: databaseUrlValue,
     databasePoolSize: p.PROXY_DATABASE_POOL_SIZE,
+    databaseAppRole: p.PROXY_DB_APP_USER === ""
+      ? null
+      : Object.freeze({ user: p.PROXY_DB_APP_USER, password: p.PROXY_DB_APP_PASSWORD }),
     keyHasherSecret,
     jwtSecret,
     jwtTtlSeconds: p.PROXY_JWT_TTL_SECONDS,
@@ -525,6 +547,12 @@ export function describeConfig(config: Config): Array<[string, string]> {
     ["PROXY_DATA_DIR", config.dataDir],
     ["PROXY_DATABASE_URL", config.databaseUrl === "" ? "(embedded PGlite)" : redactUrl(config.databaseUrl)],
     ["PROXY_DATABASE_POOL_SIZE", String(config.databasePoolSize)],
+    [
+      "PROXY_DB_APP_USER / PROXY_DB_APP_PASSWORD",
+      config.databaseAppRole
+        ? `${config.databaseAppRole.user} / ${mask(config.databaseAppRole.password)} (for migrate)`
+        : "(not set)",
+    ],
     ["PROXY_KEY_HASHER_SECRET", mask(config.keyHasherSecret)],
     ["PROXY_JWT_SECRET", mask(config.jwtSecret)],
     ["PROXY_JWT_TTL_SECONDS", `${config.jwtTtlSeconds} s`],

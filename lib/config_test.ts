@@ -225,6 +225,32 @@ Deno.test("production builds the database URL from its parts", async () => {
   assert.equal(u.searchParams.get("sslmode"), "require");
 });
 
+Deno.test("the application role for migrate: a valid name with a password, both reported in one message", async () => {
+  const c = await loadConfig(
+    { ...production, PROXY_DB_APP_USER: "proxy_app", PROXY_DB_APP_PASSWORD: "pw-1" },
+    memoryIo(),
+  );
+  assert.deepEqual(c.databaseAppRole, { user: "proxy_app", password: "pw-1" });
+  assert.equal((await loadConfig(production, memoryIo())).databaseAppRole, null, "unset: none");
+  await assert.rejects(
+    () =>
+      loadConfig(
+        { ...production, PROXY_DB_APP_USER: "Proxy-App", PROXY_DB_APP_PASSWORD: "pässword" },
+        memoryIo(),
+      ),
+    (e: Error) => {
+      assert.match(e.message, /PROXY_DB_APP_USER: expected a role name of lowercase letters, digits and _/);
+      assert.match(e.message, /PROXY_DB_APP_PASSWORD: must be printable ASCII/);
+      assert.ok(!e.message.includes("pässword"), "the password is not echoed");
+      return true;
+    },
+  );
+  await assert.rejects(
+    () => loadConfig({ ...production, PROXY_DB_APP_USER: "proxy_app" }, memoryIo()),
+    /PROXY_DB_APP_PASSWORD: missing; expected the password `migrate` gives the role named in PROXY_DB_APP_USER/,
+  );
+});
+
 Deno.test("development generates missing secrets once and keeps them across restarts", async () => {
   const io = memoryIo();
   const first = await loadConfig({}, io);

@@ -6,6 +6,9 @@
  * applied under it, so each migration runs exactly once. An applied file whose checksum changed, or a gap in the
  * numbering, stops start-up with an error that says what to do.
  *
+ * A database that is up to date is checked without any DDL, so the app can start as a role that may only read
+ * and write rows (see `app_role.ts`); such a role meeting a pending migration is told who must apply it.
+ *
  * @example
  * ```ts
  * const files = await readMigrations(new URL("../../migrations/", import.meta.url));
@@ -77,15 +80,24 @@ export async function checksum(text: string): Promise<string> {
 
 /** Applies pending migrations; returns the versions this call applied (empty when up to date). */
 export async function migrate(db: Db, migrations: Migration[]): Promise<{ applied: number[] }> {
-  await db.begin(async (tx) => {
-    await tx.query(sql`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`);
-    await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version integer PRIMARY KEY,
-      name text NOT NULL,
-      checksum text NOT NULL,
-      applied_at timestamptz NOT NULL DEFAULT now()
-    )`);
-  });
+  const [{ exists }] = await db.query<{ exists: boolean }>(
+    sql`SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`,
+  );
+  if (!exists) {
+    await db.begin(async (tx) => {
+      await tx.query(sql`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`);
+      try {
+        await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version integer PRIMARY KEY,
+        name text NOT NULL,
+        checksum text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`);
+      } catch (e) {
+        throw notAllowed(e, "create the migrations table of an empty database") ?? e;
+      }
+    });
+  }
 
   const recorded = await db.query<{ version: number; name: string; checksum: string }>(
     sql`SELECT version, name, checksum FROM schema_migrations ORDER BY version`,
@@ -105,6 +117,8 @@ export async function migrate(db: Db, migrations: Migration[]): Promise<{ applie
       try {
         await tx.exec(m.sql);
       } catch (e) {
+        const denied = notAllowed(e, `apply migration ${pad(m.version)}_${m.name}.sql`);
+        if (denied) throw denied;
         throw new MigrationError(
           `migration ${pad(m.version)}_${m.name}.sql failed and was rolled back: ${(e as Error).message}`,
         );
@@ -137,6 +151,19 @@ function verifyHistory(
       );
     }
   }
+}
+
+/**
+ * The error for a role that may not change the schema (SQLSTATE 42501), saying who can; null for any other
+ * error. In AWS the task's migrate container applies migrations as the owner before the app starts.
+ */
+function notAllowed(e: unknown, what: string): MigrationError | null {
+  const code = (e as { code?: unknown })?.code;
+  if (code !== "42501") return null;
+  return new MigrationError(
+    `this database user may not ${what} (${(e as Error).message}); expected the database owner to run ` +
+      "`deno task migrate` (main.ts migrate) first: the application role may only read and write rows",
+  );
 }
 
 function pad(n: number): string {
