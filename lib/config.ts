@@ -213,7 +213,7 @@ const schema = z.object({
   PROXY_DATABASE_POOL_SIZE: intIn(1, 200).default(10),
   PROXY_DB_APP_USER: z.string().trim().regex(
     APP_ROLE_NAME,
-    "expected a role name of lowercase letters, digits and _, e.g. proxy_app",
+    "expected a role name of lowercase letters, digits and _, not a reserved one (public, user, pg_…), e.g. proxy_app",
   ).or(z.literal("")).default(""),
   PROXY_DB_APP_PASSWORD: z.string().refine(
     (v) => v === "" || /^[\x20-\x7e]+$/.test(v),

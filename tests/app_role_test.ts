@@ -148,6 +148,90 @@ Deno.test({
   });
 });
 
+/**
+ * A database owned by a role with CREATEROLE but no superuser rights, as RDS's master user is, migrated; `user`
+ * (the app role the test makes) is dropped before that owner.
+ */
+async function withRdsLikeOwner(user: string, fn: (owner: () => Db) => Promise<void>): Promise<void> {
+  const adminUrl = Deno.env.get("PROXY_TEST_DATABASE_URL")!;
+  const admin = openPostgres({ url: adminUrl, max: 1 });
+  const ownerName = `${user}_owner`;
+  const dbName = `proxy_rds_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const opened: Db[] = [];
+  try {
+    await admin.exec(`CREATE ROLE ${ownerName} LOGIN CREATEROLE`);
+    await admin.exec(`CREATE DATABASE ${dbName} OWNER ${ownerName}`);
+    const u = new URL(adminUrl);
+    u.username = ownerName;
+    u.pathname = `/${dbName}`;
+    const owner = () => {
+      const db = openPostgres({ url: u.toString(), max: 2 });
+      opened.push(db);
+      return db;
+    };
+    await migrate(owner(), await readMigrations(MIGRATIONS));
+    await fn(owner);
+  } finally {
+    for (const db of opened) await db.close().catch(() => {});
+    await admin.exec(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => {});
+    await admin.exec(`DROP ROLE IF EXISTS ${user}`).catch(() => {});
+    await admin.exec(`DROP ROLE IF EXISTS ${ownerName}`).catch(() => {});
+    await admin.close();
+  }
+}
+
+Deno.test({
+  name: "an owner that is not a superuser (as on RDS) sets the role up on every run, not only the first",
+  ...onPostgres,
+}, async () => {
+  const user = roleName();
+  await withRdsLikeOwner(user, async (owner) => {
+    const db = owner();
+    assert.equal(await ensureAppRole(db, { user, password: "first-password-0123456789" }), "created");
+    assert.equal(await ensureAppRole(db, { user, password: "second-password-0123456789" }), "updated");
+    assert.equal(await ensureAppRole(db, { user, password: "second-password-0123456789" }), "updated");
+  });
+});
+
+Deno.test({
+  name: "two tasks setting the role up at once both succeed (the migration lock orders them)",
+  ...onPostgres,
+}, async () => {
+  const user = roleName();
+  await withRdsLikeOwner(user, async (owner) => {
+    const [a, b] = [owner(), owner()];
+    for (let round = 0; round < 5; round++) {
+      const outcomes = await Promise.all([
+        ensureAppRole(a, { user, password: "concurrent-password-0123" }),
+        ensureAppRole(b, { user, password: "concurrent-password-0123" }),
+      ]);
+      assert.deepEqual(
+        [...outcomes].sort(),
+        round === 0 ? ["created", "updated"] : ["updated", "updated"],
+        `round ${round}`,
+      );
+    }
+  });
+});
+
+Deno.test({
+  name: "reserved role names are refused before any statement runs",
+  ...onPostgres,
+}, async () => {
+  const { db, cleanup } = await freshDb("postgres");
+  try {
+    for (const user of ["current_user", "user", "public", "pg_monitor", "Proxy"]) {
+      await assert.rejects(
+        () => ensureAppRole(db, { user, password: "x-password-0123456789" }),
+        /is not valid; expected lowercase letters, digits and _, not a reserved name/,
+        user,
+      );
+    }
+  } finally {
+    await cleanup();
+  }
+});
+
 Deno.test({
   name: "the role's password is sent as the SCRAM verifier PostgreSQL itself computes, never as text",
   ...onPostgres,

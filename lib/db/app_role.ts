@@ -23,8 +23,15 @@ import { scramVerifier } from "../crypto/scram_verifier.ts";
 /** What {@link ensureAppRole} did to the role itself (privileges are granted either way). */
 export type AppRoleOutcome = "created" | "updated";
 
-/** Role names this accepts: what PostgreSQL takes unquoted, so logs and `psql` show it as written. */
-export const APP_ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+/**
+ * Role names this accepts: what PostgreSQL takes unquoted, so logs and `psql` show it as written; not a
+ * reserved one (`pg_*`, `public`, `current_user` and the like, which a GRANT would read as something else).
+ */
+export const APP_ROLE_NAME =
+  /^(?!pg_)(?!(?:public|none|user|current_user|session_user|current_role|all)$)[a-z_][a-z0-9_]{0,62}$/;
+
+/** The migration lock (see `migrate.ts`): tasks starting together set the role up one after the other. */
+const MIGRATION_LOCK_ID = 727_310_001;
 
 /** Tables the app may not change at all, or only append to. */
 const READ_ONLY_TABLES = new Set(["schema_migrations"]);
@@ -40,10 +47,14 @@ export async function ensureAppRole(
   }
   if (!APP_ROLE_NAME.test(role.user)) {
     throw new Error(
-      `application role name "${role.user}" is not valid; expected lowercase letters, digits and _, e.g. proxy_app`,
+      `application role name "${role.user}" is not valid; expected lowercase letters, digits and _, not a ` +
+        "reserved name, e.g. proxy_app",
     );
   }
   return await db.begin(async (tx) => {
+    // Two tasks starting together would otherwise both CREATE the role (a duplicate key) or both GRANT at once
+    // ("tuple concurrently updated"), failing one task's start.
+    await tx.query(sql`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`);
     const [me] = await tx.query<{ user: string; db: string }>(
       sql`SELECT current_user AS user, current_database() AS db`,
     );
@@ -52,18 +63,24 @@ export async function ensureAppRole(
         `the application role must not be the migrating user (${role.user}); expected a role of its own, e.g. proxy_app`,
       );
     }
-    const [found] = await tx.query<{ n: number }>(
-      sql`SELECT count(*)::int AS n FROM pg_roles WHERE rolname = ${role.user}`,
+    const [found] = await tx.query<{ superuser: boolean }>(
+      sql`SELECT rolsuper AS superuser FROM pg_roles WHERE rolname = ${role.user}`,
     );
-    const outcome: AppRoleOutcome = found.n > 0 ? "updated" : "created";
+    if (found?.superuser) {
+      throw new Error(
+        `the application role ${role.user} is a superuser; expected a role of its own with no special rights`,
+      );
+    }
+    const outcome: AppRoleOutcome = found ? "updated" : "created";
     // Utility statements take no bound parameters: the server quotes the name and the verifier (format's %I
-    // and %L). The password itself is never sent, so no server log can show it.
+    // and %L). The password itself is never sent, so no server log can show it. (No NOSUPERUSER: only a
+    // superuser may name that attribute in ALTER ROLE, and an RDS owner is not one; a new role has it anyway.)
     const verifier = await scramVerifier(role.password);
     const statements = await tx.query<{ text: string }>(
       sql`SELECT format(${
         outcome === "created"
-          ? "CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD %L"
-          : "ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD %L"
+          ? "CREATE ROLE %I LOGIN NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD %L"
+          : "ALTER ROLE %I LOGIN NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD %L"
       }::text, ${role.user}::text, ${verifier}::text) AS text`,
     );
     await tx.exec(statements[0].text);
@@ -71,10 +88,11 @@ export async function ensureAppRole(
     const tables = await tx.query<{ name: string }>(
       sql`SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`,
     );
+    const grantee = ident(role.user);
     const grants: string[] = [
-      `GRANT CONNECT ON DATABASE ${ident(me.db)} TO ${role.user}`,
-      `GRANT USAGE ON SCHEMA public TO ${role.user}`,
-      `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role.user}`,
+      `GRANT CONNECT ON DATABASE ${ident(me.db)} TO ${grantee}`,
+      `GRANT USAGE ON SCHEMA public TO ${grantee}`,
+      `GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${grantee}`,
     ];
     for (const { name } of tables) {
       const privileges = READ_ONLY_TABLES.has(name)
@@ -83,8 +101,8 @@ export async function ensureAppRole(
         ? "SELECT, INSERT"
         : "SELECT, INSERT, UPDATE, DELETE";
       // Revoked first: a table that became append-only in a later release loses what it had.
-      grants.push(`REVOKE ALL ON TABLE ${ident(name)} FROM ${role.user}`);
-      grants.push(`GRANT ${privileges} ON TABLE ${ident(name)} TO ${role.user}`);
+      grants.push(`REVOKE ALL ON TABLE ${ident(name)} FROM ${grantee}`);
+      grants.push(`GRANT ${privileges} ON TABLE ${ident(name)} TO ${grantee}`);
     }
     await tx.exec(grants.join(";\n"));
     return outcome;
