@@ -65,6 +65,7 @@ import { openPostgres } from "../lib/db/postgres.ts";
 import { sql } from "../lib/db/sql.ts";
 import { cpuSeconds, type LoadConfig, type LoadResult } from "./load.ts";
 import { USAGE } from "./upstream.ts";
+import { makeCertificates } from "./certificates.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const DENO = Deno.execPath();
@@ -431,67 +432,6 @@ function testedEnv(o: Options): Record<string, string> {
   const env = baseEnv();
   if (o.mmapThreshold > 0) env.MALLOC_MMAP_THRESHOLD_ = String(o.mmapThreshold);
   return env;
-}
-
-/** A throw-away CA and a certificate for 127.0.0.1 signed by it, made with openssl. */
-async function makeCertificates(dir: string): Promise<{ ca: string; cert: string; key: string }> {
-  const run = async (...args: string[]) => {
-    const out = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" })
-      .output()
-      .catch(() => {
-        throw new Error("--tls needs the openssl command (apt-get install -y openssl)");
-      });
-    if (!out.success) throw new Error(`openssl ${args[0]}: ${decoder.decode(out.stderr)}`);
-  };
-  await run(
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=bench CA",
-  );
-  await run(
-    "req",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "key.pem",
-    "-out",
-    "leaf.csr",
-    "-subj",
-    "/CN=127.0.0.1",
-  );
-  await Deno.writeTextFile(
-    `${dir}/leaf.ext`,
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-  );
-  await run(
-    "x509",
-    "-req",
-    "-in",
-    "leaf.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "cert.pem",
-    "-days",
-    "2",
-    "-extfile",
-    "leaf.ext",
-  );
-  return { ca: `${dir}/ca.pem`, cert: `${dir}/cert.pem`, key: `${dir}/key.pem` };
 }
 
 async function api(

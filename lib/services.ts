@@ -159,6 +159,7 @@ export async function createServices(
     firstByteTimeoutMs: config.upstreamFirstByteTimeoutMs,
     probe: !config.egressProxy,
     fetch: overrides.fetch,
+    connections: config.planApiConnections,
   });
   const proxy = createProxy({
     config,
@@ -214,6 +215,7 @@ export async function createServices(
       await settlesWithin(retention.stop(), 1_000);
       await recorder.close(deadlineMs);
       bedrock.close();
+      plan.close();
     },
   };
 }

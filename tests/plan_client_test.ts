@@ -4,6 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { PlanClient } from "../lib/proxy/plan_client.ts";
+import { makeCertificates } from "../bench/certificates.ts";
+import { startCappedHttp2 } from "./fakes/capped_http2.ts";
+import { waitFor } from "./helpers/proxy.ts";
 
 /** A fetch whose answer comes after `headersAfterMs`, then streams `chunks` 30 ms apart; aborts are honoured. */
 function slowUpstream(headersAfterMs: number, chunks: number): typeof fetch {
@@ -105,4 +108,79 @@ Deno.test("a first-byte timeout set for one request is the one its error message
   if (sent.ok) return;
   assert.equal(sent.failure, "first_byte_timeout");
   assert.equal(sent.message, "upstream sent nothing within 50 ms");
+});
+
+/** A capped HTTP/2 upstream and a PlanClient over `connections` connections to it. */
+async function cappedSetup(connections: number) {
+  const dir = await Deno.makeTempDir({ prefix: "plan-h2-" });
+  const certs = await makeCertificates(dir);
+  const upstream = await startCappedHttp2({ maxStreams: 2, cert: certs.cert, key: certs.key });
+  const plan = new PlanClient({
+    baseUrl: upstream.url,
+    connectTimeoutMs: 5_000,
+    firstByteTimeoutMs: 30_000,
+    connections,
+    clientOptions: { caCerts: [await Deno.readTextFile(certs.ca)] },
+  });
+  const answered: Response[] = [];
+  const send = () =>
+    plan.send({
+      method: "POST",
+      pathAndQuery: "/v1/messages",
+      headers: { "content-type": "application/json" },
+      body: new TextEncoder().encode("{}"),
+      signal: new AbortController().signal,
+    }).then((sent) => {
+      assert.ok(sent.ok, sent.ok ? "" : sent.message);
+      answered.push(sent.response);
+      return sent.response;
+    });
+  const cleanup = async () => {
+    upstream.release();
+    for (const r of answered) await r.body?.cancel().catch(() => {});
+    plan.close();
+    await upstream.close();
+    await Deno.remove(dir, { recursive: true });
+  };
+  return { upstream, send, answered, cleanup };
+}
+
+Deno.test({
+  name:
+    "requests spread over several connections: an HTTP/2 stream cap per connection holds none of them back",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { upstream, send, answered, cleanup } = await cappedSetup(3);
+  try {
+    const all = Array.from({ length: 6 }, send);
+    // Every answer's headers while all six are still held open: three connections of two streams each.
+    await waitFor(() => answered.length === 6, 10_000, "all six answers' headers");
+    assert.equal(upstream.open, 6);
+    upstream.release();
+    for (const r of await Promise.all(all)) assert.match(await r.text(), /message_stop/);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test({
+  name:
+    "over one connection the runtime queues requests past the server's stream cap (why there are several)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { upstream, send, answered, cleanup } = await cappedSetup(1);
+  try {
+    const all = Array.from({ length: 4 }, send);
+    await waitFor(() => answered.length === 2, 10_000, "the first two answers' headers");
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(answered.length, 2, "the other two wait for a stream to end");
+    upstream.release(); // the first two end; the waiting two get their streams and are held in turn
+    await waitFor(() => answered.length === 4, 10_000, "the last two answers' headers");
+    upstream.release();
+    await Promise.all(all);
+  } finally {
+    await cleanup();
+  }
 });
