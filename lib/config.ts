@@ -38,11 +38,6 @@ export interface Config {
   readonly localEncryptionKey: Uint8Array;
   readonly planApiKey: string;
   readonly planApiUrl: string;
-  /**
-   * Connections the Anthropic API requests are spread over: an HTTP/2 server caps the streams of one connection,
-   * and requests past the cap wait for a stream to end.
-   */
-  readonly planApiConnections: number;
   readonly bedrockRegion: string;
   readonly bedrockDefaultModel: string;
   readonly bedrockEndpoint: string;
@@ -66,6 +61,11 @@ export interface Config {
   readonly upstreamFirstByteTimeoutMs: number;
   /** Non-streaming calls: until the answer, which Anthropic sends whole (its headers come with it). */
   readonly upstreamResponseTimeoutMs: number;
+  /**
+   * Connections the requests to each upstream (the Anthropic API, Bedrock) are spread over: an HTTP/2 server
+   * caps the streams of one connection, and requests past the cap wait for a stream to end.
+   */
+  readonly upstreamConnections: number;
   /** An HTTP(S)_PROXY is set: fetch goes through it, so a direct TCP probe of the upstream says nothing. */
   readonly egressProxy: boolean;
   readonly shutdownDrainSeconds: number;
@@ -244,7 +244,7 @@ const schema = z.object({
   }).default(""),
   PROXY_PLAN_API_KEY: z.string().trim().default(""),
   PROXY_PLAN_API_URL: httpUrl.default("https://api.anthropic.com"),
-  PROXY_PLAN_API_CONNECTIONS: intIn(1, 256).default(8),
+  PROXY_UPSTREAM_CONNECTIONS: intIn(1, 256).default(8),
   PROXY_BEDROCK_REGION: z.string().trim().regex(
     /^[a-z]{2}(-[a-z]+)+-\d$/,
     "expected an AWS region such as ap-northeast-2",
@@ -490,7 +490,7 @@ export async function loadConfig(
     localEncryptionKey,
     planApiKey: p.PROXY_PLAN_API_KEY,
     planApiUrl: p.PROXY_PLAN_API_URL,
-    planApiConnections: p.PROXY_PLAN_API_CONNECTIONS,
+    upstreamConnections: p.PROXY_UPSTREAM_CONNECTIONS,
     bedrockRegion: p.PROXY_BEDROCK_REGION,
     bedrockDefaultModel: p.PROXY_BEDROCK_DEFAULT_MODEL,
     bedrockEndpoint: p.PROXY_BEDROCK_ENDPOINT,
@@ -573,10 +573,10 @@ export function describeConfig(config: Config): Array<[string, string]> {
     ["PROXY_KMS_ENDPOINT", config.kmsEndpoint ? redactUrl(config.kmsEndpoint) : "(AWS default)"],
     ["PROXY_PLAN_API_KEY", mask(config.planApiKey)],
     ["PROXY_PLAN_API_URL", redactUrl(config.planApiUrl)],
-    ["PROXY_PLAN_API_CONNECTIONS", String(config.planApiConnections)],
     ["PROXY_UPSTREAM_CONNECT_TIMEOUT_MS", `${config.upstreamConnectTimeoutMs} ms`],
     ["PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS", `${config.upstreamFirstByteTimeoutMs} ms`],
     ["PROXY_UPSTREAM_RESPONSE_TIMEOUT_MS", `${config.upstreamResponseTimeoutMs} ms`],
+    ["PROXY_UPSTREAM_CONNECTIONS", `${config.upstreamConnections} per upstream`],
     ["PROXY_BEDROCK_REGION", config.bedrockRegion],
     ["PROXY_BEDROCK_DEFAULT_MODEL", config.bedrockDefaultModel],
     ["PROXY_BEDROCK_ENDPOINT", config.bedrockEndpoint ? redactUrl(config.bedrockEndpoint) : "(AWS default)"],

@@ -2,6 +2,7 @@
  * Builds the domain services from configuration: the one place that wires `lib/` together, used by `main.ts`
  * and by tests (which pass overrides such as a fixed clock).
  */
+import { HttpClientPool } from "./net/http_client_pool.ts";
 import { settlesWithin } from "./settles_within.ts";
 import type { Config } from "./config.ts";
 import type { Db } from "./db/db.ts";
@@ -148,7 +149,10 @@ export async function createServices(
   let detach: (() => Promise<void>) | null = null;
   const retention = new RetentionJob({ db, log, days: config.usageRetentionDays });
   // Bedrock gets the plan upstream's limits: a whole non-streamed answer, and the longest silence of a stream.
+  // One pool for both upstreams: each client keeps a connection per host.
+  const upstreamClients = new HttpClientPool(config.upstreamConnections);
   const bedrock = new BedrockInvoker({
+    httpClients: upstreamClients,
     endpoint: config.bedrockEndpoint || undefined,
     requestTimeoutMs: config.upstreamResponseTimeoutMs,
     streamIdleTimeoutMs: config.upstreamFirstByteTimeoutMs,
@@ -159,7 +163,7 @@ export async function createServices(
     firstByteTimeoutMs: config.upstreamFirstByteTimeoutMs,
     probe: !config.egressProxy,
     fetch: overrides.fetch,
-    connections: config.planApiConnections,
+    clients: upstreamClients,
   });
   const proxy = createProxy({
     config,
@@ -215,7 +219,7 @@ export async function createServices(
       await settlesWithin(retention.stop(), 1_000);
       await recorder.close(deadlineMs);
       bedrock.close();
-      plan.close();
+      upstreamClients.close();
     },
   };
 }

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { PlanClient } from "../lib/proxy/plan_client.ts";
+import { HttpClientPool } from "../lib/net/http_client_pool.ts";
 import { makeCertificates } from "../bench/certificates.ts";
 import { startCappedHttp2 } from "./fakes/capped_http2.ts";
 import { waitFor } from "./helpers/proxy.ts";
@@ -115,12 +116,12 @@ async function cappedSetup(connections: number) {
   const dir = await Deno.makeTempDir({ prefix: "plan-h2-" });
   const certs = await makeCertificates(dir);
   const upstream = await startCappedHttp2({ maxStreams: 2, cert: certs.cert, key: certs.key });
+  const clients = new HttpClientPool(connections, { caCerts: [await Deno.readTextFile(certs.ca)] });
   const plan = new PlanClient({
     baseUrl: upstream.url,
     connectTimeoutMs: 5_000,
     firstByteTimeoutMs: 30_000,
-    connections,
-    clientOptions: { caCerts: [await Deno.readTextFile(certs.ca)] },
+    clients,
   });
   const answered: Response[] = [];
   const send = () =>
@@ -138,7 +139,7 @@ async function cappedSetup(connections: number) {
   const cleanup = async () => {
     upstream.release();
     for (const r of answered) await r.body?.cancel().catch(() => {});
-    plan.close();
+    clients.close();
     await upstream.close();
     await Deno.remove(dir, { recursive: true });
   };

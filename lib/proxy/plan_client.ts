@@ -6,10 +6,8 @@
  * runs beside the request (it adds no latency); if it cannot connect within the connect timeout the request is
  * aborted as unreachable, instead of waiting for the much longer first-byte timeout.
  *
- * Requests are spread, in turn, over `connections` HTTP clients, each with a connection of its own. Over HTTP/2
- * a server caps the streams one connection carries (`SETTINGS_MAX_CONCURRENT_STREAMS`, often 100 to 256), and
- * the runtime's client then queues further requests until a stream ends, rather than open another connection:
- * with answers streaming for minutes, a busy proxy's new requests would wait minutes for their first byte.
+ * Requests are spread, in turn, over the HTTP clients of a {@link HttpClientPool}, so over several connections
+ * (an HTTP/2 server caps the streams of one).
  *
  * @example
  * ```ts
@@ -17,6 +15,8 @@
  * const sent = await plan.send({ method: "POST", pathAndQuery: "/v1/messages", headers, body, signal });
  * ```
  */
+
+import { HttpClientPool } from "../net/http_client_pool.ts";
 
 /** Why the upstream could not answer. */
 export type NetworkFailure = "connect_error" | "connect_timeout" | "first_byte_timeout" | "client_aborted";
@@ -53,27 +53,19 @@ export interface PlanClientOptions {
   probe?: boolean;
   /** Opens the probe's TCP connection (tests swap it). */
   connect?: (host: { hostname: string; port: number }) => Promise<{ close(): void }>;
-  /** HTTP clients (so connections) requests are spread over; 1 uses the runtime's shared one. */
-  connections?: number;
-  /** Options of each of those clients (tests add a CA certificate). */
-  clientOptions?: Deno.CreateHttpClientOptions;
+  /** The HTTP clients requests are spread over; by default the runtime's shared one. */
+  clients?: HttpClientPool;
 }
 
 /** See the module documentation. */
 export class PlanClient {
-  readonly #o: Omit<Required<PlanClientOptions>, "clientOptions">;
+  readonly #o: Required<PlanClientOptions>;
   readonly #host: { hostname: string; port: number };
-  readonly #clients: Deno.HttpClient[];
-  #next = 0;
   #lastAnswerAt = -Infinity;
 
   constructor(opts: PlanClientOptions) {
-    const connections = opts.connections ?? 1;
-    this.#clients = connections > 1 || opts.clientOptions
-      ? Array.from({ length: connections }, () => Deno.createHttpClient(opts.clientOptions ?? {}))
-      : [];
     this.#o = {
-      connections,
+      clients: new HttpClientPool(1),
       ...opts,
       fetch: opts.fetch ?? ((input, init) => fetch(input, init)),
       now: opts.now ?? (() => performance.now()),
@@ -131,9 +123,7 @@ export class PlanClient {
 
     try {
       const doFetch = this.#o.fetch;
-      const client = this.#clients.length > 0
-        ? this.#clients[this.#next++ % this.#clients.length]
-        : undefined;
+      const client = this.#o.clients.next();
       const response = await doFetch(this.#o.baseUrl + req.pathAndQuery, {
         method: req.method,
         headers: req.headers,
@@ -163,11 +153,6 @@ export class PlanClient {
       const failure: NetworkFailure = cause ?? "connect_error";
       return { ok: false, failure, message: describe(failure, e, { ...this.#o, firstByteTimeoutMs }) };
     }
-  }
-
-  /** Closes the clients' idle connections (at exit; requests still running keep theirs). */
-  close(): void {
-    for (const c of this.#clients) c.close();
   }
 
   /** Opens and closes a TCP connection; resolves to a failure, or null when it connected in time. */

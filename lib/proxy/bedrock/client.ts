@@ -18,6 +18,7 @@ import type {
 } from "@aws-sdk/client-bedrock-runtime";
 import { createHash } from "node:crypto";
 import { idleWatch } from "../idle_watch.ts";
+import type { HttpClientPool } from "../../net/http_client_pool.ts";
 import { mapBedrockError, SHUTDOWN_MESSAGE, ShutdownError, sseErrorEvent } from "./errors.ts";
 
 /** The credentials one Bedrock call is made with. */
@@ -95,6 +96,11 @@ export interface BedrockInvokerOptions {
    * a `timeout_error`; default: no limit. A connection that hangs must not hold the client forever.
    */
   streamIdleTimeoutMs?: number;
+  /**
+   * The HTTP clients calls are spread over, shared by every SDK client (they call the same regional host): an
+   * HTTP/2 server caps the streams of one connection. Default: the runtime's shared client.
+   */
+  httpClients?: HttpClientPool;
 }
 
 /**
@@ -121,6 +127,7 @@ export class BedrockInvoker {
   readonly #maxAttempts: number;
   readonly #requestTimeoutMs?: number;
   readonly #streamIdleTimeoutMs?: number;
+  readonly #httpClients?: HttpClientPool;
   readonly #clients = new Map<string, BedrockRuntimeClient>();
   #sdk: Promise<BedrockSdk> | null = null;
 
@@ -130,6 +137,7 @@ export class BedrockInvoker {
     this.#maxAttempts = Math.max(1, opts.maxAttempts ?? 1);
     this.#requestTimeoutMs = opts.requestTimeoutMs;
     this.#streamIdleTimeoutMs = opts.streamIdleTimeoutMs;
+    this.#httpClients = opts.httpClients;
   }
 
   /** Number of SDK clients currently kept. */
@@ -356,7 +364,14 @@ export class BedrockInvoker {
     const config: BedrockRuntimeClientConfig = {
       region,
       maxAttempts: this.#maxAttempts,
-      requestHandler: new sdk.FetchHttpHandler({ requestTimeout: this.#requestTimeoutMs }),
+      requestHandler: new sdk.FetchHttpHandler({
+        requestTimeout: this.#requestTimeoutMs,
+        // Deno's Request keeps a `client` given to it, and the handler builds its Request from these options.
+        requestInit: () => {
+          const client = this.#httpClients?.next();
+          return (client ? { client } : {}) as RequestInit;
+        },
+      }),
     };
     if (this.#endpoint) config.endpoint = this.#endpoint;
     switch (credentials.kind) {

@@ -13,6 +13,9 @@ import {
   type BedrockInvokerOptions,
 } from "./client.ts";
 import { mapBedrockError } from "./errors.ts";
+import { HttpClientPool } from "../../net/http_client_pool.ts";
+import { makeCertificates } from "../../../bench/certificates.ts";
+import { startCappedHttp2 } from "../../../tests/fakes/capped_http2.ts";
 import { mapModel } from "./model_map.ts";
 import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./translate.ts";
 
@@ -709,4 +712,32 @@ Deno.test("interrupt() ends a stream for a shutdown: the shutdown error event, t
     assert.match(text, /event: error\ndata: .*shutting down/);
     assert.equal((await stream.usage).cancelled, true);
   });
+});
+
+Deno.test({
+  name:
+    "Bedrock calls are spread over the pool's connections: an HTTP/2 stream cap per connection holds none back",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bedrock-h2-" });
+  const certs = await makeCertificates(dir);
+  // Answers every call with held-open headers: enough to see each call reach the server.
+  const upstream = await startCappedHttp2({ maxStreams: 2, cert: certs.cert, key: certs.key });
+  const httpClients = new HttpClientPool(3, { caCerts: [await Deno.readTextFile(certs.ca)] });
+  const invoker = new BedrockInvoker({ endpoint: upstream.url, httpClients });
+  const abort = new AbortController();
+  try {
+    const calls = Array.from({ length: 6 }, () => invoker.invokeStream(request({ signal: abort.signal })));
+    const deadline = Date.now() + 10_000;
+    while (upstream.open < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(upstream.open, 6, "all six calls have a stream at once: three connections of two");
+    abort.abort();
+    await Promise.allSettled(calls);
+  } finally {
+    invoker.close();
+    httpClients.close();
+    await upstream.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
