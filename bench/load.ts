@@ -80,6 +80,8 @@ export interface LoadResult {
 }
 
 const TOKEN_MARK = "content_block_delta";
+/** Open loop: how long requests due in the window may still take after it closes. */
+const RATE_DRAIN_MS = 60_000;
 const encoder = new TextEncoder();
 
 /** Sorted-sample percentiles (nearest rank). */
@@ -233,36 +235,74 @@ export async function run(cfg: LoadConfig): Promise<LoadResult> {
     await Promise.all(all);
     close();
   } else if (cfg.rate) {
+    // Judged by when each request was due, not when it ended: one due inside the window counts however late
+    // it ends (a closed window would otherwise drop a falling-behind target's slowest answers), and one still
+    // unanswered long after is an error.
     const periodMs = 1000 / cfg.rate;
     const cap = cfg.maxInFlight ?? 5_000;
     const t0 = performance.now();
     const inFlight = new Set<Promise<void>>();
+    const due: Sample[] = [];
+    let dueInWindow = 0;
     let sent = 0;
+    const inWindow = (dueAt: number) => dueAt >= windowStart && dueAt < windowEnd;
     setTimeout(() => {
       open();
       if (cfg.durationS !== undefined) {
         setTimeout(() => {
           durationOver = true;
-          if (latency.length >= (cfg.minRequests ?? 0)) close();
+          if (dueInWindow >= (cfg.minRequests ?? 0)) close();
         }, cfg.durationS * 1000);
       }
     }, cfg.warmupS * 1000);
     while (!stopped) {
       // Every request due by now is started, so a late timer sends a burst rather than fewer requests.
-      const due = Math.floor((performance.now() - t0) / periodMs) + 1;
-      for (; sent < due && !stopped; sent++) {
+      const dueNow = Math.floor((performance.now() - t0) / periodMs) + 1;
+      for (; sent < dueNow && !stopped; sent++) {
         const dueAt = t0 + sent * periodMs;
+        const counted = inWindow(dueAt);
+        if (counted) dueInWindow++;
         if (inFlight.size >= cap) {
-          take({ ok: false, error: "backlog", end: performance.now(), latency: NaN, ttfb: NaN, ttft: NaN });
+          const refused = {
+            ok: false,
+            error: "backlog",
+            end: performance.now(),
+            latency: NaN,
+            ttfb: NaN,
+            ttft: NaN,
+          };
+          if (counted) due.push(refused);
           continue;
         }
-        const p = one(cfg, body, undefined, dueAt).then(take);
+        const p = one(cfg, body, undefined, dueAt).then((s) => {
+          total++;
+          if (s.end >= windowStart) sinceStart++;
+          if (counted) due.push(s);
+        });
         inFlight.add(p);
         p.finally(() => inFlight.delete(p));
       }
+      if (durationOver && dueInWindow >= (cfg.minRequests ?? 0)) close();
       await new Promise((r) => setTimeout(r, Math.max(0, t0 + sent * periodMs - performance.now())));
     }
-    await Promise.all(inFlight);
+    const drained = await Promise.race([
+      Promise.all(inFlight).then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), RATE_DRAIN_MS)),
+    ]);
+    for (const s of due) {
+      if (!s.ok) {
+        errors++;
+        if (errorSamples.size < 5) errorSamples.add(s.error ?? "error");
+        continue;
+      }
+      latency.push(s.latency);
+      ttfb.push(s.ttfb);
+      if (cfg.stream) ttft.push(s.ttft);
+    }
+    if (!drained) {
+      errors += dueInWindow - due.length;
+      errorSamples.add(`${dueInWindow - due.length} unanswered ${RATE_DRAIN_MS / 1000} s after the window`);
+    }
   } else {
     const worker = async () => {
       while (!stopped) {

@@ -59,3 +59,38 @@ Deno.test("the open loop fails requests due while too many are in flight, instea
     await Deno.remove(bodyFile);
   }
 });
+
+Deno.test("the open loop counts every request due in its window, however late it ends: a target behind pays in latency", async () => {
+  // Answers one request at a time, 20 ms each: 50/s, half the rate offered, so the backlog grows.
+  let queue = Promise.resolve();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    await req.arrayBuffer();
+    const turn = queue.then(() => new Promise<void>((r) => setTimeout(r, 20)));
+    queue = turn;
+    await turn;
+    return new Response("{}", { headers: { "content-type": "application/json" } });
+  });
+  const bodyFile = await Deno.makeTempFile();
+  await Deno.writeTextFile(bodyFile, "{}");
+  try {
+    const result = await run({
+      url: `http://127.0.0.1:${server.addr.port}/v1/messages`,
+      headers: {},
+      bodyFile,
+      stream: false,
+      concurrency: 1,
+      rate: 100,
+      warmupS: 0,
+      durationS: 1,
+      minRequests: 0,
+    });
+    // About 100 due in the window; the last is answered about a second after it closes.
+    assert(result.completed >= 95, `every request due in the window is counted, got ${result.completed}`);
+    assert(result.errors === 0, `errors: ${result.errorSamples.join("; ")}`);
+    // The k-th waits behind k others: about 10 k ms late, so the median about half a second.
+    assert(result.latency.p50 >= 400, `the backlog shows in latency, p50 was ${result.latency.p50} ms`);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(bodyFile);
+  }
+});

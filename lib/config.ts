@@ -456,6 +456,11 @@ export async function loadConfig(
   if (production && databaseUrlValue === "") {
     problems.push(MISSING.database);
   }
+  if (p.PROXY_DB_APP_PASSWORD !== "" && p.PROXY_DB_APP_USER === "") {
+    problems.push(
+      "PROXY_DB_APP_USER: missing; expected the role PROXY_DB_APP_PASSWORD is for, e.g. proxy_app",
+    );
+  }
   if (p.PROXY_DB_APP_USER !== "" && p.PROXY_DB_APP_PASSWORD === "") {
     problems.push(
       "PROXY_DB_APP_PASSWORD: missing; expected the password `migrate` gives the role named in PROXY_DB_APP_USER",

@@ -249,6 +249,10 @@ Deno.test("the application role for migrate: a valid name with a password, both 
     () => loadConfig({ ...production, PROXY_DB_APP_USER: "proxy_app" }, memoryIo()),
     /PROXY_DB_APP_PASSWORD: missing; expected the password `migrate` gives the role named in PROXY_DB_APP_USER/,
   );
+  await assert.rejects(
+    () => loadConfig({ ...production, PROXY_DB_APP_PASSWORD: "pw-without-user" }, memoryIo()),
+    /PROXY_DB_APP_USER: missing; expected the role PROXY_DB_APP_PASSWORD is for, e.g. proxy_app/,
+  );
 });
 
 Deno.test("development generates missing secrets once and keeps them across restarts", async () => {
