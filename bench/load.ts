@@ -285,10 +285,12 @@ export async function run(cfg: LoadConfig): Promise<LoadResult> {
       if (durationOver && dueInWindow >= (cfg.minRequests ?? 0)) close();
       await new Promise((r) => setTimeout(r, Math.max(0, t0 + sent * periodMs - performance.now())));
     }
+    let drainTimer: ReturnType<typeof setTimeout> | undefined;
     const drained = await Promise.race([
       Promise.all(inFlight).then(() => true),
-      new Promise<false>((r) => setTimeout(() => r(false), RATE_DRAIN_MS)),
+      new Promise<false>((r) => drainTimer = setTimeout(() => r(false), RATE_DRAIN_MS)),
     ]);
+    clearTimeout(drainTimer); // or the process would stay up for it
     for (const s of due) {
       if (!s.ok) {
         errors++;
