@@ -19,6 +19,7 @@
 import type { Db } from "./db.ts";
 import { sql } from "./sql.ts";
 import { scramVerifier } from "../crypto/scram_verifier.ts";
+import { MIGRATION_LOCK_ID } from "./migrate.ts";
 
 /** What {@link ensureAppRole} did to the role itself (privileges are granted either way). */
 export type AppRoleOutcome = "created" | "updated";
@@ -29,9 +30,6 @@ export type AppRoleOutcome = "created" | "updated";
  */
 export const APP_ROLE_NAME =
   /^(?!pg_)(?!(?:public|none|user|current_user|session_user|current_role|all)$)[a-z_][a-z0-9_]{0,62}$/;
-
-/** The migration lock (see `migrate.ts`): tasks starting together set the role up one after the other. */
-const MIGRATION_LOCK_ID = 727_310_001;
 
 /** Tables the app may not change at all, or only append to. */
 const READ_ONLY_TABLES = new Set(["schema_migrations"]);
@@ -52,8 +50,8 @@ export async function ensureAppRole(
     );
   }
   return await db.begin(async (tx) => {
-    // Two tasks starting together would otherwise both CREATE the role (a duplicate key) or both GRANT at once
-    // ("tuple concurrently updated"), failing one task's start.
+    // The migration lock: two tasks starting together would otherwise both CREATE the role (a duplicate key)
+    // or both GRANT at once ("tuple concurrently updated"), failing one task's start.
     await tx.query(sql`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`);
     const [me] = await tx.query<{ user: string; db: string }>(
       sql`SELECT current_user AS user, current_database() AS db`,

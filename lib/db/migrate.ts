@@ -36,7 +36,7 @@ export class MigrationError extends Error {
 }
 
 /** Arbitrary constant: the advisory lock id every replica contends for while migrating. */
-const MIGRATION_LOCK_ID = 727_310_001;
+export const MIGRATION_LOCK_ID = 727_310_001;
 const FILE_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
 /** Reads and checks the migration files of a directory: names, order, no gaps, no duplicates. */
