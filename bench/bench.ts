@@ -43,6 +43,7 @@
  * deno run -A bench/bench.ts --only=rate,postgres,relay     # only the open loop (with a mode: that mode's)
  * deno run -A bench/bench.ts --tls                          # upstream over HTTPS and HTTP/2, as api.anthropic.com:
  *                                                           #   the proxy then multiplexes its upstream streams
+ *                                                           #   over PROXY_UPSTREAM_CONNECTIONS (8) connections
  * deno run -A bench/bench.ts --pin                          # proxy on CPU 1; load and upstream on CPU 0
  * ```
  *
