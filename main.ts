@@ -4,6 +4,7 @@
  */
 import { ConfigError, fileConfigIo, loadConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
+import { surviveUnhandledRejections } from "./lib/survive_unhandled_rejections.ts";
 import { openDb } from "./lib/db/open.ts";
 import { migrate, readMigrations } from "./lib/db/migrate.ts";
 import { ensureAppRole } from "./lib/db/app_role.ts";
@@ -30,6 +31,7 @@ async function main(args: string[]): Promise<number> {
     throw e;
   }
   const log = createLogger({ level: config.logLevel });
+  surviveUnhandledRejections(log);
   // The generated admin password is printed once, to the terminal only (the hash is kept, the password is not):
   // when the server listens, with the console's address; or, should this run end any other way (a command
   // such as `migrate`, a database it cannot reach, a port in use), on the way out, since no later run shows it.
