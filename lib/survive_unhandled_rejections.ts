@@ -1,8 +1,9 @@
 /**
  * Keeps the process up through a promise rejection nobody handled, logging it at error level instead. Deno
  * ends the process on one by default; for this proxy that would cut every stream in flight over what is
- * usually a driver's own loose end (a CI run once saw postgres.js reject a query of a connection it was
- * destroying, with no caller left to hear it). Returns the function that removes the handler.
+ * usually a driver's own loose end: postgres.js reads the array types on every new connection and leaves
+ * that promise unhandled, so a connection lost mid-read rejects with no caller left to hear it (a CI run saw
+ * it). Returns the function that removes the handler.
  *
  * @example
  * ```ts

@@ -10,10 +10,11 @@ import { backends, freshDb } from "./helpers/db.ts";
 import { openPostgres } from "../lib/db/postgres.ts";
 import { sql } from "../lib/db/sql.ts";
 
-// These tests drop, freeze and cut connections under postgres.js on purpose. A client torn down meanwhile can
-// reject one of its own queries with no caller left (a CI run saw CONNECTION_DESTROYED from its end-timeout
-// teardown); the proxy logs such a rejection and carries on (lib/survive_unhandled_rejections.ts), so here
-// that one kind is let through and any other still fails the module.
+// These tests drop, freeze and cut connections under postgres.js on purpose. A connection torn down while it
+// reads the array types (which postgres.js does on every new connection, leaving that promise unhandled)
+// rejects with no caller left: a CI run saw CONNECTION_DESTROYED from an end-timeout teardown. The LISTEN
+// client no longer reads types, and the proxy logs such a rejection and carries on
+// (lib/survive_unhandled_rejections.ts); here that one kind is let through, and any other fails the module.
 globalThis.addEventListener("unhandledrejection", (e) => {
   const code = (e.reason as { code?: unknown } | null)?.code;
   if (code === "CONNECTION_DESTROYED" || code === "CONNECTION_ENDED" || code === "CONNECTION_CLOSED") {

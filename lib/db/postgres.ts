@@ -113,6 +113,10 @@ export function openPostgres(opts: PostgresOptions): Db {
           ssl: ssl as "require" | "prefer" | "verify-full" | false,
           onnotice: opts.onnotice ?? (() => {}),
           connect_timeout: 10,
+          // Only text goes through this client. postgres.js reads the array types on every new connection,
+          // and leaves that read's promise unhandled: a connection destroyed mid-read (a lost subscription
+          // dropped during an outage) then rejected with no one to hear it.
+          fetch_types: false,
         });
         first = true;
         const subscribing = listener.listen(channel, receive, onlisten);
