@@ -20,10 +20,15 @@ export async function startCappedHttp2(
   o: { maxStreams: number; cert: string; key: string },
 ): Promise<CappedHttp2> {
   const held = new Set<http2.ServerHttp2Stream>();
+  const sessions = new Set<http2.ServerHttp2Session>();
   const server = http2.createSecureServer({
     cert: await Deno.readTextFile(o.cert),
     key: await Deno.readTextFile(o.key),
     settings: { maxConcurrentStreams: o.maxStreams },
+  });
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
   });
   server.on("stream", (stream) => {
     stream.respond({ ":status": 200, "content-type": "text/event-stream" });
@@ -47,6 +52,8 @@ export async function startCappedHttp2(
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of held) s.close();
+        // server.close waits for every connection to end, and a client may keep one open: end them here.
+        for (const session of sessions) session.destroy();
         server.close(() => resolve());
       }),
   };
