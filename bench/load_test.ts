@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { run } from "./load.ts";
+import { type LoadConfig, type LoadResult, run } from "./load.ts";
 
 /** A local upstream that answers every request after `delayMs`. */
 function slowServer(delayMs: number) {
@@ -10,54 +10,44 @@ function slowServer(delayMs: number) {
   });
 }
 
-Deno.test("the open loop keeps starting requests at its rate while earlier ones wait for their answers", async () => {
-  const server = slowServer(200);
+/** Runs the open loop at `server` (which it then shuts down) with a `{}` body and `cfg` over the defaults. */
+async function openLoop(
+  server: Deno.HttpServer<Deno.NetAddr>,
+  cfg: Partial<LoadConfig>,
+): Promise<LoadResult> {
   const bodyFile = await Deno.makeTempFile();
-  await Deno.writeTextFile(bodyFile, "{}");
   try {
-    const result = await run({
+    await Deno.writeTextFile(bodyFile, "{}");
+    return await run({
       url: `http://127.0.0.1:${server.addr.port}/v1/messages`,
       headers: {},
       bodyFile,
       stream: false,
       concurrency: 1,
-      rate: 100,
       warmupS: 0,
       durationS: 1,
+      ...cfg,
     });
-    // A closed loop of one would finish about 5 in a second of 200 ms answers; 100/s keeps about 20 in flight.
-    assert(result.completed >= 50, `expected most of ~100 requests started in 1 s, got ${result.completed}`);
-    assert(result.errors === 0, `errors: ${result.errorSamples.join("; ")}`);
-    assert(result.latency.p50 >= 200, `each answer takes 200 ms, p50 was ${result.latency.p50} ms`);
   } finally {
     await server.shutdown();
     await Deno.remove(bodyFile);
   }
+}
+
+Deno.test("the open loop keeps starting requests at its rate while earlier ones wait for their answers", async () => {
+  const server = slowServer(200);
+  const result = await openLoop(server, { rate: 100 });
+  // A closed loop of one would finish about 5 in a second of 200 ms answers; 100/s keeps about 20 in flight.
+  assert(result.completed >= 50, `expected most of ~100 requests started in 1 s, got ${result.completed}`);
+  assert(result.errors === 0, `errors: ${result.errorSamples.join("; ")}`);
+  assert(result.latency.p50 >= 200, `each answer takes 200 ms, p50 was ${result.latency.p50} ms`);
 });
 
 Deno.test("the open loop fails requests due while too many are in flight, instead of piling them up", async () => {
   const server = slowServer(2_000);
-  const bodyFile = await Deno.makeTempFile();
-  await Deno.writeTextFile(bodyFile, "{}");
-  try {
-    const result = await run({
-      url: `http://127.0.0.1:${server.addr.port}/v1/messages`,
-      headers: {},
-      bodyFile,
-      stream: false,
-      concurrency: 1,
-      rate: 50,
-      maxInFlight: 5,
-      warmupS: 0,
-      durationS: 1,
-      minRequests: 0,
-    });
-    assert(result.errors > 0, "requests due past the in-flight cap are counted as errors");
-    assert(result.errorSamples.includes("backlog"), `error samples: ${result.errorSamples.join("; ")}`);
-  } finally {
-    await server.shutdown();
-    await Deno.remove(bodyFile);
-  }
+  const result = await openLoop(server, { rate: 50, maxInFlight: 5, minRequests: 0 });
+  assert(result.errors > 0, "requests due past the in-flight cap are counted as errors");
+  assert(result.errorSamples.includes("backlog"), `error samples: ${result.errorSamples.join("; ")}`);
 });
 
 Deno.test("the open loop counts every request due in its window, however late it ends: a target behind pays in latency", async () => {
@@ -70,27 +60,10 @@ Deno.test("the open loop counts every request due in its window, however late it
     await turn;
     return new Response("{}", { headers: { "content-type": "application/json" } });
   });
-  const bodyFile = await Deno.makeTempFile();
-  await Deno.writeTextFile(bodyFile, "{}");
-  try {
-    const result = await run({
-      url: `http://127.0.0.1:${server.addr.port}/v1/messages`,
-      headers: {},
-      bodyFile,
-      stream: false,
-      concurrency: 1,
-      rate: 100,
-      warmupS: 0,
-      durationS: 1,
-      minRequests: 0,
-    });
-    // About 100 due in the window; the last is answered about a second after it closes.
-    assert(result.completed >= 95, `every request due in the window is counted, got ${result.completed}`);
-    assert(result.errors === 0, `errors: ${result.errorSamples.join("; ")}`);
-    // The k-th waits behind k others: about 10 k ms late, so the median about half a second.
-    assert(result.latency.p50 >= 400, `the backlog shows in latency, p50 was ${result.latency.p50} ms`);
-  } finally {
-    await server.shutdown();
-    await Deno.remove(bodyFile);
-  }
+  const result = await openLoop(server, { rate: 100, minRequests: 0 });
+  // About 100 due in the window; the last is answered about a second after it closes.
+  assert(result.completed >= 95, `every request due in the window is counted, got ${result.completed}`);
+  assert(result.errors === 0, `errors: ${result.errorSamples.join("; ")}`);
+  // The k-th waits behind k others: about 10 k ms late, so the median about half a second.
+  assert(result.latency.p50 >= 400, `the backlog shows in latency, p50 was ${result.latency.p50} ms`);
 });
