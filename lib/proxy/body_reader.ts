@@ -31,29 +31,56 @@ export const MAX_READ_BYTES = 64 * 1024;
  * A reader of `body` whose chunks are exact-size copies read through one reused buffer, which starts small and
  * grows while reads fill it. Falls back to the default reader for streams that are not byte streams (e.g. a
  * test's hand-made body).
+ *
+ * Given the signal of the request `body` answers, an abort of it fails a read pending or to come with its reason,
+ * and cancels `body`. Deno's fetch does that itself only while something keeps the `Response` reachable: its link
+ * from the signal to the body is weak (see `lib/net/abortable_body.ts`), and timeouts must not depend on what a
+ * closure happens to keep.
  */
-export function chunkReader(body: ReadableStream<Uint8Array> | null): ChunkReader {
+export function chunkReader(body: ReadableStream<Uint8Array> | null, signal?: AbortSignal): ChunkReader {
   if (!body) return new ReadableStream<Uint8Array>({ start: (c) => c.close() }).getReader();
-  let byob: ReadableStreamBYOBReader;
+  let inner: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>;
+  let byob: ReadableStreamBYOBReader | null = null;
   try {
-    byob = body.getReader({ mode: "byob" });
+    inner = byob = body.getReader({ mode: "byob" });
   } catch {
-    return body.getReader();
+    inner = body.getReader();
   }
+  if (signal) {
+    // The cancel ends a pending read as if the body had ended; read() below tells the two apart.
+    if (signal.aborted) inner.cancel(signal.reason).catch(() => {});
+    else signal.addEventListener("abort", () => inner.cancel(signal.reason).catch(() => {}), { once: true });
+  }
+  const failIfAborted = () => {
+    if (signal?.aborted) throw signal.reason ?? new DOMException("aborted", "AbortError");
+  };
+  if (!byob) {
+    const plain = inner as ReadableStreamDefaultReader<Uint8Array>;
+    return {
+      async read() {
+        const result = await plain.read();
+        failIfAborted();
+        return result;
+      },
+      cancel: (reason) => plain.cancel(reason),
+    };
+  }
+  const reader = byob;
   let spare: ArrayBuffer | null = null;
   let size = FIRST_READ_BYTES;
   return {
     async read() {
       const buffer = spare?.byteLength === size ? spare : new ArrayBuffer(size);
       spare = null;
-      const { done, value } = await byob.read(new Uint8Array(buffer));
+      const { done, value } = await reader.read(new Uint8Array(buffer));
+      failIfAborted();
       // The buffer was transferred into the read and comes back as value.buffer: keep it for the next read.
       if (value) spare = value.buffer as ArrayBuffer;
       if (done || !value) return { done: true, value: undefined };
       if (value.length === size && size < MAX_READ_BYTES) size *= 2;
       return { done: false, value: value.slice() };
     },
-    cancel: (reason) => byob.cancel(reason),
+    cancel: (reason) => reader.cancel(reason),
   };
 }
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { chunkReader, FIRST_READ_BYTES, MAX_READ_BYTES } from "./body_reader.ts";
+import { collectGarbage } from "../../tests/helpers/gc.ts";
 
 /** A byte stream (as fetch bodies are) that hands out `chunks` one per pull. */
 function byteStream(chunks: Uint8Array[]): ReadableStream<Uint8Array> {
@@ -62,3 +63,72 @@ Deno.test("a stream that is not a byte stream is read with its own reader", asyn
   });
   assert.deepEqual(await readAll(plain), [new Uint8Array([1, 2, 3])]);
 });
+
+/** `promise`, or a rejection once `ms` have passed (a read the abort did not reach would wait for ever). */
+async function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) =>
+    timer = setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms)
+  );
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A server that sends one chunk, then nothing until its client leaves; `left` resolves when it does. */
+function stallingServer() {
+  let left!: () => void;
+  const gone = new Promise<void>((r) => left = r);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    let sent = false;
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (!sent) c.enqueue(new TextEncoder().encode("first"));
+          sent = true;
+          // No more bytes until the client leaves (or the server closes, which ends the answer).
+          return gone.then(() => {
+            try {
+              c.close();
+            } catch { /* cancelled */ }
+          });
+        },
+        cancel: () => left(),
+      }, { highWaterMark: 0 }),
+    );
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}/`,
+    gone,
+    close: () => {
+      left();
+      return server.shutdown();
+    },
+  };
+}
+
+for (const kind of ["byob", "plain"] as const) {
+  Deno.test(`given its signal, an abort fails a pending ${kind} read and ends the upstream, after a garbage collection too`, async () => {
+    const upstream = stallingServer();
+    try {
+      const abort = new AbortController();
+      // The Response itself is not kept: then only the reader's own link ends the body.
+      const body = (await fetch(upstream.url, { signal: abort.signal })).body!;
+      const reader = chunkReader(
+        kind === "byob" ? body : body.pipeThrough(new TransformStream()),
+        abort.signal,
+      );
+      assert.equal(new TextDecoder().decode((await reader.read()).value), "first");
+      const pending = reader.read();
+      collectGarbage();
+      abort.abort(new Error("gave up"));
+      await assert.rejects(within(2000, pending), /gave up/);
+      await assert.rejects(within(2000, reader.read()), /gave up/);
+      if (kind === "byob") await within(2000, upstream.gone);
+    } finally {
+      await upstream.close();
+    }
+  });
+}

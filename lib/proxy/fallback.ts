@@ -90,7 +90,7 @@ export async function classifyPlanAnswer(sent: PlanResult, stream: boolean): Pro
   // A body read that fails because the client left is the client's doing, not the upstream's: no breaker
   // failure, no fallback.
   const clientGone = () => sent.abortedFor === "client_aborted";
-  const reader = chunkReader(response.body);
+  const reader = chunkReader(response.body, sent.signal);
   const discard = () => {
     reader.cancel().catch(() => {});
     sent.abort();

@@ -28,6 +28,8 @@ export type PlanResult =
     response: Response;
     firstByte: FirstByteTimer;
     abort: () => void;
+    /** Aborted with the call: read the body with `chunkReader(response.body, signal)` so an abort ends the read. */
+    signal: AbortSignal;
     /** Why the call was aborted after its headers came, if it was (a body read then fails). */
     readonly abortedFor: NetworkFailure | null;
   }
@@ -138,6 +140,7 @@ export class PlanClient {
         ok: true,
         response,
         firstByte,
+        signal: controller.signal,
         get abortedFor() {
           return cause;
         },

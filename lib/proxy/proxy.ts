@@ -732,7 +732,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     let head: Uint8Array[] = [];
     try {
       // Still under the timer: an error answer whose body never comes goes to Bedrock when it fires.
-      head = (await readUpTo(chunkReader(upstream.body), MAX_SIDE_ERROR_BODY)).chunks;
+      head = (await readUpTo(chunkReader(upstream.body, sent.signal), MAX_SIDE_ERROR_BODY)).chunks;
     } catch {
       /* the answer is replaced anyway */
     } finally {

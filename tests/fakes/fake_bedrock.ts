@@ -141,6 +141,7 @@ export function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<FakeBed
   const iam = opts.iamCredentials ?? {};
   const apiKeys = new Set(opts.apiKeys ?? []);
   const requests: RecordedRequest[] = [];
+  const closing = new AbortController();
   const queue: FakeBedrockStep[] = [];
 
   function nextStep(): FakeBedrockStep | undefined {
@@ -188,6 +189,7 @@ export function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<FakeBed
     // `completed` rejects when the client disconnects before the whole answer was delivered. (req.signal is not
     // used: in Deno it also aborts after a successful response.)
     const gone = new AbortController();
+    closing.signal.addEventListener("abort", () => gone.abort(), { once: true });
     info.completed.catch(() => {
       record.aborted = true;
       gone.abort();
@@ -246,7 +248,12 @@ export function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<FakeBed
     script: (...steps: FakeBedrockStep[]) => {
       queue.push(...steps);
     },
-    close: () => server.shutdown(),
+    close: () => {
+      // Answers still streaming (a stall, a slow reply the client never finished) end now, or shutdown would
+      // wait for them.
+      closing.abort();
+      return server.shutdown();
+    },
   });
 }
 
@@ -598,7 +605,11 @@ function streamResponse(
     async pull(controller) {
       if (delayMs > 0) await sleep(delayMs, signal);
       if (stallAfterEvents !== undefined && i >= stallAfterEvents) await sleep(3_600_000, signal);
-      if (signal.aborted) return;
+      if (signal.aborted) {
+        // The client left (the stream is cancelled: a no-op), or the fake is closing (the connection is cut).
+        controller.error(new Error("the fake Bedrock is closing"));
+        return;
+      }
       if (exception && i === exception.afterEvents) {
         controller.enqueue(
           exceptionFrame(

@@ -11,6 +11,7 @@
  *
  * Failures are thrown as the SDK's own errors (or the fetch/abort error); pass them to `mapBedrockError`.
  */
+import { fetchWithAbortableBody } from "../../net/abortable_body.ts";
 import type {
   BedrockRuntimeClient,
   BedrockRuntimeClientConfig,
@@ -366,6 +367,9 @@ export class BedrockInvoker {
       maxAttempts: this.#maxAttempts,
       requestHandler: new sdk.FetchHttpHandler({
         requestTimeout: this.#requestTimeoutMs,
+        // The handler keeps only the response's body: without this, an abort after a garbage collection (the
+        // drain deadline, the idle timeout, the client leaving) would leave Bedrock's stream running.
+        customFetch: fetchWithAbortableBody,
         // Deno's Request keeps a `client` given to it, and the handler builds its Request from these options.
         requestInit: () => {
           const client = this.#httpClients?.next();

@@ -17,6 +17,7 @@ import { HttpClientPool } from "../../net/http_client_pool.ts";
 import { makeCertificates } from "../../../bench/certificates.ts";
 import { startCappedHttp2 } from "../../../tests/fakes/capped_http2.ts";
 import { mapModel } from "./model_map.ts";
+import { collectGarbage } from "../../../tests/helpers/gc.ts";
 import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./translate.ts";
 
 const AKID = "AKIDCLIENTTEST000001";
@@ -712,6 +713,61 @@ Deno.test("interrupt() ends a stream for a shutdown: the shutdown error event, t
     assert.match(text, /event: error\ndata: .*shutting down/);
     assert.equal((await stream.usage).cancelled, true);
   });
+});
+
+/** Reads `events` to its end, failing (not hanging) when that takes more than `ms`. */
+async function readAllWithin(events: ReadableStream<Uint8Array>, ms: number): Promise<string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the stream did not end within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([new Response(events).text(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// Deno's fetch links a request's signal to its response body only weakly, and the SDK keeps no hold on the
+// response: once garbage was collected, an abort reached neither, and the stream ran on to its end (a flaky CI
+// failure of the shutdown test in tests/fallback_test.ts).
+Deno.test("after a garbage collection, interrupt(), the idle timeout and the caller's abort still end a stream", async () => {
+  await withFake(
+    async (fake, invoker) => {
+      const slow = {
+        kind: "reply" as const,
+        reply: { text: Array.from({ length: 40 }, () => "word "), eventDelayMs: 50 },
+      };
+
+      fake.script(slow);
+      const interrupted = await invoker.invokeStream({ ...request(), signal: undefined });
+      collectGarbage();
+      interrupted.interrupt();
+      const text = await readAllWithin(interrupted.events, 1500);
+      assert.doesNotMatch(text, /event: message_stop/);
+      assert.match(text, /event: error\ndata: .*shutting down/);
+
+      fake.script({ kind: "reply", reply: { stallAfterEvents: 2 } });
+      const stalled = await invoker.invokeStream(request());
+      collectGarbage();
+      const cut = await readAllWithin(stalled.events, 3000);
+      assert.match(cut, /event: error\ndata: .*Bedrock sent nothing for/);
+
+      fake.script(slow);
+      const caller = new AbortController();
+      const left = await invoker.invokeStream(request({ signal: caller.signal }));
+      const reader = left.events.getReader();
+      await reader.read();
+      collectGarbage();
+      caller.abort();
+      await reader.cancel();
+      assert.equal((await left.usage).cancelled, true);
+      await waitFor(() => fake.requests.at(-1)!.aborted, "Bedrock to see the call abandoned", 1500);
+      assert.ok(fake.requests.at(-1)!.sentEvents.length < 20, "the call ended long before its last event");
+    },
+    {},
+    { streamIdleTimeoutMs: 300 },
+  );
 });
 
 Deno.test({
