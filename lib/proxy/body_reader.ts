@@ -46,23 +46,28 @@ export function chunkReader(body: ReadableStream<Uint8Array> | null, signal?: Ab
   } catch {
     inner = body.getReader();
   }
-  if (signal) {
-    // The cancel ends a pending read as if the body had ended; read() below tells the two apart.
-    if (signal.aborted) inner.cancel(signal.reason).catch(() => {});
-    else signal.addEventListener("abort", () => inner.cancel(signal.reason).catch(() => {}), { once: true });
-  }
-  const failIfAborted = () => {
+  // The cancel ends a pending read as if the body had ended; read() below tells the two apart.
+  const onAbort = () => inner.cancel(signal!.reason).catch(() => {});
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
+  /** After each read: fails it when the signal aborted, and lets go of the signal once the body is done. */
+  const settle = (done: boolean) => {
     if (signal?.aborted) throw signal.reason ?? new DOMException("aborted", "AbortError");
+    if (done) signal?.removeEventListener("abort", onAbort);
+  };
+  const cancel = (reason?: unknown) => {
+    signal?.removeEventListener("abort", onAbort);
+    return inner.cancel(reason);
   };
   if (!byob) {
     const plain = inner as ReadableStreamDefaultReader<Uint8Array>;
     return {
       async read() {
         const result = await plain.read();
-        failIfAborted();
+        settle(result.done === true);
         return result;
       },
-      cancel: (reason) => plain.cancel(reason),
+      cancel,
     };
   }
   const reader = byob;
@@ -73,14 +78,14 @@ export function chunkReader(body: ReadableStream<Uint8Array> | null, signal?: Ab
       const buffer = spare?.byteLength === size ? spare : new ArrayBuffer(size);
       spare = null;
       const { done, value } = await reader.read(new Uint8Array(buffer));
-      failIfAborted();
+      settle(done || !value);
       // The buffer was transferred into the read and comes back as value.buffer: keep it for the next read.
       if (value) spare = value.buffer as ArrayBuffer;
       if (done || !value) return { done: true, value: undefined };
       if (value.length === size && size < MAX_READ_BYTES) size *= 2;
       return { done: false, value: value.slice() };
     },
-    cancel: (reason) => reader.cancel(reason),
+    cancel,
   };
 }
 

@@ -132,3 +132,34 @@ for (const kind of ["byob", "plain"] as const) {
     }
   });
 }
+
+Deno.test("a reader lets go of its signal once its body ends or it is cancelled, so a long-lived signal holds none", async () => {
+  const controller = new AbortController();
+  const signal = controller.signal;
+  // Counts the listeners on this one signal (instance methods only: no global stub).
+  const listening = new Set<unknown>();
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  signal.addEventListener = ((type: string, fn: EventListener, opts?: AddEventListenerOptions) => {
+    listening.add(fn);
+    add(type, fn, opts);
+  }) as typeof signal.addEventListener;
+  signal.removeEventListener = ((type: string, fn: EventListener) => {
+    listening.delete(fn);
+    remove(type, fn);
+  }) as typeof signal.removeEventListener;
+
+  for (let k = 0; k < 3; k++) {
+    const reader = chunkReader(byteStream([new Uint8Array([1, 2, 3])]), signal);
+    while (!(await reader.read()).done) { /* to its end */ }
+  }
+  const cancelled = chunkReader(byteStream([new Uint8Array([1])]), signal);
+  await cancelled.read();
+  await cancelled.cancel();
+  assert.equal(listening.size, 0);
+
+  const open = chunkReader(byteStream([new Uint8Array([1])]), signal);
+  assert.equal(listening.size, 1, "a body still being read keeps its listener");
+  controller.abort(new Error("gave up"));
+  await assert.rejects(open.read(), /gave up/);
+});

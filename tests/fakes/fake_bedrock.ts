@@ -238,7 +238,15 @@ export function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<FakeBed
     }
     const exception = step?.kind === "stream_exception" ? step : undefined;
     const sent = reply.endAfterEvents === undefined ? events : events.slice(0, reply.endAfterEvents);
-    return streamResponse(sent, reply.eventDelayMs ?? 0, exception, record, gone, reply.stallAfterEvents);
+    return streamResponse(
+      sent,
+      reply.eventDelayMs ?? 0,
+      exception,
+      record,
+      gone,
+      closing.signal,
+      reply.stallAfterEvents,
+    );
   });
 
   // A promise although Deno.serve listens synchronously, so callers need not change if start-up becomes async.
@@ -597,6 +605,7 @@ function streamResponse(
   exception: { afterEvents: number; exceptionType: string; message?: string } | undefined,
   record: RecordedRequest,
   gone: AbortController,
+  closing: AbortSignal,
   stallAfterEvents?: number,
 ): Response {
   const signal = gone.signal;
@@ -606,8 +615,13 @@ function streamResponse(
       if (delayMs > 0) await sleep(delayMs, signal);
       if (stallAfterEvents !== undefined && i >= stallAfterEvents) await sleep(3_600_000, signal);
       if (signal.aborted) {
-        // The client left (the stream is cancelled: a no-op), or the fake is closing (the connection is cut).
-        controller.error(new Error("the fake Bedrock is closing"));
+        // Closing: the answer ends here, or the server would wait for it. (A client that left needs nothing: its
+        // stream is cancelled, or was never read. An error would be logged by the server for each.)
+        if (closing.aborted) {
+          try {
+            controller.close();
+          } catch { /* cancelled */ }
+        }
         return;
       }
       if (exception && i === exception.afterEvents) {

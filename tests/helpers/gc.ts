@@ -7,42 +7,19 @@
  *
  * @example
  * ```ts
- * const storm = gcStorm(20);
- * try {
- *   // … the request that must survive collections …
- * } finally {
- *   storm.stop();
- * }
+ * const response = await fetch(url, { signal: controller.signal });
+ * collectGarbage();
+ * controller.abort(); // must still end response.body
  * ```
  */
 
-function exposedGc(): () => void {
+/** Runs a full garbage collection now. */
+export function collectGarbage(): void {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (typeof gc !== "function") {
     throw new Error(
       "this test needs V8's gc(): run it with --v8-flags=--expose-gc (deno task test passes it)",
     );
   }
-  return gc;
-}
-
-/** Runs a full garbage collection now. */
-export function collectGarbage(): void {
-  exposedGc()();
-}
-
-/** Collects garbage every `everyMs` until stopped; `runs` counts the collections so far. */
-export function gcStorm(everyMs: number): { stop(): void; readonly runs: number } {
-  const gc = exposedGc();
-  let runs = 0;
-  const timer = setInterval(() => {
-    gc();
-    runs++;
-  }, everyMs);
-  return {
-    stop: () => clearInterval(timer),
-    get runs() {
-      return runs;
-    },
-  };
+  gc();
 }

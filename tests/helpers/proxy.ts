@@ -85,19 +85,3 @@ export function postMessages(
     signal: init.signal,
   });
 }
-
-/**
- * `promise`, or a failure naming `what` once `ms` have passed: bounds a wait that a bug could make endless, where an
- * abort signal would not (after a garbage collection, aborting a fetch no longer ends a body it is streaming).
- */
-export async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}

@@ -753,17 +753,21 @@ Deno.test("after a garbage collection, interrupt(), the idle timeout and the cal
       const cut = await readAllWithin(stalled.events, 3000);
       assert.match(cut, /event: error\ndata: .*Bedrock sent nothing for/);
 
-      fake.script(slow);
-      const caller = new AbortController();
-      const left = await invoker.invokeStream(request({ signal: caller.signal }));
-      const reader = left.events.getReader();
-      await reader.read();
-      collectGarbage();
-      caller.abort();
-      await reader.cancel();
-      assert.equal((await left.usage).cancelled, true);
-      await waitFor(() => fake.requests.at(-1)!.aborted, "Bedrock to see the call abandoned", 1500);
-      assert.ok(fake.requests.at(-1)!.sentEvents.length < 20, "the call ended long before its last event");
+      // Only the caller's signal can end this one: no idle timeout, and nobody cancels the events.
+      const patient = new BedrockInvoker({ endpoint: fake.url });
+      try {
+        fake.script(slow);
+        const caller = new AbortController();
+        const left = await patient.invokeStream(request({ signal: caller.signal }));
+        collectGarbage();
+        caller.abort();
+        await readAllWithin(left.events, 1500);
+        assert.equal((await left.usage).cancelled, true);
+        await waitFor(() => fake.requests.at(-1)!.aborted, "Bedrock to see the call abandoned", 1500);
+        assert.ok(fake.requests.at(-1)!.sentEvents.length < 20, "the call ended long before its last event");
+      } finally {
+        patient.close();
+      }
     },
     {},
     { streamIdleTimeoutMs: 300 },
