@@ -205,10 +205,13 @@ export async function run(cfg: LoadConfig): Promise<LoadResult> {
     emit({ type: "end" });
     closeWindow();
   };
-  const take = (s: Sample) => {
+  /** Counts `s` among the answers, warm-up and drain included. */
+  const answered = (s: Sample) => {
     total++;
     if (s.end >= windowStart) sinceStart++;
-    if (!measuring || s.end < windowStart) return;
+  };
+  /** Counts `s` among the measured requests: an error (with a sample of its message), or its timings. */
+  const measure = (s: Sample) => {
     if (!s.ok) {
       errors++;
       if (errorSamples.size < 5) errorSamples.add(s.error ?? "error");
@@ -217,6 +220,12 @@ export async function run(cfg: LoadConfig): Promise<LoadResult> {
     latency.push(s.latency);
     ttfb.push(s.ttfb);
     if (cfg.stream) ttft.push(s.ttft);
+  };
+  const take = (s: Sample) => {
+    answered(s);
+    if (!measuring || s.end < windowStart) return;
+    measure(s);
+    if (!s.ok) return;
     if (cfg.progressEvery && latency.length % cfg.progressEvery === 0) {
       emit({ type: "progress", done: latency.length });
     }
@@ -275,8 +284,7 @@ export async function run(cfg: LoadConfig): Promise<LoadResult> {
           continue;
         }
         const p = one(cfg, body, undefined, dueAt).then((s) => {
-          total++;
-          if (s.end >= windowStart) sinceStart++;
+          answered(s);
           if (counted) due.push(s);
         });
         inFlight.add(p);
@@ -291,16 +299,7 @@ export async function run(cfg: LoadConfig): Promise<LoadResult> {
       new Promise<false>((r) => drainTimer = setTimeout(() => r(false), RATE_DRAIN_MS)),
     ]);
     clearTimeout(drainTimer); // or the process would stay up for it
-    for (const s of due) {
-      if (!s.ok) {
-        errors++;
-        if (errorSamples.size < 5) errorSamples.add(s.error ?? "error");
-        continue;
-      }
-      latency.push(s.latency);
-      ttfb.push(s.ttfb);
-      if (cfg.stream) ttft.push(s.ttft);
-    }
+    for (const s of due) measure(s);
     if (!drained) {
       errors += dueInWindow - due.length;
       errorSamples.add(`${dueInWindow - due.length} unanswered ${RATE_DRAIN_MS / 1000} s after the window`);
