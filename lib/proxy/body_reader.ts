@@ -55,6 +55,11 @@ export function chunkReader(body: ReadableStream<Uint8Array> | null, signal?: Ab
     if (signal?.aborted) throw signal.reason ?? new DOMException("aborted", "AbortError");
     if (done) signal?.removeEventListener("abort", onAbort);
   };
+  /** A read that failed: the body is done for, so the signal is let go too. */
+  const failed = (e: unknown): never => {
+    signal?.removeEventListener("abort", onAbort);
+    throw e;
+  };
   const cancel = (reason?: unknown) => {
     signal?.removeEventListener("abort", onAbort);
     return inner.cancel(reason);
@@ -63,7 +68,12 @@ export function chunkReader(body: ReadableStream<Uint8Array> | null, signal?: Ab
     const plain = inner as ReadableStreamDefaultReader<Uint8Array>;
     return {
       async read() {
-        const result = await plain.read();
+        let result: ReadableStreamReadResult<Uint8Array>;
+        try {
+          result = await plain.read();
+        } catch (e) {
+          return failed(e);
+        }
         settle(result.done === true);
         return result;
       },
@@ -77,7 +87,14 @@ export function chunkReader(body: ReadableStream<Uint8Array> | null, signal?: Ab
     async read() {
       const buffer = spare?.byteLength === size ? spare : new ArrayBuffer(size);
       spare = null;
-      const { done, value } = await reader.read(new Uint8Array(buffer));
+      // try/catch rather than .catch(): no extra promise per read on the hot path.
+      let read: ReadableStreamReadResult<Uint8Array>;
+      try {
+        read = await reader.read(new Uint8Array(buffer));
+      } catch (e) {
+        return failed(e);
+      }
+      const { done, value } = read;
       settle(done || !value);
       // The buffer was transferred into the read and comes back as value.buffer: keep it for the next read.
       if (value) spare = value.buffer as ArrayBuffer;

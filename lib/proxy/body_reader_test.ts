@@ -133,7 +133,7 @@ for (const kind of ["byob", "plain"] as const) {
   });
 }
 
-Deno.test("a reader lets go of its signal once its body ends or it is cancelled, so a long-lived signal holds none", async () => {
+Deno.test("a reader lets go of its signal once its body ends, fails or is cancelled, so a long-lived signal holds none", async () => {
   const controller = new AbortController();
   const signal = controller.signal;
   // Counts the listeners on this one signal (instance methods only: no global stub).
@@ -156,6 +156,11 @@ Deno.test("a reader lets go of its signal once its body ends or it is cancelled,
   const cancelled = chunkReader(byteStream([new Uint8Array([1])]), signal);
   await cancelled.read();
   await cancelled.cancel();
+  const broken = chunkReader(
+    new ReadableStream<Uint8Array>({ type: "bytes", pull: (c) => c.error(new Error("connection reset")) }),
+    signal,
+  );
+  await assert.rejects(broken.read(), /connection reset/);
   assert.equal(listening.size, 0);
 
   const open = chunkReader(byteStream([new Uint8Array([1])]), signal);
