@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { chunkReader, FIRST_READ_BYTES, MAX_READ_BYTES } from "./body_reader.ts";
 import { collectGarbage } from "../../tests/helpers/gc.ts";
+import { within } from "../../tests/helpers/within.ts";
 
 /** A byte stream (as fetch bodies are) that hands out `chunks` one per pull. */
 function byteStream(chunks: Uint8Array[]): ReadableStream<Uint8Array> {
@@ -63,19 +64,6 @@ Deno.test("a stream that is not a byte stream is read with its own reader", asyn
   });
   assert.deepEqual(await readAll(plain), [new Uint8Array([1, 2, 3])]);
 });
-
-/** `promise`, or a rejection once `ms` have passed (a read the abort did not reach would wait for ever). */
-async function within<T>(ms: number, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) =>
-    timer = setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms)
-  );
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A server that sends one chunk, then nothing until its client leaves; `left` resolves when it does. */
 function stallingServer() {

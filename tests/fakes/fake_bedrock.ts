@@ -238,15 +238,7 @@ export function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<FakeBed
     }
     const exception = step?.kind === "stream_exception" ? step : undefined;
     const sent = reply.endAfterEvents === undefined ? events : events.slice(0, reply.endAfterEvents);
-    return streamResponse(
-      sent,
-      reply.eventDelayMs ?? 0,
-      exception,
-      record,
-      gone,
-      closing.signal,
-      reply.stallAfterEvents,
-    );
+    return streamResponse(sent, reply.eventDelayMs ?? 0, exception, record, gone, reply.stallAfterEvents);
   });
 
   // A promise although Deno.serve listens synchronously, so callers need not change if start-up becomes async.
@@ -605,7 +597,6 @@ function streamResponse(
   exception: { afterEvents: number; exceptionType: string; message?: string } | undefined,
   record: RecordedRequest,
   gone: AbortController,
-  closing: AbortSignal,
   stallAfterEvents?: number,
 ): Response {
   const signal = gone.signal;
@@ -615,13 +606,11 @@ function streamResponse(
       if (delayMs > 0) await sleep(delayMs, signal);
       if (stallAfterEvents !== undefined && i >= stallAfterEvents) await sleep(3_600_000, signal);
       if (signal.aborted) {
-        // Closing: the answer ends here, or the server would wait for it. (A client that left needs nothing: its
-        // stream is cancelled, or was never read. An error would be logged by the server for each.)
-        if (closing.aborted) {
-          try {
-            controller.close();
-          } catch { /* cancelled */ }
-        }
+        // The client left, or the fake is closing: the answer ends here, cleanly (shutdown would wait for it, and
+        // the server logs an errored one). A cancelled stream refuses the close.
+        try {
+          controller.close();
+        } catch { /* cancelled */ }
         return;
       }
       if (exception && i === exception.afterEvents) {

@@ -18,6 +18,7 @@ import { makeCertificates } from "../../../bench/certificates.ts";
 import { startCappedHttp2 } from "../../../tests/fakes/capped_http2.ts";
 import { mapModel } from "./model_map.ts";
 import { collectGarbage } from "../../../tests/helpers/gc.ts";
+import { within } from "../../../tests/helpers/within.ts";
 import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./translate.ts";
 
 const AKID = "AKIDCLIENTTEST000001";
@@ -719,19 +720,6 @@ Deno.test("interrupt() ends a stream for a shutdown: the shutdown error event, t
   });
 });
 
-/** Reads `events` to its end, failing (not hanging) when that takes more than `ms`. */
-async function readAllWithin(events: ReadableStream<Uint8Array>, ms: number): Promise<string> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the stream did not end within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([new Response(events).text(), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 // Deno's fetch links a request's signal to its response body only weakly, and the SDK keeps no hold on the
 // response: once garbage was collected, an abort reached neither, and the stream ran on to its end (a flaky CI
 // failure of the shutdown test in tests/fallback_test.ts).
@@ -747,14 +735,14 @@ Deno.test("after a garbage collection, interrupt(), the idle timeout and the cal
       const interrupted = await invoker.invokeStream({ ...request(), signal: undefined });
       collectGarbage();
       interrupted.interrupt();
-      const text = await readAllWithin(interrupted.events, 1500);
+      const text = await within(1500, new Response(interrupted.events).text(), "the stream");
       assert.doesNotMatch(text, /event: message_stop/);
       assert.match(text, /event: error\ndata: .*shutting down/);
 
       fake.script({ kind: "reply", reply: { stallAfterEvents: 2 } });
       const stalled = await invoker.invokeStream(request());
       collectGarbage();
-      const cut = await readAllWithin(stalled.events, 3000);
+      const cut = await within(3000, new Response(stalled.events).text(), "the stream");
       assert.match(cut, /event: error\ndata: .*Bedrock sent nothing for/);
 
       // Only the caller's signal can end this one: no idle timeout, and nobody cancels the events.
@@ -765,7 +753,7 @@ Deno.test("after a garbage collection, interrupt(), the idle timeout and the cal
         const left = await patient.invokeStream(request({ signal: caller.signal }));
         collectGarbage();
         caller.abort();
-        await readAllWithin(left.events, 1500);
+        await within(1500, new Response(left.events).text(), "the stream");
         assert.equal((await left.usage).cancelled, true);
         await waitFor(() => fake.requests.at(-1)!.aborted, "Bedrock to see the call abandoned", 1500);
         assert.ok(fake.requests.at(-1)!.sentEvents.length < 20, "the call ended long before its last event");
