@@ -171,3 +171,146 @@ dbTest(
     }
   },
 );
+
+/** Records `rows` as the proxy would, with hour and day aggregates in `timeZone`. */
+async function recordUsage(
+  db: Parameters<Parameters<typeof dbTest>[1]>[0],
+  timeZone: string,
+  rows: Array<{ key: { id: string }; user: { id: string }; id: string; at: string; latencyMs?: number }>,
+): Promise<void> {
+  const rec = new UsageRecorder({ db, log: silentLogger, timeZone, spoolDir: await Deno.makeTempDir() });
+  for (const r of rows) {
+    rec.record({
+      requestId: r.id,
+      accessKeyId: r.key.id,
+      userId: r.user.id,
+      messageId: null,
+      model: "claude-sonnet-4-5",
+      modelServed: null,
+      stream: true,
+      inputTokens: 100,
+      outputTokens: 10,
+      cacheReadInputTokens: 0,
+      cacheCreationInputTokens: 0,
+      provider: "anthropic",
+      isFallback: false,
+      fallbackReason: null,
+      statusCode: 200,
+      errorType: null,
+      stopReason: null,
+      latencyMs: r.latencyMs ?? 100,
+      timeToFirstByteMs: 10,
+      costUsd: 0.5,
+      createdAt: r.at,
+    });
+  }
+  await rec.close();
+}
+
+dbTest(
+  "a report counts whole buckets and echoes them, so totals, percentiles and the request list agree",
+  async (db) => {
+    const now = new Date("2026-11-29T16:00:00Z");
+    const t = await makeTestApp(db, { PROXY_TIMEZONE: "America/New_York" }, { now: () => now });
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "carol@example.com" }, h)).body;
+    const key = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+    // Twelve requests between 14:43 and 14:45, latencies 100, 110, ... 210 ms.
+    await recordUsage(
+      db,
+      "America/New_York",
+      Array.from({ length: 12 }, (_, i) => ({
+        key,
+        user,
+        id: `w${i}`,
+        at: new Date(Date.parse("2026-11-29T14:43:00Z") + i * 10_000).toISOString(),
+        latencyMs: 100 + i * 10,
+      })),
+    );
+
+    const report = await t.call(
+      "GET",
+      "/api/usage?from=2026-11-29T14:00:00Z&to=2026-11-29T14:00:01Z&granularity=hour",
+      undefined,
+      h,
+    );
+    assert.equal(report.status, 200, JSON.stringify(report.body));
+    assert.equal(report.body.from, "2026-11-29T14:00:00.000Z");
+    assert.equal(report.body.to, "2026-11-29T15:00:00.000Z", "to rounded up to the end of its hour");
+    assert.equal(report.body.totals.requests, 12);
+    assert.equal(report.body.totals.p50_latency_ms, 155, "percentiles over the same hour as the totals");
+    assert.equal(report.body.totals.avg_latency_ms, 155);
+    assert.deepEqual(
+      report.body.series.map((s: { bucket: string; requests: number }) => [s.bucket, s.requests]),
+      [["2026-11-29T14:00:00.000Z", 12]],
+    );
+
+    const listed = await t.call(
+      "GET",
+      `/api/usage/requests?from=${report.body.from}&to=${report.body.to}&limit=1`,
+      undefined,
+      h,
+    );
+    assert.equal(listed.body.total, report.body.totals.requests, "the echoed range lists what was counted");
+
+    const top = await t.call(
+      "GET",
+      "/api/usage/top-users?from=2026-11-29T14:00:00Z&to=2026-11-29T14:00:01Z&granularity=hour",
+      undefined,
+      h,
+    );
+    assert.equal(top.body.to, "2026-11-29T15:00:00.000Z");
+    assert.deepEqual(
+      top.body.items.map((u: { email: string; requests: number }) => [u.email, u.requests]),
+      [["carol@example.com", 12]],
+    );
+  },
+);
+
+dbTest(
+  "from and to without an offset are read in PROXY_TIMEZONE; impossible dates are a 400 naming them",
+  async (db) => {
+    const now = new Date("2026-12-01T00:00:00Z");
+    const t = await makeTestApp(db, { PROXY_TIMEZONE: "Asia/Seoul" }, { now: () => now });
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "dave@example.com" }, h)).body;
+    const key = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+    // 23:30 on 28 November and 00:30 on 29 November in Seoul.
+    await recordUsage(db, "Asia/Seoul", [
+      { key, user, id: "late", at: "2026-11-28T14:30:00Z" },
+      { key, user, id: "early", at: "2026-11-28T15:30:00Z" },
+    ]);
+
+    const day = await t.call("GET", "/api/usage?from=2026-11-29&to=2026-11-30&granularity=day", undefined, h);
+    assert.equal(day.status, 200, JSON.stringify(day.body));
+    assert.equal(day.body.from, "2026-11-28T15:00:00.000Z", "Seoul midnight");
+    assert.equal(day.body.to, "2026-11-29T15:00:00.000Z");
+    assert.equal(day.body.totals.requests, 1);
+
+    const ids = async (query: string) =>
+      (await t.call("GET", `/api/usage/requests?${query}`, undefined, h)).body.items
+        .map((r: { request_id: string }) => r.request_id);
+    assert.deepEqual(await ids("from=2026-11-29T00:00&to=2026-11-29T01:00"), ["early"]);
+    assert.deepEqual(await ids("to=2026-11-29"), ["late"]);
+    assert.deepEqual(await ids("from=2026-11-28T14:00:00Z&to=2026-11-28T15:00:00Z"), ["late"]);
+
+    for (
+      const [bad, field] of [
+        ["from=2026-02-30", "from"],
+        ["to=2026-02-31T00:00:00Z", "to"],
+        ["from=2026-13-01", "from"],
+        ["from=2026-11-29T24:00", "from"],
+        ["to=2026-11-29T25:00:00Z", "to"],
+        ["from=2026-11-29T12:60", "from"],
+      ]
+    ) {
+      for (const route of ["/api/usage", "/api/usage/requests", "/api/usage/top-users"]) {
+        const r = await t.call("GET", `${route}?${bad}`, undefined, h);
+        assert.equal(r.status, 400, `${route}?${bad}`);
+        assert.equal(r.body.error.type, "invalid_request_error");
+        assert.equal(r.body.error.field, field, `${route}?${bad}`);
+        assert.match(r.body.error.message, new RegExp(`^${field}: expected .*, got "`), `${route}?${bad}`);
+      }
+    }
+  },
+);

@@ -137,8 +137,8 @@ function offsetAt(z: Zone, ms: number): number {
 /**
  * The first instant at which the zone's wall clock reads `wall` (wall-clock time encoded as if it were UTC).
  * When the wall time occurs twice (clocks went back), the earlier instant; when it does not exist (clocks
- * jumped over it, as at midnight in America/Santiago), the instant of the jump, which is where the local day
- * begins for the midnight-jumping zones that make this case matter.
+ * jumped over it), the wall time read with the offset before the jump. For the start of a skipped stretch, as
+ * midnight in America/Santiago, that is the instant of the jump, which is where such a local day begins.
  */
 function wallToInstant(z: Zone, wall: number): number {
   // Offsets a day either side of the wall time bracket any transition near it (offsets are within ±14h).
@@ -152,7 +152,7 @@ function wallToInstant(z: Zone, wall: number): number {
   const ok2 = offsetAt(z, t2) === after;
   if (ok1 && ok2) return Math.min(t1, t2);
   if (ok2) return t2;
-  return t1; // ok1 alone, or the gap case: t1 is the instant the clock jumped
+  return t1; // ok1 alone, or the gap: t1 reads the wall time with the offset before the jump
 }
 
 /** Local calendar fields of `ms` in the zone, as a UTC-encoded Date (read with getUTC*). */
@@ -219,11 +219,66 @@ export function bucketStart(instant: Date, granularity: "hour" | "day", timeZone
     return new Date(start);
   }
   if (granularity !== "day") throw new RangeError(`bucketStart: unknown granularity '${granularity}'`);
+  cacheDay(z, ms);
+  return new Date(z.dayStart);
+}
+
+/** Sets the zone's cached day to the local day containing `ms`. */
+function cacheDay(z: Zone, ms: number): void {
   if (!(ms >= z.dayStart && ms < z.dayEnd)) {
     const local = localDate(z, ms);
     const y = local.getUTCFullYear(), m = local.getUTCMonth(), d = local.getUTCDate();
     z.dayStart = wallToInstant(z, Date.UTC(y, m, d));
     z.dayEnd = wallToInstant(z, Date.UTC(y, m, d + 1));
   }
-  return new Date(z.dayStart);
+}
+
+/**
+ * The first hour or day bucket boundary in `timeZone` at or after `instant`: `instant` itself when a bucket
+ * starts there, else the end of the bucket containing it. With `bucketStart`, it rounds a range out to whole
+ * buckets.
+ *
+ * @example
+ * ```ts
+ * bucketCeil(new Date("2026-06-01T12:34:56Z"), "hour", "UTC"); // 2026-06-01T13:00:00.000Z
+ * bucketCeil(new Date("2026-06-01T04:00:00Z"), "day", "America/New_York"); // 2026-06-01T04:00:00.000Z
+ * ```
+ */
+export function bucketCeil(instant: Date, granularity: "hour" | "day", timeZone: string): Date {
+  const ms = checkDate(instant, "bucketCeil");
+  const start = bucketStart(instant, granularity, timeZone).getTime();
+  if (start === ms) return new Date(ms);
+  const z = zone(timeZone);
+  if (granularity === "day") {
+    cacheDay(z, ms);
+    return new Date(z.dayEnd);
+  }
+  // No hour bucket is longer than an hour, so an hour on lands in a later bucket; stepping back bucket by bucket
+  // finds the one right after ours even where short buckets (Australia/Lord_Howe) sit in between.
+  let end = bucketStart(new Date(start + HOUR_MS), "hour", timeZone).getTime();
+  for (;;) {
+    const prev = bucketStart(new Date(end - 1), "hour", timeZone).getTime();
+    if (prev <= ms) return new Date(end);
+    end = prev;
+  }
+}
+
+/**
+ * The instant at which the wall clock of `timeZone` reads `wall`, a Date whose UTC fields hold the local date and
+ * time. A time the clock shows twice (it went back) is its first occurrence; a time it skipped (it jumped
+ * forward) is read with the offset in force before the jump, so it lands as far after the jump as it was after
+ * the last time shown before it. These are RFC 5545's rules (and Temporal's "compatible"); PostgreSQL differs by
+ * taking the second of two occurrences, which does not matter as long as SQL never converts local times.
+ *
+ * @example
+ * ```ts
+ * wallTimeToInstant(new Date("2026-11-29T00:00:00Z"), "Asia/Seoul"); // 2026-11-28T15:00:00.000Z
+ * // New York jumps from 02:00 to 03:00 on 8 March 2026: 02:30 is read as EST, i.e. 03:30 EDT.
+ * wallTimeToInstant(new Date("2026-03-08T02:30:00Z"), "America/New_York"); // 2026-03-08T07:30:00.000Z
+ * // It repeats 01:00-02:00 on 1 November 2026: 01:30 is the first one, EDT.
+ * wallTimeToInstant(new Date("2026-11-01T01:30:00Z"), "America/New_York"); // 2026-11-01T05:30:00.000Z
+ * ```
+ */
+export function wallTimeToInstant(wall: Date, timeZone: string): Date {
+  return new Date(wallToInstant(zone(timeZone), checkDate(wall, "wallTimeToInstant")));
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { assertTimeZone, bucketStart, monthWindow } from "./budget_period.ts";
+import { assertTimeZone, bucketCeil, bucketStart, monthWindow, wallTimeToInstant } from "./budget_period.ts";
 
 const H = 3_600_000;
 
@@ -193,6 +193,79 @@ Deno.test("hour buckets are contiguous and never overlap through a year of trans
       prev = h;
     }
   }
+});
+
+function ceil(at: string, granularity: "hour" | "day", tz: string): string {
+  return iso(bucketCeil(new Date(at), granularity, tz));
+}
+
+Deno.test("bucketCeil rounds up to the next bucket boundary and leaves a boundary as it is", () => {
+  assert.equal(ceil("2026-06-01T14:00:01Z", "hour", "UTC"), "2026-06-01T15:00:00.000Z");
+  assert.equal(ceil("2026-06-01T14:00:00Z", "hour", "UTC"), "2026-06-01T14:00:00.000Z");
+  assert.equal(ceil("2026-06-01T14:59:59.999Z", "hour", "Asia/Seoul"), "2026-06-01T15:00:00.000Z");
+  assert.equal(ceil("2026-06-01T12:34:56Z", "hour", "Asia/Kolkata"), "2026-06-01T13:30:00.000Z");
+  // Seoul days begin at 15:00Z.
+  assert.equal(ceil("2026-06-02T12:00:00Z", "day", "Asia/Seoul"), "2026-06-02T15:00:00.000Z");
+  assert.equal(ceil("2026-06-02T15:00:00Z", "day", "Asia/Seoul"), "2026-06-02T15:00:00.000Z");
+  // New York's 8 March 2026 is 23 hours long and 1 November 25.
+  assert.equal(ceil("2026-03-08T12:00:00Z", "day", "America/New_York"), "2026-03-09T04:00:00.000Z");
+  assert.equal(ceil("2026-11-01T12:00:00Z", "day", "America/New_York"), "2026-11-02T05:00:00.000Z");
+  // Santiago's 6 September 2026 begins at 01:00 (04:00Z): midnight is skipped.
+  assert.equal(ceil("2026-09-05T12:00:00Z", "day", "America/Santiago"), "2026-09-06T04:00:00.000Z");
+});
+
+Deno.test("bucketCeil stops at the short buckets where Lord Howe's offset changes by half an hour", () => {
+  const tz = "Australia/Lord_Howe";
+  // Buckets around 15:00Z on 4 April 2026: [14:00, 15:00), [15:00, 15:30), [15:30, 16:30).
+  assert.equal(ceil("2026-04-04T14:50:00Z", "hour", tz), "2026-04-04T15:00:00.000Z");
+  assert.equal(ceil("2026-04-04T15:05:00Z", "hour", tz), "2026-04-04T15:30:00.000Z");
+  assert.equal(ceil("2026-04-04T15:35:00Z", "hour", tz), "2026-04-04T16:30:00.000Z");
+  // Around 15:30Z on 3 October 2026: [14:30, 15:30), [15:30, 16:00), [16:00, 17:00).
+  assert.equal(ceil("2026-10-03T15:20:00Z", "hour", tz), "2026-10-03T15:30:00.000Z");
+  assert.equal(ceil("2026-10-03T15:35:00Z", "hour", tz), "2026-10-03T16:00:00.000Z");
+});
+
+Deno.test("bucketCeil is the instant on a boundary, else the end of its bucket, through a year", () => {
+  const from = Date.UTC(2026, 0, 1);
+  for (const tz of ["Australia/Lord_Howe", "America/Santiago", "Asia/Kathmandu", "Europe/Berlin"]) {
+    for (let ms = from; ms < from + 366 * 24 * H; ms += 7 * H + 13 * 60_000) {
+      for (const g of ["hour", "day"] as const) {
+        const start = bucketStart(new Date(ms), g, tz).getTime();
+        const end = bucketCeil(new Date(ms), g, tz).getTime();
+        const at = `${tz} ${g} ${new Date(ms).toISOString()}`;
+        if (start === ms) {
+          assert.equal(end, ms, `${at}: a boundary stays`);
+          continue;
+        }
+        assert.ok(end > ms, `${at}: ends after the instant`);
+        assert.equal(bucketStart(new Date(end), g, tz).getTime(), end, `${at}: ends on a boundary`);
+        assert.equal(bucketStart(new Date(end - 1), g, tz).getTime(), start, `${at}: no bucket skipped`);
+      }
+    }
+  }
+});
+
+function wall(local: string, tz: string): string {
+  return iso(wallTimeToInstant(new Date(`${local}Z`), tz));
+}
+
+Deno.test("wall-clock times map to instants in the zone, whatever the process's own zone", () => {
+  assert.equal(wall("2026-11-29T00:00:00", "Asia/Seoul"), "2026-11-28T15:00:00.000Z");
+  assert.equal(wall("2026-11-29T00:00:00", "America/New_York"), "2026-11-29T05:00:00.000Z");
+  assert.equal(wall("2026-06-29T09:30:15.250", "America/New_York"), "2026-06-29T13:30:15.250Z");
+  assert.equal(wall("2026-06-01T00:00:00", "Asia/Kathmandu"), "2026-05-31T18:15:00.000Z");
+});
+
+Deno.test("a wall time DST skips is read with the offset before the jump, a repeated one is the first", () => {
+  // New York jumps from 02:00 EST to 03:00 EDT at 07:00Z on 8 March 2026: 02:30 EST is 07:30Z (03:30 EDT).
+  assert.equal(wall("2026-03-08T02:30:00", "America/New_York"), "2026-03-08T07:30:00.000Z");
+  assert.equal(wall("2026-03-08T03:00:00", "America/New_York"), "2026-03-08T07:00:00.000Z");
+  // It shows 01:00-02:00 twice on 1 November 2026 (EDT from 05:00Z, then EST from 06:00Z).
+  assert.equal(wall("2026-11-01T01:30:00", "America/New_York"), "2026-11-01T05:30:00.000Z");
+  assert.equal(wall("2026-11-01T02:00:00", "America/New_York"), "2026-11-01T07:00:00.000Z");
+  // Santiago skips midnight on 6 September 2026: the day begins at the jump, 04:00Z.
+  assert.equal(wall("2026-09-06T00:00:00", "America/Santiago"), "2026-09-06T04:00:00.000Z");
+  assert.equal(wall("2026-09-06T00:30:00", "America/Santiago"), "2026-09-06T04:30:00.000Z");
 });
 
 // An oracle independent of the module: local calendar date, time and UTC offset of an instant, from Intl.

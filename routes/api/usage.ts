@@ -27,7 +27,7 @@ export function usageRoutes(api: Hono<ApiEnv>, deps: { db: Db; timeZone: string;
     if (status && status !== "ok" && status !== "error") {
       throw new HttpError(400, "invalid_request_error", "status: expected ok or error", {}, "status");
     }
-    const range = parseTimeRange(params); // as given: a list of requests has no buckets to round to
+    const range = parseTimeRange(params, deps.timeZone); // not rounded: a list of requests has no buckets
     const page = await recentRequests(deps.db, {
       from: range.from,
       to: range.to,
