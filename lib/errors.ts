@@ -43,3 +43,64 @@ export function anthropicError(
 ): { type: "error"; error: { type: string; message: string } } {
   return { type: "error", error: { type, message } };
 }
+
+/** Seconds a client is told to wait before retrying a request refused because the database is unreachable. */
+export const DATABASE_RETRY_AFTER_SECONDS = 5;
+
+/** The admin API's answer while the database cannot be reached: retryable, saying so. */
+export function databaseUnavailableError(): HttpError {
+  return new HttpError(
+    503,
+    "api_error",
+    "database unreachable: the proxy cannot reach its database right now, so this request could not be " +
+      `completed; retry in ${DATABASE_RETRY_AFTER_SECONDS} seconds or so`,
+    { "retry-after": String(DATABASE_RETRY_AFTER_SECONDS) },
+  );
+}
+
+// Socket errors postgres.js passes on from the runtime when a connection cannot be made or is lost.
+const SOCKET_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "EHOSTDOWN",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EPIPE",
+]);
+// postgres.js's own: a connection closed under a query, a pool ended, a connect that timed out.
+const POSTGRES_JS_CODES = new Set([
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "CONNECT_TIMEOUT",
+]);
+// SQLSTATEs of a server going away or not taking connections yet: class 08 (connection exception),
+// admin_shutdown (a stopping server ends its sessions), crash_shutdown, cannot_connect_now (starting up or
+// shutting down).
+const UNAVAILABLE_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[123])$/;
+// The embedded database has no connection to lose: it is unavailable only once closed (during shutdown), which
+// our Db wrappers and PGlite itself report with these messages and no code.
+const CLOSED_MESSAGES = new Set(["database is closed", "PGlite is closed"]);
+
+/**
+ * Whether `e` says the database could not be reached (stopped, restarting, network down, pool or embedded
+ * database closed), as opposed to a statement it refused or a bug. Only the former is worth a retry: anything
+ * else stays a 500 with its details in the log. Follows `cause`, for errors wrapped on their way up.
+ */
+export function isDatabaseUnavailable(e: unknown): boolean {
+  for (let depth = 0; depth < 5 && e !== null && typeof e === "object"; depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === "string") {
+      if (SOCKET_CODES.has(code) || POSTGRES_JS_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code)) {
+        return true;
+      }
+    } else if (typeof message === "string" && CLOSED_MESSAGES.has(message)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}

@@ -937,6 +937,20 @@ dbTest("audit log lists console actions newest first with links to their targets
   assert.match(text((await c.get("/admin/audit?offset=50")).html), /Showing 51\s*–\s*52 of 52/);
 });
 
+dbTest(
+  "audit page shows an event's details as its JSON object, rows stored as JSON text included",
+  async (db) => {
+    const c = await signedIn(db);
+    await createUser(c, "shown@example.com");
+    // What insertAuditEvent used to store on PostgreSQL: a jsonb string holding the object's JSON text.
+    await db.query(sql`INSERT INTO audit_events (actor, action, target_type, target_id, details)
+    VALUES ('admin', 'bedrock_key.put', 'none', 'k1', to_jsonb(${'{"kind":"iam","region":"us-east-1"}'}::text))`);
+    const page = await c.get("/admin/audit");
+    const details = [...page.html.matchAll(/<code[^>]*>([^<]*)<\/code>/g)].map((m) => text(m[1]));
+    assert.deepEqual(details, ['{"kind":"iam","region":"us-east-1"}', '{"email":"shown@example.com"}']);
+  },
+);
+
 dbTest("settings: configuration with secrets masked, model map with overrides, prices", async (db) => {
   const c = await signedIn(db, {
     PROXY_PLAN_API_KEY: "sk-ant-very-secret-plan-key",

@@ -625,6 +625,107 @@ dbTest("every mutating call is audited with actor, action, target and address", 
   assert.ok(!JSON.stringify(audit.body).includes(key.key));
 });
 
+dbTest("audit details are stored and returned as the JSON object that was recorded", async (db) => {
+  const t = await makeTestApp(db);
+  const h = await t.auth();
+  const user = (await t.call("POST", "/api/users", { email: "details@example.com" }, h)).body;
+  const key = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+  await t.call("PUT", `/api/access-keys/${key.id}/bedrock-key`, {
+    aws_access_key_id: "AKIAIOSFODNN7EXAMPLE",
+    aws_secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    region: "us-east-1",
+  }, h);
+  const audit = await t.call("GET", "/api/audit", undefined, h);
+  const details = Object.fromEntries(
+    audit.body.items.map((e: { action: string; details: unknown }) => [e.action, e.details]),
+  );
+  assert.deepEqual(details, {
+    "bedrock_key.put": { kind: "iam", region: "us-east-1" },
+    "access_key.create": { key_prefix: key.key_prefix, user_id: user.id },
+    "user.create": { email: "details@example.com" },
+  });
+  const stored = await db.query<{ type: string }>(
+    sql`SELECT DISTINCT jsonb_typeof(details) AS type FROM audit_events`,
+  );
+  assert.deepEqual(
+    Array.from(stored, (r) => r.type),
+    ["object"],
+    "stored as a jsonb object, queryable by key",
+  );
+});
+
+dbTest("audit rows stored as JSON text by earlier versions are returned as their object", async (db) => {
+  const t = await makeTestApp(db);
+  const h = await t.auth();
+  // What insertAuditEvent used to store on PostgreSQL: a jsonb string holding the object's JSON text.
+  await db.query(sql`INSERT INTO audit_events (actor, action, target_type, target_id, details)
+    VALUES ('admin', 'bedrock_key.put', 'access_key', 'k1', to_jsonb(${'{"kind":"iam","region":"us-east-1"}'}::text)),
+      ('admin', 'odd.event', null, null, to_jsonb('not json'::text))`);
+  const audit = await t.call("GET", "/api/audit", undefined, h);
+  assert.deepEqual(audit.body.items.map((e: { details: unknown }) => e.details), [
+    { text: "not json" },
+    { kind: "iam", region: "us-east-1" },
+  ]);
+});
+
+dbTest(
+  "Bedrock credentials with both IAM keys and bedrock_api_key are refused as exclusive before any field check",
+  async (db) => {
+    const t = await makeTestApp(db);
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "both@example.com" }, h)).body;
+    const key = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+    const path = `/api/access-keys/${key.id}/bedrock-key`;
+    const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    const expected = (sent: string) =>
+      `${sent} and bedrock_api_key sent together: Bedrock credentials are one kind or the other; send either ` +
+      "aws_access_key_id + aws_secret_access_key (and aws_session_token for temporary keys) or bedrock_api_key " +
+      "alone, with region optional for either";
+    for (
+      const [body, sent] of [
+        // A short API key beside IAM keys: once answered "bedrock_api_key: too short for a Bedrock API key".
+        [{ aws_access_key_id: "AKIAIOSFODNN7EXAMPLE", bedrock_api_key: "short" }, "aws_access_key_id"],
+        [
+          {
+            aws_access_key_id: "AKIAIOSFODNN7EXAMPLE",
+            aws_secret_access_key: secret,
+            bedrock_api_key: "short",
+          },
+          "aws_access_key_id, aws_secret_access_key",
+        ],
+        [
+          {
+            aws_access_key_id: "AKIAIOSFODNN7EXAMPLE",
+            aws_secret_access_key: secret,
+            aws_session_token: "session-token-value",
+            bedrock_api_key: "ABSKQmVkcm9ja0FQSUtleQ1234",
+            region: "us-east-1",
+          },
+          "aws_access_key_id, aws_secret_access_key, aws_session_token",
+        ],
+        [
+          { aws_secret_access_key: "short", bedrock_api_key: "ABSKQmVkcm9ja0FQSUtleQ1234" },
+          "aws_secret_access_key",
+        ],
+      ] as const
+    ) {
+      const res = await t.call("PUT", path, body, h);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.deepEqual(res.body, { error: { type: "invalid_request_error", message: expected(sent) } });
+      assert.ok(!JSON.stringify(res.body).includes(secret));
+    }
+    assert.equal((await t.call("GET", path, undefined, h)).status, 404, "nothing stored");
+
+    // A field sent as null is not sent: the API key alone is then judged on its own.
+    const nulls = await t.call("PUT", path, {
+      aws_access_key_id: null,
+      bedrock_api_key: "short",
+    }, h);
+    assert.equal(nulls.status, 400);
+    assert.doesNotMatch(nulls.body.error.message, /sent together/);
+  },
+);
+
 dbTest("KMS mode: credentials are sealed with a KMS data key through the real AWS SDK", async (db) => {
   const kms = await startFakeKms();
   try {

@@ -17,9 +17,9 @@ import { HttpError } from "../errors.ts";
 import { generateAccessKey, type KeyHasher } from "../auth/access_key.ts";
 import type { EventBus } from "../events.ts";
 import {
-  bedrockCredentialsInput,
   createKeyInput,
   createUserInput,
+  parseBedrockCredentials,
   parseInput,
   refuseNulParameter,
   rotateKeyInput,
@@ -250,7 +250,7 @@ export function createAdmin(deps: {
           `access key ${accessKeyId} is ${status}; Bedrock credentials can be set only on a live key`,
         );
       }
-      const v = parseInput(bedrockCredentialsInput, input);
+      const v = parseBedrockCredentials(input);
       const described = await deps.credentials.put(accessKeyId, v);
       deps.bus.publish({ type: "bedrock_credentials_changed", accessKeyId });
       await record(ctx, "bedrock_key.put", "access_key", accessKeyId, {

@@ -80,6 +80,33 @@ export const bedrockCredentialsInput = z.union([
   }).strict(),
 ], { error: "expected either aws_access_key_id + aws_secret_access_key, or bedrock_api_key" });
 
+const IAM_FIELDS = ["aws_access_key_id", "aws_secret_access_key", "aws_session_token"];
+
+/**
+ * Parses `PUT /api/access-keys/:id/bedrock-key`. Input holding both kinds is refused before any field is
+ * checked: the union would judge it against whichever kind had fewer problems, and name a field of that kind
+ * (a short `bedrock_api_key` beside IAM keys) when the mistake is sending both. A field set to null counts as
+ * not sent.
+ */
+export function parseBedrockCredentials(input: unknown): z.infer<typeof bedrockCredentialsInput> {
+  if (input !== null && typeof input === "object" && !Array.isArray(input)) {
+    const fields = input as Record<string, unknown>;
+    const given = (field: string) => Object.hasOwn(fields, field) && fields[field] != null;
+    const iam = IAM_FIELDS.filter(given);
+    if (iam.length > 0 && given("bedrock_api_key")) {
+      const sent = `${iam.join(", ")} and bedrock_api_key`;
+      throw new HttpError(
+        400,
+        "invalid_request_error",
+        `${sent} sent together: Bedrock credentials are one kind or the other; send either ` +
+          "aws_access_key_id + aws_secret_access_key (and aws_session_token for temporary keys) or " +
+          "bedrock_api_key alone, with region optional for either",
+      );
+    }
+  }
+  return parseInput(bedrockCredentialsInput, input);
+}
+
 /** Parses input against a schema, or throws a 400 naming the first field at fault. */
 export function parseInput<T>(schema: z.ZodType<T>, input: unknown): T {
   refuseNul(input, []);

@@ -28,12 +28,11 @@ export async function insertAuditEvent(
     clientAddress: string | null;
   },
 ): Promise<void> {
+  const details = JSON.stringify(e.details ?? {});
+  // Bound as text: postgres.js would serialise a string bound as jsonb into a JSON string.
   await q.query(sql`
     INSERT INTO audit_events (actor, action, target_type, target_id, details, client_address)
-    VALUES (${e.actor}, ${e.action}, ${e.targetType}, ${e.targetId}, ${
-    JSON.stringify(e.details ?? {})
-  }::jsonb,
-      ${e.clientAddress})`);
+    VALUES (${e.actor}, ${e.action}, ${e.targetType}, ${e.targetId}, ${details}::text::jsonb, ${e.clientAddress})`);
 }
 
 /** Newest events first, paged. */
@@ -45,5 +44,21 @@ export async function listAuditEvents(
     SELECT id, actor, action, target_type, target_id, details, client_address, created_at
     FROM audit_events ORDER BY created_at DESC, id DESC LIMIT ${opts.limit} OFFSET ${opts.offset}`);
   const [{ total }] = await q.query<{ total: number }>(sql`SELECT count(*) AS total FROM audit_events`);
-  return { items, total };
+  return { items: items.map((row) => ({ ...row, details: detailsObject(row.details) })), total };
+}
+
+/**
+ * Earlier versions wrote `details` on PostgreSQL as a JSON string holding the object's JSON text (postgres.js
+ * encoded the already encoded text again). The table is append-only, so those rows are read back as the object
+ * they meant rather than rewritten; text that is not a JSON object is kept, under `text`.
+ */
+function detailsObject(details: unknown): Record<string, unknown> {
+  if (typeof details !== "string") return (details ?? {}) as Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(details);
+    if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) {
+      return parsed as Record<string, unknown>;
+    }
+  } catch { /* not JSON: kept as text below */ }
+  return { text: details };
 }

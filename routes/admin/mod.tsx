@@ -16,7 +16,7 @@
 import { Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { createCsrf } from "../../lib/auth/csrf.ts";
-import { HttpError } from "../../lib/errors.ts";
+import { DATABASE_RETRY_AFTER_SECONDS, HttpError, isDatabaseUnavailable } from "../../lib/errors.ts";
 import { clientAddress, hasDotSegment } from "../../lib/http.ts";
 import { CSRF_FIELD, formState } from "../../components/Form.tsx";
 import { BASE, urls, withQuery } from "../../components/urls.ts";
@@ -253,6 +253,25 @@ export function adminRoutes(deps: AdminDeps): Hono<AdminEnv> {
         ? "That request was not valid"
         : "Request refused";
       return errorPage(ctx, err.status, title, capitalise(err.message));
+    }
+    if (isDatabaseUnavailable(err)) {
+      // Expected while the database is down: a warning, and a page that says what is wrong and to retry, rather
+      // than an error line and a page that reads like a bug.
+      (c.get("log") ?? deps.log).warn("database unreachable; answered 503", { path: c.req.path, error: err });
+      const reading = c.req.method === "GET" || c.req.method === "HEAD";
+      const url = new URL(c.req.url);
+      const res = errorPage(
+        ctx,
+        503,
+        "Database unreachable",
+        `The proxy cannot reach its database right now, so ${
+          reading ? "this page could not be shown" : "this change could not be completed"
+        }. Try again in a few seconds. Requests through the proxy with access keys it has already checked are ` +
+          "still served meanwhile.",
+        reading ? [url.pathname + url.search, "Try again"] : undefined,
+      );
+      res.headers.set("retry-after", String(DATABASE_RETRY_AFTER_SECONDS));
+      return res;
     }
     (c.get("log") ?? deps.log).error("console error", { path: c.req.path, error: err });
     return errorPage(

@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { isDatabaseUnavailable } from "./errors.ts";
+
+const coded = (code: string, message = code) => Object.assign(new Error(message), { code });
+
+Deno.test("a database that cannot be reached is told apart from a statement it refused and from a bug", () => {
+  const unavailable: Array<[string, unknown]> = [
+    [
+      "connection refused (postgres.js, server stopped)",
+      coded("ECONNREFUSED", "connect ECONNREFUSED 10.0.0.5:5432"),
+    ],
+    ["connection closed under a query", coded("CONNECTION_CLOSED", "write CONNECTION_CLOSED 10.0.0.5:5432")],
+    ["pool ended", coded("CONNECTION_ENDED")],
+    ["connect timed out", coded("CONNECT_TIMEOUT")],
+    ["host name not resolved", coded("ENOTFOUND")],
+    [
+      "server stopping: admin_shutdown",
+      coded("57P01", "terminating connection due to administrator command"),
+    ],
+    ["server starting up: cannot_connect_now", coded("57P03", "the database system is starting up")],
+    ["connection failure (SQLSTATE class 08)", coded("08006")],
+    ["embedded database closed", new Error("database is closed")],
+    ["PGlite closed", new Error("PGlite is closed")],
+    ["wrapped", new Error("reading users failed", { cause: coded("ECONNRESET") })],
+  ];
+  for (const [what, e] of unavailable) assert.equal(isDatabaseUnavailable(e), true, what);
+
+  const other: Array<[string, unknown]> = [
+    ["unique violation", coded("23505", "duplicate key value violates unique constraint")],
+    ["syntax error", coded("42601")],
+    ["database not accepting connections by configuration", coded("55000")],
+    ["a bug", new TypeError("Cannot read properties of undefined (reading 'id')")],
+    [
+      "a message that only mentions a closed database",
+      new Error("the database is closed for repairs, said a user"),
+    ],
+    ["not an error", "ECONNREFUSED"],
+    ["nothing", undefined],
+  ];
+  for (const [what, e] of other) assert.equal(isDatabaseUnavailable(e), false, what);
+});
