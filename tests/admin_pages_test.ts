@@ -653,7 +653,8 @@ dbTest(
     assert.equal(deleted.status, 303);
     assert.equal(deleted.location, "/admin/users?ok=user_deleted");
     assert.equal((await c.get(`/admin/users/${id}`)).status, 404);
-    assert.equal((await c.t.services.resolver.resolve(key)).status, "revoked");
+    // Its keys stop working, and their holders are told the user is gone (403), not only that the key is.
+    assert.equal((await c.t.services.resolver.resolve(key)).status, "user_inactive");
   },
 );
 

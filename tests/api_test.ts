@@ -280,7 +280,16 @@ dbTest("deleting or deactivating a user stops its keys at once", async (db) => {
   await t.call("PATCH", `/api/users/${user.id}`, { is_active: true }, h);
   assert.equal((await t.services.resolver.resolve(key)).status, "ok");
   await t.call("DELETE", `/api/users/${user.id}`, undefined, h);
-  assert.equal((await t.services.resolver.resolve(key)).status, "revoked");
+  // Revoked with its user; the holder is told the user is gone (403), which says more than "revoked".
+  assert.equal((await t.services.resolver.resolve(key)).status, "user_inactive");
+  const row = await db.query<{ revoked: boolean }>(
+    sql`SELECT revoked_at IS NOT NULL AS revoked FROM access_keys WHERE user_id = ${user.id}`,
+  );
+  assert.deepEqual(
+    row.map((r) => r.revoked),
+    [true],
+    "and the key itself is revoked, should the user come back",
+  );
 });
 
 dbTest(

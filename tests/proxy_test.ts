@@ -590,6 +590,17 @@ dbTest("access key and input errors answer in Anthropic's error shape", async (d
     assert.equal(revoked.status, 401);
     final(revoked);
     await revoked.body?.cancel();
+    // Deleting a user revokes their keys too; the holder is told it is the user, not only that the key died.
+    const leaver = (await p.t.call("POST", "/api/users", { email: "leaver@example.com", name: "L" }, h)).body;
+    const leaverKey = (await p.t.call("POST", `/api/users/${leaver.id}/access-keys`, { name: "k" }, h)).body;
+    assert.equal((await p.t.call("DELETE", `/api/users/${leaver.id}`, undefined, h)).status, 204);
+    const deleted = await post(`${p.origin}/ak/${leaverKey.key}/v1/messages`, JSON.stringify(MESSAGE));
+    assert.equal(deleted.status, 403);
+    final(deleted);
+    assert.deepEqual((await deleted.json()).error, {
+      type: "permission_error",
+      message: "the user of this access key is deactivated or deleted",
+    });
     assert.equal(p.upstream.requests.length, 0, "nothing reached the upstream");
     // The access key never appears in the logs; only its prefix does.
     assert.ok(!p.t.logs.join("\n").includes(p.key));

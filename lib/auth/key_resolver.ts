@@ -187,10 +187,12 @@ export function createKeyResolver(deps: {
 
 function judge(row: KeyLookupRow | null, now: number): Resolution {
   if (!row) return { status: "unknown" };
+  // The user first: deleting a user revokes their keys too, and its holder should learn why (403), not only
+  // that the key stopped working.
+  if (row.user_deleted_at || !row.user_is_active) return { status: "user_inactive" };
   if (row.revoked_at || row.deleted_at || !row.is_active) return { status: "revoked" };
   const expiresAt = row.expires_at ? row.expires_at.getTime() : null;
   if (expiresAt !== null && expiresAt <= now) return { status: "expired" };
-  if (row.user_deleted_at || !row.user_is_active) return { status: "user_inactive" };
   return {
     status: "ok",
     key: {
