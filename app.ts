@@ -111,7 +111,13 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.route("/", healthRoutes({ db: deps.db }));
   app.route("/", metricsRoutes({ services: deps.services, token: deps.config.metricsToken }));
-  app.route("/ak", proxyRoutes(deps.services.proxy, { trustForwardedFor: deps.config.trustForwardedFor }));
+  app.route(
+    "/ak",
+    proxyRoutes(deps.services.proxy, {
+      trustForwardedFor: deps.config.trustForwardedFor,
+      now: () => deps.services.now().getTime(),
+    }),
+  );
   app.on(["GET", "HEAD"], "/", (c) => c.text("claude-code-proxy: ok\n"));
   app.route(
     "/api",

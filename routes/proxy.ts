@@ -15,10 +15,16 @@ import { HttpError } from "../lib/errors.ts";
 /** Mounts the proxy under `/ak`; unknown keys are throttled per client address (see `lib/proxy`). */
 export function proxyRoutes(
   proxy: Proxy,
-  opts: { trustForwardedFor: boolean; guessLimitPerMinute?: number } = { trustForwardedFor: false },
+  opts: { trustForwardedFor: boolean; guessLimitPerMinute?: number; now?: () => number } = {
+    trustForwardedFor: false,
+  },
 ): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const guesses = new FailureThrottle({ limit: opts.guessLimitPerMinute ?? 30, windowMs: 60_000 });
+  const guesses = new FailureThrottle({
+    limit: opts.guessLimitPerMinute ?? 30,
+    windowMs: 60_000,
+    now: opts.now,
+  });
   const toRequest = (c: Context<AppEnv>): ProxyRequest => {
     refuseDotSegments(c.req.url);
     const url = new URL(c.req.url);
@@ -37,7 +43,7 @@ export function proxyRoutes(
       // Fires only when the client goes away: deno.json opts out of the legacy abort-after-success behaviour.
       signal: c.req.raw.signal,
       guesses: {
-        retryAfterSeconds: () => guesses.retryAfterSeconds(throttleSubject(address)),
+        pace: () => guesses.pace(throttleSubject(address)),
         fail: () => guesses.fail(throttleSubject(address)),
       },
       onRecorded: () => c.set("recorded", true),

@@ -130,12 +130,14 @@ dbTest("production responses carry HSTS; the admin allow-list guards /admin and 
 dbTest(
   "guessing access keys is throttled per client address; valid keys from that address still work",
   async (db) => {
-    const t = await makeTestApp(db, { PROXY_TRUST_FORWARDED_FOR: "true" });
+    let clock = Date.parse("2026-11-29T12:00:00Z");
+    const t = await makeTestApp(db, { PROXY_TRUST_FORWARDED_FOR: "true" }, { now: () => new Date(clock) });
     const h = await t.auth();
     const user = (await t.call("POST", "/api/users", { email: "g@example.com", name: "G" }, h)).body;
     const issue = async () =>
       (await t.call("POST", `/api/users/${user.id}/access-keys`, { name: "k" }, h)).body;
     const valid = (await issue()).key as string;
+    const unused = (await issue()).key as string; // never sent before the address is throttled
     const { key: revoked, id: revokedId } = await issue();
     assert.equal((await t.call("DELETE", `/api/access-keys/${revokedId}`, undefined, h)).status, 200);
     const call = (key: string, ip: string) =>
@@ -150,18 +152,34 @@ dbTest(
       assert.equal(r.status, 401);
       assert.equal(r.body.error.message, "access key revoked");
     }
+    // One mistyped key sent again and again, and malformed keys, cost no lookup: not guesses.
+    const typo = `ak_${"T".repeat(43)}`;
+    for (let i = 0; i < 40; i++) assert.equal((await call(typo, "198.51.100.1")).status, 401);
+    for (let i = 0; i < 40; i++) assert.equal((await call(`ak_short${i}`, "198.51.100.1")).status, 401);
     const guess = (n: number) => call(`ak_${String(n).padStart(43, "A")}`, "198.51.100.1");
-    for (let i = 0; i < 30; i++) assert.equal((await guess(i)).status, 401);
+    for (let i = 0; i < 29; i++) assert.equal((await guess(i)).status, 401, `guess ${i} is looked up`);
+    // With the typo, 30 unknown keys: the limit. Past it, keys not seen before are looked up one every 2 s: the
+    // first at once, the next refused until its turn.
+    assert.equal((await guess(98)).status, 401);
     const blocked = await guess(99);
     assert.equal(blocked.status, 429);
     assert.equal(blocked.body.type, "error");
     assert.equal(blocked.body.error.type, "rate_limit_error");
-    assert.ok(Number(blocked.headers.get("retry-after")) > 0);
-    // Waiting does not make an unknown key valid: clients are told not to sit out the retry-after.
-    assert.equal(blocked.headers.get("x-should-retry"), "false");
-    assert.ok(await accepted(valid), "a valid key is served from a throttled address");
+    assert.equal(blocked.headers.get("retry-after"), "2");
+    // The key may be valid: clients are not told to give up.
+    assert.equal(blocked.headers.get("x-should-retry"), null);
+    assert.ok(await accepted(valid), "a key seen before is served from a throttled address at once");
     assert.equal((await call(revoked, "198.51.100.1")).status, 401, "a revoked key still says so");
-    assert.equal((await guess(1)).status, 429, "unknown keys stay throttled");
+    assert.equal((await guess(1)).status, 401, "a key just found unknown is answered from memory");
+    const early = await call(unused, "198.51.100.1");
+    assert.equal(early.status, 429, "a valid key never seen waits its turn");
+    clock += 2_000;
+    assert.ok(await accepted(unused), "and is served once its turn comes");
+    // It was no guess: the next turn comes 2 s after the last, not later.
+    assert.equal((await guess(100)).status, 429);
+    clock += 2_000;
+    assert.equal((await guess(100)).status, 401, "a guess in its turn is looked up and refused");
+    assert.equal((await guess(101)).status, 429, "and the next waits again");
     assert.equal(
       (await call(`ak_${"B".repeat(43)}`, "198.51.100.2")).status,
       401,
@@ -177,6 +195,9 @@ dbTest(
     const stale = await call(valid, "198.51.100.1");
     assert.equal(stale.status, 401);
     assert.equal(stale.body.error.message, "access key revoked");
+    // A minute without guesses lifts the limit.
+    clock += 61_000;
+    for (let i = 200; i < 210; i++) assert.equal((await guess(i)).status, 401);
   },
 );
 

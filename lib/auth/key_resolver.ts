@@ -53,6 +53,12 @@ export interface KeyResolver {
    * throttled address still use its real keys: those are not guesses, so `resolve` may look them up again.
    */
   knows(rawKey: string): boolean;
+  /**
+   * Whether resolving this key would ask the database about a key not seen to exist: well formed, not cached as
+   * existing (fresh or stale), not remembered as unknown just now, not being looked up already. Only such
+   * lookups are guesses worth throttling: the others cost the database nothing more.
+   */
+  isUnseen(rawKey: string): boolean;
   /** Drops cached entries of an access key / of a user's keys. */
   forgetKey(accessKeyId: string): void;
   forgetUser(userId: string): void;
@@ -154,6 +160,11 @@ export function createKeyResolver(deps: {
     },
     knows(rawKey) {
       return Boolean(cache.get(rawKey)?.row);
+    },
+    isUnseen(rawKey) {
+      if (!isWellFormedKey(rawKey) || cache.get(rawKey)?.row || inflight.has(rawKey)) return false;
+      const missedAt = misses.get(rawKey);
+      return missedAt === undefined || now() - missedAt >= Math.min(ttlMs, NEGATIVE_TTL_MS);
     },
     async resolve(rawKey) {
       if (!isWellFormedKey(rawKey)) return { status: "unknown" };

@@ -15,12 +15,37 @@ export class FailureThrottle {
   readonly #windowMs: number;
   readonly #now: () => number;
   readonly #maxKeys: number;
+  /** When each throttled subject last made an attempt at the limit's pace (see `pace`). */
+  readonly #paced = new Map<string, number>();
 
   constructor(opts: { limit: number; windowMs: number; now?: () => number; maxKeys?: number }) {
     this.#limit = opts.limit;
     this.#windowMs = opts.windowMs;
     this.#now = opts.now ?? Date.now;
     this.#maxKeys = opts.maxKeys ?? 100_000;
+  }
+
+  /**
+   * Before an attempt by `subject`: 0 when it may go ahead, else the seconds until it may. Past the limit the
+   * subject is not shut out but slowed to the limit's own pace, one attempt per window ÷ limit (2 s for 30 a
+   * minute), so an attempt that would succeed, sharing a throttled subject with failing ones, gets through after
+   * a short wait. Failures are still recorded with {@link fail}, once known.
+   */
+  pace(subject: string): number {
+    if (this.retryAfterSeconds(subject) === 0) return 0;
+    const now = this.#now();
+    const interval = this.#windowMs / this.#limit;
+    const last = this.#paced.get(subject);
+    if (last !== undefined && now - last < interval) {
+      return Math.max(1, Math.ceil((last + interval - now) / 1000));
+    }
+    this.#paced.delete(subject); // re-insert: Map order doubles as recency for eviction
+    this.#paced.set(subject, now);
+    if (this.#paced.size > this.#maxKeys) {
+      const oldest = this.#paced.keys().next().value;
+      if (oldest !== undefined) this.#paced.delete(oldest);
+    }
+    return 0;
   }
 
   /** Records one failure for `subject`. */
@@ -61,6 +86,7 @@ export class FailureThrottle {
   /** Forgets `subject` (after a success). */
   clear(subject: string): void {
     this.#failures.delete(subject);
+    this.#paced.delete(subject);
   }
 
   #recent(subject: string, now: number): number[] | undefined {

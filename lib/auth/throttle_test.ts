@@ -25,3 +25,24 @@ Deno.test("memory is bounded: the oldest subjects are evicted", () => {
   assert.equal(t.retryAfterSeconds("ip-999"), 60);
   assert.equal(t.retryAfterSeconds("ip-0"), 0, "evicted");
 });
+
+Deno.test("past the limit attempts are paced, not shut out: one per window ÷ limit", () => {
+  let now = 0;
+  const t = new FailureThrottle({ limit: 3, windowMs: 60_000, now: () => now });
+  for (let i = 0; i < 3; i++) {
+    assert.equal(t.pace("a"), 0, `attempt ${i}: below the limit, no pacing`);
+    t.fail("a");
+  }
+  assert.equal(t.pace("a"), 0, "the first attempt past the limit goes ahead");
+  now = 5_000;
+  assert.equal(t.pace("a"), 15, "the next waits for its turn: 20 s after the last");
+  assert.equal(t.pace("b"), 0, "subjects are independent");
+  now = 20_000;
+  assert.equal(t.pace("a"), 0);
+  now = 25_000;
+  assert.equal(t.pace("a"), 15, "a turn is taken whether or not the attempt then fails");
+  now = 200_000;
+  assert.equal(t.retryAfterSeconds("a"), 0, "a quiet window lifts the limit");
+  assert.equal(t.pace("a"), 0);
+  assert.equal(t.pace("a"), 0, "no pacing below the limit");
+});

@@ -71,10 +71,15 @@ export interface ProxyRequest {
   /** Fires when the client goes away. */
   signal: AbortSignal;
   /**
-   * Key guessing from the client's address: unknown keys count as failures, and past the limit only keys this
-   * process already knows are looked up (a valid key is never refused because its address is throttled).
+   * Key guessing from the client's address: a key the database was asked about and did not know counts as a
+   * failure. Past the limit, lookups of keys this process has not seen are paced, not refused: a valid key
+   * from a throttled address gets through after a short wait (a retryable 429), keys already seen at once.
    */
-  guesses?: { retryAfterSeconds(): number; fail(): void };
+  guesses?: {
+    /** 0 when a lookup may go ahead now, else the seconds until it may. */
+    pace(): number;
+    fail(): void;
+  };
   /** Called once the request has its usage row and log line, so the access log does not add a second. */
   onRecorded?: () => void;
 }
@@ -164,10 +169,24 @@ export function createProxy(deps: ProxyDeps): Proxy {
   };
 
   async function authorise(req: ProxyRequest): Promise<ResolvedKey> {
-    const wait = req.guesses?.retryAfterSeconds() ?? 0;
-    // A throttled address may still use keys that exist; a stale entry is looked up again like any other.
-    const r = wait > 0 && !deps.resolver.knows(req.rawKey) ? null : await deps.resolver.resolve(req.rawKey);
-    switch (r?.status) {
+    // Only lookups that reach the database count: a mistyped key sent again and again is remembered as unknown
+    // and costs nothing, so one misconfigured client does not throttle its whole office.
+    const guess = req.guesses !== undefined && deps.resolver.isUnseen(req.rawKey);
+    if (guess) {
+      const wait = req.guesses!.pace();
+      if (wait > 0) {
+        // Retryable: the key may well be valid, and after the wait it is looked up.
+        throw new HttpError(
+          429,
+          "rate_limit_error",
+          `too many unknown access keys from this address; new keys are checked one at a time: retry in ${wait} s`,
+          { "retry-after": String(wait) },
+        );
+      }
+    }
+    const r = await deps.resolver.resolve(req.rawKey);
+    if (guess && r.status === "unknown") req.guesses!.fail();
+    switch (r.status) {
       case "ok":
         return r.key;
       case "user_inactive":
@@ -193,19 +212,11 @@ export function createProxy(deps: ProxyDeps): Proxy {
       case "revoked":
         throw new HttpError(401, "authentication_error", "access key revoked", FINAL);
       case "unknown":
-        req.guesses?.fail();
         throw new HttpError(
           401,
           "authentication_error",
           "invalid access key in the URL path (/ak/<key>)",
           FINAL,
-        );
-      default:
-        throw new HttpError(
-          429,
-          "rate_limit_error",
-          `too many invalid access keys from this address; retry in ${wait} s`,
-          { "retry-after": String(wait), ...FINAL },
         );
     }
   }
