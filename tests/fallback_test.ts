@@ -951,16 +951,69 @@ dbTest(
         body.error.message,
         /monthly Bedrock budget reached: spent \$0\.17 of \$0\.01; resets \d{4}-\d\d-\d\dT15:00:00\.000Z \(Asia\/Seoul/,
       );
-      assert.ok(Number(refused.headers.get("retry-after")) > 0);
+      // The Anthropic API that could not answer may by the next try: the client is not told to give up, nor
+      // to wait for the month's end (the SDKs would sleep that long); with no retry-after from the API, none.
+      assert.equal(refused.headers.get("x-should-retry"), null);
+      assert.equal(refused.headers.get("retry-after"), null);
+      f.upstream.script({
+        kind: "error",
+        status: 429,
+        type: "rate_limit_error",
+        message: "Number of requests has exceeded your rate limit",
+        headers: { "retry-after": "17" },
+      });
+      const limited = await post(f, MESSAGE);
+      assert.equal(limited.status, 429);
+      assert.match((await limited.json()).error.message, /monthly Bedrock budget reached/);
+      assert.equal(limited.headers.get("retry-after"), "17", "the API's own retry-after");
       const plan = await post(f, MESSAGE);
       assert.equal(plan.status, 200, "plan traffic is unaffected");
       assert.equal(plan.headers.get("x-proxy-provider"), "anthropic");
       await plan.text();
+      // With the circuit open, a request would go to Bedrock, which this user may not use: the Anthropic API
+      // answers it instead of a 429 for as long as the circuit stays open.
+      f.t.services.breakers.openUntil(f.keyId, Date.now() + 60_000, "test");
+      const before = f.upstream.requests.length;
+      const open = await post(f, MESSAGE);
+      assert.equal(open.status, 200);
+      assert.equal(open.headers.get("x-proxy-provider"), "anthropic");
+      await open.text();
+      assert.equal(f.upstream.requests.length, before + 1);
+      assert.equal(f.t.services.breakers.snapshot(f.keyId).state, "open", "the circuit is left as it was");
+      // ...and when it cannot, the refusal is the budget's, as for any fallback.
+      f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+      const both = await post(f, MESSAGE);
+      assert.equal(both.status, 529, "no fallback for this request: the API's own answer");
+      await both.text();
     } finally {
       await f.close();
     }
   },
 );
+
+dbTest("over budget, a key routed to Bedrock only is told at once, not asked to wait", async (db) => {
+  const f = await setup(db, {
+    user: { routing_strategy: "bedrock_only", monthly_budget_usd: 0.01 },
+    env: {
+      PROXY_MODEL_PRICING:
+        '{"claude-sonnet-4-5":{"input":1000,"output":1000,"cacheRead":1000,"cacheWrite":1000}}',
+    },
+  });
+  try {
+    const first = await post(f, MESSAGE);
+    assert.equal(first.status, 200, "under budget");
+    await first.text();
+    await flushed(f, 1);
+    const refused = await post(f, MESSAGE);
+    assert.equal(refused.status, 429);
+    assert.match((await refused.json()).error.message, /monthly Bedrock budget reached/);
+    assert.equal(refused.headers.get("x-should-retry"), "false");
+    assert.ok(Number(refused.headers.get("retry-after")) > 3600, "until the month resets, for what it says");
+    assert.equal(f.upstream.requests.length, 0, "never sent to the Anthropic API");
+  } finally {
+    await f.close();
+  }
+});
 
 dbTest("under a budget, a model the price table cannot price is refused on Bedrock", async (db) => {
   const f = await setup(db, { user: { routing_strategy: "bedrock_only", monthly_budget_usd: 50 } });
@@ -1389,3 +1442,37 @@ dbTest(
     }
   },
 );
+
+dbTest("every answer carries Server-Timing: the proxy's own time and each provider's wait", async (db) => {
+  const f = await setup(db);
+  try {
+    const timing = (res: Response) => res.headers.get("server-timing") ?? "";
+    const plan = await post(f, MESSAGE);
+    assert.equal(plan.headers.get("x-proxy-provider"), "anthropic");
+    assert.match(timing(plan), /^proxy;dur=\d+\.\d, upstream;dur=\d+$/);
+    await plan.text();
+    f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+    const fallback = await post(f, MESSAGE);
+    assert.equal(fallback.headers.get("x-proxy-provider"), "bedrock");
+    assert.match(timing(fallback), /^proxy;dur=\d+\.\d, upstream;dur=\d+, bedrock;dur=\d+$/);
+    await fallback.text();
+    const streamed = await post(f, { ...MESSAGE, stream: true });
+    assert.match(timing(streamed), /^proxy;dur=\d+\.\d, upstream;dur=\d+$/);
+    await streamed.text();
+    const count = await countTokens(f, COUNT);
+    assert.match(timing(count), /^proxy;dur=\d+\.\d, upstream;dur=\d+$/);
+    await count.text();
+    // Answered by Bedrock alone, the Anthropic API never asked.
+    f.t.services.breakers.openUntil(f.keyId, Date.now() + 60_000, "test");
+    const open = await post(f, MESSAGE);
+    assert.equal(open.headers.get("x-proxy-provider"), "bedrock");
+    assert.match(timing(open), /^proxy;dur=\d+\.\d, bedrock;dur=\d+$/);
+    await open.text();
+    const models = await fetch(`${f.baseUrl}/v1/models`, { headers: { "x-api-key": "sk-ant-client" } });
+    assert.equal(models.headers.get("x-proxy-provider"), "bedrock");
+    assert.match(timing(models), /^proxy;dur=\d+\.\d$/, "the catalogue is the proxy's own");
+    await models.text();
+  } finally {
+    await f.close();
+  }
+});

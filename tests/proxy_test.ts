@@ -673,6 +673,42 @@ dbTest("a body over PROXY_MAX_BODY_BYTES is refused with 413", async (db) => {
   }
 });
 
+dbTest("messages refused before any provider saw them are recorded too, with their status", async (db) => {
+  const p = await startProxy(db, { env: { PROXY_MAX_BODY_BYTES: "4096" } });
+  try {
+    const tooLarge = await postMessages(p.baseUrl, {
+      ...MESSAGE,
+      messages: [{ role: "user", content: "y".repeat(10_000) }],
+    });
+    assert.equal(tooLarge.status, 413);
+    await tooLarge.body?.cancel();
+    const malformed = await postMessages(p.baseUrl, "{not json");
+    assert.equal(malformed.status, 400);
+    await malformed.body?.cancel();
+    const noCredentials = await fetch(`${p.baseUrl}/v1/messages`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...MESSAGE, stream: true }),
+    });
+    assert.equal(noCredentials.status, 401);
+    await noCredentials.body?.cancel();
+    const rows = await recordedRows(p, db, 3);
+    assert.deepEqual(
+      rows.map((r) => [r.status_code, r.error_type, r.model, r.stream, r.provider, r.access_key_id]),
+      [
+        [413, "request_too_large", null, false, "anthropic", p.keyId],
+        [400, "invalid_request_error", null, false, "anthropic", p.keyId],
+        [401, "authentication_error", MESSAGE.model, true, "anthropic", p.keyId],
+      ],
+    );
+    assert.equal(p.upstream.requests.length, 0);
+    const usage = await p.t.call("GET", "/api/usage/requests?limit=10", undefined, await p.t.auth());
+    assert.equal(usage.body.total, 3, "listed with the rest");
+  } finally {
+    await p.close();
+  }
+});
+
 dbTest("count_tokens, models and the base-URL probes pass through", async (db) => {
   const p = await startProxy(db, { env: { PROXY_PLAN_API_KEY: "sk-ant-server-default" } });
   try {

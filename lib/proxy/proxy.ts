@@ -160,6 +160,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
   const shuttingDown = new AbortController();
   /** Requests whose handler still awaits an upstream answer, each with what cuts it at the drain deadline. */
   const awaitingAnswer = new Map<ProxyRequest, AbortController>();
+  /** Milliseconds each request being answered has waited for each provider, for its Server-Timing. */
+  const providerWaits = new Map<ProxyRequest, { upstream?: number; bedrock?: number }>();
   /** `region|base model id` → the Bedrock id that worked (or, all refused, the one to keep trying). */
   const workingModelIds = new Map<string, string>();
   const rememberModelId = (key: string, modelId: string) => {
@@ -259,22 +261,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
     async messages(req: ProxyRequest): Promise<Response> {
       const t0 = now();
       const key = await authorise(req);
-      const body = await readBody(req.request, deps.config.maxBodyBytes, bodies);
-      // The plan path reads `model` and `stream` without building the body (thousands of objects for a 70 KB
-      // Claude Code body). Only a Bedrock answer needs it parsed; the bytes are kept for that until the plan
-      // upstream's answer is passed through, so a stream open for minutes does not hold them.
-      const fields = scanMessagesBody(body);
-      if (!fields) throw invalidBody();
-      const { model, stream } = fields;
-      let bedrockBody: Uint8Array | null = body;
-
-      const base = {
-        requestId: req.requestId,
-        accessKeyId: key.id,
-        userId: key.userId,
-        model,
-        stream,
-      };
+      // Known once the body is read: a request refused before that is recorded without them.
+      let model: string | null = null;
+      let stream = false;
       const finish = (o: Outcome, usage: Partial<StreamUsage>) => {
         req.onRecorded?.();
         const latencyMs = Math.round(now() - t0);
@@ -289,7 +278,11 @@ export function createProxy(deps: ProxyDeps): Proxy {
         // A served id the table cannot read (an application inference profile's ARN) is priced as requested.
         if (!priced.priced && o.modelServed && model) priced = deps.prices.cost(model, tokens);
         const record: UsageRecord = {
-          ...base,
+          requestId: req.requestId,
+          accessKeyId: key.id,
+          userId: key.userId,
+          model,
+          stream,
           messageId: usage.messageId ?? null,
           modelServed: o.modelServed,
           ...tokens,
@@ -333,6 +326,39 @@ export function createProxy(deps: ProxyDeps): Proxy {
         });
       };
 
+      /** Records a request refused before any provider saw it (its key is valid: the row is its only trace). */
+      const refusedHere = (e: unknown): never => {
+        const [statusCode, errorType] = e instanceof HttpError
+          ? [e.status, e.type]
+          : req.signal.aborted
+          ? [499, "client_closed_request"]
+          : [500, "api_error"];
+        finish({
+          provider: key.routingStrategy === "bedrock_only" ? "bedrock" : "anthropic",
+          isFallback: false,
+          fallbackReason: null,
+          statusCode,
+          errorType,
+          modelServed: null,
+          ttfbMs: null,
+        }, {});
+        throw e;
+      };
+
+      let body: Uint8Array;
+      try {
+        body = await readBody(req.request, deps.config.maxBodyBytes, bodies);
+      } catch (e) {
+        return refusedHere(e);
+      }
+      // The plan path reads `model` and `stream` without building the body (thousands of objects for a 70 KB
+      // Claude Code body). Only a Bedrock answer needs it parsed; the bytes are kept for that until the plan
+      // upstream's answer is passed through, so a stream open for minutes does not hold them.
+      const fields = scanMessagesBody(body);
+      if (!fields) return refusedHere(invalidBody());
+      ({ model, stream } = fields);
+      let bedrockBody: Uint8Array | null = body;
+
       const toBedrock = (
         reason: string | null,
         isFallback: boolean,
@@ -358,20 +384,33 @@ export function createProxy(deps: ProxyDeps): Proxy {
 
       if (key.routingStrategy === "bedrock_only") return await toBedrock("routing:bedrock_only", false);
 
-      const fallbackPossible = canFallBack(key);
-      const acquired = fallbackPossible
+      let fallbackPossible = canFallBack(key);
+      let acquired = fallbackPossible
         ? deps.breakers.acquire(key.id)
         : { route: "plan" as const, probe: false };
-      if (acquired.route === "bedrock") return await toBedrock("circuit_open", true);
+      if (acquired.route === "bedrock") {
+        // The budget caps Bedrock only. A user past it would be refused there until the month ends, open circuit
+        // or not: the Anthropic API is their only provider, so it gets the request (budgeted users only pay for
+        // the check, from a cached figure, while the circuit is open).
+        if (
+          key.monthlyBudgetUsd === null || (await deps.budgets.check(key.userId, key.monthlyBudgetUsd)).ok
+        ) {
+          return await toBedrock("circuit_open", true);
+        }
+        fallbackPossible = false;
+        acquired = { route: "plan", probe: false };
+      }
 
       const headers = planHeaders(req);
       if (!headers) {
         if (acquired.probe) deps.breakers.releaseProbe(key.id);
-        throw new HttpError(
-          401,
-          "authentication_error",
-          "no Anthropic credentials: send x-api-key or Authorization (your Anthropic key or Claude login), or ask the proxy admin to set PROXY_PLAN_API_KEY",
-          FINAL,
+        return refusedHere(
+          new HttpError(
+            401,
+            "authentication_error",
+            "no Anthropic credentials: send x-api-key or Authorization (your Anthropic key or Claude login), or ask the proxy admin to set PROXY_PLAN_API_KEY",
+            FINAL,
+          ),
         );
       }
       const tUp = now();
@@ -388,6 +427,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
 
       // Decide before the first byte reaches the client whether the plan upstream answered.
       const decision: FallbackDecision = await classifyPlanAnswer(sent, stream);
+      waited(req, "upstream", now() - tUp);
       deps.metrics.observeUpstream(
         "anthropic",
         upstreamMs(),
@@ -455,11 +495,6 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const responseHeaders = clientResponseHeaders(upstream.headers);
       responseHeaders.set("x-proxy-request-id", req.requestId);
       responseHeaders.set("x-proxy-provider", "anthropic");
-      // Beside the upstream's own entries, if it sent any.
-      responseHeaders.append(
-        "server-timing",
-        `proxy;dur=${(tUp - t0).toFixed(1)}, upstream;dur=${upstreamMs()}`,
-      );
       const ttfbMs = Math.round(now() - t0);
       const outcome: Outcome = {
         provider: "anthropic",
@@ -483,8 +518,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
           () => sent.ok && sent.abort(),
           "Anthropic API",
         );
+        const tBody = now();
         try {
           read = await readUpTo(decoded.reader, MAX_JSON_TAP + 1);
+          waited(req, "upstream", now() - tBody); // the answer's body is the upstream's time too
         } catch {
           sent.ok && sent.abort();
           if (req.signal.aborted) {
@@ -633,11 +670,30 @@ export function createProxy(deps: ProxyDeps): Proxy {
    * stream, which `liveStreams` ends at the deadline.
    */
   async function answering(req: ProxyRequest, handle: () => Promise<Response>): Promise<Response> {
+    const t0 = now();
     try {
-      return await handle();
+      const res = await handle();
+      // Until the answer's headers: the proxy's own time, and each provider's wait. Beside an upstream's own
+      // entries, if it sent any.
+      const w = providerWaits.get(req);
+      const upstream = w?.upstream ?? 0;
+      const bedrock = w?.bedrock ?? 0;
+      let timing = `proxy;dur=${Math.max(0, now() - t0 - upstream - bedrock).toFixed(1)}`;
+      if (w?.upstream !== undefined) timing += `, upstream;dur=${Math.round(upstream)}`;
+      if (w?.bedrock !== undefined) timing += `, bedrock;dur=${Math.round(bedrock)}`;
+      res.headers.append("server-timing", timing);
+      return res;
     } finally {
       awaitingAnswer.delete(req);
+      providerWaits.delete(req);
     }
+  }
+
+  /** Adds to the time `req` spent waiting for a provider's answer (to its headers), for its Server-Timing. */
+  function waited(req: ProxyRequest, provider: "upstream" | "bedrock", ms: number): void {
+    let w = providerWaits.get(req);
+    if (!w) providerWaits.set(req, w = {});
+    w[provider] = (w[provider] ?? 0) + ms;
   }
 
   /** Whether `e` is a Bedrock call aborted by the drain deadline (not an error Bedrock answered). */
@@ -663,14 +719,19 @@ export function createProxy(deps: ProxyDeps): Proxy {
         FINAL,
       );
     }
-    return await deps.plan.send({
-      method: req.method,
-      pathAndQuery: req.pathAndQuery,
-      headers,
-      body,
-      signal: untilShutdown(req),
-      firstByteTimeoutMs,
-    });
+    const t = now();
+    try {
+      return await deps.plan.send({
+        method: req.method,
+        pathAndQuery: req.pathAndQuery,
+        headers,
+        body,
+        signal: untilShutdown(req),
+        firstByteTimeoutMs,
+      });
+    } finally {
+      waited(req, "upstream", now() - t);
+    }
   }
 
   /** The error for a plan request that got no answer. */
@@ -888,6 +949,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       betaValues(req.headers),
       { allowedBetas, droppedFields },
     );
+    const tB = now();
     try {
       const inputTokens = await deps.bedrock.countTokens({
         credentials: creds.credentials,
@@ -895,7 +957,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         modelId,
         body: bedrockBody,
         signal: untilShutdown(req),
-      });
+      }).finally(() => waited(req, "bedrock", now() - tB));
       return answer(200, JSON.stringify({ input_tokens: inputTokens }));
     } catch (e) {
       if (req.signal.aborted) return new Response(null, { status: 499 });
@@ -958,8 +1020,17 @@ export function createProxy(deps: ProxyDeps): Proxy {
 
     const budget = await deps.budgets.check(a.key.userId, a.key.monthlyBudgetUsd);
     if (!budget.ok) {
+      if (a.isFallback) {
+        // Its client may retry: the Anthropic API that could not answer may by then. When that should be is the
+        // API's to say, if it did: the SDKs sleep through any retry-after, and one until the month resets would
+        // hold Claude Code for days.
+        const retryAfter = a.planAnswer?.headers.get("retry-after");
+        return fail(429, "rate_limit_error", budget.message, retryAfter ? { "retry-after": retryAfter } : {});
+      }
+      // Routed to Bedrock only, nothing changes before the month ends: the client is told at once.
       return fail(429, "rate_limit_error", budget.message, {
         "retry-after": String(Math.max(1, Math.ceil((budget.resetsAt.getTime() - Date.now()) / 1000))),
+        ...FINAL,
       });
     }
     let creds;
@@ -1049,8 +1120,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
         }
       }
       headers.set("x-proxy-bedrock-model", invoke.modelId);
+      const tCall = now();
       try {
-        const response = await callBedrock();
+        const response = await callBedrock().finally(() => waited(a.req, "bedrock", now() - tCall));
         if (memoKey) rememberModelId(memoKey, invoke.modelId);
         return response;
       } catch (e) {
