@@ -424,6 +424,11 @@ dbTest(
     const ok = await c.get("/admin?range=custom&from=2020-01-01&to=2020-01-03");
     assert.equal(ok.status, 200);
     assert.match(text(ok.html), /2020-01-01 00:00 – 2020-01-04 00:00 · hourly/);
+    // A range up to now counts the current hour whole, but the page does not claim a time still to come.
+    const clocked = await makeConsoleApp(db, {}, { now: () => new Date("2026-11-29T15:20:00Z") });
+    await clocked.signIn();
+    const today = await clocked.get("/admin?range=custom&from=2026-11-29&to=2026-11-29");
+    assert.match(text(today.html), /2026-11-29 00:00 – 2026-11-29 15:20 · hourly/);
     const bad = await c.get("/admin?range=custom&from=2020-13-45&to=2020-01-03");
     assert.equal(bad.status, 400);
     const picker = islands(bad.html).find((i) => i.name === "RangePicker")!.props as {

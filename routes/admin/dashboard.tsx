@@ -121,9 +121,10 @@ export function dashboardRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
       >
         <PageHeader
           title="Dashboard"
-          subtitle={`${fmtDateTime(report.from, tz)} – ${fmtDateTime(report.to, tz)} · ${
-            report.granularity === "hour" ? "hourly" : "daily"
-          }`}
+          // The report runs to the end of the current bucket; nothing after now is in it yet.
+          subtitle={`${fmtDateTime(report.from, tz)} – ${
+            fmtDateTime(new Date(Math.min(report.to.getTime(), now.getTime())), tz)
+          } · ${report.granularity === "hour" ? "hourly" : "daily"}`}
         />
         <div class="card mb-6">
           <Island
