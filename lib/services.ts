@@ -86,6 +86,7 @@ export async function createServices(
     passwordHash: config.adminPasswordHash,
     sessions,
     now: nowMs,
+    bus,
   });
   const encryptor = overrides.encryptor ?? createEncryptor({
     kmsKeyId: config.kmsKeyId,

@@ -19,6 +19,7 @@ import type { Sessions } from "./session.ts";
 import { FailureThrottle } from "./throttle.ts";
 import { throttleSubject } from "../net/cidr.ts";
 import { BoundedGate } from "../bounded_gate.ts";
+import type { EventBus } from "../events.ts";
 
 /** Sign-in outcome: a session token. */
 export interface LoginService {
@@ -47,6 +48,11 @@ export function createLoginService(deps: {
   maxQueuedChecks?: number;
   /** The password check (tests swap in one they can hold). */
   verify?: (password: string, stored: string) => Promise<boolean>;
+  /**
+   * Shares failures and successes with the other replicas, so the limits hold for the whole service, not per
+   * task (a guesser would otherwise get N times the tries behind a load balancer spreading them over N).
+   */
+  bus?: EventBus;
 }): LoginService {
   const verify = deps.verify ?? verifyPassword;
   const checks = new BoundedGate({
@@ -57,6 +63,18 @@ export function createLoginService(deps: {
     limit: deps.limit ?? 5,
     windowMs: deps.windowMs ?? 60_000,
     now: deps.now,
+  });
+  deps.bus?.subscribe((event, origin) => {
+    // Our own attempts are counted where they are made.
+    if (origin !== "remote" || (event.type !== "sign_in_failed" && event.type !== "sign_in_succeeded")) {
+      return;
+    }
+    const subjects = Array.isArray(event.subjects) ? event.subjects.slice(0, 2) : [];
+    for (const s of subjects) {
+      if (typeof s !== "string" || s.length > 300 || !/^(ip|user):/.test(s)) continue;
+      if (event.type === "sign_in_failed") throttle.fail(s);
+      else throttle.clear(s);
+    }
   });
   const expectedName = new TextEncoder().encode(deps.username);
   const retryAfter = (username: string, client: string) => {
@@ -101,11 +119,15 @@ export function createLoginService(deps: {
         release();
       }
       const nameOk = timingSafeEqual(new TextEncoder().encode(username), expectedName);
+      // A made-up name can be long; NOTIFY payloads are not (8000 bytes). Such a name is limited here only.
+      const subjects = [`ip:${address}`, `user:${username.toLowerCase()}`].filter((s) => s.length <= 300);
       if (!(passwordOk && nameOk)) {
+        deps.bus?.publish({ type: "sign_in_failed", subjects });
         throw new HttpError(401, "authentication_error", "wrong user name or password");
       }
-      throttle.clear(`user:${username.toLowerCase()}`);
       throttle.clear(`ip:${address}`);
+      throttle.clear(`user:${username.toLowerCase()}`);
+      deps.bus?.publish({ type: "sign_in_succeeded", subjects });
       return await deps.sessions.issue(deps.username);
     },
   };

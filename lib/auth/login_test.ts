@@ -3,6 +3,7 @@ import { createLoginService } from "./login.ts";
 import { hashPassword } from "./password.ts";
 import { createSessions } from "./session.ts";
 import { HttpError } from "../errors.ts";
+import { createEventBus } from "../events.ts";
 
 const SECRET = "test-jwt-secret-0123456789abcdef0123456789";
 
@@ -105,4 +106,38 @@ Deno.test("password checks run one at a time; a guess beyond the waiting line ge
   }
   assert.deepEqual(tries, [401, 401, 401, 401, 401]);
   assert.equal(await outcome(login.attempt("someone", "bad", "10.1.0.9")), 429);
+});
+
+Deno.test("replicas share the limits: failures on one throttle the others, a success clears them everywhere", async () => {
+  // Two replicas' buses, each carrying what it publishes to the other, as LISTEN/NOTIFY does.
+  const busA = createEventBus();
+  const busB = createEventBus();
+  busA.attachTransport((e) => busB.deliverRemote(structuredClone(e)));
+  busB.attachTransport((e) => busA.deliverRemote(structuredClone(e)));
+  const passwordHash = await hashPassword("right", 1000);
+  const replica = (bus: ReturnType<typeof createEventBus>) =>
+    createLoginService({
+      username: "admin",
+      passwordHash,
+      sessions: createSessions({ secret: SECRET, ttlSeconds: 60 }),
+      bus,
+    });
+  const a = replica(busA);
+  const b = replica(busB);
+  for (let i = 0; i < 4; i++) assert.equal(await outcome(a.attempt("admin", "bad", "10.0.0.10")), 401);
+  assert.equal(await outcome(a.attempt("admin", "right", "10.0.0.10")), 200);
+  // Cleared on B too: four more failures there leave the address unthrottled.
+  for (let i = 0; i < 4; i++) assert.equal(await outcome(b.attempt("admin", "bad", "10.0.0.10")), 401);
+  assert.equal(b.retryAfter("admin", "10.0.0.10"), 0);
+
+  for (let i = 0; i < 3; i++) assert.equal(await outcome(a.attempt("root", "bad", "10.0.0.9")), 401);
+  for (let i = 0; i < 2; i++) assert.equal(await outcome(b.attempt("root", "bad", "10.0.0.9")), 401);
+  assert.ok(a.retryAfter("root", "10.0.0.9") > 0, "five failures over two replicas reach the limit on each");
+  assert.ok(b.retryAfter("root", "10.0.0.9") > 0);
+  assert.equal(await outcome(b.attempt("admin", "right", "10.0.0.9")), 429, "the right password waits too");
+
+  // What arrives from elsewhere is checked: a malformed event counts nothing.
+  busB.deliverRemote({ type: "sign_in_failed", subjects: ["rm -rf", 42 as unknown as string] });
+  busB.deliverRemote({ type: "sign_in_failed", subjects: "ip:10.0.0.11" as unknown as string[] });
+  assert.equal(b.retryAfter("admin", "10.0.0.11"), 0);
 });
