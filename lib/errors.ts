@@ -79,10 +79,14 @@ const POSTGRES_JS_CODES = new Set([
   "CONNECTION_DESTROYED",
   "CONNECT_TIMEOUT",
 ]);
-// SQLSTATEs of a server going away or not taking connections yet: class 08 (connection exception),
-// admin_shutdown (a stopping server ends its sessions), crash_shutdown, cannot_connect_now (starting up or
-// shutting down).
-const UNAVAILABLE_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[123])$/;
+// SQLSTATEs of a server going away or not taking connections: class 08 (connection exception), admin_shutdown
+// (a stopping server ends its sessions), crash_shutdown, cannot_connect_now (starting up or shutting down),
+// too_many_connections (every slot taken, or the role's connection limit: several tasks' pools against a small
+// instance).
+const UNAVAILABLE_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[123]|53300)$/;
+// object_not_in_prerequisite_state is mostly about statements; at connect time it is a database that does not
+// take connections (ALTER DATABASE … ALLOW_CONNECTIONS false), which is unavailability too.
+const NOT_ACCEPTING = /not currently accepting connections/;
 // The embedded database has no connection to lose: it is unavailable only once closed (during shutdown), which
 // our Db wrappers and PGlite itself report with these messages and no code.
 const CLOSED_MESSAGES = new Set(["database is closed", "PGlite is closed"]);
@@ -99,6 +103,7 @@ export function isDatabaseUnavailable(e: unknown): boolean {
       if (SOCKET_CODES.has(code) || POSTGRES_JS_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code)) {
         return true;
       }
+      if (code === "55000" && typeof message === "string" && NOT_ACCEPTING.test(message)) return true;
     } else if (typeof message === "string" && CLOSED_MESSAGES.has(message)) return true;
     e = (e as { cause?: unknown }).cause;
   }

@@ -19,6 +19,12 @@ Deno.test("a database that cannot be reached is told apart from a statement it r
     ],
     ["server starting up: cannot_connect_now", coded("57P03", "the database system is starting up")],
     ["connection failure (SQLSTATE class 08)", coded("08006")],
+    ["every connection slot taken", coded("53300", "sorry, too many clients already")],
+    ["the role's connection limit", coded("53300", 'too many connections for role "proxy_app"')],
+    [
+      "a database that takes no connections",
+      coded("55000", 'database "proxy" is not currently accepting connections'),
+    ],
     ["embedded database closed", new Error("database is closed")],
     ["PGlite closed", new Error("PGlite is closed")],
     ["wrapped", new Error("reading users failed", { cause: coded("ECONNRESET") })],
@@ -28,7 +34,8 @@ Deno.test("a database that cannot be reached is told apart from a statement it r
   const other: Array<[string, unknown]> = [
     ["unique violation", coded("23505", "duplicate key value violates unique constraint")],
     ["syntax error", coded("42601")],
-    ["database not accepting connections by configuration", coded("55000")],
+    ["a statement in the wrong state (same SQLSTATE, another meaning)", coded("55000", "cannot refresh")],
+    ["disk full on a write: the database is there", coded("53100", "could not extend file")],
     ["a bug", new TypeError("Cannot read properties of undefined (reading 'id')")],
     [
       "a message that only mentions a closed database",
