@@ -585,6 +585,9 @@ dbTest(
       const metrics = await (await fetch(`${f.origin}/metrics`)).text();
       assert.match(metrics, /^proxy_fallbacks_total\{endpoint="messages",reason="overloaded"\} 3$/m);
       assert.match(metrics, /^proxy_fallbacks_total\{endpoint="messages",reason="circuit_open"\} 1$/m);
+      // The API answered those three (529): an Anthropic outage, not a network one.
+      assert.match(metrics, /^proxy_upstream_seconds_count\{provider="anthropic",status_class="5xx"\} 3$/m);
+      assert.doesNotMatch(metrics, /provider="anthropic",status_class="network"/);
 
       // After the reset timeout exactly one request probes the plan upstream; concurrent ones go to Bedrock.
       now += 1800_001;

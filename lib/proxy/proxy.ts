@@ -428,10 +428,15 @@ export function createProxy(deps: ProxyDeps): Proxy {
       // Decide before the first byte reaches the client whether the plan upstream answered.
       const decision: FallbackDecision = await classifyPlanAnswer(sent, stream);
       waited(req, "upstream", now() - tUp);
+      // A 429 or 5xx the API answered is labelled as such, fallen back from or not: "network" is for no answer.
       deps.metrics.observeUpstream(
         "anthropic",
         upstreamMs(),
-        decision.kind === "answer" ? decision.status : 0,
+        decision.kind === "answer"
+          ? decision.status
+          : decision.kind === "failure" && decision.response
+          ? decision.response.status
+          : 0,
       );
 
       /** Records an Anthropic request that ended with no usage to read: no answer, or one whose body was lost. */
