@@ -198,7 +198,7 @@ Deno.test("a spool write that fails half way leaves no row glued to its fragment
 });
 
 Deno.test("shutdown ends at its deadline on a stalled database connection: the pending batch goes to the spool", async () => {
-  const spoolDir = await Deno.makeTempDir();
+  const spoolDir = `${await Deno.makeTempDir()}/spool`; // made by the recorder
   // A connection that accepted the transaction and then went silent (a partition): it never settles.
   const stalled = {
     query: () => new Promise(() => {}),
@@ -218,6 +218,9 @@ Deno.test("shutdown ends at its deadline on a stalled database connection: the p
     for (const line of text.trim().split("\n")) spooled.push(JSON.parse(line).requestId);
   }
   assert.deepEqual(spooled.sort(), ["req-1", "req-2", "req-3"]);
+  if (Deno.build.os !== "windows") {
+    assert.equal((await Deno.stat(spoolDir)).mode! & 0o777, 0o700, "usage rows are the owner's only");
+  }
   await Deno.remove(spoolDir, { recursive: true });
 });
 

@@ -14,7 +14,11 @@ import { settlesWithin } from "../settles_within.ts";
 export async function openDb(opts: { databaseUrl: string; dataDir: string; poolSize: number }): Promise<Db> {
   if (opts.databaseUrl !== "") return openPostgres({ url: opts.databaseUrl, max: opts.poolSize });
   const dir = join(opts.dataDir, "pglite");
-  await Deno.mkdir(dir, { recursive: true });
+  // PGlite writes its files readable and writable by everyone (0666 under the usual umask), and they hold key
+  // hashes, sealed Bedrock credentials and the audit log: the directory is the owner's alone, as PostgreSQL
+  // demands of its own. Also for one made by an earlier version.
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  if (Deno.build.os !== "windows") await Deno.chmod(dir, 0o700);
   const lock = await lockEmbedded(join(opts.dataDir, "pglite.lock"), dir);
   try {
     // Loaded only when used: a PostgreSQL deployment never pays for the WASM module's memory.

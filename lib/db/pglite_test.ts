@@ -48,3 +48,21 @@ Deno.test({
   await again.close();
   await Deno.remove(dataDir, { recursive: true });
 });
+
+Deno.test({
+  name: "the embedded database's directory is its owner's alone, also one an earlier version left open",
+  ignore: Deno.build.os === "windows",
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "pglite-mode-" });
+  await Deno.mkdir(`${dataDir}/pglite`, { mode: 0o777 });
+  await Deno.chmod(`${dataDir}/pglite`, 0o777);
+  const db = await openDb({ databaseUrl: "", dataDir, poolSize: 1 });
+  try {
+    assert.equal((await Deno.stat(`${dataDir}/pglite`)).mode! & 0o777, 0o700);
+  } finally {
+    await db.close();
+  }
+  await Deno.remove(dataDir, { recursive: true });
+});

@@ -143,7 +143,7 @@ export class UsageRecorder {
       // and to the log, as the rows left at exit do.
       this.#o.log.warn(UNRECORDED_MESSAGE, { record });
       try {
-        Deno.mkdirSync(this.#o.spoolDir, { recursive: true });
+        Deno.mkdirSync(this.#o.spoolDir, { recursive: true, mode: 0o700 }); // usage rows: the owner's only
         const name = `spool-${String(this.#o.now()).padStart(15, "0")}-late.jsonl`;
         Deno.writeTextFileSync(join(this.#o.spoolDir, name), JSON.stringify(record) + "\n", { append: true });
       } catch { /* the log line above is the copy that is left */ }
@@ -315,7 +315,7 @@ export class UsageRecorder {
       while (this.#spillBuffer.length > 0) {
         const rows = this.#spillBuffer.splice(0, this.#spillBuffer.length);
         try {
-          await Deno.mkdir(this.#o.spoolDir, { recursive: true });
+          await Deno.mkdir(this.#o.spoolDir, { recursive: true, mode: 0o700 });
           let offset = 0;
           while (offset < rows.length) {
             if (!this.#spillFile || this.#spillFile.rows >= SPOOL_FILE_ROWS) {
