@@ -1303,6 +1303,16 @@ dbTest("model discovery for a key routed to Bedrock lists the models the proxy s
       "what Claude Code's picker takes",
     );
 
+    // Paged as the Anthropic API pages.
+    const first = await (await getModels(f, "/v1/models?limit=5")).json();
+    assert.deepEqual(first.data, list.data.slice(0, 5));
+    assert.equal(first.has_more, true);
+    const next = await (await getModels(f, `/v1/models?limit=5&after_id=${first.last_id}`)).json();
+    assert.deepEqual(next.data, list.data.slice(5, 10));
+    const bad = await getModels(f, "/v1/models?limit=0");
+    assert.equal(bad.status, 400);
+    assert.match((await bad.json()).error.message, /^limit: expected a whole number from 1 to 1000/);
+
     const one = await getModels(f, "/v1/models/claude-opus-4-8");
     assert.equal(one.status, 200);
     assert.equal((await one.json()).display_name, "Claude Opus 4.8");

@@ -38,6 +38,7 @@ import { type ChunkReader, chunkReader, readBody, readUpTo } from "./body_reader
 import { idleWatch } from "./idle_watch.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { scanMessagesBody } from "./json_scan.ts";
+import { modelPage } from "./bedrock/model_page.ts";
 import { concatChunks } from "../encoding.ts";
 import { afterLastEvent } from "./sse_boundary.ts";
 
@@ -829,12 +830,14 @@ export function createProxy(deps: ProxyDeps): Proxy {
     let status = 200;
     let body: string;
     if (modelId === null) {
-      body = JSON.stringify({
-        data: models,
-        has_more: false,
-        first_id: models[0]?.id ?? null,
-        last_id: models.at(-1)?.id ?? null,
-      });
+      const query = req.pathAndQuery.includes("?")
+        ? req.pathAndQuery.slice(req.pathAndQuery.indexOf("?"))
+        : "";
+      const page = modelPage(models, new URLSearchParams(query));
+      if ("error" in page) {
+        status = 400;
+        body = anthropicErrorBody("invalid_request_error", page.error);
+      } else body = JSON.stringify(page);
     } else {
       // An alias names the model it points at, as the Anthropic API answers it.
       const model = models.find((m) => m.id === modelId) ??
