@@ -256,6 +256,15 @@ dbTest(
       "revoked",
       "revocation invalidates the cache at once",
     );
+    // Again: answered as done, the first revocation's time kept, and no second audit row.
+    const again = await t.call("DELETE", `/api/access-keys/${id}`, undefined, h);
+    assert.equal(again.status, 200);
+    assert.ok(revoked.body.revoked_at);
+    assert.equal(again.body.revoked_at, revoked.body.revoked_at);
+    const audited = await db.query<{ n: number }>(
+      sql`SELECT count(*)::int AS n FROM audit_events WHERE action = 'access_key.revoke' AND target_id = ${id}`,
+    );
+    assert.equal(audited[0].n, 1);
     assert.equal(
       (await t.call("DELETE", "/api/access-keys/00000000-0000-0000-0000-000000000000", undefined, h)).status,
       404,

@@ -189,10 +189,13 @@ export function createAdmin(deps: {
 
     async revokeKey(ctx: ActionContext, id: string) {
       await requireKey(id);
-      const row = await keys.revokeAccessKey(deps.db, id);
-      deps.bus.publish({ type: "key_changed", accessKeyId: id });
-      await record(ctx, "access_key.revoke", "access_key", id);
-      return keyView(row!);
+      const revoked = await keys.revokeAccessKey(deps.db, id);
+      // Revoking a revoked key changes nothing: answered as done, but neither broadcast nor audited again.
+      if (revoked!.changed) {
+        deps.bus.publish({ type: "key_changed", accessKeyId: id });
+        await record(ctx, "access_key.revoke", "access_key", id);
+      }
+      return keyView(revoked!.row);
     },
 
     async rotateKey(ctx: ActionContext, id: string, input: unknown) {

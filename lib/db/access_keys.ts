@@ -75,11 +75,19 @@ export async function lookupKeyByHash(q: Queryable, keyHash: string): Promise<Ke
   return rows[0] ?? null;
 }
 
-/** Revokes a key; returns the row, or null when it does not exist. Revoking twice keeps the first time. */
-export async function revokeAccessKey(q: Queryable, id: string): Promise<AccessKeyRow | null> {
+/**
+ * Revokes a key; returns the row and whether this call revoked it, or null when it does not exist. Revoking
+ * twice keeps the first time.
+ */
+export async function revokeAccessKey(
+  q: Queryable,
+  id: string,
+): Promise<{ row: AccessKeyRow; changed: boolean } | null> {
   const rows = await q.query<{ id: string }>(sql`
-    UPDATE access_keys SET revoked_at = coalesce(revoked_at, now()), is_active = false WHERE id = ${id} RETURNING id`);
-  return rows.length === 0 ? null : await findAccessKey(q, id);
+    UPDATE access_keys SET revoked_at = coalesce(revoked_at, now()), is_active = false
+    WHERE id = ${id} AND (revoked_at IS NULL OR is_active) RETURNING id`);
+  const row = await findAccessKey(q, id);
+  return row ? { row, changed: rows.length > 0 } : null;
 }
 
 /**
