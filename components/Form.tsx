@@ -27,6 +27,11 @@ export function CsrfField({ token }: { token: string }) {
 
 /** Props of {@link Field}. */
 export interface FieldProps {
+  /**
+   * Names the form in the element ids (`<idPrefix>-<name>`): a page may hold two forms with a field of the same
+   * name (a key's name and the user's name), and a label must focus its own form's input.
+   */
+  idPrefix: string;
   name: string;
   label: string;
   state: FormState;
@@ -47,7 +52,7 @@ export interface FieldProps {
 /** A labelled input with its error (if any) beside it; the submitted value is kept. */
 export function Field(p: FieldProps) {
   const error = p.state.errors[p.name];
-  const id = `f-${p.name}`;
+  const id = `${p.idPrefix}-${p.name}`;
   return (
     <div class={p.class}>
       <label class="label" for={id}>
@@ -80,6 +85,8 @@ export function Field(p: FieldProps) {
 
 /** Props of {@link SelectField}. */
 export interface SelectFieldProps {
+  /** Names the form in the element ids, as for {@link Field}. */
+  idPrefix: string;
   name: string;
   label: string;
   state: FormState;
@@ -91,7 +98,7 @@ export interface SelectFieldProps {
 /** A labelled select with its error beside it. */
 export function SelectField(p: SelectFieldProps) {
   const error = p.state.errors[p.name];
-  const id = `f-${p.name}`;
+  const id = `${p.idPrefix}-${p.name}`;
   const value = p.state.values[p.name] ?? "";
   return (
     <div class={p.class}>
@@ -110,6 +117,20 @@ export function SelectField(p: SelectFieldProps) {
         : p.hint && <p class="mt-1 text-xs text-slate-500">{p.hint}</p>}
     </div>
   );
+}
+
+/**
+ * The state's value for a select, if it is one of `options`, else `fallback` (the stored or default choice):
+ * a value no option has would render with nothing selected, and the browser would send the first option.
+ */
+export function keepChoice(
+  state: FormState,
+  name: string,
+  options: Array<[value: string, label: string]>,
+  fallback: string,
+): FormState {
+  if (options.some(([v]) => v === state.values[name])) return state;
+  return { ...state, values: { ...state.values, [name]: fallback } };
 }
 
 /** A form-level error (not tied to a field). */

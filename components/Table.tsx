@@ -1,9 +1,11 @@
 /**
- * Tables that scroll sideways on phones instead of squeezing, and a pager for `limit`/`offset` lists.
+ * Tables that scroll sideways on phones instead of squeezing, a pager for `limit`/`offset` lists, and what a page
+ * past the end of a list shows.
  */
 import type { ComponentChildren } from "preact";
 import { fmtInt } from "./format.ts";
 import { withQuery } from "./urls.ts";
+import { EmptyState } from "./EmptyState.tsx";
 
 /** A table with a header row; `children` are the `<tr>` rows. */
 export function Table(
@@ -75,5 +77,39 @@ export function Pager(
           : <span class="btn btn-secondary pointer-events-none opacity-40" aria-disabled="true">Next →</span>}
       </div>
     </nav>
+  );
+}
+
+/** The offset of the last page of a list of `total` items, `limit` a page. */
+export function lastPageOffset(total: number, limit: number): number {
+  return total <= 0 ? 0 : Math.floor((total - 1) / limit) * limit;
+}
+
+/**
+ * What an empty page of a list that is not empty shows (an offset past the end, from an old link or a list that
+ * shrank): that there are items, how many, and a link to the last page. "No matches" there would be untrue.
+ */
+export function PastTheEnd(
+  props: {
+    path: string;
+    params: Record<string, string | undefined>;
+    total: number;
+    limit: number;
+    offset: number;
+    /** What `total` counts, e.g. "users match". */
+    counted: string;
+  },
+) {
+  const last = lastPageOffset(props.total, props.limit);
+  const href = withQuery(props.path, { ...props.params, offset: last === 0 ? undefined : String(last) });
+  return (
+    <EmptyState
+      title="This page is past the end of the list"
+      action={<a class="btn btn-secondary" href={href} rel="prev">← Go to the last page</a>}
+    >
+      <p data-past-the-end>
+        {fmtInt(props.total)} {props.counted}, so there is nothing from number {fmtInt(props.offset + 1)} on.
+      </p>
+    </EmptyState>
   );
 }

@@ -217,7 +217,7 @@ dbTest("sign-in: wrong password is 401 keeping the user name; a missing login to
   const wrong = await c.post("/admin/login", { username: "admin", password: "nope" });
   assert.equal(wrong.status, 401);
   assert.match(text(wrong.html), /Wrong user name or password/);
-  assert.match(wrong.html, /id="f-username"[^>]*value="admin"/);
+  assert.match(wrong.html, /id="login-username"[^>]*value="admin"/);
   assert.doesNotMatch(wrong.html, /value="nope"/, "the password is never echoed");
 
   const noToken = await c.post("/admin/login", { username: "admin", password: ADMIN_PASSWORD }, {
@@ -476,9 +476,9 @@ dbTest(
     });
     assert.equal(invalid.status, 400);
     assert.match(invalid.html, /data-field-error="email">Expected an email address/);
-    assert.match(invalid.html, /id="f-email"[^>]*value="not-an-email"/);
-    assert.match(invalid.html, /id="f-name"[^>]*value="Ada"/);
-    assert.match(invalid.html, /id="f-monthly_budget_usd"[^>]*value="12.5"/);
+    assert.match(invalid.html, /id="create-email"[^>]*value="not-an-email"/);
+    assert.match(invalid.html, /id="create-name"[^>]*value="Ada"/);
+    assert.match(invalid.html, /id="create-monthly_budget_usd"[^>]*value="12.5"/);
     assert.match(invalid.html, /<option value="bedrock_only" selected/);
     assert.match(invalid.html, /aria-invalid="true"/);
 
@@ -499,7 +499,7 @@ dbTest(
     const page = await c.get(created.location!);
     assert.match(text(page.html), /User created\./);
     assert.match(page.html, /data-user-email[^>]*>ada@example\.com</);
-    assert.match(page.html, /id="f-monthly_budget_usd"[^>]*value="12.5"/);
+    assert.match(page.html, /id="profile-monthly_budget_usd"[^>]*value="12.5"/);
 
     await c.get("/admin/users");
     const dup = await c.post("/admin/users", { email: "ada@example.com" });
@@ -576,8 +576,8 @@ dbTest(
     });
     assert.equal(bad.status, 400);
     assert.match(bad.html, /data-field-error="monthly_budget_usd">Must not be negative/);
-    assert.match(bad.html, /id="f-monthly_budget_usd"[^>]*value="-1"/);
-    assert.match(bad.html, /id="f-name"[^>]*value="Ada"/);
+    assert.match(bad.html, /id="profile-monthly_budget_usd"[^>]*value="-1"/);
+    assert.match(bad.html, /id="profile-name"[^>]*value="Ada"/);
 
     const saved = await c.post(`/admin/users/${id}`, {
       name: "Ada L",
@@ -657,7 +657,7 @@ dbTest(
     const deleted = await c.post(`/admin/users/${id}/delete`, { confirm: "yes" });
     assert.equal(deleted.status, 303);
     assert.equal(deleted.location, "/admin/users?ok=user_deleted");
-    assert.equal((await c.get(`/admin/users/${id}`)).status, 404);
+    assert.match((await c.get(`/admin/users/${id}`)).html, /data-user-deleted/, "its page stays, read-only");
     // Its keys stop working, and their holders are told the user is gone (403), not only that the key is.
     assert.equal((await c.t.services.resolver.resolve(key)).status, "user_inactive");
   },
@@ -731,8 +731,8 @@ dbTest(
     });
     assert.equal(bad.status, 400);
     assert.match(bad.html, /data-field-error="aws_access_key_id">Expected an AWS access key id/);
-    assert.match(bad.html, /id="f-aws_access_key_id"[^>]*value="nope"/);
-    assert.match(bad.html, /id="f-region"[^>]*value="us-east-1"/);
+    assert.match(bad.html, /id="credentials-aws_access_key_id"[^>]*value="nope"/);
+    assert.match(bad.html, /id="credentials-region"[^>]*value="us-east-1"/);
     assert.ok(!bad.html.includes("SECRET-should-not-come-back"), "secrets are never echoed");
     const badRegion = await c.post(`/admin/keys/${keyId}/bedrock`, {
       kind: "api_key",
@@ -795,7 +795,7 @@ dbTest(
     const bad = await c.post(`/admin/keys/${keyId}/rotate`, { grace_seconds: "soon" });
     assert.equal(bad.status, 400);
     assert.match(bad.html, /data-field-error="grace_seconds">Expected a number of seconds/);
-    assert.match(bad.html, /id="f-grace_seconds"[^>]*value="soon"/);
+    assert.match(bad.html, /id="rotate-grace_seconds"[^>]*value="soon"/);
 
     const rotated = await c.post(`/admin/keys/${keyId}/rotate`, { grace_seconds: "60" });
     assert.equal(rotated.status, 201);
@@ -911,7 +911,7 @@ dbTest(
     const filteredNone = await c.get("/admin/requests?model=nothing-like-it");
     assert.match(text(filteredNone.html), /No requests match these filters/);
     const byUser = await c.get(`/admin/requests?user=${ada}`);
-    assert.match(byUser.html, /<select id="key" name="key"/, "a user's keys become a list");
+    assert.match(byUser.html, /<select id="filter-key" name="key"/, "a user's keys become a list");
 
     const invalid = await c.get("/admin/requests?user=nope&provider=openai&status=meh");
     assert.equal(invalid.status, 400);
@@ -1069,6 +1069,241 @@ dbTest("unknown pages, unknown ids and other methods render HTML error pages, no
   assert.equal(huge.status, 413);
 });
 
+// ---- lists past their end, filters over many users, forms with several errors, deleted users, ids -----------
+
+/** Element ids that occur more than once on a page. */
+function duplicateIds(html: string): string[] {
+  const seen = new Map<string, number>();
+  for (const m of html.matchAll(/\sid="([^"]*)"/g)) seen.set(m[1], (seen.get(m[1]) ?? 0) + 1);
+  return [...seen].filter(([, n]) => n > 1).map(([id]) => id);
+}
+
+/** `for` attributes of labels that do not name exactly one element id of the page. */
+function danglingLabels(html: string): string[] {
+  const ids = [...html.matchAll(/\sid="([^"]*)"/g)].map((m) => m[1]);
+  return [...html.matchAll(/<label[^>]*\sfor="([^"]*)"/g)].map((m) => m[1])
+    .filter((f) => ids.filter((id) => id === f).length !== 1);
+}
+
+const requestRows = (p: Page) => (p.html.match(/<tr data-request-id=/g) ?? []).length;
+
+dbTest(
+  "requests: the user filter finds any user by email or name, beyond the newest 200 too, and user=<id> links " +
+    "keep working",
+  async (db) => {
+    const c = await signedIn(db);
+    const oldest = await createUser(c, "first.spender@example.com", { name: "Grace Hopper" });
+    const oldestKey = (await issueKey(c, oldest)).keyId;
+    await db.query(
+      sql`INSERT INTO users (email) SELECT 'bulk' || g || '@example.com' FROM generate_series(1, 250) g`,
+    );
+    const other = await createUser(c, "other@example.com");
+    await createUser(c, "brother@example.com");
+    const otherKey = (await issueKey(c, other)).keyId;
+    await seedUsage(db, "UTC", [
+      { accessKeyId: oldestKey, userId: oldest },
+      { accessKeyId: oldestKey, userId: oldest },
+      { accessKeyId: otherKey, userId: other },
+    ]);
+
+    const all = await c.get("/admin/requests");
+    assert.match(all.html, /<input[^>]*name="user_q"/, "a text field that can name any user");
+    for (const q of ["first.spender@example.com", "FIRST.SPENDER", "grace hop"]) {
+      const page = await c.get(`/admin/requests?user_q=${encodeURIComponent(q)}`);
+      assert.equal(page.status, 200, q);
+      assert.equal(requestRows(page), 2, q);
+      assert.match(page.html, new RegExp(`name="user" value="${oldest}"`), q);
+      assert.match(page.html, /name="user_q"[^>]*value="first\.spender@example\.com"/, q);
+    }
+    const byId = await c.get(`/admin/requests?user=${oldest}`);
+    assert.equal(requestRows(byId), 2);
+    assert.match(byId.html, /name="user_q"[^>]*value="first\.spender@example\.com"/);
+    // The form sent back as rendered keeps its user; emptied, it filters no user; retyped, it names another.
+    assert.equal(
+      requestRows(await c.get(`/admin/requests?user=${oldest}&user_q=first.spender%40example.com`)),
+      2,
+    );
+    assert.equal(requestRows(await c.get(`/admin/requests?user=${oldest}&user_q=`)), 3);
+    const retyped = await c.get(`/admin/requests?user=${oldest}&user_q=other%40example.com`);
+    assert.equal(requestRows(retyped), 1, "an exact email wins over other emails containing it (brother@)");
+
+    const ambiguous = await c.get("/admin/requests?user_q=bulk1&provider=anthropic");
+    assert.equal(ambiguous.status, 400);
+    assert.match(text(ambiguous.html), /\d+ users match "bulk1"/);
+    assert.match(ambiguous.html, /href="\/admin\/requests\?user=[0-9a-f-]{36}&(amp;)?provider=anthropic"/);
+    const none = await c.get("/admin/requests?user_q=nobody-like-this");
+    assert.equal(none.status, 400);
+    assert.match(none.html, /data-field-error="user">No user/);
+  },
+);
+
+dbTest(
+  "paging past the end of a list says how many match and links to the last page instead of 'no matches'",
+  async (db) => {
+    const c = await signedIn(db);
+    await db.query(
+      sql`INSERT INTO users (email) SELECT 'user' || g || '@example.com' FROM generate_series(1, 27) g`,
+    );
+    const users = await c.get("/admin/users?q=user&offset=28");
+    assert.equal(users.status, 200);
+    assert.doesNotMatch(text(users.html), /No users match/);
+    assert.match(text(users.html), /27 users match/);
+    assert.match(users.html, /href="\/admin\/users\?q=user&(amp;)?offset=25"/);
+    assert.match(text((await c.get("/admin/users?q=nobody&offset=28")).html), /No users match/);
+
+    const id = await createUser(c, "ada@example.com");
+    const { keyId } = await issueKey(c, id);
+    await seedUsage(db, "UTC", [{ accessKeyId: keyId, userId: id }, { accessKeyId: keyId, userId: id }]);
+    const requests = await c.get("/admin/requests?provider=anthropic&offset=50");
+    assert.equal(requests.status, 200);
+    assert.doesNotMatch(text(requests.html), /No requests match/);
+    assert.match(text(requests.html), /2 requests match/);
+    assert.match(requests.html, /href="\/admin\/requests\?provider=anthropic"/);
+
+    const audit = await c.get("/admin/audit?offset=50");
+    assert.match(text(audit.html), /2 events/);
+    assert.match(audit.html, /href="\/admin\/audit"/);
+  },
+);
+
+dbTest(
+  "console forms show every invalid field's error beside it with the values kept; the API still names the first",
+  async (db) => {
+    const c = await signedIn(db);
+    await c.get("/admin/users");
+    const longName = "n".repeat(300);
+    const create = await c.post("/admin/users", {
+      email: "not-an-email",
+      name: longName,
+      monthly_budget_usd: "-3",
+      routing_strategy: "bedrock_only",
+    });
+    assert.equal(create.status, 400);
+    assert.match(create.html, /data-field-error="email">Expected an email address/);
+    assert.match(create.html, /data-field-error="name">Too long \(max 200 characters\)/);
+    assert.match(create.html, /data-field-error="monthly_budget_usd">Must not be negative/);
+    assert.match(create.html, new RegExp(`id="create-name"[^>]*value="${longName}"`));
+    assert.match(create.html, /id="create-monthly_budget_usd"[^>]*value="-3"/);
+    assert.match(create.html, /<option value="bedrock_only" selected/);
+
+    const id = await createUser(c, "ada@example.com", { routing_strategy: "bedrock_only" });
+    await c.get(`/admin/users/${id}`);
+    const edit = await c.post(`/admin/users/${id}`, {
+      name: "n".repeat(201),
+      monthly_budget_usd: "abc",
+      routing_strategy: "bogus",
+    });
+    assert.equal(edit.status, 400);
+    assert.match(edit.html, /data-field-error="name">Too long/);
+    assert.match(edit.html, /data-field-error="monthly_budget_usd">Expected a number of US dollars/);
+    assert.match(edit.html, /data-field-error="routing_strategy">Expected plan_first or bedrock_only/);
+    assert.match(edit.html, /id="profile-monthly_budget_usd"[^>]*value="abc"/);
+    const routing = () => /<select id="profile-routing_strategy"[\s\S]*?<\/select>/.exec(edit.html)![0];
+    assert.match(routing(), /<option value="bedrock_only" selected/, "not an option: the stored one is kept");
+    const valid = await c.post(`/admin/users/${id}`, {
+      monthly_budget_usd: "abc",
+      routing_strategy: "plan_first",
+    });
+    assert.match(
+      /<select id="profile-routing_strategy"[\s\S]*?<\/select>/.exec(valid.html)![0],
+      /<option value="plan_first" selected/,
+      "a valid submitted choice is kept",
+    );
+    assert.equal((await c.t.services.admin.getUser(id)).routing_strategy, "bedrock_only", "nothing saved");
+
+    const api = await c.t.call(
+      "POST",
+      "/api/users",
+      { email: "not-an-email", name: longName, monthly_budget_usd: -3 },
+      await c.t.auth(),
+    );
+    assert.equal(api.status, 400);
+    assert.deepEqual(Object.keys(api.body.error).sort(), ["field", "message", "type"]);
+    assert.equal(api.body.error.field, "email");
+    assert.match(api.body.error.message, /^email: expected an email address/);
+  },
+);
+
+dbTest(
+  "a deleted user's page still opens, marked deleted and read-only, with its usage history and revoked keys",
+  async (db) => {
+    const c = await signedIn(db);
+    const id = await createUser(c, "gone@example.com", { name: "Gone Soon" });
+    const { keyId } = await issueKey(c, id);
+    await seedUsage(db, "UTC", [{ accessKeyId: keyId, userId: id }]);
+    await c.get(`/admin/users/${id}`);
+    assert.equal((await c.post(`/admin/users/${id}/delete`, { confirm: "yes" })).status, 303);
+
+    const requests = await c.get(`/admin/requests?user=${id}`);
+    assert.equal(requestRows(requests), 1);
+    assert.match(requests.html, new RegExp(`href="/admin/users/${id}"`));
+    const page = await c.get(`/admin/users/${id}`);
+    assert.equal(page.status, 200);
+    assert.match(page.html, /data-user-deleted/);
+    assert.match(text(page.html), /gone@example\.com/);
+    assert.match(text(page.html), /Deleted \d{4}-\d\d-\d\d/);
+    assert.match(text(page.html), /Requests \(30 days\) 1/);
+    assert.match(page.html, new RegExp(`href="/admin/keys/${keyId}"`));
+    assert.match(page.html, />revoked</);
+    assert.doesNotMatch(
+      page.html,
+      /<form[^>]*action="\/admin\/users\//,
+      "no profile, status, issue-key or delete forms",
+    );
+    assert.doesNotMatch(page.html, /Issue access key|Save changes|Delete user/);
+    const keyPage = await c.get(`/admin/keys/${keyId}`);
+    assert.match(keyPage.html, new RegExp(`href="/admin/users/${id}"`), "its keys' pages link to it");
+    assert.match(text(keyPage.html), /gone@example\.com \(deleted\)/);
+    const edit = await c.post(`/admin/users/${id}`, { name: "Back again" });
+    assert.equal(edit.status, 404, "a deleted user cannot be changed");
+    assert.equal((await c.get("/admin/users/00000000-0000-0000-0000-000000000000")).status, 404);
+  },
+);
+
+dbTest("no console page repeats an element id, and every label names exactly one element", async (db) => {
+  const anonymous = await makeConsoleApp(db);
+  const login = await anonymous.get("/admin/login");
+  const c = await signedIn(db);
+  const id = await createUser(c, "ada@example.com");
+  const { keyId } = await issueKey(c, id);
+  await seedUsage(db, "UTC", [{ accessKeyId: keyId, userId: id }]);
+  const pages: Array<[string, Page]> = [["login", login]];
+  for (
+    const path of [
+      "/admin",
+      "/admin/users",
+      `/admin/users/${id}`,
+      `/admin/keys/${keyId}`,
+      "/admin/requests",
+      `/admin/requests?user=${id}`,
+      "/admin/audit",
+      "/admin/settings",
+    ]
+  ) pages.push([path, await c.get(path)]);
+  await c.get("/admin/users");
+  pages.push(["create user, invalid", await c.post("/admin/users", { email: "x", name: "Ada" })]);
+  await c.get(`/admin/users/${id}`);
+  pages.push([
+    "profile, invalid",
+    await c.post(`/admin/users/${id}`, { name: "Ada", monthly_budget_usd: "x" }),
+  ]);
+  await c.get(`/admin/users/${id}`);
+  pages.push(["issue key, invalid", await c.post(`/admin/users/${id}/keys`, { name: "x".repeat(201) })]);
+  await c.get(`/admin/keys/${keyId}`);
+  pages.push([
+    "credentials, invalid",
+    await c.post(`/admin/keys/${keyId}/bedrock`, { kind: "iam", region: "x" }),
+  ]);
+  for (const [what, page] of pages) {
+    assert.ok(page.status < 500, what);
+    assert.deepEqual(duplicateIds(page.html), [], `${what}: duplicate ids`);
+    assert.deepEqual(danglingLabels(page.html), [], `${what}: labels without exactly one target`);
+  }
+  const user = pages.find(([p]) => p === `/admin/users/${id}`)![1].html;
+  assert.match(user, /<label[^>]*for="profile-name"[^>]*>Name/);
+  assert.match(user, /id="profile-name" name="name"/);
+});
+
 // ---- static files ------------------------------------------------------------------------------------------
 
 Deno.test("static files: hashed build files are immutable, others short-lived; nothing else is served", async () => {
@@ -1128,4 +1363,14 @@ Deno.test("static files: hashed build files are immutable, others short-lived; n
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+dbTest("a NUL in any requests filter is a 400 with the error beside the field, never a 500", async (db) => {
+  const c = await signedIn(db);
+  for (const name of ["model", "provider", "status", "key", "user", "user_q"]) {
+    const page = await c.get(`/admin/requests?${name}=a%00b`);
+    assert.equal(page.status, 400, name);
+  }
+  const model = await c.get("/admin/requests?model=claude%00");
+  assert.match(model.html, /data-field-error="model">Expected a model name/);
 });

@@ -107,27 +107,42 @@ export function parseBedrockCredentials(input: unknown): z.infer<typeof bedrockC
   return parseInput(bedrockCredentialsInput, input);
 }
 
-/** Parses input against a schema, or throws a 400 naming the first field at fault. */
+/**
+ * A 400 for input that fails its schema. `field` and the message name the first field at fault, which is what the
+ * JSON API answers with; `fields` holds every invalid field's message (by dotted path, without the `field: `
+ * prefix), so a form can show each beside its own field rather than one at a time.
+ */
+export class InvalidInputError extends HttpError {
+  constructor(message: string, field: string | undefined, readonly fields: Readonly<Record<string, string>>) {
+    super(400, "invalid_request_error", message, {}, field);
+  }
+}
+
+/** Parses input against a schema, or throws an {@link InvalidInputError} naming the first field at fault. */
 export function parseInput<T>(schema: z.ZodType<T>, input: unknown): T {
   refuseNul(input, []);
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const issue = pickIssue(result.error.issues, input);
-  const field = issue.path.join(".");
-  const message = issue.code === "unrecognized_keys"
+  const issues = pickIssues(result.error.issues, input);
+  const fields: Record<string, string> = {};
+  for (const issue of issues) {
+    const path = issue.path.join(".");
+    if (path && !Object.hasOwn(fields, path)) fields[path] = issueMessage(issue);
+  }
+  const field = issues[0].path.join(".");
+  const message = issueMessage(issues[0]);
+  throw new InvalidInputError(field ? `${field}: ${message}` : message, field || undefined, fields);
+}
+
+function issueMessage(issue: Issue): string {
+  return issue.code === "unrecognized_keys"
     ? `unknown field ${(issue as { keys: string[] }).keys.map((k) => `"${k}"`).join(", ")}`
     : issue.message;
-  throw new HttpError(
-    400,
-    "invalid_request_error",
-    field ? `${field}: ${message}` : message,
-    {},
-    field || undefined,
-  );
 }
 
 type Issue = z.core.$ZodIssue;
-function pickIssue(issues: Issue[], input: unknown): Issue {
+/** The issues to report, the one to name first at the head. */
+function pickIssues(issues: Issue[], input: unknown): Issue[] {
   // For a union, zod reports "no branch matched"; the branch the caller evidently meant is more useful. A
   // branch is meant only if it knows some field of the input: with none (`{}`), the union's own message says
   // what is expected better than the first missing field of whichever branch has the fewest issues.
@@ -144,10 +159,10 @@ function pickIssue(issues: Issue[], input: unknown): Issue {
     const best = meant.map((b) => b.filter((i) => i.code !== "unrecognized_keys"))
       .sort((a, b) => a.length - b.length)[0];
     if (best && best.length > 0 && best.length < 3) {
-      return best[0];
+      return best;
     }
   }
-  return first;
+  return issues;
 }
 
 /**

@@ -41,6 +41,41 @@ export async function findUser(q: Queryable, id: string): Promise<UserRow | null
   return rows[0] ?? null;
 }
 
+/**
+ * A user by id, deleted or not, or null: a deleted user's usage history stays, and its page with it.
+ */
+export async function findUserIncludingDeleted(q: Queryable, id: string): Promise<UserRow | null> {
+  const rows = await q.query<UserRow>(sql`SELECT ${USER_COLUMNS} FROM users WHERE id = ${id}`);
+  return rows[0] ?? null;
+}
+
+/**
+ * Users whose email or name contains `text` (any case), deleted ones included since their usage is kept, for
+ * picking one to filter by: an exact email first (a live user before deleted ones that had the same email), then
+ * by email. At most `limit` rows, and how many match in all.
+ */
+export async function findUsersByText(
+  q: Queryable,
+  text: string,
+  limit: number,
+): Promise<{ items: UserRow[]; total: number }> {
+  const like = likePattern(text);
+  const items = await q.query<UserRow>(sql`
+    SELECT ${USER_COLUMNS} FROM users
+    WHERE email ILIKE ${like} OR name ILIKE ${like}
+    ORDER BY lower(email) = lower(${text}) DESC, deleted_at IS NULL DESC, email, created_at DESC, id
+    LIMIT ${limit}`);
+  const [{ total }] = await q.query<{ total: number }>(
+    sql`SELECT count(*) AS total FROM users WHERE email ILIKE ${like} OR name ILIKE ${like}`,
+  );
+  return { items, total: Number(total) };
+}
+
+/** An ILIKE pattern matching `text` anywhere, its wildcards and escapes taken literally. */
+function likePattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
 /** Users page with an optional search over email and name, and the total count for paging. */
 export async function listUsers(
   q: Queryable,
@@ -48,7 +83,7 @@ export async function listUsers(
 ): Promise<{ items: Array<UserRow & { key_count: number }>; total: number }> {
   const conds: SqlFragment[] = [sql`u.deleted_at IS NULL`];
   if (opts.search) {
-    const like = `%${opts.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const like = likePattern(opts.search);
     conds.push(sql`(u.email ILIKE ${like} OR u.name ILIKE ${like})`);
   }
   if (opts.status === "active") conds.push(sql`u.is_active`);

@@ -5,7 +5,7 @@ import type { Hono } from "hono";
 import { Layout, PageHeader } from "../../components/Layout.tsx";
 import { Badge, type Tone } from "../../components/Badge.tsx";
 import { EmptyState } from "../../components/EmptyState.tsx";
-import { Pager, Table } from "../../components/Table.tsx";
+import { Pager, PastTheEnd, Table } from "../../components/Table.tsx";
 import { fmtDateTime } from "../../components/format.ts";
 import { urls } from "../../components/urls.ts";
 import { type AdminDeps, type AdminEnv, render, sessionView } from "./shared.tsx";
@@ -32,13 +32,25 @@ export function auditRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
         <div class="card">
           {page.items.length === 0
             ? (
-              <EmptyState title={offset > 0 ? "No more events" : "Nothing has been changed yet"}>
-                <p>
-                  {offset > 0
-                    ? <a class="link" href={urls.audit}>Back to the newest events.</a>
-                    : "Creating a user, issuing or revoking a key, and registering credentials are recorded here."}
-                </p>
-              </EmptyState>
+              Number(page.total) > 0
+                ? (
+                  <PastTheEnd
+                    path={urls.audit}
+                    params={{}}
+                    total={Number(page.total)}
+                    limit={PAGE_SIZE}
+                    offset={offset}
+                    counted="events in the log"
+                  />
+                )
+                : (
+                  <EmptyState title="Nothing has been changed yet">
+                    <p>
+                      Creating a user, issuing or revoking a key, and registering credentials are recorded
+                      here.
+                    </p>
+                  </EmptyState>
+                )
             )
             : (
               <>

@@ -4,11 +4,10 @@
  */
 import type { Hono } from "hono";
 import type { ComponentChildren } from "preact";
-import type { UserRow } from "../../lib/db/users.ts";
+import { findUserIncludingDeleted, type UserRow } from "../../lib/db/users.ts";
 import type { KeyView } from "../../lib/admin/admin.ts";
 import type { CredentialDescription } from "../../lib/admin/bedrock_credentials.ts";
 import { recentRequests } from "../../lib/db/usage.ts";
-import { HttpError } from "../../lib/errors.ts";
 import { Layout, PageHeader } from "../../components/Layout.tsx";
 import { Card, Facts } from "../../components/Card.tsx";
 import { CircuitBadge, KeyStatusBadge, ProviderBadge } from "../../components/Badge.tsx";
@@ -153,10 +152,8 @@ export function keysRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
     status = 200,
   ) => {
     const key = await deps.services.admin.getKey(id);
-    const user = await deps.services.admin.getUser(key.user_id).catch((e) => {
-      if (e instanceof HttpError && e.status === 404) return null;
-      throw e;
-    });
+    // Deleted users included: their page stays, read-only, with their history.
+    const user = await findUserIncludingDeleted(deps.db, key.user_id);
     const described = await deps.services.credentials.describe(id);
     const breaker = deps.services.breakers.snapshot(id);
     const recent = await recentRequests(deps.db, { accessKeyId: id, limit: 10, offset: 0 });
@@ -178,8 +175,7 @@ export function keysRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
       >
         <nav class="mb-2 text-sm text-slate-500" aria-label="Breadcrumb">
           <a class="link" href={urls.users}>Users</a> <span aria-hidden="true">/</span>{" "}
-          {user ? <a class="link" href={urls.user(user.id)}>{user.email}</a> : <span>deleted user</span>}{" "}
-          <span aria-hidden="true">/</span>
+          {user ? <UserLink user={user} /> : <span>deleted user</span>} <span aria-hidden="true">/</span>
         </nav>
         <PageHeader
           title={<span class="font-mono">{key.key_prefix}…</span>}
@@ -319,6 +315,7 @@ export function keysRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                   <CsrfField token={csrf} />
                   <FormError state={rotate} />
                   <Field
+                    idPrefix="rotate"
                     name="grace_seconds"
                     label="Grace period (seconds)"
                     state={rotate}
@@ -467,11 +464,21 @@ export function keysRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
   });
 }
 
+/** A link to a key's user, saying so when the user is deleted. */
+function UserLink({ user }: { user: UserRow }) {
+  return (
+    <>
+      <a class="link" href={urls.user(user.id)}>{user.email}</a>
+      {user.deleted_at && <span class="ml-1 text-slate-500">(deleted)</span>}
+    </>
+  );
+}
+
 function KeyFacts({ k, user, tz }: { k: KeyView; user: UserRow | null; tz: string }) {
   return (
     <Facts
       items={[
-        ["User", user ? <a key="user" class="link" href={urls.user(user.id)}>{user.email}</a> : "deleted"],
+        ["User", user ? <UserLink key="user" user={user} /> : "deleted"],
         ["Name", k.name ?? "–"],
         ["Prefix", <code key="prefix" class="font-mono">{k.key_prefix}</code>],
         ["Created", fmtDateTime(k.created_at, tz)],
@@ -570,6 +577,7 @@ function CredentialsForm(
       </fieldset>
       <div class="grid grid-cols-1 gap-4 sm:grid-cols-2">
         <Field
+          idPrefix="credentials"
           name="aws_access_key_id"
           label="AWS access key id"
           state={p.state}
@@ -577,6 +585,7 @@ function CredentialsForm(
           autocomplete="off"
         />
         <Field
+          idPrefix="credentials"
           name="aws_secret_access_key"
           label="AWS secret access key"
           type="password"
@@ -584,6 +593,7 @@ function CredentialsForm(
           secret
         />
         <Field
+          idPrefix="credentials"
           name="aws_session_token"
           label="Session token"
           type="password"
@@ -592,6 +602,7 @@ function CredentialsForm(
           hint="Only for temporary (ASIA…) credentials."
         />
         <Field
+          idPrefix="credentials"
           name="bedrock_api_key"
           label="Bedrock API key"
           type="password"
@@ -600,6 +611,7 @@ function CredentialsForm(
           hint="Used when the kind is Bedrock API key."
         />
         <Field
+          idPrefix="credentials"
           name="region"
           label="Region"
           state={p.state}

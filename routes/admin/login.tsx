@@ -32,6 +32,7 @@ export function LoginPage(p: LoginPageProps) {
             </p>
           )}
           <Field
+            idPrefix="login"
             name="username"
             label="User name"
             state={p.state}
@@ -40,6 +41,7 @@ export function LoginPage(p: LoginPageProps) {
             autofocus={!p.state.values.username}
           />
           <Field
+            idPrefix="login"
             name="password"
             label="Password"
             type="password"

@@ -1,18 +1,87 @@
 /**
  * `GET /admin/requests`: recent proxied requests, newest first, with filters (user, key, provider, model,
  * ok/error) and paging. Times in `PROXY_TIMEZONE`.
+ *
+ * The user filter is a text field (`user_q`: an email, or part of an email or name) resolved here to one user,
+ * deleted ones included, and carried on as `user=<id>` in links and the form: a list of every user would not scale
+ * past a few hundred.
  */
 import type { Hono } from "hono";
+import type { Queryable } from "../../lib/db/db.ts";
 import { recentRequests } from "../../lib/db/usage.ts";
+import { listAccessKeysOfUser } from "../../lib/db/access_keys.ts";
+import { findUserIncludingDeleted, findUsersByText, type UserRow } from "../../lib/db/users.ts";
 import { Layout, PageHeader } from "../../components/Layout.tsx";
 import { Badge, ProviderBadge } from "../../components/Badge.tsx";
 import { EmptyState } from "../../components/EmptyState.tsx";
-import { Pager, Table } from "../../components/Table.tsx";
+import { Pager, PastTheEnd, Table } from "../../components/Table.tsx";
 import { fmtDateTime, fmtInt, fmtMs, fmtUsd } from "../../components/format.ts";
-import { urls } from "../../components/urls.ts";
+import { urls, withQuery } from "../../components/urls.ts";
 import { type AdminDeps, type AdminEnv, isUuid, render, sessionView } from "./shared.tsx";
 
 const PAGE_SIZE = 50;
+/** Users offered to pick from when the typed text matches several. */
+const USER_CHOICES = 10;
+
+/** What the user filter came to: the user to filter by (null: all), the field's text, or what went wrong. */
+interface UserFilter {
+  user: UserRow | null;
+  text: string;
+  error?: string;
+  /** When the text matches several users: the first few, to pick one. */
+  choices?: UserRow[];
+}
+
+/**
+ * Resolves the user filter from `user` (an id, as links carry it) and `user_q` (the text typed in the form). Sent
+ * text wins, empty meaning all users, unless it is the chosen user's own email (the form as rendered): a deleted
+ * user's email may belong to a live user by now. Otherwise an exact email, or text matching one user, names it.
+ */
+async function resolveUserFilter(
+  db: Queryable,
+  id: string | undefined,
+  typed: string | undefined,
+): Promise<UserFilter> {
+  const chosen = id && isUuid(id) ? await findUserIncludingDeleted(db, id) : null;
+  if (typed === undefined) {
+    if (!id) return { user: null, text: "" };
+    if (!isUuid(id)) {
+      return { user: null, text: "", error: "Expected a user id (a UUID); type an email or name instead." };
+    }
+    if (!chosen) {
+      return { user: null, text: "", error: `No user has id ${id}; type an email or name instead.` };
+    }
+    return { user: chosen, text: chosen.email };
+  }
+  const text = typed.trim().slice(0, 254);
+  if (text === "") return { user: null, text };
+  if (chosen && chosen.email.toLowerCase() === text.toLowerCase()) {
+    return { user: chosen, text: chosen.email };
+  }
+  if (text.includes("\u0000")) {
+    return { user: null, text: "", error: "Must not contain NUL characters; expected an email or a name." };
+  }
+  const found = await findUsersByText(db, text, USER_CHOICES);
+  const first = found.items[0];
+  if (first && (found.total === 1 || first.email.toLowerCase() === text.toLowerCase())) {
+    return { user: first, text: first.email };
+  }
+  if (!first) {
+    return {
+      user: null,
+      text,
+      error:
+        `No user's email or name contains "${text}"; check the spelling, or empty the field for all users.`,
+    };
+  }
+  const some = found.total > USER_CHOICES ? `one of the first ${USER_CHOICES}` : "one";
+  return {
+    user: null,
+    text,
+    error: `${fmtInt(found.total)} users match "${text}"; type more of the email, or pick ${some}:`,
+    choices: found.items,
+  };
+}
 
 /** Registers the requests page. */
 export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
@@ -20,21 +89,24 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
     const tz = deps.config.timezone;
     const q = c.req.query();
     const errors: Record<string, string> = {};
-    const user = q.user || undefined;
+    const userFilter = await resolveUserFilter(deps.db, q.user || undefined, q.user_q);
+    if (userFilter.error) errors.user = userFilter.error;
+    const user = userFilter.user?.id;
     const key = q.key || undefined;
     const provider = q.provider || undefined;
     const model = (q.model ?? "").trim().slice(0, 200) || undefined;
     const status = q.status || undefined;
-    if (user && !isUuid(user)) errors.user = "Unknown user; pick one from the list.";
     if (key && !isUuid(key)) errors.key = "Expected an access key id (a UUID).";
     if (provider && provider !== "anthropic" && provider !== "bedrock") {
       errors.provider = "Expected Anthropic or Bedrock.";
     }
     if (status && status !== "ok" && status !== "error") errors.status = "Expected ok or error.";
+    // PostgreSQL refuses a NUL in text outright (a 500 otherwise); no model name holds one.
+    if (model?.includes("\u0000")) errors.model = "Expected a model name (no NUL characters).";
     const offset = Math.max(0, Math.min(1e9, Math.floor(Number(q.offset ?? 0)) || 0));
     const valid = Object.keys(errors).length === 0;
 
-    const [page, users, keys] = await Promise.all([
+    const [page, keys] = await Promise.all([
       valid
         ? recentRequests(deps.db, {
           userId: user,
@@ -46,18 +118,16 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
           offset,
         })
         : Promise.resolve({ items: [], total: 0 }),
-      deps.services.admin.listUsers({ limit: 200, offset: 0 }),
-      user && isUuid(user) ? deps.services.admin.listKeys(user).catch(() => []) : Promise.resolve([]),
+      user ? listAccessKeysOfUser(deps.db, user) : Promise.resolve([]),
     ]);
-    const userOptions = users.items.map((u) => [u.id, u.email] as [string, string])
-      .sort((a, b) => a[1].localeCompare(b[1]));
-    if (user && isUuid(user) && !userOptions.some(([id]) => id === user)) {
-      const found = await deps.services.admin.getUser(user).catch(() => null);
-      userOptions.unshift([user, found?.email ?? `${user.slice(0, 8)}… (deleted)`]);
-    }
-    const filtered = !!(user || key || provider || model || status);
+    const total = Number(page.total);
+    const filtered = !!(user || userFilter.text || errors.user || key || provider || model || status);
     const field = (name: string) =>
-      errors[name] && <p class="field-error" data-field-error={name}>{errors[name]}</p>;
+      errors[name] && (
+        <p id={`filter-${name}-error`} class="field-error" data-field-error={name}>{errors[name]}</p>
+      );
+    const invalid = (name: string) =>
+      errors[name] ? { "aria-invalid": "true" as const, "aria-describedby": `filter-${name}-error` } : {};
 
     return render(
       c,
@@ -72,20 +142,44 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
           class="card mb-6 grid grid-cols-2 items-end gap-3 sm:grid-cols-3 lg:grid-cols-6"
         >
           <div class="col-span-2 sm:col-span-1 lg:col-span-2">
-            <label class="label" for="user">User</label>
-            <select id="user" name="user" class={`input ${errors.user ? "input-invalid" : ""}`}>
-              <option value="">All users</option>
-              {userOptions.map(([id, email]) => (
-                <option key={id} value={id} selected={id === user}>{email}</option>
-              ))}
-            </select>
+            <label class="label" for="filter-user">User</label>
+            <input
+              id="filter-user"
+              name="user_q"
+              type="search"
+              class={`input ${errors.user ? "input-invalid" : ""}`}
+              value={userFilter.text}
+              placeholder="Email or name; empty for all"
+              autocomplete="off"
+              {...invalid("user")}
+            />
+            {user && <input type="hidden" name="user" value={user} />}
+            {userFilter.user?.deleted_at && <p class="mt-1 text-xs text-slate-500">A deleted user.</p>}
             {field("user")}
+            {userFilter.choices && (
+              <ul class="mt-1 space-y-0.5 text-sm" data-user-choices>
+                {userFilter.choices.map((u) => (
+                  <li key={u.id}>
+                    <a class="link" href={withQuery(urls.requests, { user: u.id, provider, model, status })}>
+                      {u.email}
+                    </a>
+                    {u.name && <span class="ml-1 text-slate-500">· {u.name}</span>}
+                    {u.deleted_at && <span class="ml-1 text-slate-500">(deleted)</span>}
+                  </li>
+                ))}
+              </ul>
+            )}
           </div>
           <div>
-            <label class="label" for="key">Key</label>
+            <label class="label" for="filter-key">Key</label>
             {keys.length > 0
               ? (
-                <select id="key" name="key" class={`input ${errors.key ? "input-invalid" : ""}`}>
+                <select
+                  id="filter-key"
+                  name="key"
+                  class={`input ${errors.key ? "input-invalid" : ""}`}
+                  {...invalid("key")}
+                >
                   <option value="">All keys</option>
                   {keys.map((k) => (
                     <option value={k.id} selected={k.id === key}>
@@ -96,19 +190,25 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
               )
               : (
                 <input
-                  id="key"
+                  id="filter-key"
                   name="key"
                   class={`input ${errors.key ? "input-invalid" : ""}`}
                   value={key ?? ""}
                   placeholder="Key id"
                   autocomplete="off"
+                  {...invalid("key")}
                 />
               )}
             {field("key")}
           </div>
           <div>
-            <label class="label" for="provider">Provider</label>
-            <select id="provider" name="provider" class={`input ${errors.provider ? "input-invalid" : ""}`}>
+            <label class="label" for="filter-provider">Provider</label>
+            <select
+              id="filter-provider"
+              name="provider"
+              class={`input ${errors.provider ? "input-invalid" : ""}`}
+              {...invalid("provider")}
+            >
               <option value="">Any</option>
               <option value="anthropic" selected={provider === "anthropic"}>Anthropic</option>
               <option value="bedrock" selected={provider === "bedrock"}>Bedrock</option>
@@ -116,19 +216,25 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
             {field("provider")}
           </div>
           <div>
-            <label class="label" for="model">Model</label>
+            <label class="label" for="filter-model">Model</label>
             <input
-              id="model"
+              id="filter-model"
               name="model"
               class="input"
-              value={model ?? ""}
+              value={model?.replaceAll("\u0000", "") ?? ""}
               placeholder="Any"
               autocomplete="off"
             />
+            {field("model")}
           </div>
           <div>
-            <label class="label" for="status">Outcome</label>
-            <select id="status" name="status" class={`input ${errors.status ? "input-invalid" : ""}`}>
+            <label class="label" for="filter-status">Outcome</label>
+            <select
+              id="filter-status"
+              name="status"
+              class={`input ${errors.status ? "input-invalid" : ""}`}
+              {...invalid("status")}
+            >
               <option value="">Any</option>
               <option value="ok" selected={status === "ok"}>OK</option>
               <option value="error" selected={status === "error"}>Error</option>
@@ -146,7 +252,18 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
         <div class="card">
           {page.items.length === 0
             ? (
-              filtered
+              total > 0
+                ? (
+                  <PastTheEnd
+                    path={urls.requests}
+                    params={{ user, key, provider, model, status }}
+                    total={total}
+                    limit={PAGE_SIZE}
+                    offset={offset}
+                    counted={filtered ? "requests match" : "requests"}
+                  />
+                )
+                : filtered
                 ? (
                   <EmptyState title="No requests match these filters">
                     <p>
@@ -260,7 +377,7 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                 <Pager
                   path={urls.requests}
                   params={{ user, key, provider, model, status }}
-                  total={page.total}
+                  total={total}
                   limit={PAGE_SIZE}
                   offset={offset}
                 />

@@ -12,6 +12,7 @@ import type { Services } from "../../lib/services.ts";
 import type { Session } from "../../lib/auth/session.ts";
 import type { ActionContext } from "../../lib/admin/admin.ts";
 import { HttpError } from "../../lib/errors.ts";
+import { InvalidInputError } from "../../lib/admin/schemas.ts";
 import { clientAddress, readLimited } from "../../lib/http.ts";
 import { Layout, type Notice, PageHeader, type Section } from "../../components/Layout.tsx";
 import { Card } from "../../components/Card.tsx";
@@ -110,18 +111,26 @@ export function formNumber(text: string | undefined): number | string | null {
 }
 
 /**
- * A form state from a failed action: a field error beside its field (without the `field: ` prefix the API uses),
- * anything else as the form's message. Errors other than `HttpError`s of status < 500 are rethrown.
+ * A form state from a failed action: each invalid field's error beside its field (without the `field: ` prefix the
+ * API uses; every field of an {@link InvalidInputError}, not only the first), anything else as the form's message.
+ * Errors other than `HttpError`s of status < 500 are rethrown.
  */
 export function stateFromError(e: unknown, values: Record<string, string>, fields: string[]): FormState {
   if (!(e instanceof HttpError) || e.status >= 500) throw e;
   const state: FormState = { values: { ...values }, errors: {} };
-  const message = e.field && e.message.startsWith(`${e.field}: `)
-    ? e.message.slice(e.field.length + 2)
-    : e.message;
-  const field = e.field?.split(".")[0];
-  if (field && fields.includes(field)) state.errors[field] = capitalise(message);
-  else state.message = capitalise(e.message);
+  const byField: Record<string, string> = e instanceof InvalidInputError ? { ...e.fields } : {};
+  if (e.field && !Object.hasOwn(byField, e.field)) {
+    byField[e.field] = e.message.startsWith(`${e.field}: `) ? e.message.slice(e.field.length + 2) : e.message;
+  }
+  for (const [path, message] of Object.entries(byField)) {
+    const field = path.split(".")[0];
+    if (fields.includes(field) && !Object.hasOwn(state.errors, field)) {
+      state.errors[field] = capitalise(message);
+    }
+  }
+  // The first field at fault may not be one of this form's (an unknown field): say it above the form.
+  const first = e.field?.split(".")[0];
+  if (!first || !fields.includes(first)) state.message = capitalise(e.message);
   return state;
 }
 

@@ -1,16 +1,18 @@
 /**
  * Users: the list (search, status filter, Bedrock budget use this month, key count) with the create form, and a
- * user's page (profile, routing, budget, activate/deactivate, delete, usage chart, keys and issuing a key).
+ * user's page (profile, routing, budget, activate/deactivate, delete, usage chart, keys and issuing a key). A
+ * deleted user's page stays, read-only, since its usage history is kept and other pages link to it.
  */
 import type { Hono } from "hono";
-import type { UserRow } from "../../lib/db/users.ts";
+import { findUserIncludingDeleted, type UserRow } from "../../lib/db/users.ts";
+import { listAccessKeysOfUser } from "../../lib/db/access_keys.ts";
 import type { KeyView } from "../../lib/admin/admin.ts";
 import { bedrockSpendSince } from "../../lib/db/usage.ts";
 import { monthWindow } from "../../lib/usage/budget_period.ts";
 import { parseReportQuery, usageReport } from "../../lib/usage/report.ts";
 import { Layout, PageHeader } from "../../components/Layout.tsx";
 import { Card, Facts, StatCard } from "../../components/Card.tsx";
-import { CircuitBadge, KeyStatusBadge, UserStatusBadge } from "../../components/Badge.tsx";
+import { Badge, CircuitBadge, KeyStatusBadge, UserStatusBadge } from "../../components/Badge.tsx";
 import { BudgetBar } from "../../components/BudgetBar.tsx";
 import { EmptyState } from "../../components/EmptyState.tsx";
 import {
@@ -19,10 +21,11 @@ import {
   FormError,
   type FormState,
   formState,
+  keepChoice,
   SelectField,
 } from "../../components/Form.tsx";
 import { Island } from "../../components/Island.tsx";
-import { Pager, Table } from "../../components/Table.tsx";
+import { Pager, PastTheEnd, Table } from "../../components/Table.tsx";
 import { fmtCompact, fmtDateTime, fmtInt, fmtUsd } from "../../components/format.ts";
 import { urls, withQuery } from "../../components/urls.ts";
 import { fillSeries, tokensChart } from "./charts.ts";
@@ -34,6 +37,7 @@ import {
   type AdminEnv,
   ConfirmPage,
   formNumber,
+  isUuid,
   keep,
   noticeFrom,
   publicOrigin,
@@ -76,6 +80,7 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
     const monthStart = monthWindow(deps.services.now(), deps.config.timezone).start;
     const spend = await Promise.all(page.items.map((u) => bedrockSpendSince(deps.db, u.id, monthStart)));
     const filtered = q !== "" || userStatus !== undefined;
+    const listParams = { q: q || undefined, status: userStatus };
 
     return render(
       c,
@@ -94,12 +99,19 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
           <div class="min-w-0 space-y-4 lg:col-span-2">
             <form method="get" action={urls.users} class="card flex flex-wrap items-end gap-3" role="search">
               <div class="min-w-48 flex-1">
-                <label class="label" for="q">Search</label>
-                <input id="q" name="q" type="search" class="input" value={q} placeholder="Email or name" />
+                <label class="label" for="search-q">Search</label>
+                <input
+                  id="search-q"
+                  name="q"
+                  type="search"
+                  class="input"
+                  value={q}
+                  placeholder="Email or name"
+                />
               </div>
               <div>
-                <label class="label" for="status">Status</label>
-                <select id="status" name="status" class="input w-auto">
+                <label class="label" for="search-status">Status</label>
+                <select id="search-status" name="status" class="input w-auto">
                   <option value="" selected={!userStatus}>All</option>
                   <option value="active" selected={userStatus === "active"}>Active</option>
                   <option value="inactive" selected={userStatus === "inactive"}>Inactive</option>
@@ -111,7 +123,18 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
             <div class="card">
               {page.items.length === 0
                 ? (
-                  filtered
+                  Number(page.total) > 0
+                    ? (
+                      <PastTheEnd
+                        path={urls.users}
+                        params={listParams}
+                        total={Number(page.total)}
+                        limit={PAGE_SIZE}
+                        offset={offset}
+                        counted={filtered ? "users match" : "users"}
+                      />
+                    )
+                    : filtered
                     ? (
                       <EmptyState title="No users match">
                         <p>
@@ -163,7 +186,7 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                     </Table>
                     <Pager
                       path={urls.users}
-                      params={{ q: q || undefined, status: userStatus }}
+                      params={listParams}
                       total={page.total}
                       limit={PAGE_SIZE}
                       offset={offset}
@@ -177,6 +200,7 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
               <CsrfField token={c.get("csrf")} />
               <FormError state={create} />
               <Field
+                idPrefix="create"
                 name="email"
                 label="Email"
                 type="email"
@@ -185,8 +209,16 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                 placeholder="dev@example.com"
                 autocomplete="off"
               />
-              <Field name="name" label="Name" state={create} placeholder="Optional" autocomplete="off" />
               <Field
+                idPrefix="create"
+                name="name"
+                label="Name"
+                state={create}
+                placeholder="Optional"
+                autocomplete="off"
+              />
+              <Field
+                idPrefix="create"
                 name="monthly_budget_usd"
                 label="Monthly Bedrock budget (USD)"
                 state={create}
@@ -194,7 +226,13 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                 placeholder="No budget"
                 hint="Bedrock spend per calendar month; leave empty for no limit."
               />
-              <SelectField name="routing_strategy" label="Routing" state={create} options={STRATEGIES} />
+              <SelectField
+                idPrefix="create"
+                name="routing_strategy"
+                label="Routing"
+                state={keepChoice(create, "routing_strategy", STRATEGIES, "plan_first")}
+                options={STRATEGIES}
+              />
               <button type="submit" class="btn btn-primary w-full">Create user</button>
             </form>
           </Card>
@@ -222,13 +260,26 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
     }
   });
 
+  /**
+   * A user with its keys, for its page: a deleted one too, since its usage history is kept and the requests list,
+   * the audit log and its keys' pages link to it (`getUserWithKeys` knows live users only).
+   */
+  const userWithKeys = async (id: string) => {
+    const row = isUuid(id) ? await findUserIncludingDeleted(deps.db, id) : null;
+    if (!row?.deleted_at) return await deps.services.admin.getUserWithKeys(id);
+    // Each key through the admin service, so its status reads as on every other page; a user has few keys.
+    const keys = await listAccessKeysOfUser(deps.db, id);
+    return { ...row, access_keys: await Promise.all(keys.map((k) => deps.services.admin.getKey(k.id))) };
+  };
+
   const userPage = async (
     c: AdminContext,
     id: string,
     forms: { profile?: FormState; issue?: FormState } = {},
     status = 200,
   ) => {
-    const user = await deps.services.admin.getUserWithKeys(id);
+    const user = await userWithKeys(id);
+    const deleted = user.deleted_at !== null;
     const tz = deps.config.timezone;
     const now = deps.services.now();
     const month = monthWindow(now, tz);
@@ -248,11 +299,13 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
       tz,
       1,
     );
-    const profile = forms.profile ?? formState({
-      name: user.name ?? "",
-      monthly_budget_usd: user.monthly_budget_usd === null ? "" : String(Number(user.monthly_budget_usd)),
-      routing_strategy: user.routing_strategy,
-    });
+    const profile = forms.profile
+      ? keepChoice(forms.profile, "routing_strategy", STRATEGIES, user.routing_strategy)
+      : formState({
+        name: user.name ?? "",
+        monthly_budget_usd: user.monthly_budget_usd === null ? "" : String(Number(user.monthly_budget_usd)),
+        routing_strategy: user.routing_strategy,
+      });
     const issue = forms.issue ?? formState();
     const csrf = c.get("csrf");
     const t = report.totals;
@@ -272,8 +325,19 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
         <PageHeader
           title={<span data-user-email>{user.email}</span>}
           subtitle={user.name ?? undefined}
-          actions={<UserStatusBadge active={user.is_active} />}
+          actions={deleted ? <Badge tone="red">deleted</Badge> : <UserStatusBadge active={user.is_active} />}
         />
+        {user.deleted_at && (
+          <div
+            role="status"
+            class="mb-6 rounded-lg border border-rose-200 bg-rose-50 px-4 py-3 text-sm text-rose-900"
+            data-user-deleted
+          >
+            Deleted{" "}
+            {fmtDateTime(user.deleted_at, tz)}: its access keys were revoked then, and it can no longer be
+            changed. Its usage history is kept and shown below.
+          </div>
+        )}
         <div class="mb-6 grid grid-cols-2 gap-4 lg:grid-cols-4">
           <StatCard
             label="Requests (30 days)"
@@ -328,7 +392,7 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
               actions={<a class="link text-sm" href={withQuery(urls.requests, { user: id })}>Requests →</a>}
             >
               <KeysTable keys={user.access_keys} tz={tz} deps={deps} />
-              {user.is_active && (
+              {!deleted && user.is_active && (
                 <form
                   method="post"
                   action={`${urls.user(id)}/keys`}
@@ -338,6 +402,7 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                   <CsrfField token={csrf} />
                   <FormError state={issue} />
                   <Field
+                    idPrefix="issue"
                     name="name"
                     label="New key name"
                     state={issue}
@@ -358,64 +423,80 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                   ["Email", user.email],
                   ["Created", fmtDateTime(user.created_at, tz)],
                   ["Updated", fmtDateTime(user.updated_at, tz)],
+                  ...(user.deleted_at
+                    ? [["Deleted", fmtDateTime(user.deleted_at, tz)] as [string, string]]
+                    : []),
                   ["User id", <code key="id" class="text-xs">{user.id}</code>],
                 ]}
               />
-              <form
-                method="post"
-                action={urls.user(id)}
-                class="mt-5 space-y-4 border-t border-slate-100 pt-5"
-                novalidate
-              >
-                <CsrfField token={csrf} />
-                <FormError state={profile} />
-                <Field name="name" label="Name" state={profile} autocomplete="off" />
-                <Field
-                  name="monthly_budget_usd"
-                  label="Monthly Bedrock budget (USD)"
-                  state={profile}
-                  inputmode="decimal"
-                  placeholder="No budget"
-                  hint="Leave empty for no limit."
-                />
-                <SelectField name="routing_strategy" label="Routing" state={profile} options={STRATEGIES} />
-                <button type="submit" class="btn btn-primary">Save changes</button>
-              </form>
+              {!deleted && (
+                <form
+                  method="post"
+                  action={urls.user(id)}
+                  class="mt-5 space-y-4 border-t border-slate-100 pt-5"
+                  novalidate
+                >
+                  <CsrfField token={csrf} />
+                  <FormError state={profile} />
+                  <Field idPrefix="profile" name="name" label="Name" state={profile} autocomplete="off" />
+                  <Field
+                    idPrefix="profile"
+                    name="monthly_budget_usd"
+                    label="Monthly Bedrock budget (USD)"
+                    state={profile}
+                    inputmode="decimal"
+                    placeholder="No budget"
+                    hint="Leave empty for no limit."
+                  />
+                  <SelectField
+                    idPrefix="profile"
+                    name="routing_strategy"
+                    label="Routing"
+                    state={profile}
+                    options={STRATEGIES}
+                  />
+                  <button type="submit" class="btn btn-primary">Save changes</button>
+                </form>
+              )}
             </Card>
 
-            <Card title="Status">
-              <p class="text-sm text-slate-600">
-                {user.is_active
-                  ? "Active: requests with this user's keys are served."
-                  : "Inactive: requests with this user's keys are refused. Nothing is deleted."}
-              </p>
-              <form method="post" action={`${urls.user(id)}/status`} class="mt-4">
-                <CsrfField token={csrf} />
-                <input type="hidden" name="is_active" value={user.is_active ? "false" : "true"} />
-                <button type="submit" class={`btn ${user.is_active ? "btn-secondary" : "btn-primary"}`}>
-                  {user.is_active ? "Deactivate user" : "Activate user"}
-                </button>
-              </form>
-            </Card>
+            {!deleted && (
+              <Card title="Status">
+                <p class="text-sm text-slate-600">
+                  {user.is_active
+                    ? "Active: requests with this user's keys are served."
+                    : "Inactive: requests with this user's keys are refused. Nothing is deleted."}
+                </p>
+                <form method="post" action={`${urls.user(id)}/status`} class="mt-4">
+                  <CsrfField token={csrf} />
+                  <input type="hidden" name="is_active" value={user.is_active ? "false" : "true"} />
+                  <button type="submit" class={`btn ${user.is_active ? "btn-secondary" : "btn-primary"}`}>
+                    {user.is_active ? "Deactivate user" : "Activate user"}
+                  </button>
+                </form>
+              </Card>
+            )}
 
-            <Card title="Delete user" class="border-rose-200">
-              <p class="text-sm text-slate-600">
-                Deleting revokes all of this user's keys at once. Usage history is kept.
-              </p>
-              <form method="post" action={`${urls.user(id)}/delete`} class="mt-4">
-                <CsrfField token={csrf} />
-                <Island
-                  name="ConfirmDialog"
-                  props={{
-                    label: "Delete user",
-                    title: `Delete ${user.email}?`,
-                    message:
-                      `All ${user.access_keys.length} of their access keys stop working immediately. This cannot be undone.`,
-                    checkboxLabel: "I understand this revokes all their keys",
-                  }}
-                />
-              </form>
-            </Card>
+            {!deleted && (
+              <Card title="Delete user" class="border-rose-200">
+                <p class="text-sm text-slate-600">
+                  Deleting revokes all of this user's keys at once. Usage history is kept.
+                </p>
+                <form method="post" action={`${urls.user(id)}/delete`} class="mt-4">
+                  <CsrfField token={csrf} />
+                  <Island
+                    name="ConfirmDialog"
+                    props={{
+                      label: "Delete user",
+                      title: `Delete ${user.email}?`,
+                      message:
+                        `All ${user.access_keys.length} of their access keys stop working immediately. This cannot be undone.`,
+                      checkboxLabel: "I understand this revokes all their keys",
+                    }}
+                  />
+                </form>
+              </Card>
+            )}
           </div>
         </div>
       </Layout>,

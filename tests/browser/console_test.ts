@@ -151,28 +151,28 @@ async function browserTest(): Promise<void> {
     assert.equal(new URL(page.url()).pathname, "/admin/login");
     assert.equal(new URL(page.url()).searchParams.get("next"), "/admin/users");
     await shot("login");
-    await page.type("#f-username", "admin");
-    await page.type("#f-password", ADMIN_PASSWORD);
+    await page.type("#login-username", "admin");
+    await page.type("#login-password", ADMIN_PASSWORD);
     await Promise.all([page.waitForNavigation(), page.click("[data-login-form] button[type=submit]")]);
     assert.equal(new URL(page.url()).pathname, "/admin/users");
     assert.ok(await page.$("[data-empty-state]"), "the empty users list says what to do");
 
     // 2. Create a user; an invalid email first shows the error beside the field, input kept.
-    await page.type("#f-email", "not-an-email");
-    await page.type("#f-name", "Ada Lovelace");
+    await page.type("#create-email", "not-an-email");
+    await page.type("#create-name", "Ada Lovelace");
     await Promise.all([page.waitForNavigation(), page.click("#create-user button[type=submit]")]);
     assert.match(await page.$eval("[data-field-error=email]", (e) => e.textContent ?? ""), /email address/);
-    assert.equal(await page.$eval("#f-name", (e) => (e as HTMLInputElement).value), "Ada Lovelace");
-    await page.$eval("#f-email", (e) => ((e as HTMLInputElement).value = ""));
-    await page.type("#f-email", "ada@example.com");
-    await page.type("#f-monthly_budget_usd", "40");
+    assert.equal(await page.$eval("#create-name", (e) => (e as HTMLInputElement).value), "Ada Lovelace");
+    await page.$eval("#create-email", (e) => ((e as HTMLInputElement).value = ""));
+    await page.type("#create-email", "ada@example.com");
+    await page.type("#create-monthly_budget_usd", "40");
     await Promise.all([page.waitForNavigation(), page.click("#create-user button[type=submit]")]);
     assert.match(page.url(), /\/admin\/users\/[0-9a-f-]{36}\?ok=user_created$/);
     const userId = new URL(page.url()).pathname.split("/")[3];
     assert.equal(await page.$eval("[data-user-email]", (e) => e.textContent), "ada@example.com");
 
     // 3. Issue a key: shown once, with the ANTHROPIC_BASE_URL line, and a working copy button.
-    await page.type("#keys #f-name", "laptop");
+    await page.type("#issue-name", "laptop");
     await Promise.all([page.waitForNavigation(), page.click("#keys button[type=submit]")]);
     const key = await page.$eval("[data-new-key]", (e) => e.textContent?.trim() ?? "");
     assert.match(key, /^ak_[\w-]{43}$/);
@@ -192,9 +192,9 @@ async function browserTest(): Promise<void> {
     await Promise.all([page.waitForNavigation(), page.click("a[href^='/admin/keys/']")]);
     const keyId = new URL(page.url()).pathname.split("/")[3];
     assert.ok(await page.$("[data-credentials=none]"));
-    await page.type("#f-aws_access_key_id", "AKIAIOSFODNN7EXAMPLE");
-    await page.type("#f-aws_secret_access_key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
-    await page.type("#f-region", "us-east-1");
+    await page.type("#credentials-aws_access_key_id", "AKIAIOSFODNN7EXAMPLE");
+    await page.type("#credentials-aws_secret_access_key", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+    await page.type("#credentials-region", "us-east-1");
     await Promise.all([page.waitForNavigation(), page.click("#bedrock form button[type=submit]")]);
     assert.match(page.url(), /ok=credentials_saved/);
     assert.ok(await page.$("[data-credentials=iam]"), "the credentials are described");
