@@ -127,7 +127,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       login: deps.services.login,
       trustForwardedFor: deps.config.trustForwardedFor,
       extend: (api) => {
-        usageRoutes(api, { db: deps.db, timeZone: deps.config.timezone, now: deps.services.now });
+        usageRoutes(api, {
+          db: deps.db,
+          timeZone: deps.config.timezone,
+          now: deps.services.now,
+          retentionDays: deps.config.usageRetentionDays,
+        });
         circuitRoutes(api, {
           admin: deps.services.admin,
           breakers: deps.services.breakers,

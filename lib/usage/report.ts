@@ -206,20 +206,34 @@ export function parseUsageFilters(
   };
 }
 
-/** Builds the full report. */
+/**
+ * The earliest instant whose request rows are all still kept: retention deletes older ones (aggregates stay).
+ * Null when rows are kept for ever (`PROXY_USAGE_RETENTION_DAYS=0`).
+ */
+export function rawRowsSince(now: Date, retentionDays: number): Date | null {
+  return retentionDays > 0 ? new Date(now.getTime() - retentionDays * 86400_000) : null;
+}
+
+/**
+ * Builds the full report. Totals, series and breakdowns come from the aggregates, kept for ever; latency
+ * percentiles need the request rows, so for a range that starts before `rawRowsSince` (see {@link rawRowsSince})
+ * they are null rather than figures from whatever rows retention has not reached yet.
+ */
 export async function usageReport(
   db: Db,
   q: ReportQuery,
   timeZone: string,
   topLimit = 10,
+  rawRowsSince: Date | null = null,
 ): Promise<UsageReport> {
+  const percentilesKnown = rawRowsSince === null || q.from.getTime() >= rawRowsSince.getTime();
   const [totals, series, byModel, byProvider, top, pct] = await Promise.all([
     usage.usageTotals(db, q, q.granularity),
     usage.usageSeries(db, q, q.granularity),
     usage.usageBreakdown(db, q, q.granularity, "model"),
     usage.usageBreakdown(db, q, q.granularity, "provider"),
     usage.topUsers(db, q, q.granularity, topLimit),
-    usage.latencyPercentiles(db, q),
+    percentilesKnown ? usage.latencyPercentiles(db, q) : Promise.resolve({ p50: null, p95: null }),
   ]);
   return {
     from: q.from,

@@ -5,7 +5,7 @@
  */
 import type { Hono } from "hono";
 import { HttpError } from "../../lib/errors.ts";
-import { parseReportQuery, type ReportQuery, usageReport } from "../../lib/usage/report.ts";
+import { parseReportQuery, rawRowsSince, type ReportQuery, usageReport } from "../../lib/usage/report.ts";
 import { Layout, PageHeader } from "../../components/Layout.tsx";
 import { Card, StatCard } from "../../components/Card.tsx";
 import { EmptyState } from "../../components/EmptyState.tsx";
@@ -102,7 +102,13 @@ export function dashboardRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
     const tz = deps.config.timezone;
     const now = deps.services.now();
     const sel = rangeSelection(c.req.query(), now, tz);
-    const report = await usageReport(deps.db, sel.query, tz);
+    const report = await usageReport(
+      deps.db,
+      sel.query,
+      tz,
+      10,
+      rawRowsSince(now, deps.config.usageRetentionDays),
+    );
     const rows = fillSeries(report, tz);
     const t = report.totals;
     const empty = t.requests === 0;

@@ -9,7 +9,7 @@ import { listAccessKeysOfUser } from "../../lib/db/access_keys.ts";
 import type { KeyView } from "../../lib/admin/admin.ts";
 import { bedrockSpendSince } from "../../lib/db/usage.ts";
 import { monthWindow } from "../../lib/usage/budget_period.ts";
-import { parseReportQuery, usageReport } from "../../lib/usage/report.ts";
+import { parseReportQuery, rawRowsSince, usageReport } from "../../lib/usage/report.ts";
 import { Layout, PageHeader } from "../../components/Layout.tsx";
 import { Card, Facts, StatCard } from "../../components/Card.tsx";
 import { Badge, CircuitBadge, KeyStatusBadge, UserStatusBadge } from "../../components/Badge.tsx";
@@ -298,6 +298,7 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
       ),
       tz,
       1,
+      rawRowsSince(now, deps.config.usageRetentionDays),
     );
     const profile = forms.profile
       ? keepChoice(forms.profile, "routing_strategy", STRATEGIES, user.routing_strategy)

@@ -4,16 +4,26 @@
 import type { Hono } from "hono";
 import type { ApiEnv } from "./mod.ts";
 import type { Db } from "../../lib/db/db.ts";
-import { parseReportQuery, parseTimeRange, parseUsageFilters, usageReport } from "../../lib/usage/report.ts";
+import {
+  parseReportQuery,
+  parseTimeRange,
+  parseUsageFilters,
+  rawRowsSince,
+  usageReport,
+} from "../../lib/usage/report.ts";
 import { recentRequests, topUsers } from "../../lib/db/usage.ts";
 import { paging } from "../../lib/http.ts";
 import { HttpError } from "../../lib/errors.ts";
 
 /** Adds the usage routes to the authenticated API. */
-export function usageRoutes(api: Hono<ApiEnv>, deps: { db: Db; timeZone: string; now: () => Date }): void {
+export function usageRoutes(
+  api: Hono<ApiEnv>,
+  deps: { db: Db; timeZone: string; now: () => Date; retentionDays: number },
+): void {
   api.get("/usage", async (c) => {
-    const q = parseReportQuery(c.req.query(), deps.now(), deps.timeZone);
-    return c.json(await usageReport(deps.db, q, deps.timeZone));
+    const now = deps.now();
+    const q = parseReportQuery(c.req.query(), now, deps.timeZone);
+    return c.json(await usageReport(deps.db, q, deps.timeZone, 10, rawRowsSince(now, deps.retentionDays)));
   });
   api.get("/usage/top-users", async (c) => {
     const q = parseReportQuery(c.req.query(), deps.now(), deps.timeZone);
