@@ -19,8 +19,11 @@ export type ClusterEvent =
   | { type: "user_changed"; userId: string }
   | { type: "bedrock_credentials_changed"; accessKeyId: string }
   | { type: "session_revoked"; sid: string; expiresAt: number }
-  /** Admin sign-in throttle subjects (`ip:…`, `user:…`): a failed attempt, or a success that clears them. */
-  | { type: "sign_in_failed" | "sign_in_succeeded"; subjects: string[] }
+  /**
+   * Admin sign-in throttle subjects (`ip:…`, `user:…`): an attempt, counted as failed before its password check;
+   * one taken back (never checked); or a success, which clears them.
+   */
+  | { type: "sign_in_failed" | "sign_in_forgiven" | "sign_in_succeeded"; subjects: string[] }
   | {
     type: "circuit";
     accessKeyId: string;

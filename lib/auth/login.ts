@@ -66,13 +66,18 @@ export function createLoginService(deps: {
   });
   deps.bus?.subscribe((event, origin) => {
     // Our own attempts are counted where they are made.
-    if (origin !== "remote" || (event.type !== "sign_in_failed" && event.type !== "sign_in_succeeded")) {
+    if (
+      origin !== "remote" ||
+      (event.type !== "sign_in_failed" && event.type !== "sign_in_forgiven" &&
+        event.type !== "sign_in_succeeded")
+    ) {
       return;
     }
     const subjects = Array.isArray(event.subjects) ? event.subjects.slice(0, 2) : [];
     for (const s of subjects) {
       if (typeof s !== "string" || s.length > 300 || !/^(ip|user):/.test(s)) continue;
       if (event.type === "sign_in_failed") throttle.fail(s);
+      else if (event.type === "sign_in_forgiven") throttle.forgive(s);
       else throttle.clear(s);
     }
   });
@@ -95,13 +100,18 @@ export function createLoginService(deps: {
         });
       }
       // Counted as a failure before the slow hash check and taken back on success: attempts sent in parallel
-      // would otherwise all pass the check above before the first of them failed.
+      // would otherwise all pass the check above before the first of them failed. The other replicas count it
+      // now too, not after the check: a burst spread over N replicas would otherwise get N times the tries.
       throttle.fail(`ip:${address}`);
       throttle.fail(`user:${username.toLowerCase()}`);
+      // A made-up name can be long; NOTIFY payloads are not (8000 bytes). Such a name is limited here only.
+      const subjects = [`ip:${address}`, `user:${username.toLowerCase()}`].filter((s) => s.length <= 300);
+      deps.bus?.publish({ type: "sign_in_failed", subjects });
       const release = await checks.enter();
       if (!release) {
         throttle.forgive(`ip:${address}`);
         throttle.forgive(`user:${username.toLowerCase()}`);
+        deps.bus?.publish({ type: "sign_in_forgiven", subjects });
         throw new HttpError(
           503,
           "overloaded_error",
@@ -119,10 +129,7 @@ export function createLoginService(deps: {
         release();
       }
       const nameOk = timingSafeEqual(new TextEncoder().encode(username), expectedName);
-      // A made-up name can be long; NOTIFY payloads are not (8000 bytes). Such a name is limited here only.
-      const subjects = [`ip:${address}`, `user:${username.toLowerCase()}`].filter((s) => s.length <= 300);
       if (!(passwordOk && nameOk)) {
-        deps.bus?.publish({ type: "sign_in_failed", subjects });
         throw new HttpError(401, "authentication_error", "wrong user name or password");
       }
       throttle.clear(`ip:${address}`);

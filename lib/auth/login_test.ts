@@ -141,3 +141,36 @@ Deno.test("replicas share the limits: failures on one throttle the others, a suc
   busB.deliverRemote({ type: "sign_in_failed", subjects: "ip:10.0.0.11" as unknown as string[] });
   assert.equal(b.retryAfter("admin", "10.0.0.11"), 0);
 });
+
+Deno.test("a burst spread over replicas gets the limit in all, not per replica: attempts are shared before the check", async () => {
+  const busA = createEventBus();
+  const busB = createEventBus();
+  busA.attachTransport((e) => queueMicrotask(() => busB.deliverRemote(structuredClone(e))));
+  busB.attachTransport((e) => queueMicrotask(() => busA.deliverRemote(structuredClone(e))));
+  const passwordHash = await hashPassword("right", 1000);
+  // A password check as slow as production's, so every attempt of the burst is in flight at once.
+  const slowVerify = () => new Promise<boolean>((r) => setTimeout(() => r(false), 30));
+  const replica = (bus: ReturnType<typeof createEventBus>) =>
+    createLoginService({
+      username: "admin",
+      passwordHash,
+      sessions: createSessions({ secret: SECRET, ttlSeconds: 60 }),
+      bus,
+      verify: slowVerify,
+      maxQueuedChecks: 100,
+    });
+  const a = replica(busA);
+  const b = replica(busB);
+  const attempts: Promise<unknown>[] = [];
+  for (let i = 0; i < 10; i++) {
+    // Interleaved, each replica's attempt after the other's has had a turn to be heard.
+    attempts.push(a.attempt("admin", "bad", "10.0.0.20"));
+    await Promise.resolve();
+    await Promise.resolve();
+    attempts.push(b.attempt("admin", "bad", "10.0.0.20"));
+    await Promise.resolve();
+    await Promise.resolve();
+  }
+  const statuses = await Promise.all(attempts.map(outcome));
+  assert.equal(statuses.filter((s) => s === 401).length, 5, `statuses: ${statuses.join(",")}`);
+});
