@@ -26,6 +26,8 @@ export interface ChunkReader {
 export const FIRST_READ_BYTES = 4 * 1024;
 /** The buffer doubles each time a read fills it (a JSON answer, a burst of events), up to this. */
 export const MAX_READ_BYTES = 64 * 1024;
+/** A request body's first buffer: larger ones grow as their bytes come (Claude Code's bodies fit in this). */
+export const FIRST_BODY_BYTES = 1024 * 1024;
 
 /**
  * A reader of `body` whose chunks are exact-size copies read through one reused buffer, which starts small and
@@ -125,10 +127,19 @@ export async function readBody(req: Request, maxBytes: number, pool?: BufferPool
       // Not a byte stream: read it in chunks below.
     }
     if (reader) {
-      let buffer = pool ? pool.acquire(length) : new ArrayBuffer(length);
+      // Memory follows the bytes that came, not the length announced: a client announcing 32 MB and sending a
+      // byte at a time would otherwise hold 32 MB per connection (a hundred such: gigabytes).
+      const first = Math.min(length, FIRST_BODY_BYTES);
+      let buffer = pool ? pool.acquire(first) : new ArrayBuffer(first);
       let filled = 0;
       while (filled < length) {
-        const { done, value } = await reader.read(new Uint8Array(buffer, filled, length - filled));
+        if (filled === Math.min(length, buffer.byteLength)) {
+          const bigger = new ArrayBuffer(Math.min(length, buffer.byteLength * 2));
+          new Uint8Array(bigger).set(new Uint8Array(buffer, 0, filled));
+          buffer = bigger;
+        }
+        const room = Math.min(length, buffer.byteLength) - filled;
+        const { done, value } = await reader.read(new Uint8Array(buffer, filled, room));
         if (value) buffer = value.buffer as ArrayBuffer;
         if (done || !value) break;
         filled += value.length;

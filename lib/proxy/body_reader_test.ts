@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chunkReader, FIRST_READ_BYTES, MAX_READ_BYTES } from "./body_reader.ts";
+import { chunkReader, FIRST_BODY_BYTES, FIRST_READ_BYTES, MAX_READ_BYTES, readBody } from "./body_reader.ts";
 import { collectGarbage } from "../../tests/helpers/gc.ts";
 import { within } from "../../tests/helpers/within.ts";
 
@@ -155,4 +155,56 @@ Deno.test("a reader lets go of its signal once its body ends, fails or is cancel
   assert.equal(listening.size, 1, "a body still being read keeps its listener");
   controller.abort(new Error("gave up"));
   await assert.rejects(open.read(), /gave up/);
+});
+
+/**
+ * A POST whose body is a byte stream of `chunks` (each made when pulled, so a test's own data is not what it
+ * measures), announcing `declared` bytes; `gate` holds the last chunk back.
+ */
+function upload(chunks: Array<() => Uint8Array>, declared: number, gate?: Promise<void>): Request {
+  let i = 0;
+  const body = new ReadableStream({
+    type: "bytes",
+    async pull(c: ReadableByteStreamController) {
+      if (i === chunks.length - 1 && gate) await gate;
+      if (i < chunks.length) return c.enqueue(chunks[i++]());
+      c.close();
+      c.byobRequest?.respond(0); // the read that sees the end, answered as the runtime does
+    },
+  });
+  return new Request("http://proxy.test/v1/messages", {
+    method: "POST",
+    body,
+    headers: { "content-length": String(declared) },
+  });
+}
+
+Deno.test("a body's memory follows the bytes that came, not the length it announces", async () => {
+  const gate = Promise.withResolvers<void>();
+  const size = 32 * 1024 * 1024;
+  const before = Deno.memoryUsage().external;
+  // Ten uploads announcing 32 MB each, 60 bytes sent so far: 320 MB if the announced length were allocated.
+  const pending = Array.from(
+    { length: 10 },
+    () =>
+      readBody(upload([() => new Uint8Array(60), () => new Uint8Array(size - 60)], size, gate.promise), size),
+  );
+  await new Promise((r) => setTimeout(r, 50));
+  const held = Deno.memoryUsage().external - before;
+  assert.ok(held < 40 * 1024 * 1024, `${Math.round(held / 1024 / 1024)} MB held by ten slow uploads`);
+  gate.resolve();
+  const bodies = await Promise.all(pending);
+  assert.ok(bodies.every((b) => b.length === size), "each read whole once its bytes came");
+});
+
+Deno.test("a body larger than the first buffer is read byte for byte as the buffer grows", async () => {
+  const bytes = new Uint8Array(3 * FIRST_BODY_BYTES + 12_345);
+  for (let at = 0; at < bytes.length; at += 65_536) crypto.getRandomValues(bytes.subarray(at, at + 65_536));
+  const chunks: Array<() => Uint8Array> = [];
+  for (let at = 0; at < bytes.length; at += 50_000) {
+    const from = at;
+    chunks.push(() => bytes.slice(from, from + 50_000));
+  }
+  const body = await readBody(upload(chunks, bytes.length), 32 * 1024 * 1024);
+  assert.deepEqual(body, bytes);
 });
