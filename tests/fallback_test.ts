@@ -12,6 +12,7 @@ import { sql } from "../lib/db/sql.ts";
 import type { Db } from "../lib/db/db.ts";
 import type { ServiceOverrides } from "../lib/services.ts";
 import { collectGarbage } from "./helpers/gc.ts";
+import { createLocalEncryptor } from "../lib/crypto/mod.ts";
 
 const IAM = { id: "AKIAFAKEBEDROCK00001", secret: "fake/bedrock/secret/key/0123456789abcdef" };
 const API_KEY = "ABSKZmFrZS1iZWRyb2NrLWFwaS1rZXk=";
@@ -1489,3 +1490,37 @@ dbTest("every answer carries Server-Timing: the proxy's own time and each provid
     await f.close();
   }
 });
+
+dbTest(
+  "credentials that cannot be opened during a fallback give way to the Anthropic API's own answer",
+  async (db) => {
+    // Sealing works; opening fails, as with a KMS that went away after the credentials were stored.
+    const local = createLocalEncryptor(crypto.getRandomValues(new Uint8Array(32)));
+    let opening = true;
+    const encryptor = {
+      scheme: local.scheme,
+      encrypt: local.encrypt.bind(local),
+      decrypt: (...args: Parameters<typeof local.decrypt>) =>
+        opening ? local.decrypt(...args) : Promise.reject(new Error("KMS Decrypt failed: unreachable")),
+    };
+    const f = await setup(db, { env: { PROXY_BEDROCK_KEY_CACHE_TTL: "0" }, overrides: { encryptor } });
+    try {
+      opening = false;
+      f.upstream.script({
+        kind: "error",
+        status: 429,
+        type: "rate_limit_error",
+        message: "Number of requests has exceeded your rate limit",
+        headers: { "retry-after": "17" },
+      });
+      const res = await post(f, MESSAGE);
+      assert.equal(res.status, 429, "the API's answer, not a 500 about credentials");
+      assert.equal(res.headers.get("retry-after"), "17");
+      assert.equal(res.headers.get("x-proxy-fallback-reason"), "rate_limited");
+      await res.text();
+      assert.equal(f.bedrock.requests.length, 0);
+    } finally {
+      await f.close();
+    }
+  },
+);

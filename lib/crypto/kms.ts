@@ -42,6 +42,11 @@ export interface KmsEncryptorOptions {
   credentials?: KMSClientConfig["credentials"];
   /** A ready client, used instead of building one from the options above (lets tests observe the SDK). */
   client?: KMSClient;
+  /**
+   * How long one KMS call may take before it fails (default 5,000 ms; a Decrypt takes tens). A KMS that accepts
+   * the connection and never answers would otherwise hold every request that opens credentials, for ever.
+   */
+  requestTimeoutMs?: number;
 }
 
 /** The encryption context every data key is bound to: ties the wrapped key to its row. */
@@ -71,7 +76,7 @@ async function buildClient(sdk: KmsSdk, opts: KmsEncryptorOptions): Promise<KMSC
   const { FetchHttpHandler } = await import("@smithy/fetch-http-handler");
   return new sdk.KMSClient({
     region: opts.region,
-    requestHandler: new FetchHttpHandler(),
+    requestHandler: new FetchHttpHandler({ requestTimeout: opts.requestTimeoutMs ?? 5_000 }),
     ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
     // A copy, because the SDK annotates the credential object it is given (and fails on a frozen one).
     ...(opts.credentials

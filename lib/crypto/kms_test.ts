@@ -261,3 +261,30 @@ Deno.test("KMS encryptor reports an unreachable KMS as a KmsError", async () => 
   assert.equal(err.operation, "GenerateDataKey");
   assertNoSecrets(err, SECRETS);
 });
+
+Deno.test("a KMS that accepts the connection and never answers fails the call within its timeout", async () => {
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of silent) held.push(conn);
+  })().catch(() => {});
+  try {
+    const enc = createKmsEncryptor({
+      keyId: FAKE_KMS_DEFAULT_KEY_ID,
+      region: REGION,
+      endpoint: `http://127.0.0.1:${(silent.addr as Deno.NetAddr).port}`,
+      credentials: FAKE_KMS_CREDENTIALS,
+      requestTimeoutMs: 200,
+    });
+    const started = performance.now();
+    const err = await rejectsWith(enc.encrypt(encodeJson(CREDENTIALS), ROW), KmsError);
+    const took = performance.now() - started;
+    assert.equal(err.operation, "GenerateDataKey");
+    // The SDK's own retries (3 attempts with backoff) included: seconds, not for ever.
+    assert.ok(took < 5_000, `took ${Math.round(took)} ms`);
+  } finally {
+    silent.close();
+    for (const c of held) c.close();
+    await accepting;
+  }
+});

@@ -1049,6 +1049,14 @@ export function createProxy(deps: ProxyDeps): Proxy {
         access_key_id: a.key.id,
         error: (e as Error).message,
       });
+      if (a.isFallback && a.planAnswer) {
+        // The Anthropic API's own answer (a 429 with its retry-after, a 529) is retryable and true; a 500 about
+        // credentials, which may be a passing KMS outage, would only replace it.
+        outcome.statusCode = a.planAnswer.status;
+        outcome.errorType = "api_error";
+        a.finish(outcome, {});
+        return replayPlanAnswer(a.planAnswer, a.req.requestId, a.reason);
+      }
       return fail(
         500,
         "api_error",
