@@ -936,3 +936,22 @@ dbTest(
     }
   },
 );
+
+dbTest("a client that leaves mid-upload is recorded as 499, not as the proxy's error", async (db) => {
+  const p = await startProxy(db);
+  try {
+    const url = new URL(`${p.baseUrl}/v1/messages`);
+    const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
+    const head = `POST ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\nx-api-key: k\r\n` +
+      "content-type: application/json\r\ncontent-length: 1000\r\n\r\n";
+    await conn.write(new TextEncoder().encode(head + '{"model":"claude-sonnet-4-5","messages":['));
+    await new Promise((r) => setTimeout(r, 100));
+    conn.close();
+    const [row] = await recordedRows(p, db, 1);
+    assert.deepEqual([row.status_code, row.error_type], [499, "client_closed_request"]);
+    assert.equal(p.upstream.requests.length, 0);
+    assert.ok(!p.t.logs.some((l) => l.includes('"unhandled error"')), "no error line for a client leaving");
+  } finally {
+    await p.close();
+  }
+});

@@ -327,13 +327,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
         });
       };
 
-      /** Records a request refused before any provider saw it (its key is valid: the row is its only trace). */
-      const refusedHere = (e: unknown): never => {
-        const [statusCode, errorType] = e instanceof HttpError
-          ? [e.status, e.type]
-          : req.signal.aborted
-          ? [499, "client_closed_request"]
-          : [500, "api_error"];
+      /** Records a request that ended before any provider saw it (its key is valid: the row is its only trace). */
+      const endedHere = (statusCode: number, errorType: string) =>
         finish({
           provider: key.routingStrategy === "bedrock_only" ? "bedrock" : "anthropic",
           isFallback: false,
@@ -343,6 +338,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
           modelServed: null,
           ttfbMs: null,
         }, {});
+      const refusedHere = (e: HttpError): never => {
+        endedHere(e.status, e.type);
         throw e;
       };
 
@@ -350,7 +347,11 @@ export function createProxy(deps: ProxyDeps): Proxy {
       try {
         body = await readBody(req.request, deps.config.maxBodyBytes, bodies);
       } catch (e) {
-        return refusedHere(e);
+        if (e instanceof HttpError) return refusedHere(e);
+        // The body could not be read: the client's connection broke mid-upload (it left), which is not the
+        // proxy's error, and the request signal may not say so yet.
+        endedHere(499, "client_closed_request");
+        return new Response(null, { status: 499 });
       }
       // The plan path reads `model` and `stream` without building the body (thousands of objects for a 70 KB
       // Claude Code body). Only a Bedrock answer needs it parsed; the bytes are kept for that until the plan
