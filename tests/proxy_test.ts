@@ -955,3 +955,71 @@ dbTest("a client that leaves mid-upload is recorded as 499, not as the proxy's e
     await p.close();
   }
 });
+
+dbTest(
+  "a client that stops reading a fast stream for longer than the idle timeout still gets it whole",
+  async (db) => {
+    const enc = new TextEncoder();
+    const event = (name: string, data: unknown) =>
+      enc.encode(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
+    const text = "x".repeat(64 * 1024);
+    const up = rawUpstream(() => {
+      let sent = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull(c) {
+          // 40 MB as fast as the proxy takes it: past every socket buffer, so the proxy's reads wait on the client.
+          if (sent === 0) {
+            c.enqueue(event("message_start", {
+              type: "message_start",
+              message: {
+                id: "msg_big",
+                model: "claude-sonnet-4-5",
+                usage: { input_tokens: 5, output_tokens: 1 },
+              },
+            }));
+          } else if (sent <= 640) {
+            c.enqueue(event("content_block_delta", {
+              type: "content_block_delta",
+              index: 0,
+              delta: { type: "text_delta", text },
+            }));
+          } else {
+            c.enqueue(
+              event("message_delta", { type: "message_delta", delta: {}, usage: { output_tokens: 12345 } }),
+            );
+            c.enqueue(event("message_stop", { type: "message_stop" }));
+            c.close();
+          }
+          sent++;
+        },
+      });
+      return new Response(body, { headers: { "content-type": "text/event-stream" } });
+    });
+    const p = await startProxy(db, {
+      env: { PROXY_PLAN_API_URL: up.url, PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: "300" },
+    });
+    try {
+      const res = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
+      assert.equal(res.status, 200);
+      const reader = res.body!.getReader();
+      await reader.read();
+      await new Promise((r) => setTimeout(r, 1500)); // five idle timeouts without reading
+      let tail = "";
+      let bytes = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        bytes += value.length;
+        tail = (tail + new TextDecoder().decode(value.subarray(-200))).slice(-400);
+      }
+      assert.ok(bytes > 40_000_000, `${bytes} bytes`);
+      assert.match(tail, /event: message_stop/);
+      assert.doesNotMatch(tail, /event: error/);
+      const [row] = await recordedRows(p, db, 1);
+      assert.deepEqual([row.status_code, row.error_type, row.output_tokens], [200, null, 12345]);
+    } finally {
+      await p.close();
+      await up.close();
+    }
+  },
+);

@@ -16,6 +16,13 @@ export interface IdleWatch {
   /** The timeout, once it fired. */
   readonly error: Error | null;
   touch(): void;
+  /**
+   * Stops counting until `resume()`: for the time nothing is asked of the upstream (a relay waiting for its
+   * client to read on), which is no silence of the upstream's.
+   */
+  pause(): void;
+  /** Counts again, from now. */
+  resume(): void;
   stop(): void;
 }
 
@@ -24,11 +31,19 @@ export function idleWatch(ms: number | undefined, onIdle: (e: Error) => void, wh
   let last = performance.now();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let error: Error | null = null;
+  let paused = false;
   const w: IdleWatch = {
     get error() {
       return error;
     },
     touch() {
+      last = performance.now();
+    },
+    pause() {
+      paused = true;
+    },
+    resume() {
+      paused = false;
       last = performance.now();
     },
     stop() {
@@ -38,6 +53,10 @@ export function idleWatch(ms: number | undefined, onIdle: (e: Error) => void, wh
   };
   if (ms === undefined) return w;
   const check = () => {
+    if (paused) {
+      timer = setTimeout(check, ms);
+      return;
+    }
     const left = last + ms - performance.now();
     if (left > 0) {
       timer = setTimeout(check, left);

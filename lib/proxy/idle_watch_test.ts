@@ -33,3 +33,17 @@ Deno.test("an idle watch without a time never fires", async () => {
   await sleep(50);
   assert.equal(fired.length, 0);
 });
+
+Deno.test("a paused idle watch does not count the pause; resumed, it counts from then", async () => {
+  const fired: Error[] = [];
+  const w = idleWatch(60, (e) => fired.push(e));
+  w.pause(); // the client is not reading: nothing is asked of the upstream
+  await sleep(200);
+  assert.equal(fired.length, 0, "paused for three times its time");
+  w.resume();
+  await sleep(30);
+  assert.equal(fired.length, 0, "resumed 30 ms ago");
+  await sleep(120);
+  assert.equal(fired.length, 1, "silent for its time after resuming");
+  w.stop();
+});

@@ -1440,8 +1440,10 @@ function relay(o: {
         else {
           let read: ReadableStreamReadResult<Uint8Array>;
           try {
+            // Only the wait for the upstream counts: while the client is not reading, nothing is asked of it.
+            idle.resume();
             read = await o.reader.read();
-            idle.touch();
+            idle.pause();
           } catch {
             if (stopped) return;
             const lost = idle.error
