@@ -100,6 +100,15 @@ async function answeredRow(f: Fixture, db: Db, model: string) {
 
 const future = () => Math.floor(Date.now() / 1000) + 3600;
 
+/** An Anthropic 429 with its own retry-after, for answers that must reach the client as the API sent them. */
+const RATE_LIMITED: AnthropicStep = {
+  kind: "error",
+  status: 429,
+  type: "rate_limit_error",
+  message: "Number of requests has exceeded your rate limit",
+  headers: { "retry-after": "17" },
+};
+
 /** Every row of the fallback table, streaming and not. */
 const TABLE: Array<{
   name: string;
@@ -959,13 +968,7 @@ dbTest(
       // to wait for the month's end (the SDKs would sleep that long); with no retry-after from the API, none.
       assert.equal(refused.headers.get("x-should-retry"), null);
       assert.equal(refused.headers.get("retry-after"), null);
-      f.upstream.script({
-        kind: "error",
-        status: 429,
-        type: "rate_limit_error",
-        message: "Number of requests has exceeded your rate limit",
-        headers: { "retry-after": "17" },
-      });
+      f.upstream.script(RATE_LIMITED);
       const limited = await post(f, MESSAGE);
       assert.equal(limited.status, 429);
       assert.match((await limited.json()).error.message, /monthly Bedrock budget reached/);
@@ -1506,13 +1509,7 @@ dbTest(
     const f = await setup(db, { env: { PROXY_BEDROCK_KEY_CACHE_TTL: "0" }, overrides: { encryptor } });
     try {
       opening = false;
-      f.upstream.script({
-        kind: "error",
-        status: 429,
-        type: "rate_limit_error",
-        message: "Number of requests has exceeded your rate limit",
-        headers: { "retry-after": "17" },
-      });
+      f.upstream.script(RATE_LIMITED);
       const res = await post(f, MESSAGE);
       assert.equal(res.status, 429, "the API's answer, not a 500 about credentials");
       assert.equal(res.headers.get("retry-after"), "17");

@@ -323,43 +323,14 @@ dbTest(
     const h = await t.auth();
     const user = (await t.call("POST", "/api/users", { email: "old@example.com" }, h)).body;
     const key = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
-    const rec = new UsageRecorder({
-      db,
-      log: silentLogger,
-      timeZone: "UTC",
-      spoolDir: await Deno.makeTempDir(),
-    });
-    let n = 0;
-    const add = (at: string, latencyMs: number) =>
-      rec.record({
-        requestId: `p${n++}`,
-        accessKeyId: key.id,
-        userId: user.id,
-        messageId: null,
-        model: "claude-sonnet-4-5",
-        modelServed: null,
-        stream: false,
-        inputTokens: 1,
-        outputTokens: 1,
-        cacheReadInputTokens: 0,
-        cacheCreationInputTokens: 0,
-        provider: "anthropic",
-        isFallback: false,
-        fallbackReason: null,
-        statusCode: 200,
-        errorType: null,
-        stopReason: null,
-        latencyMs,
-        timeToFirstByteMs: null,
-        costUsd: 0,
-        createdAt: at,
-      });
     // Three requests in March; retention (30 days) has deleted all but the fastest, as it does in batches.
-    add("2026-03-10T10:00:00Z", 900);
-    add("2026-03-10T11:00:00Z", 800);
-    add("2026-03-10T12:00:00Z", 1);
-    add("2026-06-01T10:00:00Z", 250);
-    await rec.close();
+    const row = (id: string, at: string, latencyMs: number) => ({ key, user, id, at, latencyMs });
+    await recordUsage(db, "UTC", [
+      row("p0", "2026-03-10T10:00:00Z", 900),
+      row("p1", "2026-03-10T11:00:00Z", 800),
+      row("p2", "2026-03-10T12:00:00Z", 1),
+      row("p3", "2026-06-01T10:00:00Z", 250),
+    ]);
     await db.exec("DELETE FROM token_usages WHERE latency_ms IN (900, 800)");
 
     const old = await t.call("GET", "/api/usage?from=2026-03-01&to=2026-04-01&granularity=day", undefined, h);

@@ -49,11 +49,6 @@ interface Entry {
 export interface KeyResolver {
   resolve(rawKey: string): Promise<Resolution>;
   /**
-   * Whether the cache holds this key as one that exists (fresh or stale), without asking the database. Lets a
-   * throttled address still use its real keys: those are not guesses, so `resolve` may look them up again.
-   */
-  knows(rawKey: string): boolean;
-  /**
    * Whether resolving this key would ask the database about a key not seen to exist: well formed, not cached as
    * existing (fresh or stale), not remembered as unknown just now, not being looked up already. Only such
    * lookups are guesses worth throttling: the others cost the database nothing more.
@@ -157,9 +152,6 @@ export function createKeyResolver(deps: {
       generation++;
       for (const entry of cache.values()) entry.fetchedAt = -Infinity;
       for (const k of misses.keys()) misses.set(k, -Infinity);
-    },
-    knows(rawKey) {
-      return Boolean(cache.get(rawKey)?.row);
     },
     isUnseen(rawKey) {
       if (!isWellFormedKey(rawKey) || cache.get(rawKey)?.row || inflight.has(rawKey)) return false;

@@ -108,12 +108,15 @@ Deno.test("password checks run one at a time; a guess beyond the waiting line ge
   assert.equal(await outcome(login.attempt("someone", "bad", "10.1.0.9")), 429);
 });
 
-Deno.test("replicas share the limits: failures on one throttle the others, a success clears them everywhere", async () => {
-  // Two replicas' buses, each carrying what it publishes to the other, as LISTEN/NOTIFY does.
+/**
+ * Two replicas' login services over buses that carry what each publishes to the other (a microtask later), as
+ * LISTEN/NOTIFY does.
+ */
+async function twoReplicas(extra: Partial<Parameters<typeof createLoginService>[0]> = {}) {
   const busA = createEventBus();
   const busB = createEventBus();
-  busA.attachTransport((e) => busB.deliverRemote(structuredClone(e)));
-  busB.attachTransport((e) => busA.deliverRemote(structuredClone(e)));
+  busA.attachTransport((e) => queueMicrotask(() => busB.deliverRemote(structuredClone(e))));
+  busB.attachTransport((e) => queueMicrotask(() => busA.deliverRemote(structuredClone(e))));
   const passwordHash = await hashPassword("right", 1000);
   const replica = (bus: ReturnType<typeof createEventBus>) =>
     createLoginService({
@@ -121,9 +124,13 @@ Deno.test("replicas share the limits: failures on one throttle the others, a suc
       passwordHash,
       sessions: createSessions({ secret: SECRET, ttlSeconds: 60 }),
       bus,
+      ...extra,
     });
-  const a = replica(busA);
-  const b = replica(busB);
+  return { a: replica(busA), b: replica(busB), busB };
+}
+
+Deno.test("replicas share the limits: failures on one throttle the others, a success clears them everywhere", async () => {
+  const { a, b, busB } = await twoReplicas();
   for (let i = 0; i < 4; i++) assert.equal(await outcome(a.attempt("admin", "bad", "10.0.0.10")), 401);
   assert.equal(await outcome(a.attempt("admin", "right", "10.0.0.10")), 200);
   // Cleared on B too: four more failures there leave the address unthrottled.
@@ -143,24 +150,9 @@ Deno.test("replicas share the limits: failures on one throttle the others, a suc
 });
 
 Deno.test("a burst spread over replicas gets the limit in all, not per replica: attempts are shared before the check", async () => {
-  const busA = createEventBus();
-  const busB = createEventBus();
-  busA.attachTransport((e) => queueMicrotask(() => busB.deliverRemote(structuredClone(e))));
-  busB.attachTransport((e) => queueMicrotask(() => busA.deliverRemote(structuredClone(e))));
-  const passwordHash = await hashPassword("right", 1000);
   // A password check as slow as production's, so every attempt of the burst is in flight at once.
   const slowVerify = () => new Promise<boolean>((r) => setTimeout(() => r(false), 30));
-  const replica = (bus: ReturnType<typeof createEventBus>) =>
-    createLoginService({
-      username: "admin",
-      passwordHash,
-      sessions: createSessions({ secret: SECRET, ttlSeconds: 60 }),
-      bus,
-      verify: slowVerify,
-      maxQueuedChecks: 100,
-    });
-  const a = replica(busA);
-  const b = replica(busB);
+  const { a, b } = await twoReplicas({ verify: slowVerify, maxQueuedChecks: 100 });
   const attempts: Promise<unknown>[] = [];
   for (let i = 0; i < 10; i++) {
     // Interleaved, each replica's attempt after the other's has had a turn to be heard.

@@ -1053,10 +1053,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       if (a.isFallback && a.planAnswer) {
         // The Anthropic API's own answer (a 429 with its retry-after, a 529) is retryable and true; a 500 about
         // credentials, which may be a passing KMS outage, would only replace it.
-        outcome.statusCode = a.planAnswer.status;
-        outcome.errorType = "api_error";
-        a.finish(outcome, {});
-        return replayPlanAnswer(a.planAnswer, a.req.requestId, a.reason);
+        return passPlanAnswer(a.planAnswer, "api_error");
       }
       return fail(
         500,
@@ -1224,10 +1221,15 @@ export function createProxy(deps: ProxyDeps): Proxy {
     function refused(status: number, type: string, message: string): Response {
       if (!givesWayToRetry(a.isFallback, a.reason, status)) return fail(status, type, message);
       if (!a.planAnswer) return fail(503, "api_error", bothFailed(a.reason, message));
-      outcome.statusCode = a.planAnswer.status;
-      outcome.errorType = type;
+      return passPlanAnswer(a.planAnswer, type);
+    }
+
+    /** The plan upstream's own answer in place of Bedrock's, recorded with the error that stood in its way. */
+    function passPlanAnswer(planAnswer: PlanAnswer, errorType: string): Response {
+      outcome.statusCode = planAnswer.status;
+      outcome.errorType = errorType;
       a.finish(outcome, {});
-      return replayPlanAnswer(a.planAnswer, a.req.requestId, a.reason);
+      return replayPlanAnswer(planAnswer, a.req.requestId, a.reason);
     }
   }
 }
