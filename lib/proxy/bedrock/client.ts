@@ -273,7 +273,8 @@ export class BedrockInvoker {
       if (!out.body) throw new Error("Bedrock returned no response stream");
       iterator = out.body[Symbol.asyncIterator]();
       first = await iterator.next();
-      idle.touch();
+      // Until the caller pulls, nothing is asked of Bedrock: a client that is not reading is no silence of its.
+      idle.pause();
       // Nothing sent yet: an empty stream is still a failed call the caller can answer with an HTTP error.
       if (first.done) throw new Error("Bedrock's response stream ended before any event");
     } catch (err) {
@@ -301,9 +302,13 @@ export class BedrockInvoker {
         try {
           // Skip events that produce no bytes (unknown union members) so each pull enqueues or ends.
           while (true) {
-            const next = pending ?? await iterator.next();
+            let next = pending;
             pending = undefined;
-            idle.touch();
+            if (!next) {
+              idle.resume();
+              next = await iterator.next();
+              idle.pause();
+            }
             if (finished) return;
             if (next.done) {
               if (!tally.stopped) {

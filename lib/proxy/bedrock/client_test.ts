@@ -676,6 +676,25 @@ Deno.test("a slow but steady Bedrock stream is not cut by the idle timeout", asy
   );
 });
 
+Deno.test("a client that stops reading a Bedrock stream for longer than the idle timeout still gets it whole", async () => {
+  await withFake(
+    async (_fake, invoker) => {
+      const stream = await invoker.invokeStream(request());
+      const reader = stream.events.getReader();
+      const decoder = new TextDecoder();
+      let text = decoder.decode((await reader.read()).value);
+      // The client reads nothing for five timeouts while Bedrock has the rest ready: no silence of Bedrock's.
+      await new Promise((r) => setTimeout(r, 750));
+      for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value);
+      assert.match(text, /event: message_stop/);
+      assert.doesNotMatch(text, /event: error/);
+      assert.equal((await stream.usage).error, undefined);
+    },
+    {},
+    { streamIdleTimeoutMs: 150 },
+  );
+});
+
 Deno.test("Bedrock's one-hour cache writes are counted apart, streamed and not, so they are priced as such", async () => {
   const usage = {
     input_tokens: 10,
