@@ -875,16 +875,20 @@ dbTest("at the shutdown deadline a Bedrock stream is ended too, and recorded as 
 dbTest("Bedrock errors map to Anthropic errors, before and during the stream", async (db) => {
   const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
   try {
-    const cases: Array<[number, string, number, string]> = [
-      [429, "ThrottlingException", 429, "rate_limit_error"],
-      [400, "ValidationException", 400, "invalid_request_error"],
-      [403, "AccessDeniedException", 403, "permission_error"],
-      [503, "ServiceUnavailableException", 529, "overloaded_error"],
+    // The last column: x-should-retry. Claude Code retries even a 401 for minutes unless told it is final; a
+    // refusal of the key's Bedrock credentials or of the request will not change on a retry.
+    const cases: Array<[number, string, number, string, string | null]> = [
+      [429, "ThrottlingException", 429, "rate_limit_error", null],
+      [400, "ValidationException", 400, "invalid_request_error", "false"],
+      [403, "AccessDeniedException", 403, "permission_error", "false"],
+      [403, "ExpiredTokenException", 401, "authentication_error", "false"],
+      [503, "ServiceUnavailableException", 529, "overloaded_error", null],
     ];
-    for (const [status, errorType, expectStatus, expectType] of cases) {
+    for (const [status, errorType, expectStatus, expectType, shouldRetry] of cases) {
       f.bedrock.script({ kind: "error", status, errorType, message: "no" });
       const res = await post(f, MESSAGE);
       assert.equal(res.status, expectStatus, errorType);
+      assert.equal(res.headers.get("x-should-retry"), shouldRetry, errorType);
       const body = await res.json();
       assert.equal(body.type, "error");
       assert.equal(body.error.type, expectType, errorType);
@@ -1194,6 +1198,12 @@ dbTest(
       assert.equal(open.status, 200);
       await open.body?.cancel();
       assert.equal(f.upstream.requests.length, asked, "with the circuit open the Anthropic API is not asked");
+      // With the circuit open Bedrock's refusal is the answer, and a retry would only meet it again.
+      f.bedrock.script({ kind: "error", status: 403, errorType: "ExpiredTokenException" });
+      const expired = await countTokens(f, COUNT);
+      assert.equal(expired.status, 401);
+      assert.equal(expired.headers.get("x-should-retry"), "false");
+      assert.equal((await expired.json()).error.type, "authentication_error");
 
       // Past its reopen time the circuit no longer keeps count_tokens away (the probe is left to messages).
       f.t.services.breakers.openUntil(f.keyId, Date.now() - 1, "test");
@@ -1202,10 +1212,10 @@ dbTest(
       await reopened.body?.cancel();
 
       const metrics = await (await fetch(`${f.origin}/metrics`)).text();
-      for (const reason of ["overloaded", "rate_limited", "circuit_open"]) {
+      for (const [reason, count] of [["overloaded", 1], ["rate_limited", 1], ["circuit_open", 2]]) {
         assert.match(
           metrics,
-          new RegExp(`^proxy_fallbacks_total\\{endpoint="count_tokens",reason="${reason}"\\} 1$`, "m"),
+          new RegExp(`^proxy_fallbacks_total\\{endpoint="count_tokens",reason="${reason}"\\} ${count}$`, "m"),
         );
       }
       assert.doesNotMatch(metrics, /endpoint="messages"/, "no messages request fell back");
@@ -1430,6 +1440,7 @@ dbTest(
     try {
       for (const res of [await getModels(f), await countTokens(f, COUNT), await post(f, MESSAGE)]) {
         assert.equal(res.status, 403);
+        assert.equal(res.headers.get("x-should-retry"), "false", "nothing changes until an admin adds them");
         const body = await res.json();
         assert.equal(body.error.type, "permission_error");
         assert.match(body.error.message, /no Bedrock credentials/);

@@ -783,11 +783,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     if (key.routingStrategy === "bedrock_only") {
       if (!fallbackPossible) {
         // As on messages: a list of models this key could not use would only defer the refusal.
-        throw new HttpError(
-          403,
-          "permission_error",
-          NO_BEDROCK_CREDENTIALS,
-        );
+        throw new HttpError(403, "permission_error", NO_BEDROCK_CREDENTIALS, FINAL);
       }
       return await bedrock("routing:bedrock_only");
     }
@@ -916,6 +912,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     };
     const refuse = (status: number, type: string, message: string) => {
       if (!givesWayToRetry(isFallback, reason, status)) {
+        if (!clientRetries(status)) headers.set("x-should-retry", "false");
         return answer(status, anthropicErrorBody(type, message));
       }
       if (planAnswer) {
@@ -1219,7 +1216,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
      * see givesWayToRetry.
      */
     function refused(status: number, type: string, message: string): Response {
-      if (!givesWayToRetry(a.isFallback, a.reason, status)) return fail(status, type, message);
+      if (!givesWayToRetry(a.isFallback, a.reason, status)) {
+        // Final, or Claude Code would retry a refusal of the key's credentials (a 401) for minutes.
+        return fail(status, type, message, clientRetries(status) ? {} : FINAL);
+      }
       if (!a.planAnswer) return fail(503, "api_error", bothFailed(a.reason, message));
       return passPlanAnswer(a.planAnswer, type);
     }
