@@ -873,7 +873,7 @@ dbTest(
 );
 
 dbTest(
-  "pass-through keeps the upstream's encoding and server-timing; a 204 on messages stays bodiless",
+  "pass-through keeps the upstream's encoding, server-timing and a HEAD's length; a 204 on messages stays bodiless",
   async (db) => {
     const gz = new Uint8Array(
       await new Response(
@@ -882,7 +882,9 @@ dbTest(
         .arrayBuffer(),
     );
     const up = rawUpstream((path) =>
-      path.endsWith("/count_tokens")
+      path.startsWith("/v1/files/")
+        ? new Response("x".repeat(1234), { headers: { "content-type": "application/octet-stream" } })
+        : path.endsWith("/count_tokens")
         ? new Response(gz, { headers: { "content-type": "application/json", "content-encoding": "gzip" } })
         : new Response(null, {
           status: 204,
@@ -911,6 +913,15 @@ dbTest(
       const timing = empty.headers.get("server-timing") ?? "";
       assert.match(timing, /edge;dur=12/, "the upstream's entry is kept");
       assert.match(timing, /proxy;dur=/);
+
+      // A HEAD asks for the length of what a GET would bring: the upstream's, not the empty body's.
+      const file = `${p.baseUrl}/v1/files/file_1/content`;
+      const head = await fetch(file, { method: "HEAD", headers: { "x-api-key": "sk-ant-client" } });
+      assert.equal(head.status, 200);
+      assert.equal(head.headers.get("content-length"), "1234");
+      const get = await fetch(file, { headers: { "x-api-key": "sk-ant-client" } });
+      assert.equal((await get.bytes()).length, 1234);
+      assert.deepEqual(up.seen.slice(-2), ["HEAD /v1/files/file_1/content", "GET /v1/files/file_1/content"]);
     } finally {
       await p.close();
       await up.close();

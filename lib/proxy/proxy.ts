@@ -877,6 +877,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const responseHeaders = withEncoding(clientResponseHeaders(upstream.headers), upstream.headers);
     responseHeaders.set("x-proxy-request-id", req.requestId);
     responseHeaders.set("x-proxy-provider", "anthropic");
+    // A HEAD's length is that of the body a GET would bring (raw bytes, as relayed): the server would say 0.
+    const length = upstream.headers.get("content-length");
+    if (req.method === "HEAD" && length !== null) responseHeaders.set("content-length", length);
     logSide(req, { provider: "anthropic", status: upstream.status });
     return new Response(upstream.body, {
       status: upstream.status,
