@@ -56,6 +56,8 @@ export interface Config {
   readonly timezone: string;
   readonly logLevel: LogLevelName;
   readonly maxBodyBytes: number;
+  /** The time a request body may take to arrive whole (a client trickling it holds a request open). */
+  readonly requestBodyTimeoutMs: number;
   readonly upstreamConnectTimeoutMs: number;
   /** Streams: until the first event. */
   readonly upstreamFirstByteTimeoutMs: number;
@@ -281,6 +283,7 @@ const schema = z.object({
     z.enum(["debug", "info", "warn", "error"], { error: "expected debug, info, warn or error" }),
   ).default("info"),
   PROXY_MAX_BODY_BYTES: intIn(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+  PROXY_REQUEST_BODY_TIMEOUT_MS: intIn(100, 3_600_000).default(300_000),
   PROXY_UPSTREAM_CONNECT_TIMEOUT_MS: intIn(100, 600_000).default(10_000),
   PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: intIn(100, 3_600_000).default(300_000),
   PROXY_UPSTREAM_RESPONSE_TIMEOUT_MS: intIn(100, 3_600_000).default(600_000),
@@ -514,6 +517,7 @@ export async function loadConfig(
     timezone: p.PROXY_TIMEZONE,
     logLevel: p.PROXY_LOG_LEVEL,
     maxBodyBytes: p.PROXY_MAX_BODY_BYTES,
+    requestBodyTimeoutMs: p.PROXY_REQUEST_BODY_TIMEOUT_MS,
     upstreamConnectTimeoutMs: p.PROXY_UPSTREAM_CONNECT_TIMEOUT_MS,
     upstreamFirstByteTimeoutMs: p.PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
     upstreamResponseTimeoutMs: p.PROXY_UPSTREAM_RESPONSE_TIMEOUT_MS,
@@ -608,6 +612,7 @@ export function describeConfig(config: Config): Array<[string, string]> {
     ["PROXY_TIMEZONE", config.timezone],
     ["PROXY_LOG_LEVEL", config.logLevel],
     ["PROXY_MAX_BODY_BYTES", String(config.maxBodyBytes)],
+    ["PROXY_REQUEST_BODY_TIMEOUT_MS", `${config.requestBodyTimeoutMs} ms`],
   ];
 }
 

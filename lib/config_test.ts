@@ -58,6 +58,7 @@ Deno.test("defaults match the seed specification", async () => {
   assert.equal(c.bedrockKeyCacheTtl, 300);
   assert.equal(c.timezone, "UTC");
   assert.equal(c.maxBodyBytes, 32 * 1024 * 1024);
+  assert.equal(c.requestBodyTimeoutMs, 300_000);
   assert.equal(c.upstreamFirstByteTimeoutMs, 300_000);
   assert.equal(c.upstreamResponseTimeoutMs, 600_000, "the Anthropic SDKs' own 10-minute timeout");
   assert.equal(c.egressProxy, false);

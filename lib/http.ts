@@ -43,21 +43,31 @@ export async function readJsonBody(c: Context, maxBytes: number): Promise<Record
   return value as Record<string, unknown>;
 }
 
-/** Reads a request body, refusing (413) as soon as it passes `maxBytes` so memory stays bounded. */
-export async function readLimited(req: Request, maxBytes: number): Promise<Uint8Array> {
+/**
+ * Reads a request body, refusing (413) as soon as it passes `maxBytes` so memory stays bounded. An abort of
+ * `signal` ends the read with its reason.
+ */
+export async function readLimited(req: Request, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array> {
   if (!req.body) return new Uint8Array(0);
   const reader = req.body.getReader();
+  const onAbort = () => reader.cancel(signal!.reason).catch(() => {});
+  signal?.addEventListener("abort", onAbort, { once: true });
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge(maxBytes);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (signal?.aborted) throw signal.reason;
+      if (done) break;
+      total += value.length;
+      if (total > maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge(maxBytes);
+      }
+      chunks.push(value);
     }
-    chunks.push(value);
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
   }
   return concatChunks(chunks);
 }

@@ -105,6 +105,54 @@ dbTest("hostile clients get clean 4xx answers and the proxy keeps serving", asyn
   }
 });
 
+dbTest(
+  "a body trickled a byte at a time is refused with 408 at the body deadline, and recorded",
+  async (db) => {
+    const p = await startProxy(db, { env: { PROXY_REQUEST_BODY_TIMEOUT_MS: "500" } });
+    try {
+      const port = Number(new URL(p.origin).port);
+      const path = new URL(p.baseUrl).pathname;
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      const enc = new TextEncoder();
+      const started = performance.now();
+      await conn.write(enc.encode(
+        `POST ${path}/v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\ncontent-type: application/json\r\n` +
+          `content-length: 1000\r\n\r\n{`,
+      ));
+      // One byte every 100 ms, for as long as the proxy reads: it must not wait for the 1,000th.
+      const drip = setInterval(() => conn.write(enc.encode(" ")).catch(() => clearInterval(drip)), 100);
+      let answer = "";
+      try {
+        const buf = new Uint8Array(4096);
+        while (!answer.includes("\r\n\r\n")) {
+          const n = await conn.read(buf);
+          if (n === null) break;
+          answer += new TextDecoder().decode(buf.subarray(0, n));
+        }
+      } finally {
+        clearInterval(drip);
+        conn.close();
+      }
+      const waited = performance.now() - started;
+      assert.match(answer, /^HTTP\/1\.1 408 /);
+      assert.ok(waited >= 450 && waited < 3000, `answered after ${Math.round(waited)} ms, deadline 500`);
+      assert.equal(p.upstream.requests.length, 0, "nothing went upstream");
+      await waitFor(() => p.t.services.recorder.stats().queued === 1, 3000, "the usage row");
+      await p.t.services.recorder.flush();
+      const rows = await db.query<{ status_code: number; error_type: string | null }>(
+        sql`SELECT status_code, error_type FROM token_usages`,
+      );
+      assert.deepEqual(rows.map((r) => [r.status_code, r.error_type]), [[408, "timeout_error"]]);
+
+      const after = await postMessages(p.baseUrl, MESSAGE);
+      assert.equal(after.status, 200, "a body sent whole is unaffected");
+      await after.text();
+    } finally {
+      await p.close();
+    }
+  },
+);
+
 Deno.test("fuzz: the SSE usage tap never throws and never invents usage from random input", () => {
   const enc = new TextEncoder();
   const pieces = [

@@ -108,12 +108,59 @@ export function chunkReader(body: ReadableStream<Uint8Array> | null, signal?: Ab
   };
 }
 
+/** How a request body is read: its size limit, and optionally a buffer pool and a deadline. */
+export interface BodyLimits {
+  /** Past this many bytes the body is refused with 413. */
+  maxBytes: number;
+  /** A buffer pool for bodies of declared length. */
+  pool?: BufferPool;
+  /**
+   * The time the whole body may take to arrive, from the first read: past it, 408. Memory is bounded by the
+   * buffer growing with the bytes; without this, time is not, and a client sending a byte every few seconds
+   * holds its connection and its request for as long as it likes.
+   */
+  timeoutMs?: number;
+}
+
 /**
- * The request body, refused with 413 past `maxBytes`. A body with a declared `content-length` within the limit
- * (the server enforces it) is read straight into one buffer of that size; any other goes through the bounded
- * chunked read. (`Request.bytes()` would be one call too, but leaves twice the memory behind per connection.)
+ * The request body, refused with 413 past `limits.maxBytes` and with 408 past `limits.timeoutMs`. A body with a
+ * declared `content-length` within the limit (the server enforces it) is read into one buffer that grows with
+ * its bytes; any other goes through the bounded chunked read. (`Request.bytes()` would be one call too, but
+ * leaves twice the memory behind per connection.)
+ *
+ * @example
+ * ```ts
+ * const body = await readBody(request, { maxBytes: 32 * 1024 * 1024, timeoutMs: 300_000 });
+ * ```
  */
-export async function readBody(req: Request, maxBytes: number, pool?: BufferPool): Promise<Uint8Array> {
+export async function readBody(req: Request, limits: BodyLimits): Promise<Uint8Array> {
+  if (!req.body) return new Uint8Array(0);
+  const { timeoutMs } = limits;
+  if (timeoutMs === undefined) return await readBodyOnce(req, limits.maxBytes, limits.pool);
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), timeoutMs);
+  try {
+    return await readBodyOnce(req, limits.maxBytes, limits.pool, deadline.signal);
+  } catch (e) {
+    if (!deadline.signal.aborted) throw e;
+    throw new HttpError(
+      408,
+      "timeout_error",
+      `request body not received within ${
+        timeoutMs / 1000
+      } s (PROXY_REQUEST_BODY_TIMEOUT_MS); send it whole sooner`,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readBodyOnce(
+  req: Request,
+  maxBytes: number,
+  pool?: BufferPool,
+  signal?: AbortSignal,
+): Promise<Uint8Array> {
   const declared = req.headers.get("content-length");
   if (
     req.body && declared !== null && /^\d{1,15}$/.test(declared) && Number(declared) <= maxBytes &&
@@ -132,32 +179,40 @@ export async function readBody(req: Request, maxBytes: number, pool?: BufferPool
       const first = Math.min(length, FIRST_BODY_BYTES);
       let buffer = pool ? pool.acquire(first) : new ArrayBuffer(first);
       let filled = 0;
-      while (filled < length) {
-        if (filled === Math.min(length, buffer.byteLength)) {
-          const bigger = new ArrayBuffer(Math.min(length, buffer.byteLength * 2));
-          new Uint8Array(bigger).set(new Uint8Array(buffer, 0, filled));
-          buffer = bigger;
+      // The cancel ends the read under way as if the body had ended: short of its length, which throws below.
+      const onAbort = () => reader.cancel(signal!.reason).catch(() => {});
+      signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        while (filled < length) {
+          if (filled === Math.min(length, buffer.byteLength)) {
+            const bigger = new ArrayBuffer(Math.min(length, buffer.byteLength * 2));
+            new Uint8Array(bigger).set(new Uint8Array(buffer, 0, filled));
+            buffer = bigger;
+          }
+          const room = Math.min(length, buffer.byteLength) - filled;
+          const { done, value } = await reader.read(new Uint8Array(buffer, filled, room));
+          if (value) buffer = value.buffer as ArrayBuffer;
+          if (done || !value) break;
+          filled += value.length;
         }
-        const room = Math.min(length, buffer.byteLength) - filled;
-        const { done, value } = await reader.read(new Uint8Array(buffer, filled, room));
-        if (value) buffer = value.buffer as ArrayBuffer;
-        if (done || !value) break;
-        filled += value.length;
+      } finally {
+        signal?.removeEventListener("abort", onAbort);
+      }
+      if (filled < length) {
+        throw signal?.reason ?? new Error(`request body ended after ${filled} of its ${length} bytes`);
       }
       // One more read sees the end, which closes the body's resource now; left open, it would be closed by a
       // finalizer after garbage collection, hundreds at a time, stalling every request in flight. (The reader
       // keeps its lock: releasing it costs a TypeError, and its stack trace, per request.)
-      if (filled === length) {
-        const end = await reader.read(new Uint8Array(1));
-        if (!end.done) {
-          throw new HttpError(400, "invalid_request_error", "request body longer than its content-length");
-        }
+      const end = await reader.read(new Uint8Array(1));
+      if (!end.done) {
+        throw new HttpError(400, "invalid_request_error", "request body longer than its content-length");
       }
       pool?.adopt(buffer);
       return new Uint8Array(buffer, 0, filled);
     }
   }
-  return await readLimited(req, maxBytes);
+  return await readLimited(req, maxBytes, signal);
 }
 
 /**

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { HttpError } from "../errors.ts";
 import { chunkReader, FIRST_BODY_BYTES, FIRST_READ_BYTES, MAX_READ_BYTES, readBody } from "./body_reader.ts";
 import { collectGarbage } from "../../tests/helpers/gc.ts";
 import { within } from "../../tests/helpers/within.ts";
@@ -187,7 +188,9 @@ Deno.test("a body's memory follows the bytes that came, not the length it announ
   const pending = Array.from(
     { length: 10 },
     () =>
-      readBody(upload([() => new Uint8Array(60), () => new Uint8Array(size - 60)], size, gate.promise), size),
+      readBody(upload([() => new Uint8Array(60), () => new Uint8Array(size - 60)], size, gate.promise), {
+        maxBytes: size,
+      }),
   );
   await new Promise((r) => setTimeout(r, 50));
   const held = Deno.memoryUsage().external - before;
@@ -205,6 +208,39 @@ Deno.test("a body larger than the first buffer is read byte for byte as the buff
     const from = at;
     chunks.push(() => bytes.slice(from, from + 50_000));
   }
-  const body = await readBody(upload(chunks, bytes.length), 32 * 1024 * 1024);
+  const body = await readBody(upload(chunks, bytes.length), { maxBytes: 32 * 1024 * 1024 });
   assert.deepEqual(body, bytes);
+});
+
+Deno.test("a body that does not arrive whole within the deadline is refused with 408, announced or chunked", async () => {
+  const never = new Promise<void>(() => {});
+  const chunked = new Request("http://proxy.test/v1/messages", {
+    method: "POST",
+    body: new ReadableStream<Uint8Array>({
+      start: (c) => c.enqueue(new Uint8Array(10)),
+      pull: () => never,
+    }),
+  });
+  for (const req of [upload([() => new Uint8Array(60), () => new Uint8Array(40)], 100, never), chunked]) {
+    const started = performance.now();
+    const err = await readBody(req, { maxBytes: 1024, timeoutMs: 100 }).catch((e) => e);
+    assert.ok(err instanceof HttpError, String(err));
+    assert.deepEqual([err.status, err.type], [408, "timeout_error"]);
+    assert.match(err.message, /not received within 0\.1 s \(PROXY_REQUEST_BODY_TIMEOUT_MS\)/);
+    assert.ok(performance.now() - started < 1000, "refused at the deadline, not when the client gives up");
+  }
+});
+
+Deno.test("a body that arrives within the deadline is read whole, and the deadline does not outlive it", async () => {
+  const gate = Promise.withResolvers<void>();
+  setTimeout(() => gate.resolve(), 30);
+  const body = await readBody(
+    upload([() => new Uint8Array(60), () => new Uint8Array(40)], 100, gate.promise),
+    {
+      maxBytes: 1024,
+      timeoutMs: 200,
+    },
+  );
+  assert.equal(body.length, 100);
+  // Deno's test sanitizer fails this test if the deadline's timer were left running.
 });

@@ -156,6 +156,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   const allowedBetas = deps.config.bedrockAllowedBetas ?? DEFAULT_BEDROCK_BETAS;
   const droppedFields = deps.config.bedrockDroppedFields ?? DEFAULT_DROPPED_FIELDS;
   const bodies = new BufferPool({ maxBytes: BODY_POOL_BYTES, maxBufferBytes: BODY_POOL_MAX_BUFFER });
+  const bodyLimits = { maxBytes: deps.config.maxBodyBytes, timeoutMs: deps.config.requestBodyTimeoutMs };
   // Answers streaming now, each with the function that ends it early; and the signal that ends Bedrock's.
   const liveStreams = new Set<() => void>();
   const shuttingDown = new AbortController();
@@ -345,7 +346,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
 
       let body: Uint8Array;
       try {
-        body = await readBody(req.request, deps.config.maxBodyBytes, bodies);
+        body = await readBody(req.request, { ...bodyLimits, pool: bodies });
       } catch (e) {
         if (e instanceof HttpError) return refusedHere(e);
         // The body could not be read: the client's connection broke mid-upload (it left), which is not the
@@ -635,7 +636,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     async passThrough(req: ProxyRequest): Promise<Response> {
       await authorise(req);
       const hasBody = req.method !== "GET" && req.method !== "HEAD";
-      const body = hasBody ? await readBody(req.request, deps.config.maxBodyBytes) : null;
+      const body = hasBody ? await readBody(req.request, bodyLimits) : null;
       const sent = await sendToPlan(req, body);
       if (!sent.ok) throw noAnswer(req, sent);
       sent.firstByte.clear();
@@ -774,7 +775,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     fallbackAfterMs?: number,
   ): Promise<Response> {
     const key = await authorise(req);
-    const body = withBody ? await readBody(req.request, deps.config.maxBodyBytes) : null;
+    const body = withBody ? await readBody(req.request, bodyLimits) : null;
     const bedrock = (reason: string, planAnswer: PlanAnswer | null = null) => {
       if (reason !== "routing:bedrock_only") deps.metrics.observeFallback(reason, endpoint);
       return onBedrock({ key, body, reason, planAnswer });
