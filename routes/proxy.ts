@@ -26,8 +26,8 @@ export function proxyRoutes(
     now: opts.now,
   });
   const toRequest = (c: Context<AppEnv>): ProxyRequest => {
-    refuseDotSegments(c.req.url);
     const url = new URL(c.req.url);
+    refuseRewrittenPath(c.req.url, url);
     // Both from the raw path, as sent: the router's decoded parameter would not match a percent-encoded key,
     // and the whole path, key included, would then be forwarded upstream.
     const match = /^\/ak\/([^/]*)(\/.*)$/.exec(url.pathname);
@@ -63,19 +63,22 @@ export function proxyRoutes(
 }
 
 /**
- * Refuses a path with `.` or `..` segments, plain or percent-encoded. The router matches the path as sent
- * (`/v1/x/../messages` is "any other /v1 path"), but URL parsing, here and in fetch, resolves the segments: the
+ * Refuses a path that URL parsing rewrites: `.` or `..` segments (plain or percent-encoded), and backslashes,
+ * which a URL parser reads as slashes. The router matches the path as sent (`/v1/x/../messages` and
+ * `/v1/x\..\messages` are "any other /v1 path"), but URL parsing, here and in fetch, resolves them: the
  * request would reach the upstream as `/v1/messages` without passing the messages handler (no usage row, no
- * routing to Bedrock, the organisation's key used). No client needs them.
+ * routing to Bedrock, no budget, the organisation's key used). No client needs them. Comparing the path as sent
+ * with the parsed one catches any such rewrite, not only the ones listed.
  */
-function refuseDotSegments(rawUrl: string): void {
+function refuseRewrittenPath(rawUrl: string, parsed: URL): void {
   const start = rawUrl.indexOf("/", rawUrl.indexOf("//") + 2);
   const end = rawUrl.indexOf("?", start);
-  if (hasDotSegment(rawUrl.slice(start, end < 0 ? undefined : end))) {
+  const raw = rawUrl.slice(start, end < 0 ? undefined : end);
+  if (raw !== parsed.pathname || raw.includes("\\") || hasDotSegment(raw)) {
     throw new HttpError(
       400,
       "invalid_request_error",
-      "path has . or .. segments; expected a plain path such as /ak/<key>/v1/messages",
+      "path has . or .. segments or backslashes; expected a plain path such as /ak/<key>/v1/messages",
     );
   }
 }

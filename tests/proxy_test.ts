@@ -846,7 +846,7 @@ function rawUpstream(answer: (path: string) => Response | Promise<Response>) {
 }
 
 dbTest(
-  "a path with . or .. segments is refused: it cannot reach /v1/messages past its handler",
+  "a path that URL parsing would change (. or .. segments, backslashes) is refused: it cannot reach /v1/messages past its handler",
   async (db) => {
     const up = rawUpstream(() => Response.json({ ok: true }));
     const p = await startProxy(db, {
@@ -856,13 +856,22 @@ dbTest(
       // Over a raw connection: fetch itself would resolve the segments before sending, as any URL parser does.
       const origin = new URL(p.baseUrl);
       for (
-        const tail of ["/v1/x/../messages", "/v1/x/%2e%2e/messages", "/v1/x/%2E./messages", "/v1/./messages"]
+        const tail of [
+          "/v1/x/../messages",
+          "/v1/x/%2e%2e/messages",
+          "/v1/x/%2E./messages",
+          "/v1/./messages",
+          // A URL parser reads a backslash as a slash: these too would arrive upstream as /v1/messages.
+          "/v1/x\\..\\messages",
+          "/v1/x/%2e%2e\\messages",
+          "/v1/x\\..\\messages?beta=true",
+        ]
       ) {
         const { status, body } = await rawPost(origin, `${origin.pathname}${tail}`, JSON.stringify(MESSAGE));
         assert.equal(status, 400, `${tail}: ${body}`);
         const error = JSON.parse(body).error;
         assert.equal(error.type, "invalid_request_error");
-        assert.match(error.message, /\. or \.\. segments/);
+        assert.match(error.message, /\. or \.\. segments or backslashes/);
       }
       assert.deepEqual(up.seen, [], "nothing reached the upstream with the organisation's key");
     } finally {
