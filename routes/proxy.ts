@@ -68,17 +68,18 @@ export function proxyRoutes(
  * `/v1/x\..\messages` are "any other /v1 path"), but URL parsing, here and in fetch, resolves them: the
  * request would reach the upstream as `/v1/messages` without passing the messages handler (no usage row, no
  * routing to Bedrock, no budget, the organisation's key used). No client needs them. Comparing the path as sent
- * with the parsed one catches any such rewrite, not only the ones listed.
+ * with the parsed one catches any such rewrite, not only the ones listed. Empty segments go too: servers that
+ * merge slashes (nginx does by default) would read `/v1//messages` as `/v1/messages`.
  */
 function refuseRewrittenPath(rawUrl: string, parsed: URL): void {
   const start = rawUrl.indexOf("/", rawUrl.indexOf("//") + 2);
   const end = rawUrl.indexOf("?", start);
   const raw = rawUrl.slice(start, end < 0 ? undefined : end);
-  if (raw !== parsed.pathname || raw.includes("\\") || hasDotSegment(raw)) {
+  if (raw !== parsed.pathname || raw.includes("\\") || raw.includes("//") || hasDotSegment(raw)) {
     throw new HttpError(
       400,
       "invalid_request_error",
-      "path has . or .. segments or backslashes; expected a plain path such as /ak/<key>/v1/messages",
+      "path has . or .. segments, backslashes or empty segments; expected a plain path such as /ak/<key>/v1/messages",
     );
   }
 }
