@@ -366,19 +366,8 @@ export async function loadConfig(
 
   const secret = (name: string, value: string, field: keyof DevSecrets, make: () => string): string => {
     if (value !== "") {
-      if (production) {
-        if (PLACEHOLDER_SECRETS.has(value)) {
-          problems.push(`${name}: is a published example value; expected a random secret`);
-        } else if (value.length < SECRET_MIN_LENGTH) {
-          problems.push(
-            `${name}: too short (${value.length} characters); expected at least ${SECRET_MIN_LENGTH}`,
-          );
-        } else if (value.trim() === "" || new Set(value).size < 8) {
-          problems.push(
-            `${name}: is blank or repeats a few characters; expected a random secret (e.g. \`openssl rand -base64 48\`)`,
-          );
-        }
-      }
+      const weak = production ? weakSecret(name, value) : null;
+      if (weak) problems.push(weak);
       return value;
     }
     if (production) {
@@ -459,6 +448,11 @@ export async function loadConfig(
   if (production && databaseUrlValue === "") {
     problems.push(MISSING.database);
   }
+  // Optional (empty leaves /metrics open, for a private network), but when set it guards an unthrottled route.
+  const weakMetricsToken = production && p.PROXY_METRICS_TOKEN !== ""
+    ? weakSecret("PROXY_METRICS_TOKEN", p.PROXY_METRICS_TOKEN)
+    : null;
+  if (weakMetricsToken) problems.push(weakMetricsToken);
   if (p.PROXY_DB_APP_PASSWORD !== "" && p.PROXY_DB_APP_USER === "") {
     problems.push(
       "PROXY_DB_APP_USER: missing; expected the role PROXY_DB_APP_PASSWORD is for, e.g. proxy_app",
@@ -656,13 +650,29 @@ function missingProductionSecrets(env: Record<string, string | undefined>): stri
   ];
 }
 
+/** Why `value` is no secret fit for production, or null when it is. */
+function weakSecret(name: string, value: string): string | null {
+  if (PLACEHOLDER_SECRETS.has(value)) {
+    return `${name}: is a published example value; expected a random secret`;
+  }
+  if (value.length < SECRET_MIN_LENGTH) {
+    return `${name}: too short (${value.length} characters); expected at least ${SECRET_MIN_LENGTH}`;
+  }
+  if (value.trim() === "" || new Set(value).size < 8) {
+    return `${name}: is blank or repeats a few characters; expected a random secret (e.g. \`openssl rand -base64 48\`)`;
+  }
+  return null;
+}
+
 function describeValue(name: string, raw: string): string {
-  if (/SECRET|PASSWORD|KEY$|_KEY_|HASH/.test(name) && !/KEY_ID$|CACHE_TTL$/.test(name)) {
+  if (/SECRET|PASSWORD|TOKEN|KEY$|_KEY_|HASH/.test(name) && !/KEY_ID$|CACHE_TTL$/.test(name)) {
     return "a value (hidden)";
   }
   // A URL's password must not reach the start-up error (and so the container logs), parseable or not.
   // Everything up to the last @ goes: a password may hold / or @ itself (that is often why the URL did not parse).
-  if (/_URL$/.test(name)) raw = raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)?.*@/i, "$1***@");
+  if (/_URL$|_ENDPOINT$/.test(name) || /^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
+    raw = raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)?.*@/i, "$1***@");
+  }
   const shown = raw.length > 60 ? `${raw.slice(0, 57)}...` : raw;
   return JSON.stringify(shown);
 }

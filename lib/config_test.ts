@@ -125,6 +125,18 @@ Deno.test("every problem is reported at once, and secret values are never echoed
     assert.ok(!problem.includes("S3cretDbPass"), problem);
     assert.match(problem, /\*\*\*@/);
   }
+  // Endpoints are URLs too, and any value that looks like one loses its userinfo.
+  for (
+    const [name, url] of [
+      ["PROXY_BEDROCK_ENDPOINT", "ftp://ak:BedrockPw1@h/"],
+      ["PROXY_KMS_ENDPOINT", "https://x:KmsPw1@/"],
+      ["PROXY_ADMIN_ALLOWED_CIDRS", "http://u:CidrPw1@h/"],
+    ]
+  ) {
+    const [problem] = await problemsOf({ [name]: url });
+    assert.match(problem, new RegExp(`^${name}: `));
+    assert.ok(!/BedrockPw1|KmsPw1|CidrPw1/.test(problem), problem);
+  }
   // A password holding / or @ unencoded (an `openssl rand -base64` one) is why such a URL does not parse:
   // none of it may show, and the message says to percent-encode.
   for (
@@ -166,6 +178,22 @@ const PRODUCTION_SECRETS = [
   "PROXY_KEY_HASHER_SECRET",
   "PROXY_LOCAL_ENCRYPTION_KEY",
 ];
+
+Deno.test("production refuses a weak metrics token as it does other secrets; an empty one is allowed", async () => {
+  for (const token of ["a", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]) {
+    const problems = await problemsOf({ ...production, PROXY_METRICS_TOKEN: token });
+    assert.equal(problems.length, 1, problems.join("; "));
+    assert.match(problems[0], /^PROXY_METRICS_TOKEN: (too short|is blank or repeats)/);
+    assert.ok(!problems[0].includes(`"${token}"`), "the value is not echoed");
+  }
+  const strong = "Zk3v8QpL2mN7xR4tW9yB6cF1hJ5sD0gA";
+  assert.equal(
+    (await loadConfig({ ...production, PROXY_METRICS_TOKEN: strong }, memoryIo())).metricsToken,
+    strong,
+  );
+  assert.equal((await loadConfig({ ...production }, memoryIo())).metricsToken, "");
+  assert.equal((await loadConfig({ PROXY_METRICS_TOKEN: "a" }, memoryIo())).metricsToken, "a", "development");
+});
 
 Deno.test("production refuses missing secrets, naming each", async () => {
   const problems = await problemsOf({ PROXY_ENV: "production" });
