@@ -499,6 +499,21 @@ dbTest("the login answer holding a bearer token is never cached", async (db) => 
   assert.equal(ok.headers.get("pragma"), "no-cache");
 });
 
+dbTest("no API answer is cached or sniffed: data, errors and usage alike", async (db) => {
+  const t = await makeTestApp(db);
+  const auth = await t.auth();
+  // The last is an error echoing its input.
+  for (const path of ["/api/users", "/api/audit", "/api/usage/requests", "/api/access-keys/<script>"]) {
+    const res = await t.call("GET", path, undefined, auth);
+    assert.equal(res.headers.get("cache-control"), "no-store", path);
+    assert.equal(res.headers.get("x-content-type-options"), "nosniff", path);
+  }
+  const refused = await t.call("GET", "/api/users");
+  assert.equal(refused.status, 401);
+  assert.equal(refused.headers.get("cache-control"), "no-store");
+  assert.equal(refused.headers.get("x-content-type-options"), "nosniff");
+});
+
 dbTest(
   "Bedrock credentials: put IAM or API key, get shows only kind, region and tail, delete",
   async (db) => {

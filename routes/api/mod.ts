@@ -35,6 +35,13 @@ export function apiRoutes(deps: ApiDeps): Hono<ApiEnv> {
     clientAddress: clientAddress(c, deps.trustForwardedFor),
   });
 
+  // Every answer holds account data or echoes input: no cache may keep it, no browser may read it as HTML.
+  api.use("*", async (c, next) => {
+    await next();
+    c.res.headers.set("cache-control", "no-store");
+    c.res.headers.set("x-content-type-options", "nosniff");
+  });
+
   api.post("/auth/login", async (c) => {
     const input = await body(c);
     const result = await deps.login.attempt(
