@@ -31,6 +31,7 @@ export function proxyRoutes(
     // Both from the raw path, as sent: the router's decoded parameter would not match a percent-encoded key,
     // and the whole path, key included, would then be forwarded upstream.
     const match = /^\/ak\/([^/]*)(\/.*)$/.exec(url.pathname);
+    refuseEncodedPlainCharacters(match?.[2] ?? "");
     const address = clientAddress(c, opts.trustForwardedFor) ?? "unknown";
     return {
       requestId: c.get("requestId"),
@@ -80,6 +81,21 @@ function refuseRewrittenPath(rawUrl: string, parsed: URL): void {
       400,
       "invalid_request_error",
       "path has . or .. segments, backslashes or empty segments; expected a plain path such as /ak/<key>/v1/messages",
+    );
+  }
+}
+
+/**
+ * Refuses a path (after the key) that percent-encodes letters, digits or `-._~`. No client needs to (RFC 3986
+ * says not to), and an upstream that decodes them before routing would read `/v1/%6Dessages` as `/v1/messages`:
+ * the proxy must see the path the upstream will.
+ */
+function refuseEncodedPlainCharacters(tail: string): void {
+  if (/%(?:3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|2e|5f|7e)/i.test(tail)) {
+    throw new HttpError(
+      400,
+      "invalid_request_error",
+      "path percent-encodes letters, digits or -._~; expected them as plain characters, e.g. /ak/<key>/v1/messages",
     );
   }
 }

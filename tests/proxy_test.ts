@@ -846,7 +846,7 @@ function rawUpstream(answer: (path: string) => Response | Promise<Response>) {
 }
 
 dbTest(
-  "a path that URL parsing would change (. or .. segments, backslashes) is refused: it cannot reach /v1/messages past its handler",
+  "a path the proxy and its upstream could read apart (dot or empty segments, backslashes, encoded letters) is refused",
   async (db) => {
     const up = rawUpstream(() => Response.json({ ok: true }));
     const p = await startProxy(db, {
@@ -875,7 +875,20 @@ dbTest(
         assert.equal(error.type, "invalid_request_error");
         assert.match(error.message, /\. or \.\. segments, backslashes or empty segments/);
       }
-      assert.deepEqual(up.seen, [], "nothing reached the upstream with the organisation's key");
+      // An upstream that decodes letters before routing would read these as /v1/messages.
+      for (const tail of ["/v1/%6Dessages", "/v1/messages%2Fcount_tokens%5F", "/v1/x/%2E%2E%5Cmessages"]) {
+        const { status, body } = await rawPost(origin, `${origin.pathname}${tail}`, JSON.stringify(MESSAGE));
+        assert.equal(status, 400, `${tail}: ${body}`);
+        assert.equal(JSON.parse(body).error.type, "invalid_request_error");
+      }
+      const encodedSlash = await fetch(`${p.baseUrl}/v1/files/a%2Fb`, {
+        method: "POST",
+        headers: { "x-api-key": "sk-ant-client" },
+        body: "{}",
+      });
+      assert.equal(encodedSlash.status, 200, "reserved characters may be encoded (an id holding a slash)");
+      await encodedSlash.body?.cancel();
+      assert.deepEqual(up.seen, ["POST /v1/files/a%2Fb"], "nothing else reached the upstream");
     } finally {
       await p.close();
       await up.close();
