@@ -131,6 +131,9 @@ const optionalUrl = z.string().trim().refine((v) => {
   }
 }, "expected an http(s) URL or empty").transform((v) => v.replace(/\/+$/, ""));
 
+/** The `sslmode` values the PostgreSQL connection understands (see `lib/db/postgres.ts`). */
+const SSL_MODES = ["disable", "prefer", "require", "verify-full"] as const;
+
 const databaseUrl = z.string().trim().refine(
   (v) => {
     if (v === "") return true;
@@ -142,6 +145,14 @@ const databaseUrl = z.string().trim().refine(
     }
   },
   "expected postgres://user:password@host:5432/dbname, with / ? # @ : in the password percent-encoded (or empty for the embedded database)",
+).refine(
+  (v) => {
+    if (!URL.canParse(v)) return true; // the check above says what is wrong
+    const mode = new URL(v).searchParams.get("sslmode");
+    return mode === null || (SSL_MODES as readonly string[]).includes(mode);
+  },
+  // Any other value used to mean no TLS at all, a typo included.
+  "has an sslmode the proxy does not support; expected sslmode=disable, prefer, require or verify-full (verify-full checks the certificate and the host name; verify-ca and allow are not supported)",
 );
 
 const timeZone = z.string().trim().refine((tz) => {
@@ -214,7 +225,7 @@ const schema = z.object({
   PROXY_DB_NAME: z.string().trim().default("postgres"),
   PROXY_DB_USER: z.string().trim().default("postgres"),
   PROXY_DB_PASSWORD: z.string().default(""),
-  PROXY_DB_SSLMODE: z.enum(["disable", "prefer", "require", "verify-full"], {
+  PROXY_DB_SSLMODE: z.enum(SSL_MODES, {
     error: "expected disable, prefer, require or verify-full",
   }).default("prefer"),
   PROXY_DATABASE_POOL_SIZE: intIn(1, 200).default(10),

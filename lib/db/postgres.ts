@@ -21,11 +21,11 @@ export function openPostgres(opts: PostgresOptions): Db {
   const url = new URL(opts.url);
   const sslmode = url.searchParams.get("sslmode");
   url.searchParams.delete("sslmode");
-  const ssl = sslmode === "require" || sslmode === "prefer"
-    ? (sslmode === "require" ? "require" : "prefer")
-    : sslmode === "verify-full"
-    ? "verify-full"
-    : false;
+  if (sslmode !== null && !["disable", "prefer", "require", "verify-full"].includes(sslmode)) {
+    // Read as "no TLS", a typo or an unsupported mode would connect in the clear.
+    throw new Error(`sslmode=${sslmode} is not supported; expected disable, prefer, require or verify-full`);
+  }
+  const ssl = sslmode === "require" || sslmode === "prefer" || sslmode === "verify-full" ? sslmode : false;
   const client = postgres(url.toString(), {
     max: opts.max ?? 10,
     ssl: ssl as "require" | "prefer" | "verify-full" | false,
