@@ -279,7 +279,10 @@ const schema = z.object({
     try {
       parsePricingJson(v);
     } catch (e) {
-      ctx.addIssue({ code: "custom", message: (e as Error).message.replace(/^PROXY_MODEL_PRICING: /, "") });
+      // The value itself is shown after the message ("got …"): not twice.
+      const message = (e as Error).message.replace(/^PROXY_MODEL_PRICING: /, "")
+        .replace(/^(expected a JSON object\b.*), got .*$/s, "$1");
+      ctx.addIssue({ code: "custom", message });
     }
   }).default(""),
   PROXY_KMS_KEY_ID: z.string().trim().default(""),
@@ -683,6 +686,8 @@ function describeValue(name: string, raw: string): string {
   // Everything up to the last @ goes: a password may hold / or @ itself (that is often why the URL did not parse).
   if (/_URL$|_ENDPOINT$/.test(name) || /^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
     raw = raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)?.*@/i, "$1***@");
+    // Query parameters named like a secret too, as redactUrl does for a URL that parses.
+    raw = raw.replace(/([?&][^=&#]*(?:pass|token|secret|key|sig)[^=&#]*=)[^&#]*/gi, "$1***");
   }
   const shown = raw.length > 60 ? `${raw.slice(0, 57)}...` : raw;
   return JSON.stringify(shown);

@@ -108,6 +108,10 @@ Deno.test("each bad value is reported with the variable, the problem and what is
       { PROXY_MODEL_PRICING: '{"claude-sonnet-4-5":{"input":-1,"output":15}}' },
       /^PROXY_MODEL_PRICING: .*input/,
     ],
+    [
+      { PROXY_MODEL_PRICING: "[1]" },
+      /^PROXY_MODEL_PRICING: expected a JSON object of model → \{.*\} \(got "\[1\]"\)$/,
+    ],
   ];
   for (const [env, pattern] of cases) {
     const problems = await problemsOf(env);
@@ -139,6 +143,7 @@ Deno.test("every problem is reported at once, and secret values are never echoed
       ["PROXY_BEDROCK_ENDPOINT", "ftp://ak:BedrockPw1@h/"],
       ["PROXY_KMS_ENDPOINT", "https://x:KmsPw1@/"],
       ["PROXY_ADMIN_ALLOWED_CIDRS", "http://u:CidrPw1@h/"],
+      ["PROXY_PLAN_API_URL", "ftp://host/?a=1&token=KmsPw1&X-Amz-Signature=CidrPw1"],
     ]
   ) {
     const [problem] = await problemsOf({ [name]: url });
