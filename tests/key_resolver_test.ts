@@ -81,8 +81,10 @@ dbTest("lookups are cached, unknown keys briefly too, and concurrent misses shar
   assert.equal((await r.resolve(key)).status, "ok", "served stale while the database is down again");
   state.down = false;
 
+  const beforeChange = state.queries;
   bus.publish({ type: "user_changed", userId: u.id });
-  assert.equal(r.size, 1, "the user's entries were dropped, the unknown key's remains");
+  assert.equal((await r.resolve(key)).status, "ok");
+  assert.equal(state.queries, beforeChange + 1, "the user's entries are read again after a change to it");
 });
 
 /** Holds each query's result until released, so a test can change the database while a lookup is in flight. */
@@ -229,5 +231,42 @@ dbTest(
     assert.ok(r.size <= 100, `both maps bounded: ${r.size}`);
     state.down = true;
     assert.equal((await r.resolve(key)).status, "ok", "served from the cache during the outage");
+  },
+);
+
+dbTest(
+  "a key whose entry an admin change dropped is still a key seen: not a guess, yet not served stale in an outage",
+  async (db) => {
+    const hasher = await createKeyHasher("secret-for-resolver-tests-0123456789");
+    const [u] = await db.query<{ id: string }>(
+      sql`INSERT INTO users (email) VALUES ('edited@example.com') RETURNING id`,
+    );
+    const { key, prefix } = generateAccessKey();
+    const [k] = await db.query<{ id: string }>(
+      sql`INSERT INTO access_keys (user_id, key_hash, key_prefix)
+        VALUES (${u.id}, ${await hasher.hash(key)}, ${prefix}) RETURNING id`,
+    );
+    const { db: c, state } = counting(db);
+    const bus = createEventBus();
+    const r = createKeyResolver({ db: c, hasher, ttlSeconds: 60, bus });
+    assert.equal((await r.resolve(key)).status, "ok");
+
+    // A budget edit: the entry must be read again, but the key-guess throttle must not count it.
+    bus.publish({ type: "user_changed", userId: u.id });
+    assert.equal(r.isUnseen(key), false, "after a user change");
+    const before = state.queries;
+    assert.equal((await r.resolve(key)).status, "ok");
+    assert.equal(state.queries, before + 1, "read again after the change");
+    bus.publish({ type: "key_changed", accessKeyId: k.id });
+    assert.equal(r.isUnseen(key), false, "after a key change");
+
+    // A revocation, then the database goes down before the key is read again: what was known before the
+    // change no longer holds, so it is not served (503), never the old 'ok'.
+    await db.query(sql`UPDATE access_keys SET revoked_at = now(), is_active = false WHERE id = ${k.id}`);
+    bus.publish({ type: "key_changed", accessKeyId: k.id });
+    state.down = true;
+    assert.equal((await r.resolve(key)).status, "unavailable");
+    state.down = false;
+    assert.equal((await r.resolve(key)).status, "revoked");
   },
 );

@@ -169,6 +169,12 @@ dbTest(
     // The key may be valid: clients are not told to give up.
     assert.equal(blocked.headers.get("x-should-retry"), null);
     assert.ok(await accepted(valid), "a key seen before is served from a throttled address at once");
+    // An admin editing its user drops the key's entry, which must be read again: yet it is no guess.
+    assert.equal(
+      (await t.call("PATCH", `/api/users/${user.id}`, { monthly_budget_usd: 20 }, h)).status,
+      200,
+    );
+    assert.ok(await accepted(valid), "served at once after its user was edited");
     assert.equal((await call(revoked, "198.51.100.1")).status, 401, "a revoked key still says so");
     assert.equal((await guess(1)).status, 401, "a key just found unknown is answered from memory");
     const early = await call(unused, "198.51.100.1");

@@ -43,6 +43,11 @@ export type Resolution =
 interface Entry {
   row: KeyLookupRow | null;
   fetchedAt: number;
+  /**
+   * Dropped by a change to the key or its user: read again on its next use, and never served in an outage (the
+   * row predates the change). Kept rather than deleted so that the key still counts as seen, not as a guess.
+   */
+  invalidated?: true;
 }
 
 /** The resolver with its invalidation hooks. */
@@ -96,7 +101,9 @@ export function createKeyResolver(deps: {
   let generation = 0;
   const forget = (match: (row: KeyLookupRow) => boolean) => {
     generation++;
-    for (const [k, e] of cache) if (e.row && match(e.row)) cache.delete(k);
+    for (const [k, e] of cache) {
+      if (e.row && match(e.row)) cache.set(k, { row: e.row, fetchedAt: -Infinity, invalidated: true });
+    }
   };
 
   deps.bus.subscribe((event) => {
@@ -179,8 +186,8 @@ export function createKeyResolver(deps: {
       try {
         entry = await fetch(rawKey);
       } catch {
-        // Database down: keep serving what we knew.
-        if (entry) return judge(entry.row, now());
+        // Database down: keep serving what we knew, unless a change since has made it wrong.
+        if (entry && !entry.invalidated) return judge(entry.row, now());
         return missedAt !== undefined ? { status: "unknown" } : { status: "unavailable" };
       }
       return judge(entry.row, now());
