@@ -555,7 +555,8 @@ export function fileConfigIo(hashPassword: (password: string) => Promise<string>
       }
     },
     async writeSecrets(path, secrets) {
-      await Deno.mkdir(join(path, ".."), { recursive: true });
+      // The owner's only, as the database and spool directories in it (an existing one is left as it is).
+      await Deno.mkdir(join(path, ".."), { recursive: true, mode: 0o700 });
       await Deno.writeTextFile(path, JSON.stringify(secrets, null, 2) + "\n", { mode: 0o600 });
     },
     hashPassword,

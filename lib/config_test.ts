@@ -374,3 +374,15 @@ Deno.test("a data dir that is a file is a configuration error naming PROXY_DATA_
     await Deno.remove(file);
   }
 });
+
+Deno.test("the data dir development creates is the owner's only, and its secrets file too", async () => {
+  const parent = await Deno.makeTempDir();
+  try {
+    const dataDir = `${parent}/data`;
+    await loadConfig({ PROXY_DATA_DIR: dataDir }, fileConfigIo(() => Promise.resolve("hash")));
+    assert.equal((await Deno.stat(dataDir)).mode! & 0o777, 0o700);
+    assert.equal((await Deno.stat(`${dataDir}/secrets.json`)).mode! & 0o777, 0o600);
+  } finally {
+    await Deno.remove(parent, { recursive: true });
+  }
+});
