@@ -35,7 +35,8 @@ export const DEFAULT_BEDROCK_BETAS: readonly string[] = Object.freeze([
 
 /**
  * Top-level Anthropic request fields Bedrock's InvokeModel schema rejects (400 "extraneous key"): request
- * metadata (`metadata`), Anthropic's service tiers and data-residency routing (`service_tier`, `inference_geo`),
+ * metadata (`metadata`), Anthropic's service tiers, data-residency routing and fast mode (`service_tier`,
+ * `inference_geo`, `speed`),
  * and server-side features Bedrock does not run (`container` for code execution, `mcp_servers` for the MCP
  * connector). Dropping them loses nothing the answer depends on. Operators can replace the list by configuration.
  */
@@ -43,6 +44,7 @@ export const DEFAULT_DROPPED_FIELDS: readonly string[] = Object.freeze([
   "metadata",
   "service_tier",
   "inference_geo",
+  "speed",
   "container",
   "mcp_servers",
 ]);
@@ -89,11 +91,50 @@ export function toBedrockBody(
   for (const [field, beta] of Object.entries(gated)) {
     if (!betas.includes(beta)) delete rest[field];
   }
+  promptStructuredOutput(rest);
 
   const out: Record<string, unknown> = { anthropic_version: BEDROCK_ANTHROPIC_VERSION };
   if (betas.length > 0) out.anthropic_beta = betas;
   Object.assign(out, rest);
   return new TextEncoder().encode(JSON.stringify(out));
+}
+
+/** The `output_config` keys Bedrock's InvokeModel takes (it refuses `format`: "Extra inputs are not permitted"). */
+const BEDROCK_OUTPUT_CONFIG_KEYS = new Set(["effort"]);
+
+/**
+ * Structured outputs on Bedrock. Bedrock refuses `output_config.format` and the beta's `output_format`, and
+ * recent Claude Code sends a format on some of its own side requests (titles, summaries): forwarded, each would
+ * fail on Bedrock, so the fallback could never answer them. The format's JSON schema becomes an instruction at
+ * the end of the system prompt (after any cached blocks, so their prefix is unchanged): the answer then follows
+ * the schema as the model is told to, not as a constrained decoder guarantees, which is the most Bedrock offers.
+ * `output_config`'s other keys Bedrock does not take are dropped; `effort` stays.
+ */
+function promptStructuredOutput(body: Record<string, unknown>): void {
+  let format: unknown = body.output_format;
+  delete body.output_format;
+  const config = body.output_config;
+  if (config !== null && typeof config === "object" && !Array.isArray(config)) {
+    const kept: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(config)) {
+      if (key === "format") format ??= value;
+      else if (BEDROCK_OUTPUT_CONFIG_KEYS.has(key)) kept[key] = value;
+    }
+    if (Object.keys(kept).length > 0) body.output_config = kept;
+    else delete body.output_config;
+  }
+  const schema = (format as { schema?: unknown } | null | undefined)?.schema;
+  if (schema === undefined) return;
+  const instruction = {
+    type: "text",
+    text: "Answer only with JSON, and nothing before or after it, that conforms to this JSON Schema: " +
+      JSON.stringify(schema),
+  };
+  const system = body.system;
+  if (Array.isArray(system)) body.system = [...system, instruction];
+  else if (typeof system === "string" && system !== "") {
+    body.system = [{ type: "text", text: system }, instruction];
+  } else body.system = [instruction];
 }
 
 /**

@@ -163,3 +163,63 @@ Deno.test("context_management is kept only when its beta goes to Bedrock too", (
   const ungated = decode(toBedrockBody(body, [], { ...OPTS, betaGatedFields: {} }));
   assert.deepEqual(ungated.context_management, { edits: [] });
 });
+
+const SCHEMA = { type: "object", properties: { title: { type: "string" } }, required: ["title"] };
+
+Deno.test("output_config keeps only effort on Bedrock; a structured-output format becomes a system instruction", () => {
+  const asked = {
+    model: "claude-opus-4-5",
+    max_tokens: 64,
+    system: [{ type: "text", text: "Be brief.", cache_control: { type: "ephemeral" } }],
+    messages: [{ role: "user", content: "Name this chat" }],
+    output_config: { effort: "high", format: { type: "json_schema", schema: SCHEMA } },
+  };
+  const out = decode(toBedrockBody(asked, [], OPTS));
+  assert.deepEqual(out.output_config, { effort: "high" }, "Bedrock takes effort, and refuses format");
+  const system = out.system as Array<Record<string, unknown>>;
+  assert.deepEqual(system[0], asked.system[0], "the cached prefix is unchanged");
+  assert.equal(system.length, 2);
+  assert.equal(system[1].type, "text");
+  assert.match(system[1].text as string, /only with JSON/);
+  assert.ok((system[1].text as string).includes(JSON.stringify(SCHEMA)), "the schema is given whole");
+  assert.deepEqual(out.messages, asked.messages);
+  assert.deepEqual(asked.output_config.format.schema, SCHEMA, "the input object is not modified");
+});
+
+Deno.test("the structured-outputs beta's output_format and a string system prompt are translated the same way", () => {
+  const out = decode(toBedrockBody(
+    {
+      model: "claude-sonnet-4-5",
+      max_tokens: 64,
+      system: "Be brief.",
+      messages: [{ role: "user", content: "Name this chat" }],
+      output_format: { type: "json_schema", schema: SCHEMA },
+    },
+    [],
+    OPTS,
+  ));
+  assert.equal(out.output_format, undefined);
+  assert.equal(out.output_config, undefined, "nothing is left of it");
+  const system = out.system as Array<Record<string, unknown>>;
+  assert.deepEqual(system[0], { type: "text", text: "Be brief." });
+  assert.ok((system[1].text as string).includes(JSON.stringify(SCHEMA)));
+
+  const bare = decode(toBedrockBody(
+    {
+      max_tokens: 8,
+      messages: [],
+      output_config: { format: { type: "json_schema", schema: SCHEMA } },
+    },
+    [],
+    OPTS,
+  ));
+  assert.equal(bare.output_config, undefined, "an output_config holding only a format goes");
+  assert.equal((bare.system as unknown[]).length, 1, "a body without a system prompt gets one");
+});
+
+Deno.test("a body without structured output keeps its system prompt and output_config as they are", () => {
+  const asked = { max_tokens: 8, system: "Hi", messages: [], output_config: { effort: "low" } };
+  const out = decode(toBedrockBody(asked, [], OPTS));
+  assert.equal(out.system, "Hi");
+  assert.deepEqual(out.output_config, { effort: "low" });
+});
