@@ -12,6 +12,7 @@
  * tap.result.outputTokens;    // at the end
  * ```
  */
+import { tokenCount } from "../usage/token_count.ts";
 import { createParser, type EventSourceMessage, type EventSourceParser } from "eventsource-parser";
 
 /** What the tap learned. */
@@ -111,16 +112,14 @@ export class SseUsageTap {
   #usage(u: UsageFields | undefined): void {
     if (!u || typeof u !== "object") return;
     // Cumulative counters: the latest report replaces the earlier one.
-    if (typeof u.input_tokens === "number") this.result.inputTokens = u.input_tokens;
-    if (typeof u.output_tokens === "number") this.result.outputTokens = u.output_tokens;
-    if (typeof u.cache_read_input_tokens === "number") {
-      this.result.cacheReadInputTokens = u.cache_read_input_tokens;
-    }
-    if (typeof u.cache_creation_input_tokens === "number") {
-      this.result.cacheCreationInputTokens = u.cache_creation_input_tokens;
-    }
-    const oneHour = u.cache_creation?.ephemeral_1h_input_tokens;
-    if (typeof oneHour === "number") this.result.cacheCreation1hInputTokens = oneHour;
+    // A value that is no count (1e300, a fraction) is ignored: priced, it could put a user over budget.
+    const r = this.result;
+    r.inputTokens = tokenCount(u.input_tokens) ?? r.inputTokens;
+    r.outputTokens = tokenCount(u.output_tokens) ?? r.outputTokens;
+    r.cacheReadInputTokens = tokenCount(u.cache_read_input_tokens) ?? r.cacheReadInputTokens;
+    r.cacheCreationInputTokens = tokenCount(u.cache_creation_input_tokens) ?? r.cacheCreationInputTokens;
+    r.cacheCreation1hInputTokens = tokenCount(u.cache_creation?.ephemeral_1h_input_tokens) ??
+      r.cacheCreation1hInputTokens;
   }
 }
 
@@ -158,7 +157,7 @@ function str(v: unknown): string | null {
 }
 
 function num(v: unknown): number {
-  return typeof v === "number" && Number.isFinite(v) ? v : 0;
+  return tokenCount(v) ?? 0;
 }
 
 function errorOf(v: unknown): { type: string; message: string } {

@@ -75,3 +75,22 @@ Deno.test("fields of the wrong type (an upstream off contract) are taken as abse
   assert.deepEqual([tap.result.messageId, tap.result.model, tap.result.stopReason], [null, null, null]);
   assert.equal(tap.result.outputTokens, 9);
 });
+
+Deno.test("a count no API sends (huge, infinite, fractional, negative) is ignored, never priced", () => {
+  const tap = new SseUsageTap();
+  // JSON.parse reads 1e400 as Infinity.
+  const text = `event: message_start\ndata: {"type":"message_start","message":{"id":"m","usage":` +
+    `{"input_tokens":12,"cache_creation_input_tokens":1e300,"cache_read_input_tokens":1.5,"output_tokens":1}}}\n\n` +
+    `event: message_delta\ndata: {"type":"message_delta","delta":{},"usage":{"output_tokens":1e400,"input_tokens":-4}}\n\n`;
+  tap.push(new TextEncoder().encode(text));
+  const r = tap.result;
+  assert.deepEqual(
+    [r.inputTokens, r.outputTokens, r.cacheCreationInputTokens, r.cacheReadInputTokens],
+    [12, 1, 0, 0],
+    "the counts sent before stand; the broken ones are as if not sent",
+  );
+  const json = usageFromJson(new TextEncoder().encode(
+    `{"id":"m","usage":{"input_tokens":1e300,"output_tokens":1e400,"cache_read_input_tokens":7}}`,
+  ));
+  assert.deepEqual([json.inputTokens, json.outputTokens, json.cacheReadInputTokens], [0, 0, 7]);
+});

@@ -18,6 +18,7 @@ import type {
   ResponseStream,
 } from "@aws-sdk/client-bedrock-runtime";
 import { createHash } from "node:crypto";
+import { tokenCount } from "../../usage/token_count.ts";
 import { idleWatch } from "../idle_watch.ts";
 import type { HttpClientPool } from "../../net/http_client_pool.ts";
 import { mapBedrockError, SHUTDOWN_MESSAGE, ShutdownError, sseErrorEvent } from "./errors.ts";
@@ -449,20 +450,17 @@ function emptyTally(): Tally {
 function mergeUsage(t: Tally, usage: unknown): void {
   if (!usage || typeof usage !== "object") return;
   const u = usage as Record<string, unknown>;
-  if (typeof u.input_tokens === "number") t.input = u.input_tokens;
-  if (typeof u.output_tokens === "number") t.output = u.output_tokens;
-  if (typeof u.cache_read_input_tokens === "number") t.cacheRead = u.cache_read_input_tokens;
-  if (typeof u.cache_creation_input_tokens === "number") t.cacheCreation = u.cache_creation_input_tokens;
+  t.input = tokenCount(u.input_tokens) ?? t.input;
+  t.output = tokenCount(u.output_tokens) ?? t.output;
+  t.cacheRead = tokenCount(u.cache_read_input_tokens) ?? t.cacheRead;
+  t.cacheCreation = tokenCount(u.cache_creation_input_tokens) ?? t.cacheCreation;
   const split = u.cache_creation as { ephemeral_1h_input_tokens?: unknown } | undefined;
-  if (typeof split?.ephemeral_1h_input_tokens === "number") {
-    t.cacheCreation1h = split.ephemeral_1h_input_tokens;
-  }
+  t.cacheCreation1h = tokenCount(split?.ephemeral_1h_input_tokens) ?? t.cacheCreation1h;
 }
 
 /** Counters the events never reported are filled from Bedrock's invocation metrics, then 0. */
 function finishUsage(t: Tally, metrics: Record<string, unknown> | undefined): BedrockStreamUsage {
-  const m = (key: string): number | undefined =>
-    typeof metrics?.[key] === "number" ? metrics[key] as number : undefined;
+  const m = (key: string): number | undefined => tokenCount(metrics?.[key]);
   return {
     inputTokens: t.input ?? m("inputTokenCount") ?? 0,
     outputTokens: t.output ?? m("outputTokenCount") ?? 0,

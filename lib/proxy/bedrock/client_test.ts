@@ -278,6 +278,27 @@ Deno.test("stream usage counts input, output, cache read and cache write tokens"
   });
 });
 
+Deno.test("a count no API sends (1e300 here, in the events and the metrics) is ignored, never priced", async () => {
+  await withFake(async (_fake, invoker) => {
+    const stream = await invoker.invokeStream(request());
+    await new Response(stream.events).text();
+    const usage = await stream.usage;
+    assert.deepEqual(
+      [usage.inputTokens, usage.outputTokens, usage.cacheReadInputTokens, usage.cacheCreationInputTokens],
+      [30, 77, 4000, 0],
+    );
+  }, {
+    reply: {
+      usage: {
+        input_tokens: 30,
+        output_tokens: 77,
+        cache_read_input_tokens: 4000,
+        cache_creation_input_tokens: 1e300,
+      },
+    },
+  });
+});
+
 Deno.test("stream usage takes counters the events never reported from Bedrock's invocation metrics", async () => {
   await withFake(async (_fake, invoker) => {
     const stream = await invoker.invokeStream(request());
