@@ -472,6 +472,23 @@ dbTest("the same SDK stream assertions pass for both providers", async (db) => {
     assert.equal(fallback.final.content[0].type, "text");
     assert.equal(fallback.final.usage.output_tokens, 7);
     assert.equal(fallback.final.usage.cache_read_input_tokens, 100);
+
+    // The SDKs report request-id with every answer and error: on Bedrock it is the proxy's id, which the usage
+    // row carries; Bedrock's own goes in x-amzn-requestid for AWS.
+    for (const stream of [false, true]) {
+      f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+      const { data, response } = await client.messages.create({ ...MESSAGE, stream }).withResponse();
+      if (stream) { for await (const _ of data as AsyncIterable<unknown>) { /* read to the end */ } }
+      assert.equal(response.headers.get("x-proxy-provider"), "bedrock");
+      assert.equal(response.headers.get("request-id"), response.headers.get("x-proxy-request-id"));
+      assert.match(response.headers.get("x-amzn-requestid") ?? "", /^[0-9a-f-]{36}$/);
+    }
+    f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+    f.bedrock.script({ kind: "error", status: 400, errorType: "ValidationException", message: "no" });
+    f.t.services.breakers.openUntil(f.keyId, Date.now() + 60_000, "test");
+    const refused = await client.messages.create(MESSAGE).catch((e) => e);
+    assert.ok(refused instanceof Anthropic.APIError, String(refused));
+    assert.match(refused.requestID ?? "", /\S/, "a Bedrock refusal has a request id too");
   } finally {
     await f.close();
   }

@@ -854,6 +854,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       status,
       headers: {
         "content-type": "application/json",
+        "request-id": req.requestId,
         "x-proxy-request-id": req.requestId,
         "x-proxy-provider": "bedrock",
         "x-proxy-fallback-reason": reason,
@@ -903,6 +904,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   ): Promise<Response> {
     const isFallback = reason !== "routing:bedrock_only";
     const headers = new Headers({
+      "request-id": req.requestId,
       "x-proxy-request-id": req.requestId,
       "x-proxy-provider": "bedrock",
       "x-proxy-fallback-reason": reason,
@@ -1020,6 +1022,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         status,
         headers: {
           "content-type": "application/json",
+          "request-id": a.req.requestId,
           "x-proxy-request-id": a.req.requestId,
           "x-proxy-provider": "bedrock",
           ...(a.reason ? { "x-proxy-fallback-reason": a.reason } : {}),
@@ -1092,7 +1095,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
       });
     }
     const body = toBedrockBody(a.parsed, betaValues(a.req.headers), { allowedBetas, droppedFields });
+    // request-id, which the SDKs report with every error, is the proxy's: the id its usage rows and logs carry.
     const headers = new Headers({
+      "request-id": a.req.requestId,
       "x-proxy-request-id": a.req.requestId,
       "x-proxy-provider": "bedrock",
       "x-proxy-bedrock-model": mapped.modelId,
@@ -1167,6 +1172,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
           stopReason: json.stop_reason ?? null,
         });
         headers.set("content-type", "application/json");
+        if (result.requestId) headers.set("x-amzn-requestid", result.requestId);
         return new Response(JSON.stringify(result.body), { status: 200, headers });
       }
       const streamed = await deps.bedrock.invokeStream(invoke);
@@ -1189,6 +1195,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         a.finish(outcome, u);
       });
       for (const [k, v] of Object.entries(SSE_HEADERS)) headers.set(k, v);
+      if (streamed.requestId) headers.set("x-amzn-requestid", streamed.requestId);
       return new Response(streamed.events, { status: 200, headers });
     }
 

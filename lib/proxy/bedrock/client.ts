@@ -62,6 +62,8 @@ export interface BedrockStream {
    * aborting with a {@link ShutdownError}, without depending on that signal reaching here.
    */
   interrupt(): void;
+  /** Bedrock's id of the call (`x-amzn-requestid`), for tracing it with AWS; undefined if it sent none. */
+  requestId?: string;
 }
 
 /** One call to Bedrock. */
@@ -200,7 +202,9 @@ export class BedrockInvoker {
    * Non-streaming call: the Anthropic message Bedrock returned, with `model` set back to the requested name,
    * and its usage.
    */
-  async invoke(req: BedrockInvokeRequest): Promise<{ body: Record<string, unknown>; usage: BedrockUsage }> {
+  async invoke(
+    req: BedrockInvokeRequest,
+  ): Promise<{ body: Record<string, unknown>; usage: BedrockUsage; requestId?: string }> {
     const { sdk, client } = await this.#connect(req);
     let out;
     try {
@@ -221,7 +225,7 @@ export class BedrockInvoker {
     const tally = emptyTally();
     mergeUsage(tally, body.usage);
     const { stopReason: _s, messageId: _m, ...usage } = finishUsage(tally, undefined);
-    return { body, usage };
+    return { body, usage, requestId: out.$metadata.requestId };
   }
 
   /**
@@ -261,6 +265,7 @@ export class BedrockInvoker {
 
     let iterator: AsyncIterator<ResponseStream>;
     let first: IteratorResult<ResponseStream>;
+    let requestId: string | undefined;
     try {
       const out = await client.send(
         new sdk.InvokeModelWithResponseStreamCommand({
@@ -272,6 +277,7 @@ export class BedrockInvoker {
         { abortSignal: abort.signal },
       );
       if (!out.body) throw new Error("Bedrock returned no response stream");
+      requestId = out.$metadata.requestId;
       iterator = out.body[Symbol.asyncIterator]();
       first = await iterator.next();
       // Until the caller pulls, nothing is asked of Bedrock: a client that is not reading is no silence of its.
@@ -364,7 +370,7 @@ export class BedrockInvoker {
       shutdown = true;
       abort.abort(new ShutdownError());
     };
-    return { events, usage, interrupt };
+    return { events, usage, interrupt, requestId };
   }
 
   #config(sdk: BedrockSdk, credentials: BedrockCredentials, region: string): BedrockRuntimeClientConfig {
