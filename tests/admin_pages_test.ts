@@ -48,12 +48,15 @@ async function createUser(c: ConsoleTest, email = "dev@example.com", extra: Reco
   return page.location!.match(UUID)![0];
 }
 
+/** Issues a key from the user's page: the POST redirects to the page that shows it once. */
 async function issueKey(c: ConsoleTest, userId: string, name = "laptop") {
   await c.get(`/admin/users/${userId}`);
-  const page = await c.post(`/admin/users/${userId}/keys`, { name });
-  assert.equal(page.status, 201, page.html.slice(0, 300));
+  const posted = await c.post(`/admin/users/${userId}/keys`, { name });
+  assert.equal(posted.status, 303, posted.html.slice(0, 300));
+  const keyId = /^\/admin\/keys\/([0-9a-f-]{36})\/new$/.exec(posted.location ?? "")![1];
+  const page = await c.get(posted.location!);
+  assert.equal(page.status, 200, page.html.slice(0, 300));
   const key = /data-new-key[^>]*>\s*(ak_[\w-]+)/.exec(page.html)![1];
-  const keyId = /\/admin\/keys\/([0-9a-f-]{36})/.exec(page.html)![1];
   return { page, key, keyId };
 }
 
@@ -699,7 +702,7 @@ dbTest("the base URL honours X-Forwarded-Proto only when forwarded headers are t
   const id = await createUser(c);
   await c.get(`/admin/users/${id}`);
   const cookie = [...c.cookies].map(([k, v]) => `${k}=${v}`).join("; ");
-  const res = await c.t.app.request("http://proxy.example.com/admin/users/" + id + "/keys", {
+  const posted = await c.t.app.request("http://proxy.example.com/admin/users/" + id + "/keys", {
     method: "POST",
     headers: {
       cookie,
@@ -708,9 +711,62 @@ dbTest("the base URL honours X-Forwarded-Proto only when forwarded headers are t
     },
     body: new URLSearchParams({ _csrf: c.csrf()!, name: "" }).toString(),
   });
-  assert.equal(res.status, 201);
+  assert.equal(posted.status, 303);
+  const note = posted.headers.getSetCookie().map((sc) => sc.split(";")[0]).join("; ");
+  const res = await c.t.app.request("http://proxy.example.com" + posted.headers.get("location"), {
+    headers: { cookie: `${cookie}; ${note}`, "x-forwarded-proto": "https" },
+  });
+  assert.equal(res.status, 200);
   assert.match(await res.text(), /ANTHROPIC_BASE_URL=https:\/\/proxy\.example\.com\/ak\/ak_/);
+  // The dashboard's hint names the same origin.
+  const dashboard = await c.t.app.request("http://proxy.example.com/admin", {
+    headers: { cookie, "x-forwarded-proto": "https" },
+  });
+  assert.match(
+    text(await dashboard.text()),
+    /ANTHROPIC_BASE_URL=https:\/\/proxy\.example\.com\/ak\/<access key>/,
+  );
 });
+
+dbTest(
+  "a new key is shown once after a redirect: reloading the page, or going back to it, issues nothing more",
+  async (db) => {
+    const c = await signedIn(db);
+    const id = await createUser(c);
+    await c.get(`/admin/users/${id}`);
+    const posted = await c.post(`/admin/users/${id}/keys`, { name: "once" });
+    assert.equal(posted.status, 303);
+    const [note] = c.lastSetCookies;
+    assert.match(note, /^new_key=[^;]+;/);
+    assert.match(note, new RegExp(`Path=${posted.location!.replaceAll("/", "\\/")}(;|$)`, "i"));
+    assert.match(note, /HttpOnly/i);
+    assert.match(note, /SameSite=Strict/i);
+    assert.doesNotMatch(note, /ak_/, "the key travels sealed");
+
+    const shown = await c.get(posted.location!);
+    assert.equal(shown.status, 200);
+    assert.equal(shown.headers.get("cache-control"), "no-store");
+    const key = /data-new-key[^>]*>\s*(ak_[\w-]+)/.exec(shown.html)![1];
+    assert.equal((await c.t.services.resolver.resolve(key)).status, "ok");
+
+    // A reload (or back, then forward) asks for the page again, never for the POST.
+    const again = await c.get(posted.location!);
+    assert.equal(again.status, 303);
+    const keyPage = await c.get(again.location!);
+    assert.match(text(keyPage.html), /A new key is shown only once/);
+    assert.doesNotMatch(keyPage.html, new RegExp(key));
+    assert.equal((await c.t.services.admin.listKeys(id)).length, 1, "one key, however often the page loads");
+
+    // The note opens only in the session that made it: another session (same secret: another replica) gets
+    // nothing from a copy of it.
+    await c.get(`/admin/users/${id}`);
+    const second = await c.post(`/admin/users/${id}/keys`, { name: "second" });
+    const other = await signedIn(db);
+    other.cookies.set("new_key", c.cookies.get("new_key")!);
+    assert.equal((await other.get(second.location!)).status, 303, "another session gets no key");
+    assert.equal((await c.get(second.location!)).status, 200, "its own session does");
+  },
+);
 
 dbTest(
   "key page: register IAM credentials, replace with a Bedrock API key, errors never echo secrets, remove",
@@ -797,8 +853,10 @@ dbTest(
     assert.match(bad.html, /data-field-error="grace_seconds">Expected a number of seconds/);
     assert.match(bad.html, /id="rotate-grace_seconds"[^>]*value="soon"/);
 
-    const rotated = await c.post(`/admin/keys/${keyId}/rotate`, { grace_seconds: "60" });
-    assert.equal(rotated.status, 201);
+    const posted = await c.post(`/admin/keys/${keyId}/rotate`, { grace_seconds: "60" });
+    assert.equal(posted.status, 303);
+    const rotated = await c.get(posted.location!);
+    assert.equal(rotated.status, 200);
     assert.equal(rotated.headers.get("cache-control"), "no-store");
     const newKey = /data-new-key[^>]*>\s*(ak_[\w-]+)/.exec(rotated.html)![1];
     assert.notEqual(newKey, key);

@@ -16,7 +16,7 @@ dbTest(
 
     await c.get(`/admin/keys/${id}`);
     const first = await c.post(`/admin/keys/${id}/rotate`, { grace_seconds: "600" });
-    assert.equal(first.status, 201);
+    assert.equal(first.status, 303, "to the page that shows the new key once");
     const newId = (await c.t.services.admin.getKey(id)).rotated_to!;
 
     const page = await c.get(`/admin/keys/${id}`);

@@ -31,7 +31,7 @@ import {
   tokensChart,
   topUsersChart,
 } from "./charts.ts";
-import { type AdminDeps, type AdminEnv, noticeFrom, render, sessionView } from "./shared.tsx";
+import { type AdminDeps, type AdminEnv, noticeFrom, publicOrigin, render, sessionView } from "./shared.tsx";
 
 const PRESETS: Record<Exclude<RangeName, "custom">, number> = { "24h": 1, "7d": 7, "30d": 30 };
 
@@ -114,7 +114,7 @@ export function dashboardRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
     const empty = t.requests === 0;
     const tokens = Number(t.input_tokens) + Number(t.output_tokens) + Number(t.cache_read_tokens) +
       Number(t.cache_creation_tokens);
-    const origin = new URL(c.req.url).origin;
+    const origin = publicOrigin(c, deps.config.trustForwardedFor);
 
     return render(
       c,
@@ -194,7 +194,7 @@ export function dashboardRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
             >
               <p>
                 Create a user, issue an access key on their page, and point Claude Code at the proxy with{" "}
-                <code class="rounded bg-slate-100 px-1 py-0.5 text-slate-700">
+                <code class="break-all rounded bg-slate-100 px-1 py-0.5 text-slate-700">
                   ANTHROPIC_BASE_URL={origin}/ak/&lt;access key&gt;
                 </code>. Requests show up here within seconds. Or pick a longer range above.
               </p>

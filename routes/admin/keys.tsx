@@ -2,7 +2,9 @@
  * Access keys: a key's page (details, Bedrock credentials register/replace/remove, circuit-breaker state and
  * reset, rotate, revoke, recent requests) and the page that shows a new key once.
  */
-import type { Hono } from "hono";
+import type { Context, Hono } from "hono";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import { createSealedNotes } from "../../lib/auth/sealed_note.ts";
 import type { ComponentChildren } from "preact";
 import { findUserIncludingDeleted, type UserRow } from "../../lib/db/users.ts";
 import type { KeyView } from "../../lib/admin/admin.ts";
@@ -48,7 +50,71 @@ export interface KeyShownProps {
   hasBedrockCredentials?: boolean;
 }
 
-/** The one page that shows a key's secret: rendered directly (never after a redirect) and never cached. */
+/** A key just issued or rotated, to show once. */
+export interface NewKey {
+  keyId: string;
+  secret: string;
+  prefix: string;
+  name: string | null;
+  userId: string;
+  previous?: { id: string; expiresAt: Date };
+  hasBedrockCredentials?: boolean;
+}
+
+const NEW_KEY_COOKIE = "new_key";
+/** Long enough for a slow redirect; the page itself is what the admin copies from. */
+const NEW_KEY_TTL_SECONDS = 120;
+
+/**
+ * Post/redirect/get for the page that shows a new key once. The POST that issues or rotates a key answers with a
+ * redirect and the key in a sealed note (a cookie only the page's own path receives, encrypted under
+ * `PROXY_JWT_SECRET`, bound to the session); the page opens the note and deletes it. Reloading the page, or going
+ * back and forward, never posts again: rendered as the POST's own answer, a reload issued a second active key.
+ */
+export function newKeyFlow(deps: AdminDeps) {
+  const notes = createSealedNotes(deps.config.jwtSecret, "console-new-key");
+  const secure = deps.config.env === "production";
+  const pagePath = (keyId: string) => `${urls.key(keyId)}/new`;
+  return {
+    /** The POST's answer: the redirect, with the note. */
+    async redirect(c: Context<AdminEnv>, key: NewKey): Promise<Response> {
+      const sealed = await notes.seal({
+        ...key,
+        previous: key.previous && { id: key.previous.id, expiresAt: key.previous.expiresAt.toISOString() },
+        sid: c.get("session").sid,
+      }, NEW_KEY_TTL_SECONDS);
+      setCookie(c, NEW_KEY_COOKIE, sealed, {
+        path: pagePath(key.keyId),
+        httpOnly: true,
+        sameSite: "Strict",
+        secure,
+        maxAge: NEW_KEY_TTL_SECONDS,
+      });
+      return c.redirect(pagePath(key.keyId), 303);
+    },
+    /** The key the note holds for this page, deleting the note; null when there is none (any more). */
+    async take(c: Context<AdminEnv>, keyId: string): Promise<NewKey | null> {
+      const note = await notes.open(getCookie(c, NEW_KEY_COOKIE));
+      deleteCookie(c, NEW_KEY_COOKIE, { path: pagePath(keyId), secure });
+      if (!note || note.sid !== c.get("session").sid || note.keyId !== keyId) return null;
+      const previous = note.previous as { id: string; expiresAt: string } | undefined;
+      return {
+        keyId,
+        secret: String(note.secret),
+        prefix: String(note.prefix),
+        name: typeof note.name === "string" ? note.name : null,
+        userId: String(note.userId),
+        previous: previous && { id: previous.id, expiresAt: new Date(previous.expiresAt) },
+        hasBedrockCredentials: note.hasBedrockCredentials === true,
+      };
+    },
+  };
+}
+
+/**
+ * The one page that shows a key's secret: rendered once, from the sealed note of the POST that made the key
+ * (see {@link newKeyFlow}), and never cached.
+ */
 export function KeyShownPage(p: KeyShownProps) {
   const tz = p.deps.config.timezone;
   const baseUrl = `ANTHROPIC_BASE_URL=${p.origin}/ak/${p.secret}`;
@@ -356,6 +422,31 @@ export function keysRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
 
   admin.get("/keys/:id", (c) => keyPage(c, c.req.param("id")));
 
+  const newKeys = newKeyFlow(deps);
+  admin.get("/keys/:id/new", async (c) => {
+    const id = c.req.param("id");
+    const key = await newKeys.take(c, id);
+    if (!key) return c.redirect(withQuery(urls.key(id), { ok: "key_shown_once" }), 303);
+    const user = await findUserIncludingDeleted(deps.db, key.userId);
+    return render(
+      c,
+      <KeyShownPage
+        c={c}
+        deps={deps}
+        user={user}
+        keyId={key.keyId}
+        secret={key.secret}
+        prefix={key.prefix}
+        name={key.name}
+        origin={publicOrigin(c, deps.config.trustForwardedFor)}
+        previous={key.previous}
+        hasBedrockCredentials={key.hasBedrockCredentials}
+      />,
+      200,
+      { "cache-control": "no-store", pragma: "no-cache" },
+    );
+  });
+
   admin.post("/keys/:id/rotate", async (c) => {
     const id = c.req.param("id");
     const form = await readForm(c);
@@ -366,24 +457,15 @@ export function keysRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
         id,
         grace === null ? {} : { grace_seconds: grace },
       );
-      const user = await deps.services.admin.getUser((await deps.services.admin.getKey(rotated.id)).user_id);
-      return render(
-        c,
-        <KeyShownPage
-          c={c}
-          deps={deps}
-          user={user}
-          keyId={rotated.id}
-          secret={rotated.key}
-          prefix={rotated.key_prefix}
-          name={rotated.name}
-          origin={publicOrigin(c, deps.config.trustForwardedFor)}
-          previous={{ id, expiresAt: rotated.previous_key.expires_at }}
-          hasBedrockCredentials={rotated.has_bedrock_credentials}
-        />,
-        201,
-        { "cache-control": "no-store", pragma: "no-cache" },
-      );
+      return await newKeys.redirect(c, {
+        keyId: rotated.id,
+        secret: rotated.key,
+        prefix: rotated.key_prefix,
+        name: rotated.name,
+        userId: (await deps.services.admin.getKey(rotated.id)).user_id,
+        previous: { id, expiresAt: rotated.previous_key.expires_at },
+        hasBedrockCredentials: rotated.has_bedrock_credentials,
+      });
     } catch (e) {
       const state = stateFromError(e, keep(form), ["grace_seconds"]);
       return keyPage(c, id, { rotate: state }, (e as { status: number }).status);

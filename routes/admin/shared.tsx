@@ -155,6 +155,10 @@ const NOTICES: Record<string, Notice> = {
   },
   user_deleted: { kind: "ok", text: "User deleted and all their keys revoked." },
   key_revoked: { kind: "ok", text: "Key revoked: requests with it are refused from now on." },
+  key_shown_once: {
+    kind: "info",
+    text: "A new key is shown only once, on the page after it is made. If it was not copied, rotate the key.",
+  },
   credentials_saved: { kind: "ok", text: "Bedrock credentials saved (encrypted at rest)." },
   credentials_removed: { kind: "ok", text: "Bedrock credentials removed." },
   circuit_reset: { kind: "ok", text: "Circuit reset: the next request tries the Anthropic API again." },

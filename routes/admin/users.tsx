@@ -29,7 +29,7 @@ import { Pager, PastTheEnd, Table } from "../../components/Table.tsx";
 import { fmtCompact, fmtDateTime, fmtInt, fmtUsd } from "../../components/format.ts";
 import { urls, withQuery } from "../../components/urls.ts";
 import { fillSeries, tokensChart } from "./charts.ts";
-import { KeyShownPage } from "./keys.tsx";
+import { newKeyFlow } from "./keys.tsx";
 import {
   actionCtx,
   type AdminContext,
@@ -40,7 +40,6 @@ import {
   isUuid,
   keep,
   noticeFrom,
-  publicOrigin,
   readForm,
   render,
   sessionView,
@@ -550,30 +549,22 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
     return c.redirect(withQuery(urls.users, { ok: "user_deleted" }), 303);
   });
 
+  const newKeys = newKeyFlow(deps);
   admin.post("/users/:id/keys", async (c) => {
     const id = c.req.param("id");
     const form = await readForm(c);
     const name = (form.name ?? "").trim();
     try {
-      const user = await deps.services.admin.getUser(id);
       const issued = await deps.services.admin.issueKey(actionCtx(c, deps), id, {
         name: name === "" ? null : name,
       });
-      return render(
-        c,
-        <KeyShownPage
-          c={c}
-          deps={deps}
-          user={user}
-          keyId={issued.id}
-          secret={issued.key}
-          prefix={issued.key_prefix}
-          name={issued.name}
-          origin={publicOrigin(c, deps.config.trustForwardedFor)}
-        />,
-        201,
-        { "cache-control": "no-store", pragma: "no-cache" },
-      );
+      return await newKeys.redirect(c, {
+        keyId: issued.id,
+        secret: issued.key,
+        prefix: issued.key_prefix,
+        name: issued.name,
+        userId: id,
+      });
     } catch (e) {
       const state = stateFromError(e, keep(form), ["name"]);
       return userPage(c, id, { issue: state }, (e as { status: number }).status);
