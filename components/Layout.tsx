@@ -63,7 +63,7 @@ export function Layout(props: LayoutProps) {
             {props.session && (
               <nav
                 aria-label="Main"
-                class="order-3 -mx-1 flex w-full gap-1 overflow-x-auto pb-1 sm:order-none sm:w-auto sm:pb-0"
+                class="order-3 -mx-1 flex w-full flex-wrap gap-1 pb-1 sm:order-none sm:w-auto sm:pb-0"
               >
                 {NAV.map(([section, label, href]) => (
                   <a

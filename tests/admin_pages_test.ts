@@ -383,6 +383,8 @@ dbTest(
     assert.match(body, /Error rate 25%/);
     assert.match(body, /Cost \$0\.525/);
     assert.match(body, /Tokens 21\.9K input 3,600 output 900 cache read 15K cache write 2,400/);
+    // One definition of tokens: the top-users table's row for the only user is the card's total.
+    assert.match(body, /ada@example\.com 4 21\.9K \$0\.525/);
     assert.match(body, /Latency p50 \d+ ms/);
     assert.match(
       page.html,

@@ -31,7 +31,15 @@ import {
   tokensChart,
   topUsersChart,
 } from "./charts.ts";
-import { type AdminDeps, type AdminEnv, noticeFrom, publicOrigin, render, sessionView } from "./shared.tsx";
+import {
+  type AdminDeps,
+  type AdminEnv,
+  allTokens,
+  noticeFrom,
+  publicOrigin,
+  render,
+  sessionView,
+} from "./shared.tsx";
 
 const PRESETS: Record<Exclude<RangeName, "custom">, number> = { "24h": 1, "7d": 7, "30d": 30 };
 
@@ -112,8 +120,7 @@ export function dashboardRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
     const rows = fillSeries(report, tz);
     const t = report.totals;
     const empty = t.requests === 0;
-    const tokens = Number(t.input_tokens) + Number(t.output_tokens) + Number(t.cache_read_tokens) +
-      Number(t.cache_creation_tokens);
+    const tokens = allTokens(t);
     const origin = publicOrigin(c, deps.config.trustForwardedFor);
 
     return render(
@@ -216,7 +223,7 @@ export function dashboardRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                       <td class="max-w-56 truncate" title={m.label}>{m.label || "(unknown)"}</td>
                       <td class="text-right tabular-nums">{fmtInt(m.requests)}</td>
                       <td class="text-right tabular-nums">
-                        {fmtCompact(Number(m.input_tokens) + Number(m.output_tokens))}
+                        {fmtCompact(allTokens(m))}
                       </td>
                       <td class="text-right tabular-nums">{fmtUsd(Number(m.cost_usd))}</td>
                     </tr>
@@ -231,7 +238,7 @@ export function dashboardRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                       <td>{p.label}</td>
                       <td class="text-right tabular-nums">{fmtInt(p.requests)}</td>
                       <td class="text-right tabular-nums">
-                        {fmtCompact(Number(p.input_tokens) + Number(p.output_tokens))}
+                        {fmtCompact(allTokens(p))}
                       </td>
                       <td class="text-right tabular-nums">{fmtUsd(Number(p.cost_usd))}</td>
                     </tr>
@@ -249,7 +256,7 @@ export function dashboardRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                         </td>
                         <td class="text-right tabular-nums">{fmtInt(u.requests)}</td>
                         <td class="text-right tabular-nums">
-                          {fmtCompact(Number(u.input_tokens) + Number(u.output_tokens))}
+                          {fmtCompact(allTokens(u))}
                         </td>
                         <td class="text-right tabular-nums">{fmtUsd(Number(u.cost_usd))}</td>
                       </tr>

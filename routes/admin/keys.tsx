@@ -5,6 +5,7 @@
 import type { Context, Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { createSealedNotes } from "../../lib/auth/sealed_note.ts";
+import { HttpError } from "../../lib/errors.ts";
 import type { ComponentChildren } from "preact";
 import { findUserIncludingDeleted, type UserRow } from "../../lib/db/users.ts";
 import type { KeyView } from "../../lib/admin/admin.ts";
@@ -468,6 +469,10 @@ export function keysRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
       });
     } catch (e) {
       const state = stateFromError(e, keep(form), ["grace_seconds"]);
+      if (e instanceof HttpError && e.status === 409 && (await deps.services.admin.getKey(id)).rotated_to) {
+        // The API's message names ids and UTC times; the page beside it says the same with a link, in local time.
+        state.message = "Not rotated: this key was rotated already, in another tab or by another admin.";
+      }
       return keyPage(c, id, { rotate: state }, (e as { status: number }).status);
     }
   });

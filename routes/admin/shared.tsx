@@ -179,6 +179,21 @@ export function noticeFrom(c: Context): Notice | null {
   return code && Object.hasOwn(NOTICES, code) ? NOTICES[code] : null;
 }
 
+/**
+ * Every token a total counts: input, output, cache reads and cache writes. One definition for every "Tokens" the
+ * console shows, cards and tables alike (the tables once counted input and output only, beside cards that
+ * counted all four).
+ */
+export function allTokens(t: {
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_creation_tokens: number;
+}): number {
+  return Number(t.input_tokens) + Number(t.output_tokens) + Number(t.cache_read_tokens) +
+    Number(t.cache_creation_tokens);
+}
+
 /** The origin clients reach the proxy at, for `ANTHROPIC_BASE_URL` (honours `X-Forwarded-Proto` when trusted). */
 export function publicOrigin(c: Context, trustForwardedFor: boolean): string {
   const url = new URL(c.req.url);

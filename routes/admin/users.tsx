@@ -35,6 +35,7 @@ import {
   type AdminContext,
   type AdminDeps,
   type AdminEnv,
+  allTokens,
   ConfirmPage,
   formNumber,
   isUuid,
@@ -346,10 +347,7 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
           />
           <StatCard
             label="Tokens (30 days)"
-            value={fmtCompact(
-              Number(t.input_tokens) + Number(t.output_tokens) + Number(t.cache_read_tokens) +
-                Number(t.cache_creation_tokens),
-            )}
+            value={fmtCompact(allTokens(t))}
             detail={[["input", fmtCompact(Number(t.input_tokens))], [
               "output",
               fmtCompact(Number(t.output_tokens)),
