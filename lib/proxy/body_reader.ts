@@ -115,9 +115,9 @@ export interface BodyLimits {
   /** A buffer pool for bodies of declared length. */
   pool?: BufferPool;
   /**
-   * The time the whole body may take to arrive, from when the proxy starts reading it (right after the headers): past it, 408. Memory is bounded by the
-   * buffer growing with the bytes; without this, time is not, and a client sending a byte every few seconds
-   * holds its connection and its request for as long as it likes.
+   * The time the whole body may take to arrive, from when the proxy starts reading it (right after the
+   * headers): past it, 408. Memory is bounded by the buffer growing with the bytes; without this, time is not,
+   * and a client sending a byte every few seconds holds its connection and its request for as long as it likes.
    */
   timeoutMs?: number;
 }
