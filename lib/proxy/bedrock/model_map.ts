@@ -34,10 +34,16 @@ export const DATED: Readonly<Record<string, string>> = {
 
 /**
  * Undated aliases → the dated name they currently point at, or straight to a Bedrock id for dateless models.
- * The dateless ids are those of Claude Code's own model table (`provider_ids.bedrock` in Claude Code 2.1.197),
- * whose `sonnet` alias asks the Anthropic API for `claude-sonnet-5`.
+ * The dateless ids are those of Claude Code's own model table (`provider_ids.bedrock` in Claude Code 2.1.332,
+ * whose `sonnet`, `opus` and `haiku` aliases ask the Anthropic API for the 5.5 models).
  */
 export const ALIASES: Readonly<Record<string, string>> = {
+  "claude-opus-5-5": "anthropic.claude-opus-5-5",
+  "claude-sonnet-5-5": "anthropic.claude-sonnet-5-5",
+  "claude-haiku-5-5": "anthropic.claude-haiku-5-5",
+  "claude-fable-5-2": "anthropic.claude-fable-5-2",
+  "claude-fable-5-1": "anthropic.claude-fable-5-1",
+  "claude-opus-5": "anthropic.claude-opus-5",
   "claude-sonnet-5": "anthropic.claude-sonnet-5",
   "claude-fable-5": "anthropic.claude-fable-5",
   "claude-mythos-5": "anthropic.claude-mythos-5",

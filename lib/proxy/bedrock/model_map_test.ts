@@ -120,7 +120,7 @@ Deno.test("overrides win over the table and are used exactly as given", () => {
 });
 
 Deno.test("an undated name newer than the table is guessed as anthropic.<name>, marked guessed", () => {
-  for (const name of ["claude-sonnet-9", "claude-opus-5-5", "Claude-Haiku-6"]) {
+  for (const name of ["claude-sonnet-9", "claude-opus-9-5", "Claude-Haiku-6"]) {
     const base = `anthropic.${name.toLowerCase()}`;
     assert.deepEqual(
       mapModel(name, opts),
@@ -131,6 +131,7 @@ Deno.test("an undated name newer than the table is guessed as anthropic.<name>, 
   // Names in the table are not guesses, the ids Claude Code's own table gives for Bedrock included.
   assert.deepEqual(mapModel("claude-sonnet-5", opts), tableMapped("global.anthropic.claude-sonnet-5"));
   assert.deepEqual(mapModel("claude-mythos-5", opts), tableMapped("global.anthropic.claude-mythos-5"));
+  assert.deepEqual(mapModel("claude-opus-5-5", opts), tableMapped("global.anthropic.claude-opus-5-5"));
 });
 
 Deno.test("unknown names fall back to the default model with known=false", () => {
