@@ -31,6 +31,7 @@ export const DEFAULT_BEDROCK_BETAS: readonly string[] = Object.freeze([
   "effort-2025-11-24",
   "tool-search-tool-2025-10-19",
   "tool-examples-2025-10-29",
+  "thinking-token-count-2026-05-13",
 ]);
 
 /**
@@ -56,6 +57,16 @@ export const DEFAULT_DROPPED_FIELDS: readonly string[] = Object.freeze([
  */
 export const DEFAULT_BETA_GATED_FIELDS: Readonly<Record<string, string>> = Object.freeze({
   context_management: "context-management-2025-06-27",
+});
+
+/**
+ * Fields of a message (not of the body) that go only with their beta: Claude Code 2.1.332 sends a turn's own
+ * `output_config` (`{"effort": …}` on a mid-conversation message) with `per-turn-control-2026-07-01`, which
+ * Bedrock does not know; the flag is dropped, so the field goes too (Bedrock refuses it: "messages.1.output_config:
+ * Extra inputs are not permitted", and its own Bedrock mode never sends it).
+ */
+const BETA_GATED_MESSAGE_FIELDS: Readonly<Record<string, string>> = Object.freeze({
+  output_config: "per-turn-control-2026-07-01",
 });
 
 /** Options of {@link toBedrockBody}. */
@@ -92,11 +103,29 @@ export function toBedrockBody(
     if (!betas.includes(beta)) delete rest[field];
   }
   promptStructuredOutput(rest);
+  dropGatedMessageFields(rest, betas);
 
   const out: Record<string, unknown> = { anthropic_version: BEDROCK_ANTHROPIC_VERSION };
   if (betas.length > 0) out.anthropic_beta = betas;
   Object.assign(out, rest);
   return new TextEncoder().encode(JSON.stringify(out));
+}
+
+/** Removes from each message the fields whose beta does not go to Bedrock; messages without them are kept as is. */
+function dropGatedMessageFields(body: Record<string, unknown>, betas: readonly string[]): void {
+  if (!Array.isArray(body.messages)) return;
+  const dropped = Object.entries(BETA_GATED_MESSAGE_FIELDS).filter(([, beta]) => !betas.includes(beta));
+  if (dropped.length === 0) return;
+  let copied: unknown[] | null = null;
+  body.messages.forEach((m: unknown, i: number) => {
+    if (m === null || typeof m !== "object" || Array.isArray(m)) return;
+    if (!dropped.some(([field]) => Object.hasOwn(m, field))) return;
+    const kept: Record<string, unknown> = { ...m };
+    for (const [field] of dropped) delete kept[field];
+    copied ??= [...(body.messages as unknown[])];
+    copied[i] = kept;
+  });
+  if (copied) body.messages = copied;
 }
 
 /** The `output_config` keys Bedrock's InvokeModel takes (it refuses `format`: "Extra inputs are not permitted"). */
@@ -117,8 +146,10 @@ function promptStructuredOutput(body: Record<string, unknown>): void {
   if (config !== null && typeof config === "object" && !Array.isArray(config)) {
     const kept: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(config)) {
-      if (key === "format") format ??= value;
-      else if (BEDROCK_OUTPUT_CONFIG_KEYS.has(key)) kept[key] = value;
+      // Of two formats (the beta's and this one), the one with a schema.
+      if (key === "format" && (format as { schema?: unknown } | undefined)?.schema === undefined) {
+        format = value;
+      } else if (BEDROCK_OUTPUT_CONFIG_KEYS.has(key)) kept[key] = value;
     }
     if (Object.keys(kept).length > 0) body.output_config = kept;
     else delete body.output_config;

@@ -223,3 +223,39 @@ Deno.test("a body without structured output keeps its system prompt and output_c
   assert.equal(out.system, "Hi");
   assert.deepEqual(out.output_config, { effort: "low" });
 });
+
+Deno.test("a message's own output_config goes unless its beta goes to Bedrock too; other messages are untouched", () => {
+  const messages = [
+    { role: "user", content: "Hi" },
+    { role: "system", content: "Think less now.", output_config: { effort: "medium" } },
+  ];
+  const asked = { max_tokens: 8, messages };
+  // Claude Code 2.1.332 sends it with per-turn-control-2026-07-01, which Bedrock does not know.
+  const out = decode(toBedrockBody(asked, ["per-turn-control-2026-07-01,effort-2025-11-24"], OPTS));
+  assert.deepEqual(out.messages, [messages[0], { role: "system", content: "Think less now." }]);
+  assert.deepEqual(out.anthropic_beta, ["effort-2025-11-24"]);
+  assert.equal(asked.messages[1].output_config?.effort, "medium", "the input object is not modified");
+  const allowed = { ...OPTS, allowedBetas: [...OPTS.allowedBetas, "per-turn-control-2026-07-01"] };
+  assert.deepEqual(decode(toBedrockBody(asked, ["per-turn-control-2026-07-01"], allowed)).messages, messages);
+});
+
+Deno.test("Claude Code's thinking-token-count beta goes to Bedrock, as its own Bedrock mode sends it", () => {
+  const out = decode(
+    toBedrockBody({ max_tokens: 8, messages: [] }, ["thinking-token-count-2026-05-13"], OPTS),
+  );
+  assert.deepEqual(out.anthropic_beta, ["thinking-token-count-2026-05-13"]);
+});
+
+Deno.test("of two structured-output formats, the one with a schema is used", () => {
+  const out = decode(toBedrockBody(
+    {
+      max_tokens: 8,
+      messages: [],
+      output_format: { type: "json_schema" },
+      output_config: { format: { type: "json_schema", schema: SCHEMA } },
+    },
+    [],
+    OPTS,
+  ));
+  assert.ok((out.system as Array<{ text: string }>)[0].text.includes(JSON.stringify(SCHEMA)));
+});
