@@ -270,3 +270,40 @@ dbTest(
     assert.equal((await r.resolve(key)).status, "revoked");
   },
 );
+
+dbTest("a key revoked while its re-read is under way is not served if that read then fails", async (db) => {
+  const hasher = await createKeyHasher("secret-for-resolver-tests-0123456789");
+  const [u] = await db.query<{ id: string }>(
+    sql`INSERT INTO users (email) VALUES ('inflight@example.com') RETURNING id`,
+  );
+  const { key, prefix } = generateAccessKey();
+  const [k] = await db.query<{ id: string }>(
+    sql`INSERT INTO access_keys (user_id, key_hash, key_prefix)
+      VALUES (${u.id}, ${await hasher.hash(key)}, ${prefix}) RETURNING id`,
+  );
+  // Once gated, a query waits for the gate and then fails, as a database going away mid-read does.
+  let gate: PromiseWithResolvers<void> | null = null;
+  const failing: Db = {
+    ...db,
+    kind: db.kind,
+    closed: db.closed,
+    query: async <T>(f: SqlFragment) => {
+      if (gate) {
+        await gate.promise;
+        throw new Error("connection refused");
+      }
+      return await db.query<T>(f);
+    },
+  };
+  let now = 1_000_000;
+  const bus = createEventBus();
+  const r = createKeyResolver({ db: failing, hasher, ttlSeconds: 60, bus, now: () => now });
+  assert.equal((await r.resolve(key)).status, "ok");
+  now += 61_000; // expired: the next use reads again
+  gate = Promise.withResolvers<void>();
+  const pending = r.resolve(key);
+  await new Promise((res) => setTimeout(res, 20));
+  bus.publish({ type: "key_changed", accessKeyId: k.id });
+  gate.resolve();
+  assert.equal((await pending).status, "unavailable", "what was known before the change is not served");
+});

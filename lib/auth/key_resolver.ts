@@ -186,8 +186,10 @@ export function createKeyResolver(deps: {
       try {
         entry = await fetch(rawKey);
       } catch {
-        // Database down: keep serving what we knew, unless a change since has made it wrong.
-        if (entry && !entry.invalidated) return judge(entry.row, now());
+        // Database down: keep serving what we knew, unless a change since has made it wrong. The entry is read
+        // again: a change during the failed read replaced it (marked invalidated) or a clear() removed it.
+        const known = cache.get(rawKey);
+        if (known && !known.invalidated) return judge(known.row, now());
         return missedAt !== undefined ? { status: "unknown" } : { status: "unavailable" };
       }
       return judge(entry.row, now());
