@@ -26,8 +26,8 @@ export function proxyRoutes(
     now: opts.now,
   });
   const toRequest = (c: Context<AppEnv>): ProxyRequest => {
+    refuseRewrittenPath(c.req.url);
     const url = new URL(c.req.url);
-    refuseRewrittenPath(c.req.url, url);
     // Both from the raw path, as sent: the router's decoded parameter would not match a percent-encoded key,
     // and the whole path, key included, would then be forwarded upstream.
     const match = /^\/ak\/([^/]*)(\/.*)$/.exec(url.pathname);
@@ -58,7 +58,7 @@ export function proxyRoutes(
   app.post("/:key/v1/messages", (c) => proxy.messages(toRequest(c)));
   app.post("/:key/v1/messages/count_tokens", (c) => proxy.countTokens(toRequest(c)));
   app.get("/:key/v1/models", (c) => proxy.models(toRequest(c), null));
-  app.get("/:key/v1/models/:model", (c) => proxy.models(toRequest(c), c.req.param("model")));
+  app.get("/:key/v1/models/:model", (c) => proxy.models(toRequest(c), modelId(c.req.param("model"))));
   app.all("/:key/v1/*", (c) => proxy.passThrough(toRequest(c)));
   return app;
 }
@@ -68,15 +68,15 @@ export function proxyRoutes(
  * which a URL parser reads as slashes. The router matches the path as sent (`/v1/x/../messages` and
  * `/v1/x\..\messages` are "any other /v1 path"), but URL parsing, here and in fetch, resolves them: the
  * request would reach the upstream as `/v1/messages` without passing the messages handler (no usage row, no
- * routing to Bedrock, no budget, the organisation's key used). No client needs them. Comparing the path as sent
- * with the parsed one catches any such rewrite, not only the ones listed. Empty segments go too: servers that
- * merge slashes (nginx does by default) would read `/v1//messages` as `/v1/messages`.
+ * routing to Bedrock, no budget, the organisation's key used). No client needs them. Empty segments go too:
+ * servers that merge slashes (nginx does by default) would read `/v1//messages` as `/v1/messages`. (Characters
+ * a parser only percent-encodes, such as `{` or `é`, change no segment and pass.)
  */
-function refuseRewrittenPath(rawUrl: string, parsed: URL): void {
+function refuseRewrittenPath(rawUrl: string): void {
   const start = rawUrl.indexOf("/", rawUrl.indexOf("//") + 2);
   const end = rawUrl.indexOf("?", start);
   const raw = rawUrl.slice(start, end < 0 ? undefined : end);
-  if (raw !== parsed.pathname || raw.includes("\\") || raw.includes("//") || hasDotSegment(raw)) {
+  if (raw.includes("\\") || raw.includes("//") || hasDotSegment(raw)) {
     throw new HttpError(
       400,
       "invalid_request_error",
@@ -98,6 +98,21 @@ function refuseEncodedPlainCharacters(tail: string): void {
       "path percent-encodes letters, digits or -._~; expected them as plain characters, e.g. /ak/<key>/v1/messages",
     );
   }
+}
+
+/**
+ * A model id from its path segment. One holding a slash or backslash (sent encoded) is refused: no model id has
+ * one, and an upstream that decodes them would read `/v1/models/..%2Fmessages` as another path.
+ */
+function modelId(decoded: string): string {
+  if (/[/\\]/.test(decoded)) {
+    throw new HttpError(
+      400,
+      "invalid_request_error",
+      "model id holds / or \\; expected a model id such as claude-sonnet-4-5",
+    );
+  }
+  return decoded;
 }
 
 /** The key segment, percent-decoded; a malformed escape gives "", which no key matches. */

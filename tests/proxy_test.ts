@@ -881,6 +881,21 @@ dbTest(
         assert.equal(status, 400, `${tail}: ${body}`);
         assert.equal(JSON.parse(body).error.type, "invalid_request_error");
       }
+      // A path that only looks like a handler's (another method, an encoded slash) never carries the
+      // organisation's key: without the client's own credentials it is refused here.
+      for (const tail of ["/v1/models/..%2Fmessages", "/v1/models/..%5Cmessages", "/v1/models"]) {
+        const { status, body } = await rawPost(origin, `${origin.pathname}${tail}`, JSON.stringify(MESSAGE));
+        assert.equal(status, 401, `${tail}: ${body}`);
+        assert.match(JSON.parse(body).error.message, /no Anthropic credentials/);
+      }
+      const encodedModel = await fetch(`${p.baseUrl}/v1/models/..%2Fmessages`);
+      assert.equal(encodedModel.status, 400, "no model id holds a slash");
+      assert.match((await encodedModel.json()).error.message, /model id holds \/ or \\/);
+      // Characters a URL parser only percent-encodes change no segment: not refused for the path.
+      for (const tail of ["/v1/files/a{b}", "/v1/files/caf\u00e9"]) {
+        const { status, body } = await rawPost(origin, `${origin.pathname}${tail}`, "{}");
+        assert.equal(status, 401, `${tail}: ${body}`);
+      }
       const encodedSlash = await fetch(`${p.baseUrl}/v1/files/a%2Fb`, {
         method: "POST",
         headers: { "x-api-key": "sk-ant-client" },

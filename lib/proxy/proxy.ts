@@ -230,10 +230,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
    * use: Messages (a usage row each) and the free count_tokens and models. Any other path (batches, files, …)
    * would spend the organisation's key unrecorded, so it needs the client's own credentials.
    */
-  function planHeaders(req: ProxyRequest): Array<[string, string]> | null {
+  function planHeaders(req: ProxyRequest, orgKey = true): Array<[string, string]> | null {
     const headers = upstreamRequestHeaders(req.headers);
     if (!headers.some(([name]) => name === "x-api-key" || name === "authorization")) {
-      if (deps.config.planApiKey === "" || !DEFAULT_KEY_PATHS.test(req.pathAndQuery)) return null;
+      if (deps.config.planApiKey === "" || !orgKey || !DEFAULT_KEY_PATHS.test(req.pathAndQuery)) return null;
       headers.push(["x-api-key", deps.config.planApiKey]);
     }
     return headers;
@@ -637,7 +637,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
       await authorise(req);
       const hasBody = req.method !== "GET" && req.method !== "HEAD";
       const body = hasBody ? await readBody(req.request, bodyLimits) : null;
-      const sent = await sendToPlan(req, body);
+      // Never with the organisation's key: that is for the handlers that account for what it spends, and a path
+      // that only looks like theirs (another method, an encoded slash) reaches here.
+      const sent = await sendToPlan(req, body, undefined, false);
       if (!sent.ok) throw noAnswer(req, sent);
       sent.firstByte.clear();
       return passOn(req, sent.response);
@@ -715,8 +717,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
     req: ProxyRequest,
     body: Uint8Array | null,
     firstByteTimeoutMs?: number,
+    orgKey = true,
   ): Promise<PlanResult> {
-    const headers = planHeaders(req);
+    const headers = planHeaders(req, orgKey);
     if (!headers) {
       throw new HttpError(
         401,
