@@ -21,11 +21,58 @@ export function clientAddress(c: Context, trustForwardedFor: boolean): string | 
   return info?.remoteAddr?.hostname ?? null;
 }
 
-/** Reads a JSON body up to `maxBytes`: 413 when larger, 400 when malformed or not an object. */
-export async function readJsonBody(c: Context, maxBytes: number): Promise<Record<string, unknown>> {
+/**
+ * The time the console's and the admin API's bodies (a form, a JSON object of at most 1 MB) may take to arrive:
+ * without a limit, a client sending a byte every few seconds to the sign-in routes, before any authentication,
+ * holds its request for as long as it likes.
+ */
+export const ADMIN_BODY_TIMEOUT_MS = 60_000;
+
+/**
+ * Runs `read` (a body read that ends when its signal aborts) within `timeoutMs`: past it, 408 `timeout_error`
+ * naming `setting`, the configuration that sets the limit (if any).
+ *
+ * @example
+ * ```ts
+ * const bytes = await readWithin(60_000, "", (signal) => readLimited(req, 1024 * 1024, signal));
+ * ```
+ */
+export async function readWithin<T>(
+  timeoutMs: number,
+  setting: string,
+  read: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), timeoutMs);
+  try {
+    return await read(deadline.signal);
+  } catch (e) {
+    if (!deadline.signal.aborted) throw e;
+    throw new HttpError(
+      408,
+      "timeout_error",
+      `request body not received within ${timeoutMs / 1000} s${
+        setting ? ` (${setting})` : ""
+      }; send it whole sooner`,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Reads a JSON body up to `maxBytes`: 413 when larger, 400 when malformed or not an object, 408 when slow. */
+export async function readJsonBody(
+  c: Context,
+  maxBytes: number,
+  timeoutMs = ADMIN_BODY_TIMEOUT_MS,
+): Promise<Record<string, unknown>> {
   const declared = Number(c.req.header("content-length") ?? "NaN");
   if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
-  const bytes = await readLimited(c.req.raw, maxBytes);
+  const bytes = await readWithin(
+    timeoutMs,
+    "",
+    (signal) => readLimited(c.req.raw, maxBytes, signal),
+  );
   if (bytes.length === 0) return {};
   let value: unknown;
   try {

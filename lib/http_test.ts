@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { hasDotSegment } from "./http.ts";
+import { Hono } from "hono";
+import { HttpError } from "./errors.ts";
+import { hasDotSegment, readJsonBody, readWithin } from "./http.ts";
 
 Deno.test("dot segments are found plain or percent-encoded; dots inside a segment are not segments", () => {
   for (
@@ -10,4 +12,43 @@ Deno.test("dot segments are found plain or percent-encoded; dots inside a segmen
   for (const path of ["/v1/messages", "/v1/messages.json", "/v1/.../x", "/v1/..x/y", "/a.b/c"]) {
     assert.equal(hasDotSegment(path), false, path);
   }
+});
+
+/** A request whose body sends `first` and then nothing more, as a client trickling it does. */
+function stalled(first: string): Request {
+  return new Request("http://api.test/api/auth/login", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: new ReadableStream<Uint8Array>({
+      start: (c) => c.enqueue(new TextEncoder().encode(first)),
+      pull: () => new Promise(() => {}),
+    }),
+  });
+}
+
+Deno.test("a JSON body that does not arrive within the deadline is answered 408, before any authentication", async () => {
+  const app = new Hono();
+  app.post("/api/auth/login", async (c) => c.json(await readJsonBody(c, 1024, 100)));
+  app.onError((e, c) =>
+    c.json({ status: (e as HttpError).status, type: (e as HttpError).type }, (e as HttpError).status as 408)
+  );
+  const started = performance.now();
+  const res = await app.request(stalled('{"username":'));
+  assert.equal(res.status, 408);
+  assert.deepEqual(await res.json(), { status: 408, type: "timeout_error" });
+  assert.ok(performance.now() - started < 1000, "at the deadline, not when the client gives up");
+  const ok = await app.request("http://api.test/api/auth/login", { method: "POST", body: '{"a":1}' });
+  assert.deepEqual(await ok.json(), { a: 1 }, "a body sent whole is read");
+});
+
+Deno.test("readWithin names the setting that sets the limit, and passes other failures on as they are", async () => {
+  const never = (signal: AbortSignal) =>
+    new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+  const err = await readWithin(10, "PROXY_X_MS", never).catch((e) => e);
+  assert.ok(err instanceof HttpError);
+  assert.match(
+    err.message,
+    /^request body not received within 0\.01 s \(PROXY_X_MS\); send it whole sooner$/,
+  );
+  await assert.rejects(readWithin(1000, "", () => Promise.reject(new Error("reset"))), /^Error: reset$/);
 });

@@ -9,7 +9,7 @@
  *   declared length straight into one buffer (from a {@link BufferPool} when given one), and falls back to the
  *   bounded chunked read otherwise.
  */
-import { readLimited } from "../http.ts";
+import { readLimited, readWithin } from "../http.ts";
 import { HttpError } from "../errors.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 
@@ -137,22 +137,11 @@ export async function readBody(req: Request, limits: BodyLimits): Promise<Uint8A
   if (!req.body) return new Uint8Array(0);
   const { timeoutMs } = limits;
   if (timeoutMs === undefined) return await readBodyOnce(req, limits.maxBytes, limits.pool);
-  const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(), timeoutMs);
-  try {
-    return await readBodyOnce(req, limits.maxBytes, limits.pool, deadline.signal);
-  } catch (e) {
-    if (!deadline.signal.aborted) throw e;
-    throw new HttpError(
-      408,
-      "timeout_error",
-      `request body not received within ${
-        timeoutMs / 1000
-      } s (PROXY_REQUEST_BODY_TIMEOUT_MS); send it whole sooner`,
-    );
-  } finally {
-    clearTimeout(timer);
-  }
+  return await readWithin(
+    timeoutMs,
+    "PROXY_REQUEST_BODY_TIMEOUT_MS",
+    (signal) => readBodyOnce(req, limits.maxBytes, limits.pool, signal),
+  );
 }
 
 async function readBodyOnce(

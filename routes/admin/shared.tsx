@@ -13,7 +13,7 @@ import type { Session } from "../../lib/auth/session.ts";
 import type { ActionContext } from "../../lib/admin/admin.ts";
 import { HttpError } from "../../lib/errors.ts";
 import { InvalidInputError } from "../../lib/admin/schemas.ts";
-import { clientAddress, readLimited } from "../../lib/http.ts";
+import { ADMIN_BODY_TIMEOUT_MS, clientAddress, readLimited, readWithin } from "../../lib/http.ts";
 import { Layout, type Notice, PageHeader, type Section } from "../../components/Layout.tsx";
 import { Card } from "../../components/Card.tsx";
 import { CSRF_FIELD, CsrfField, type FormState } from "../../components/Form.tsx";
@@ -81,8 +81,14 @@ export async function readForm(c: AdminContext): Promise<Record<string, string>>
   // Only the media type is compared without case: a multipart boundary must be kept exactly as sent.
   const contentType = c.req.header("content-type") ?? "";
   const type = contentType.toLowerCase();
-  const bytes = await readLimited(c.req.raw, MAX_FORM_BYTES).catch((e) => {
-    if (e instanceof HttpError) throw new HttpError(413, "request_too_large", "the form is too large");
+  const bytes = await readWithin(
+    ADMIN_BODY_TIMEOUT_MS,
+    "",
+    (signal) => readLimited(c.req.raw, MAX_FORM_BYTES, signal),
+  ).catch((e) => {
+    if (e instanceof HttpError && e.status === 413) {
+      throw new HttpError(413, "request_too_large", "the form is too large");
+    }
     throw e;
   });
   const form: Record<string, string> = Object.create(null);
