@@ -148,11 +148,13 @@ const databaseUrl = z.string().trim().refine(
 ).refine(
   (v) => {
     if (!URL.canParse(v)) return true; // the check above says what is wrong
-    const mode = new URL(v).searchParams.get("sslmode");
-    return mode === null || (SSL_MODES as readonly string[]).includes(mode);
+    const params = new URL(v).searchParams;
+    const mode = params.get("sslmode");
+    // `ssl=true` (another driver's spelling) used to connect in the clear without a word.
+    return !params.has("ssl") && (mode === null || (SSL_MODES as readonly string[]).includes(mode));
   },
   // Any other value used to mean no TLS at all, a typo included.
-  "has an sslmode the proxy does not support; expected sslmode=disable, prefer, require or verify-full (verify-full checks the certificate and the host name; verify-ca and allow are not supported)",
+  "has an sslmode (or ssl) the proxy does not support; expected sslmode=disable, prefer, require or verify-full (verify-full checks the certificate and the host name; verify-ca and allow are not supported)",
 );
 
 const timeZone = z.string().trim().refine((tz) => {

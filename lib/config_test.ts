@@ -81,11 +81,15 @@ Deno.test("each bad value is reported with the variable, the problem and what is
     [{ PROXY_DATABASE_URL: "mysql://x" }, /^PROXY_DATABASE_URL: expected postgres:\/\//],
     [
       { PROXY_DATABASE_URL: "postgres://u@db.internal/proxy?sslmode=verify-ca" },
-      /^PROXY_DATABASE_URL: has an sslmode the proxy does not support; expected sslmode=disable, prefer, require or verify-full/,
+      /^PROXY_DATABASE_URL: has an sslmode \(or ssl\) the proxy does not support; expected sslmode=disable, prefer, require or verify-full/,
     ],
     [
       { PROXY_DATABASE_URL: "postgres://u@db.internal/proxy?sslmode=requir" },
       /^PROXY_DATABASE_URL: has an sslmode/,
+    ],
+    [
+      { PROXY_DATABASE_URL: "postgres://u@db.internal/proxy?ssl=true" },
+      /^PROXY_DATABASE_URL: has an sslmode \(or ssl\)/,
     ],
     [{ PROXY_TIMEZONE: "Mars/Olympus" }, /^PROXY_TIMEZONE: expected an IANA time zone/],
     [{ PROXY_LOG_LEVEL: "loud" }, /^PROXY_LOG_LEVEL: expected debug, info, warn or error/],

@@ -906,6 +906,11 @@ dbTest("Bedrock errors map to Anthropic errors, before and during the stream", a
       const res = await post(f, MESSAGE);
       assert.equal(res.status, expectStatus, errorType);
       assert.equal(res.headers.get("x-should-retry"), shouldRetry, errorType);
+      assert.match(
+        res.headers.get("x-amzn-requestid") ?? "",
+        /^[0-9a-f-]{36}$/,
+        `${errorType}: Bedrock's own id`,
+      );
       const body = await res.json();
       assert.equal(body.type, "error");
       assert.equal(body.error.type, expectType, errorType);
@@ -1220,6 +1225,7 @@ dbTest(
       const expired = await countTokens(f, COUNT);
       assert.equal(expired.status, 401);
       assert.equal(expired.headers.get("x-should-retry"), "false");
+      assert.match(expired.headers.get("x-amzn-requestid") ?? "", /^[0-9a-f-]{36}$/, "Bedrock's own id");
       assert.equal((await expired.json()).error.type, "authentication_error");
 
       // Past its reopen time the circuit no longer keeps count_tokens away (the probe is left to messages).

@@ -25,6 +25,11 @@ export function openPostgres(opts: PostgresOptions): Db {
     // Read as "no TLS", a typo or an unsupported mode would connect in the clear.
     throw new Error(`sslmode=${sslmode} is not supported; expected disable, prefer, require or verify-full`);
   }
+  if (url.searchParams.has("ssl")) {
+    throw new Error(
+      "ssl= is not read (the connection would go in the clear); expected sslmode=require or verify-full",
+    );
+  }
   const ssl = sslmode === "require" || sslmode === "prefer" || sslmode === "verify-full" ? sslmode : false;
   const client = postgres(url.toString(), {
     max: opts.max ?? 10,

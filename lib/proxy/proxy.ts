@@ -978,6 +978,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
       if (req.signal.aborted) return new Response(null, { status: 499 });
       if (cutByShutdown(e)) return answer(503, anthropicErrorBody("api_error", SHUTDOWN_BEFORE_ANSWER));
       const m = mapBedrockError(e);
+      const awsId = bedrockRequestId(e);
+      if (awsId) headers.set("x-amzn-requestid", awsId);
       return refuse(m.status, m.type, m.message);
     }
   }
@@ -1215,24 +1217,30 @@ export function createProxy(deps: ProxyDeps): Proxy {
         return fail(503, "api_error", SHUTDOWN_BEFORE_ANSWER);
       }
       const mappedError = mapBedrockError(e);
+      const awsId = bedrockRequestId(e);
       deps.metrics.observeUpstream("bedrock", Math.round(now() - tB), mappedError.status);
       deps.log.warn("bedrock call failed", {
         request_id: a.req.requestId,
+        bedrock_request_id: awsId ?? null,
         status: mappedError.status,
         error_type: mappedError.type,
         message: mappedError.message,
       });
-      return refused(mappedError.status, mappedError.type, mappedError.message);
+      return refused(mappedError.status, mappedError.type, mappedError.message, awsId);
     }
 
     /**
      * Bedrock's refusal, or, for a fallback whose client would retry the plan's answer, that answer (or a 503):
      * see givesWayToRetry.
      */
-    function refused(status: number, type: string, message: string): Response {
+    function refused(status: number, type: string, message: string, awsId?: string): Response {
       if (!givesWayToRetry(a.isFallback, a.reason, status)) {
-        // Final, or Claude Code would retry a refusal of the key's credentials (a 401) for minutes.
-        return fail(status, type, message, clientRetries(status) ? {} : FINAL);
+        // Final, or Claude Code would retry a refusal of the key's credentials (a 401) for minutes. Bedrock's own
+        // id goes with its error: it is what AWS support asks for.
+        return fail(status, type, message, {
+          ...(clientRetries(status) ? {} : FINAL),
+          ...(awsId ? { "x-amzn-requestid": awsId } : {}),
+        });
       }
       if (!a.planAnswer) return fail(503, "api_error", bothFailed(a.reason, message));
       return passPlanAnswer(a.planAnswer, type);
@@ -1268,6 +1276,12 @@ function givesWayToRetry(isFallback: boolean, reason: string | null, status: num
 }
 
 /** The plan upstream's own (retryable) answer, passed on when the Bedrock fallback failed too. */
+/** Bedrock's id of a failed call (`x-amzn-requestid`, kept by the AWS SDK in the error's `$metadata`). */
+function bedrockRequestId(e: unknown): string | undefined {
+  const id = (e as { $metadata?: { requestId?: unknown } } | null)?.$metadata?.requestId;
+  return typeof id === "string" && id !== "" ? id : undefined;
+}
+
 /** Statuses whose response has no body (a Response with one cannot even be made). */
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
