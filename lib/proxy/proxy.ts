@@ -1275,7 +1275,6 @@ function givesWayToRetry(isFallback: boolean, reason: string | null, status: num
   return isFallback && reason !== "circuit_open" && !clientRetries(status);
 }
 
-/** The plan upstream's own (retryable) answer, passed on when the Bedrock fallback failed too. */
 /** Bedrock's id of a failed call (`x-amzn-requestid`, kept by the AWS SDK in the error's `$metadata`). */
 function bedrockRequestId(e: unknown): string | undefined {
   const id = (e as { $metadata?: { requestId?: unknown } } | null)?.$metadata?.requestId;
@@ -1309,6 +1308,7 @@ function planAnswerOf(upstream: Response, head: Uint8Array[], raw: boolean): Pla
   };
 }
 
+/** The plan upstream's own (retryable) answer, passed on when the Bedrock fallback failed too. */
 function replayPlanAnswer(answer: PlanAnswer, requestId: string, reason: string | null): Response {
   const headers = new Headers(answer.headers);
   headers.set("x-proxy-request-id", requestId);
