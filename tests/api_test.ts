@@ -302,6 +302,33 @@ dbTest("deleting or deactivating a user stops its keys at once", async (db) => {
 });
 
 dbTest(
+  "keys issued while their user is being deleted are refused or revoked with it, never left active",
+  async (db) => {
+    const t = await makeTestApp(db);
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "race@example.com" }, h)).body;
+    const issue = () => t.call("POST", `/api/users/${user.id}/access-keys`, {}, h);
+    const answers = await Promise.all([
+      ...Array.from({ length: 8 }, issue),
+      t.call("DELETE", `/api/users/${user.id}`, undefined, h),
+      ...Array.from({ length: 8 }, issue),
+    ]);
+    assert.equal(answers[8].status, 204);
+    for (const a of answers.filter((_, i) => i !== 8)) {
+      assert.ok(
+        [201, 404].includes(a.status),
+        String(a.status),
+      );
+    }
+    const rows = await db.query<{ revoked: boolean }>(
+      sql`SELECT revoked_at IS NOT NULL AS revoked FROM access_keys WHERE user_id = ${user.id}`,
+    );
+    assert.equal(rows.length, answers.filter((a) => a.status === 201).length);
+    assert.deepEqual(rows.filter((r) => !r.revoked), [], "no key of a deleted user stays active");
+  },
+);
+
+dbTest(
   "rotation returns a new key once; the old one works until the grace ends; credentials carry over",
   async (db) => {
     let now = new Date("2026-06-01T00:00:00Z");

@@ -96,12 +96,12 @@ export function createAdmin(deps: {
 
   const issue = async (userId: string, name: string | null) => {
     const { key, prefix } = generateAccessKey();
-    const row = await keys.insertAccessKey(deps.db, {
-      userId,
-      keyHash: await deps.hasher.hash(key),
-      keyPrefix: prefix,
-      name,
-    });
+    const keyHash = await deps.hasher.hash(key);
+    const row = await deps.db.begin((tx) =>
+      keys.insertAccessKey(tx, { userId, keyHash, keyPrefix: prefix, name })
+    );
+    // Deleted since it was looked up (a delete running alongside): no key for it.
+    if (!row) throw new HttpError(404, "not_found_error", `user ${userId} does not exist`);
     return { row, key };
   };
 

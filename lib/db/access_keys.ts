@@ -44,7 +44,14 @@ const KEY_COLUMNS = sql`k.id, k.user_id, k.key_prefix, k.name, k.is_active, k.cr
 export async function insertAccessKey(
   q: Queryable,
   k: { userId: string; keyHash: string; keyPrefix: string; name: string | null },
-): Promise<AccessKeyRow> {
+): Promise<AccessKeyRow | null> {
+  // Run in a transaction: the share lock on the user holds a concurrent delete back until this key is committed
+  // (its revocation then sees it), or, taken after the delete, finds the user gone. The foreign key's own lock
+  // does not conflict with the delete's update, which left keys issued meanwhile active on a deleted user.
+  const live = await q.query(
+    sql`SELECT 1 FROM users WHERE id = ${k.userId} AND deleted_at IS NULL FOR SHARE`,
+  );
+  if (live.length === 0) return null;
   const [row] = await q.query<{ id: string }>(sql`
     INSERT INTO access_keys (user_id, key_hash, key_prefix, name)
     VALUES (${k.userId}, ${k.keyHash}, ${k.keyPrefix}, ${k.name}) RETURNING id`);
