@@ -74,9 +74,19 @@ export async function readJsonBody(
     (signal) => readLimited(c.req.raw, maxBytes, signal),
   );
   if (bytes.length === 0) return {};
+  let text: string;
+  try {
+    text = STRICT_UTF8.decode(bytes);
+  } catch {
+    throw new HttpError(
+      400,
+      "invalid_request_error",
+      "request body is not valid UTF-8; expected a JSON object",
+    );
+  }
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder().decode(bytes));
+    value = JSON.parse(text);
   } catch {
     throw new HttpError(
       400,
@@ -87,7 +97,49 @@ export async function readJsonBody(
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new HttpError(400, "invalid_request_error", "request body must be a JSON object");
   }
+  const bad = illFormedText(value);
+  if (bad !== null) {
+    throw new HttpError(
+      400,
+      "invalid_request_error",
+      `${
+        bad || "request body"
+      }: holds an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape alone); expected well-formed text`,
+      {},
+      bad || undefined,
+    );
+  }
   return value as Record<string, unknown>;
+}
+
+/** Invalid bytes are an error, not U+FFFD: stored replaced, a retried create would then meet its own row. */
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The dotted path of the first string (value or key) in `value` that is not well-formed UTF-16 (`"\ud800"`
+ * parses to a lone surrogate), or null when there is none. Such text cannot be stored as it came: PostgreSQL's
+ * `jsonb` refuses it (the audit row of a change already made then failed, leaving a 500 behind it) and `text`
+ * gets U+FFFD in its place.
+ */
+export function illFormedText(value: unknown): string | null {
+  // An explicit stack, not recursion: a body nested 200,000 deep must not overflow the call stack.
+  const stack: Array<[unknown, string]> = [[value, ""]];
+  while (stack.length > 0) {
+    const [item, path] = stack.pop()!;
+    if (typeof item === "string") {
+      if (!item.isWellFormed()) return path;
+      continue;
+    }
+    if (item === null || typeof item !== "object") continue;
+    const entries = Object.entries(item);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const [key, child] = entries[i];
+      const at = Array.isArray(item) ? `${path}[${key}]` : path ? `${path}.${key}` : key;
+      if (!key.isWellFormed()) return at;
+      stack.push([child, at]);
+    }
+  }
+  return null;
 }
 
 /**

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { HttpError } from "./errors.ts";
-import { hasDotSegment, readJsonBody, readWithin } from "./http.ts";
+import { hasDotSegment, illFormedText, readJsonBody, readWithin } from "./http.ts";
 
 Deno.test("dot segments are found plain or percent-encoded; dots inside a segment are not segments", () => {
   for (
@@ -51,4 +51,35 @@ Deno.test("readWithin names the setting that sets the limit, and passes other fa
     /^request body not received within 0\.01 s \(PROXY_X_MS\); send it whole sooner$/,
   );
   await assert.rejects(readWithin(1000, "", () => Promise.reject(new Error("reset"))), /^Error: reset$/);
+});
+
+Deno.test("text that cannot be stored as it came is found by its path: lone surrogates in values and keys", () => {
+  assert.equal(illFormedText({ name: "ok", tags: ["a", "b\ud800"] }), "tags[1]");
+  assert.equal(illFormedText({ nested: { ["k\udfff"]: 1 } }), "nested.k\udfff");
+  assert.equal(illFormedText({ name: "emoji 😀 is a pair" }), null);
+  let deep: unknown = "\ud800";
+  for (let i = 0; i < 200_000; i++) deep = [deep];
+  assert.equal(illFormedText(deep)?.length, 200_000 * 3, "200,000 deep without a stack overflow");
+});
+
+Deno.test("a JSON body with invalid UTF-8 or a lone surrogate is a 400 naming where, not stored replaced", async () => {
+  const app = new Hono();
+  app.post("/api/users", async (c) => c.json(await readJsonBody(c, 1024)));
+  app.onError((e, c) => c.json({ message: e.message, field: (e as HttpError).field }, 400));
+  const bytes = new Uint8Array([
+    ...new TextEncoder().encode('{"name":"a'),
+    0xff,
+    ...new TextEncoder().encode('b"}'),
+  ]);
+  const invalid = await app.request("http://api.test/api/users", { method: "POST", body: bytes });
+  assert.match((await invalid.json()).message, /not valid UTF-8/);
+  const lone = await app.request("http://api.test/api/users", {
+    method: "POST",
+    body: '{"name":"after\\ud800"}',
+  });
+  assert.deepEqual(await lone.json(), {
+    message:
+      "name: holds an unpaired UTF-16 surrogate (a \\ud800-\\udfff escape alone); expected well-formed text",
+    field: "name",
+  });
 });

@@ -302,6 +302,30 @@ dbTest("deleting or deactivating a user stops its keys at once", async (db) => {
 });
 
 dbTest(
+  "a PATCH holding text that cannot be stored is a 400 naming the field, and changes nothing",
+  async (db) => {
+    const t = await makeTestApp(db);
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "half@example.com", name: "before" }, h)).body;
+    const audits = async () => (await db.query(sql`SELECT id FROM audit_events`)).length;
+    const before = await audits();
+    // JSON.stringify escapes a lone surrogate as \ud800, as a script's JSON encoder does.
+    const res = await t.call(
+      "PATCH",
+      `/api/users/${user.id}`,
+      { name: "after\ud800", monthly_budget_usd: 5 },
+      h,
+    );
+    assert.equal(res.status, 400);
+    assert.equal(res.body.error.type, "invalid_request_error");
+    assert.match(res.body.error.message, /^name: holds an unpaired UTF-16 surrogate/);
+    const after = (await t.call("GET", `/api/users/${user.id}`, undefined, h)).body;
+    assert.deepEqual([after.name, after.monthly_budget_usd], ["before", null], "nothing half-applied");
+    assert.equal(await audits(), before);
+  },
+);
+
+dbTest(
   "keys issued while their user is being deleted are refused or revoked with it, never left active",
   async (db) => {
     const t = await makeTestApp(db);
