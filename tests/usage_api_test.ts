@@ -120,6 +120,17 @@ dbTest(
 
     const top = await t.call("GET", "/api/usage/top-users?from=2026-06-01T00:00:00Z&limit=1", undefined, h);
     assert.deepEqual(top.body.items.map((u: { email: string }) => u.email), ["bob@example.com"]);
+    // Paged: the next page holds the next user, and past the end an empty page ends a script's loop.
+    const emails = async (offset: number) =>
+      (await t.call(
+        "GET",
+        `/api/usage/top-users?from=2026-06-01T00:00:00Z&limit=1&offset=${offset}`,
+        undefined,
+        h,
+      ))
+        .body.items.map((u: { email: string }) => u.email);
+    assert.deepEqual(await emails(1), ["alice@example.com"]);
+    assert.deepEqual(await emails(2), []);
 
     const recent = await t.call("GET", "/api/usage/requests?limit=2", undefined, h);
     assert.equal(recent.body.total, 4);

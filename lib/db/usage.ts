@@ -228,12 +228,15 @@ export async function topUsers(
   f: UsageFilter,
   granularity: "hour" | "day",
   limit: number,
+  offset = 0,
 ): Promise<Array<UsageTotals & { user_id: string; email: string | null }>> {
+  // The user id breaks ties, so pages neither repeat nor skip users of equal cost.
   return await q.query(sql`SELECT a.user_id, u.email, ${TOTALS} FROM usage_aggregates a
     LEFT JOIN users u ON u.id = a.user_id
     WHERE ${aggregateWhere(f, granularity)} AND a.user_id IS NOT NULL
     GROUP BY a.user_id, u.email
-    ORDER BY cost_usd DESC, (sum(a.total_input_tokens) + sum(a.total_output_tokens)) DESC LIMIT ${limit}`);
+    ORDER BY cost_usd DESC, (sum(a.total_input_tokens) + sum(a.total_output_tokens)) DESC, a.user_id
+    LIMIT ${limit} OFFSET ${offset}`);
 }
 
 /** A recent request for the requests list. */

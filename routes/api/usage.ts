@@ -27,8 +27,9 @@ export function usageRoutes(
   });
   api.get("/usage/top-users", async (c) => {
     const q = parseReportQuery(c.req.query(), deps.now(), deps.timeZone);
-    const { limit } = paging(c, 100);
-    return c.json({ from: q.from, to: q.to, items: await topUsers(deps.db, q, q.granularity, limit) });
+    const { limit, offset } = paging(c, 100);
+    const items = await topUsers(deps.db, q, q.granularity, limit, offset);
+    return c.json({ from: q.from, to: q.to, items });
   });
   api.get("/usage/requests", async (c) => {
     const params = c.req.query();
