@@ -180,7 +180,8 @@ export function paging(c: Context, maxLimit = 200): { limit: number; offset: num
   const int = (name: string, fallback: number, min: number, max: number) => {
     const raw = c.req.query(name);
     if (raw === undefined || raw === "") return fallback;
-    const n = Number(raw);
+    // Digits only: Number() would also take "1e2", "0x10" and " 5".
+    const n = /^\d{1,12}$/.test(raw) ? Number(raw) : NaN;
     if (!Number.isInteger(n) || n < min || n > max) {
       throw new HttpError(
         400,

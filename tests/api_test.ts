@@ -24,6 +24,23 @@ dbTest("login issues a bearer token; wrong user and wrong password get the same 
   assert.deepEqual(wrongPassword.body, {
     error: { type: "authentication_error", message: "wrong user name or password" },
   });
+  // A malformed call is told what is wrong with it, not that the password was wrong.
+  for (const body of [{ username: 1, password: 2 }, {}, { username: "admin", password: "" }]) {
+    const bad = await t.call("POST", "/api/auth/login", body);
+    assert.equal(bad.status, 400, JSON.stringify(body));
+    assert.match(bad.body.error.message, /^(username|password): expected a non-empty string$/);
+  }
+});
+
+dbTest("paging parameters are plain digits: exponents, hex and spaces are refused", async (db) => {
+  const t = await makeTestApp(db);
+  const h = await t.auth();
+  for (const limit of ["1e2", "0x10", "%205", "2.0", "-1"]) {
+    const res = await t.call("GET", `/api/users?limit=${limit}`, undefined, h);
+    assert.equal(res.status, 400, limit);
+    assert.match(res.body.error.message, /^limit: expected an integer between 1 and 200$/);
+  }
+  assert.equal((await t.call("GET", "/api/users?limit=5&offset=0", undefined, h)).status, 200);
 });
 
 dbTest("failed logins are throttled per address and per user name with retry-after", async (db) => {

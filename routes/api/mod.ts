@@ -44,6 +44,12 @@ export function apiRoutes(deps: ApiDeps): Hono<ApiEnv> {
 
   api.post("/auth/login", async (c) => {
     const input = await body(c);
+    // A script's malformed call is told what is wrong, not that the password was.
+    for (const field of ["username", "password"]) {
+      if (typeof input[field] !== "string" || input[field] === "") {
+        throw new HttpError(400, "invalid_request_error", `${field}: expected a non-empty string`, {}, field);
+      }
+    }
     const result = await deps.login.attempt(
       typeof input.username === "string" ? input.username : "",
       typeof input.password === "string" ? input.password : "",
