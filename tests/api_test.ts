@@ -32,6 +32,18 @@ dbTest("login issues a bearer token; wrong user and wrong password get the same 
   }
 });
 
+dbTest("an empty PATCH changes nothing: same user, same update time, no audit row", async (db) => {
+  const t = await makeTestApp(db);
+  const h = await t.auth();
+  const user = (await t.call("POST", "/api/users", { email: "same@example.com", name: "Same" }, h)).body;
+  const audits = async () => (await db.query(sql`SELECT id FROM audit_events`)).length;
+  const before = await audits();
+  const res = await t.call("PATCH", `/api/users/${user.id}`, {}, h);
+  assert.equal(res.status, 200);
+  assert.deepEqual(res.body, user);
+  assert.equal(await audits(), before);
+});
+
 dbTest("paging parameters are plain digits: exponents, hex and spaces are refused", async (db) => {
   const t = await makeTestApp(db);
   const h = await t.auth();

@@ -145,8 +145,10 @@ export function createAdmin(deps: {
     },
 
     async updateUser(ctx: ActionContext, id: string, input: unknown) {
-      await requireUser(id);
+      const current = await requireUser(id);
       const v = parseInput(updateUserInput, input);
+      // Nothing to change: answered with the user as it is, with no update time bumped and no audit row.
+      if (Object.values(v).every((value) => value === undefined)) return current;
       const updated = await users.updateUser(deps.db, id, {
         name: v.name === undefined ? undefined : v.name,
         monthlyBudgetUsd: v.monthly_budget_usd === undefined ? undefined : v.monthly_budget_usd,
