@@ -148,7 +148,6 @@ export interface Proxy {
 const FINAL = Object.freeze({ "x-should-retry": "false" });
 
 /** Paths on which `PROXY_PLAN_API_KEY` stands in for missing client credentials. */
-const DEFAULT_KEY_PATHS = /^\/v1\/(?:messages(?:\/count_tokens)?|models(?:\/[^/?]*)?)(?:\?|$)/;
 
 /** Creates the proxy; `messages` handles `/v1/messages`, `passThrough` every other `/v1/*` path. */
 export function createProxy(deps: ProxyDeps): Proxy {
@@ -226,14 +225,16 @@ export function createProxy(deps: ProxyDeps): Proxy {
   }
 
   /**
-   * Client credentials for the plan upstream, or the configured default key where the proxy accounts for its
-   * use: Messages (a usage row each) and the free count_tokens and models. Any other path (batches, files, …)
-   * would spend the organisation's key unrecorded, so it needs the client's own credentials.
+   * Client credentials for the plan upstream, or, with `orgKey`, the configured default key. Only the handlers
+   * that account for its use pass `orgKey`: Messages (a usage row each) and the free count_tokens and models.
+   * Any other path (batches, files, …, or one that only looks like theirs) would spend the organisation's key
+   * unrecorded, so it needs the client's own credentials. The handler decides, not the path's shape: a pattern
+   * over the path let `POST /v1/models/..%2Fmessages` through.
    */
-  function planHeaders(req: ProxyRequest, orgKey = true): Array<[string, string]> | null {
+  function planHeaders(req: ProxyRequest, orgKey: boolean): Array<[string, string]> | null {
     const headers = upstreamRequestHeaders(req.headers);
     if (!headers.some(([name]) => name === "x-api-key" || name === "authorization")) {
-      if (deps.config.planApiKey === "" || !orgKey || !DEFAULT_KEY_PATHS.test(req.pathAndQuery)) return null;
+      if (deps.config.planApiKey === "" || !orgKey) return null;
       headers.push(["x-api-key", deps.config.planApiKey]);
     }
     return headers;
@@ -404,7 +405,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         acquired = { route: "plan", probe: false };
       }
 
-      const headers = planHeaders(req);
+      const headers = planHeaders(req, true);
       if (!headers) {
         if (acquired.probe) deps.breakers.releaseProbe(key.id);
         return refusedHere(
@@ -639,7 +640,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const body = hasBody ? await readBody(req.request, bodyLimits) : null;
       // Never with the organisation's key: that is for the handlers that account for what it spends, and a path
       // that only looks like theirs (another method, an encoded slash) reaches here.
-      const sent = await sendToPlan(req, body, undefined, false);
+      const sent = await sendToPlan(req, body, { orgKey: false });
       if (!sent.ok) throw noAnswer(req, sent);
       sent.firstByte.clear();
       return passOn(req, sent.response);
@@ -716,10 +717,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
   async function sendToPlan(
     req: ProxyRequest,
     body: Uint8Array | null,
-    firstByteTimeoutMs?: number,
-    orgKey = true,
+    opts: { orgKey: boolean; firstByteTimeoutMs?: number },
   ): Promise<PlanResult> {
-    const headers = planHeaders(req, orgKey);
+    const headers = planHeaders(req, opts.orgKey);
     if (!headers) {
       throw new HttpError(
         401,
@@ -738,7 +738,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         headers,
         body,
         signal: untilShutdown(req),
-        firstByteTimeoutMs,
+        firstByteTimeoutMs: opts.firstByteTimeoutMs,
       });
     } finally {
       waited(req, "upstream", now() - t);
@@ -797,7 +797,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
         return await bedrock("circuit_open");
       }
     }
-    const sent = await sendToPlan(req, body, fallbackPossible ? fallbackAfterMs : undefined);
+    const sent = await sendToPlan(req, body, {
+      orgKey: true,
+      firstByteTimeoutMs: fallbackPossible ? fallbackAfterMs : undefined,
+    });
     if (!sent.ok) {
       if (sent.failure === "client_aborted") throw noAnswer(req, sent);
       if (fallbackPossible) return await bedrock(sent.failure);
