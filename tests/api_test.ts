@@ -6,8 +6,14 @@ import assert from "node:assert/strict";
 import { dbTest } from "./helpers/db.ts";
 import { ADMIN_PASSWORD, makeTestApp } from "./helpers/app.ts";
 import { sql } from "../lib/db/sql.ts";
+import type { Db } from "../lib/db/db.ts";
 import { createSessions } from "../lib/auth/session.ts";
 import { FAKE_KMS_CREDENTIALS, FAKE_KMS_DEFAULT_KEY_ID, startFakeKms } from "./fakes/fake_kms.ts";
+
+/** How many audit rows there are: a change refused or with nothing to change writes none. */
+async function auditRows(db: Db): Promise<number> {
+  return (await db.query(sql`SELECT id FROM audit_events`)).length;
+}
 
 dbTest("login issues a bearer token; wrong user and wrong password get the same 401", async (db) => {
   const t = await makeTestApp(db);
@@ -36,12 +42,11 @@ dbTest("an empty PATCH changes nothing: same user, same update time, no audit ro
   const t = await makeTestApp(db);
   const h = await t.auth();
   const user = (await t.call("POST", "/api/users", { email: "same@example.com", name: "Same" }, h)).body;
-  const audits = async () => (await db.query(sql`SELECT id FROM audit_events`)).length;
-  const before = await audits();
+  const before = await auditRows(db);
   const res = await t.call("PATCH", `/api/users/${user.id}`, {}, h);
   assert.equal(res.status, 200);
   assert.deepEqual(res.body, user);
-  assert.equal(await audits(), before);
+  assert.equal(await auditRows(db), before);
 });
 
 dbTest("paging parameters are plain digits: exponents, hex and spaces are refused", async (db) => {
@@ -336,8 +341,7 @@ dbTest(
     const t = await makeTestApp(db);
     const h = await t.auth();
     const user = (await t.call("POST", "/api/users", { email: "half@example.com", name: "before" }, h)).body;
-    const audits = async () => (await db.query(sql`SELECT id FROM audit_events`)).length;
-    const before = await audits();
+    const before = await auditRows(db);
     // JSON.stringify escapes a lone surrogate as \ud800, as a script's JSON encoder does.
     const res = await t.call(
       "PATCH",
@@ -350,7 +354,7 @@ dbTest(
     assert.match(res.body.error.message, /^name: holds an unpaired UTF-16 surrogate/);
     const after = (await t.call("GET", `/api/users/${user.id}`, undefined, h)).body;
     assert.deepEqual([after.name, after.monthly_budget_usd], ["before", null], "nothing half-applied");
-    assert.equal(await audits(), before);
+    assert.equal(await auditRows(db), before);
   },
 );
 

@@ -5,39 +5,47 @@
 import assert from "node:assert/strict";
 import { dbTest } from "./helpers/db.ts";
 import { createKeyResolver } from "../lib/auth/key_resolver.ts";
-import { createKeyHasher, generateAccessKey } from "../lib/auth/access_key.ts";
+import { createKeyHasher, generateAccessKey, type KeyHasher } from "../lib/auth/access_key.ts";
 import { createEventBus } from "../lib/events.ts";
 import { createAdmin } from "../lib/admin/admin.ts";
 import type { BedrockCredentialStore } from "../lib/admin/bedrock_credentials.ts";
 import type { Db } from "../lib/db/db.ts";
 import { sql, type SqlFragment } from "../lib/db/sql.ts";
 
-/** Counts queries and can fail them, around a real database. */
+/**
+ * Counts queries and can fail them, around a real database: at once while `down`, or, while `failing` is set,
+ * once it settles (a database going away during a read).
+ */
 function counting(db: Db) {
-  const state = { queries: 0, down: false };
+  const state = { queries: 0, down: false, failing: null as Promise<void> | null };
   const wrapped: Db = {
     ...db,
     kind: db.kind,
     closed: db.closed,
-    query: <T>(f: SqlFragment) => {
+    query: async <T>(f: SqlFragment) => {
       state.queries++;
-      return state.down ? Promise.reject(new Error("connection refused")) : db.query<T>(f);
+      if (state.failing) await state.failing;
+      if (state.down || state.failing) throw new Error("connection refused");
+      return await db.query<T>(f);
     },
   };
   return { db: wrapped, state };
 }
 
+/** A user with one access key, inserted directly: the raw key and the ids. */
+async function userWithKey(db: Db, hasher: KeyHasher, email: string) {
+  const [u] = await db.query<{ id: string }>(sql`INSERT INTO users (email) VALUES (${email}) RETURNING id`);
+  const { key, prefix } = generateAccessKey();
+  const [k] = await db.query<{ id: string }>(
+    sql`INSERT INTO access_keys (user_id, key_hash, key_prefix)
+      VALUES (${u.id}, ${await hasher.hash(key)}, ${prefix}) RETURNING id`,
+  );
+  return { key, keyId: k.id, userId: u.id };
+}
+
 dbTest("lookups are cached, unknown keys briefly too, and concurrent misses share one read", async (db) => {
   const hasher = await createKeyHasher("secret-for-resolver-tests-0123456789");
-  const [u] = await db.query<{ id: string }>(
-    sql`INSERT INTO users (email) VALUES (${"r@example.com"}) RETURNING id`,
-  );
-  const { key, prefix } = generateAccessKey();
-  await db.query(
-    sql`INSERT INTO access_keys (user_id, key_hash, key_prefix) VALUES (${u.id}, ${await hasher.hash(
-      key,
-    )}, ${prefix})`,
-  );
+  const { key, userId } = await userWithKey(db, hasher, "r@example.com");
   let now = 1_000_000;
   const { db: c, state } = counting(db);
   const bus = createEventBus();
@@ -82,7 +90,7 @@ dbTest("lookups are cached, unknown keys briefly too, and concurrent misses shar
   state.down = false;
 
   const beforeChange = state.queries;
-  bus.publish({ type: "user_changed", userId: u.id });
+  bus.publish({ type: "user_changed", userId });
   assert.equal((await r.resolve(key)).status, "ok");
   assert.equal(state.queries, beforeChange + 1, "the user's entries are read again after a change to it");
 });
@@ -214,15 +222,7 @@ dbTest(
   "a flood of guessed keys does not push valid keys out: they are still served when the database goes down",
   async (db) => {
     const hasher = await createKeyHasher("secret-for-resolver-tests-0123456789");
-    const [u] = await db.query<{ id: string }>(
-      sql`INSERT INTO users (email) VALUES ('flood@example.com') RETURNING id`,
-    );
-    const { key, prefix } = generateAccessKey();
-    await db.query(
-      sql`INSERT INTO access_keys (user_id, key_hash, key_prefix) VALUES (${u.id}, ${await hasher.hash(
-        key,
-      )}, ${prefix})`,
-    );
+    const { key } = await userWithKey(db, hasher, "flood@example.com");
     const { db: c, state } = counting(db);
     const r = createKeyResolver({ db: c, hasher, ttlSeconds: 60, bus: createEventBus(), maxEntries: 50 });
     assert.equal((await r.resolve(key)).status, "ok");
@@ -238,32 +238,25 @@ dbTest(
   "a key whose entry an admin change dropped is still a key seen: not a guess, yet not served stale in an outage",
   async (db) => {
     const hasher = await createKeyHasher("secret-for-resolver-tests-0123456789");
-    const [u] = await db.query<{ id: string }>(
-      sql`INSERT INTO users (email) VALUES ('edited@example.com') RETURNING id`,
-    );
-    const { key, prefix } = generateAccessKey();
-    const [k] = await db.query<{ id: string }>(
-      sql`INSERT INTO access_keys (user_id, key_hash, key_prefix)
-        VALUES (${u.id}, ${await hasher.hash(key)}, ${prefix}) RETURNING id`,
-    );
+    const { key, keyId, userId } = await userWithKey(db, hasher, "edited@example.com");
     const { db: c, state } = counting(db);
     const bus = createEventBus();
     const r = createKeyResolver({ db: c, hasher, ttlSeconds: 60, bus });
     assert.equal((await r.resolve(key)).status, "ok");
 
     // A budget edit: the entry must be read again, but the key-guess throttle must not count it.
-    bus.publish({ type: "user_changed", userId: u.id });
+    bus.publish({ type: "user_changed", userId });
     assert.equal(r.isUnseen(key), false, "after a user change");
     const before = state.queries;
     assert.equal((await r.resolve(key)).status, "ok");
     assert.equal(state.queries, before + 1, "read again after the change");
-    bus.publish({ type: "key_changed", accessKeyId: k.id });
+    bus.publish({ type: "key_changed", accessKeyId: keyId });
     assert.equal(r.isUnseen(key), false, "after a key change");
 
     // A revocation, then the database goes down before the key is read again: what was known before the
     // change no longer holds, so it is not served (503), never the old 'ok'.
-    await db.query(sql`UPDATE access_keys SET revoked_at = now(), is_active = false WHERE id = ${k.id}`);
-    bus.publish({ type: "key_changed", accessKeyId: k.id });
+    await db.query(sql`UPDATE access_keys SET revoked_at = now(), is_active = false WHERE id = ${keyId}`);
+    bus.publish({ type: "key_changed", accessKeyId: keyId });
     state.down = true;
     assert.equal((await r.resolve(key)).status, "unavailable");
     state.down = false;
@@ -273,37 +266,18 @@ dbTest(
 
 dbTest("a key revoked while its re-read is under way is not served if that read then fails", async (db) => {
   const hasher = await createKeyHasher("secret-for-resolver-tests-0123456789");
-  const [u] = await db.query<{ id: string }>(
-    sql`INSERT INTO users (email) VALUES ('inflight@example.com') RETURNING id`,
-  );
-  const { key, prefix } = generateAccessKey();
-  const [k] = await db.query<{ id: string }>(
-    sql`INSERT INTO access_keys (user_id, key_hash, key_prefix)
-      VALUES (${u.id}, ${await hasher.hash(key)}, ${prefix}) RETURNING id`,
-  );
-  // Once gated, a query waits for the gate and then fails, as a database going away mid-read does.
-  let gate: PromiseWithResolvers<void> | null = null;
-  const failing: Db = {
-    ...db,
-    kind: db.kind,
-    closed: db.closed,
-    query: async <T>(f: SqlFragment) => {
-      if (gate) {
-        await gate.promise;
-        throw new Error("connection refused");
-      }
-      return await db.query<T>(f);
-    },
-  };
+  const { key, keyId } = await userWithKey(db, hasher, "inflight@example.com");
+  const { db: c, state } = counting(db);
   let now = 1_000_000;
   const bus = createEventBus();
-  const r = createKeyResolver({ db: failing, hasher, ttlSeconds: 60, bus, now: () => now });
+  const r = createKeyResolver({ db: c, hasher, ttlSeconds: 60, bus, now: () => now });
   assert.equal((await r.resolve(key)).status, "ok");
   now += 61_000; // expired: the next use reads again
-  gate = Promise.withResolvers<void>();
+  const gone = Promise.withResolvers<void>();
+  state.failing = gone.promise;
   const pending = r.resolve(key);
   await new Promise((res) => setTimeout(res, 20));
-  bus.publish({ type: "key_changed", accessKeyId: k.id });
-  gate.resolve();
+  bus.publish({ type: "key_changed", accessKeyId: keyId });
+  gone.resolve();
   assert.equal((await pending).status, "unavailable", "what was known before the change is not served");
 });
