@@ -35,16 +35,17 @@ export function Table(
   );
 }
 
+/** Where a list page is: its path and query, the matching total and the window shown. */
+export interface PageProps {
+  path: string;
+  params: Record<string, string | undefined>;
+  total: number;
+  limit: number;
+  offset: number;
+}
+
 /** "Showing 51–100 of 340" with previous/next links that keep the other query parameters. */
-export function Pager(
-  props: {
-    path: string;
-    params: Record<string, string | undefined>;
-    total: number;
-    limit: number;
-    offset: number;
-  },
-) {
+export function Pager(props: PageProps) {
   const { total, limit, offset } = props;
   if (total === 0) return null;
   const first = Math.min(offset + 1, total);
@@ -90,12 +91,7 @@ export function lastPageOffset(total: number, limit: number): number {
  * shrank): that there are items, how many, and a link to the last page. "No matches" there would be untrue.
  */
 export function PastTheEnd(
-  props: {
-    path: string;
-    params: Record<string, string | undefined>;
-    total: number;
-    limit: number;
-    offset: number;
+  props: PageProps & {
     /** What `total` counts, e.g. "users match". */
     counted: string;
   },
