@@ -19,6 +19,7 @@ import { circuitRoutes } from "./routes/api/circuit.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
 import { adminRoutes } from "./routes/admin/mod.tsx";
 import { staticRoutes } from "./routes/static.ts";
+import { routeMethods } from "./lib/route_methods.ts";
 import { cidrMatcher } from "./lib/net/cidr.ts";
 import { clientAddress } from "./lib/http.ts";
 
@@ -148,7 +149,22 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   );
   app.route("/static", staticRoutes());
 
+  // Built on the first miss, once every route is registered.
+  let allowedAt: ((path: string) => string[]) | null = null;
   app.notFound((c) => {
+    allowedAt ??= routeMethods(app.routes);
+    const allowed = allowedAt(c.req.path);
+    if (allowed.length > 0 && !allowed.includes(c.req.method)) {
+      return errorResponse(
+        c,
+        new HttpError(
+          405,
+          "invalid_request_error",
+          `${c.req.method} is not allowed on ${redactPath(c.req.path)}; expected ${allowed.join(", ")}`,
+          { allow: allowed.join(", ") },
+        ),
+      );
+    }
     // An access key outside `/ak/<key>`: a base URL that lost its `/ak/` segment, the likeliest mistake.
     const hint = /ak_/.test(c.req.path) && !c.req.path.startsWith("/ak/")
       ? "; an access key goes in the base URL as https://<proxy>/ak/<access key>"

@@ -934,6 +934,8 @@ dbTest(
         accessKeyId: adaKey,
         userId: ada,
         createdAt: new Date(Date.UTC(2026, 0, 15, 17, 0, i)).toISOString(),
+        // One in the middle costs most, took longest and carried most tokens.
+        ...(i === 20 ? { requestId: "big", costUsd: 9, latencyMs: 90_000, outputTokens: 64_000 } : {}),
       });
     }
     rows.push({
@@ -972,6 +974,19 @@ dbTest(
     assert.match(text(filteredNone.html), /No requests match these filters/);
     const byUser = await c.get(`/admin/requests?user=${ada}`);
     assert.match(byUser.html, /<select id="filter-key" name="key"/, "a user's keys become a list");
+
+    // Sorted: the one expensive, slow, large request first, and the order kept by the pager.
+    const firstRow = (p: Page) => p.html.match(/<tr data-request-id="([^"]+)"/)![1];
+    const oldest = await c.get("/admin/requests?sort=oldest");
+    assert.match(text(oldest.html.match(/<tr data-request-id=[\s\S]*?<\/tr>/)![0]), /12:00:00 2026-01-15/);
+    assert.match(oldest.html, /<option value="oldest" selected>Oldest first<\/option>/);
+    assert.match(oldest.html, /href="\/admin\/requests\?sort=oldest&amp;offset=50" rel="next"/);
+    for (const sort of ["cost", "latency", "tokens"]) {
+      assert.equal(firstRow(await c.get(`/admin/requests?sort=${sort}`)), "big", sort);
+    }
+    const badSort = await c.get("/admin/requests?sort=price");
+    assert.equal(badSort.status, 400);
+    assert.match(badSort.html, /data-field-error="sort">Expected one of: newest first, oldest first/);
 
     const invalid = await c.get("/admin/requests?user=nope&provider=openai&status=meh");
     assert.equal(invalid.status, 400);
@@ -1433,4 +1448,12 @@ dbTest("a NUL in any requests filter is a 400 with the error beside the field, n
   }
   const model = await c.get("/admin/requests?model=claude%00");
   assert.match(model.html, /data-field-error="model">Expected a model name/);
+});
+
+dbTest("a console form's target opened as a page is 405 naming the method it takes", async (db) => {
+  const c = await signedIn(db);
+  const page = await c.get("/admin/logout");
+  assert.equal(page.status, 405);
+  assert.equal(page.headers.get("allow"), "POST");
+  assert.match(page.html, /GET is not allowed on \/admin\/logout; expected POST/);
 });

@@ -876,3 +876,27 @@ dbTest("KMS mode: credentials are sealed with a KMS data key through the real AW
     await kms.close();
   }
 });
+
+dbTest(
+  "a path the API has, called with a method it does not take, is 405 naming the ones it does",
+  async (db) => {
+    const t = await makeTestApp(db);
+    const h = await t.auth();
+    const wrong = await t.call("POST", "/api/usage", {}, h);
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.get("allow"), "GET, HEAD");
+    assert.deepEqual(wrong.body, {
+      error: {
+        type: "invalid_request_error",
+        message: "POST is not allowed on /api/usage; expected GET, HEAD",
+      },
+    });
+    const user = await t.call("PUT", "/api/users/00000000-0000-4000-8000-000000000000", { name: "x" }, h);
+    assert.equal(user.status, 405);
+    assert.equal(user.headers.get("allow"), "DELETE, GET, HEAD, PATCH");
+    // Still authentication first: a caller without a session learns nothing about the routes.
+    assert.equal((await t.call("POST", "/api/usage", {})).status, 401);
+    // A path no route takes stays 404.
+    assert.equal((await t.call("GET", "/api/nowhere", undefined, h)).status, 404);
+  },
+);

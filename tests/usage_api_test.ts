@@ -138,6 +138,21 @@ dbTest(
     assert.equal(recent.body.items[0].request_id, "r3", "newest first");
     assert.equal(recent.body.items[0].email, "bob@example.com");
     assert.equal(recent.body.items[0].key_prefix, kb.key_prefix);
+    // Ordered by what an admin looks for: the most expensive, slowest, largest, or oldest first.
+    const sorted = async (sort: string) =>
+      (await t.call("GET", `/api/usage/requests?sort=${sort}`, undefined, h)).body.items
+        .map((r: { request_id: string }) => r.request_id);
+    assert.deepEqual(await sorted("newest"), ["r3", "r2", "r1", "r0"]);
+    assert.deepEqual(await sorted("oldest"), ["r0", "r1", "r2", "r3"]);
+    assert.deepEqual(await sorted("cost"), ["r3", "r1", "r0", "r2"]);
+    assert.deepEqual(await sorted("latency"), ["r2", "r3", "r1", "r0"], "ties newest first");
+    const badSort = await t.call("GET", "/api/usage/requests?sort=price", undefined, h);
+    assert.equal(badSort.status, 400);
+    assert.deepEqual(badSort.body.error, {
+      type: "invalid_request_error",
+      message: "sort: expected one of newest, oldest, cost, latency, tokens",
+      field: "sort",
+    });
     const errors = await t.call("GET", "/api/usage/requests?status=error", undefined, h);
     assert.deepEqual(errors.body.items.map((r: { request_id: string }) => r.request_id), ["r2"]);
     // A list of requests takes from/to exactly as given: no rounding to a bucket, no 24 h default for from.

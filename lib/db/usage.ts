@@ -265,10 +265,33 @@ export interface RequestRow {
   time_to_first_byte_ms: number | null;
 }
 
-/** Recent requests, newest first, with filters and paging. */
+/**
+ * How a list of requests can be ordered: by time, or the most expensive, slowest or largest first (all tokens:
+ * input, output, cache read and cache write, as everywhere else).
+ */
+export const REQUEST_ORDERS = ["newest", "oldest", "cost", "latency", "tokens"] as const;
+/** One of {@link REQUEST_ORDERS}. */
+export type RequestOrder = typeof REQUEST_ORDERS[number];
+
+/** Whether `value` names one of {@link REQUEST_ORDERS}. */
+export function isRequestOrder(value: string): value is RequestOrder {
+  return (REQUEST_ORDERS as readonly string[]).includes(value);
+}
+
+const ORDER_BY: Record<RequestOrder, SqlFragment> = {
+  newest: sql`t.created_at DESC, t.id DESC`,
+  oldest: sql`t.created_at, t.id`,
+  // Unpriced requests (a model without a price) last, not first as NULLs sort in a descending order.
+  cost: sql`t.cost_usd DESC NULLS LAST, t.created_at DESC, t.id DESC`,
+  latency: sql`t.latency_ms DESC, t.created_at DESC, t.id DESC`,
+  tokens: sql`(t.input_tokens::bigint + t.output_tokens + t.cache_read_input_tokens +
+    t.cache_creation_input_tokens) DESC, t.created_at DESC, t.id DESC`,
+};
+
+/** Requests with filters and paging, newest first unless `order` says otherwise. */
 export async function recentRequests(
   q: Queryable,
-  f: Partial<UsageFilter> & { status?: "ok" | "error"; limit: number; offset: number },
+  f: Partial<UsageFilter> & { status?: "ok" | "error"; order?: RequestOrder; limit: number; offset: number },
 ): Promise<{ items: RequestRow[]; total: number }> {
   const conds: SqlFragment[] = [sql`TRUE`];
   if (f.from) conds.push(sql`t.created_at >= ${f.from}`);
@@ -286,7 +309,7 @@ export async function recentRequests(
       t.input_tokens, t.output_tokens, t.cache_read_input_tokens, t.cache_creation_input_tokens, t.cost_usd,
       t.latency_ms, t.time_to_first_byte_ms
     FROM token_usages t LEFT JOIN users u ON u.id = t.user_id LEFT JOIN access_keys k ON k.id = t.access_key_id
-    WHERE ${where} ORDER BY t.created_at DESC, t.id DESC LIMIT ${f.limit} OFFSET ${f.offset}`);
+    WHERE ${where} ORDER BY ${ORDER_BY[f.order ?? "newest"]} LIMIT ${f.limit} OFFSET ${f.offset}`);
   const [{ total }] = await q.query<{ total: number }>(
     sql`SELECT count(*) AS total FROM token_usages t WHERE ${where}`,
   );

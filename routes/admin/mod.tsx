@@ -37,6 +37,7 @@ import { keysRoutes } from "./keys.tsx";
 import { requestsRoutes } from "./requests.tsx";
 import { auditRoutes } from "./audit.tsx";
 import { settingsRoutes } from "./settings.tsx";
+import { routeMethods } from "../../lib/route_methods.ts";
 
 export type { AdminDeps, AdminEnv } from "./shared.tsx";
 
@@ -231,16 +232,30 @@ export function adminRoutes(deps: AdminDeps): Hono<AdminEnv> {
   auditRoutes(admin, deps);
   settingsRoutes(admin, deps);
 
-  admin.all(
-    "*",
-    (c) =>
-      errorPage(
+  // Built on the first miss, once every page is registered.
+  let allowedAt: ((path: string) => string[]) | null = null;
+  admin.all("*", (c) => {
+    allowedAt ??= routeMethods(admin.routes);
+    const allowed = allowedAt(c.req.path.slice(BASE.length) || "/");
+    if (allowed.length > 0 && !allowed.includes(c.req.method)) {
+      // A form's target opened as a page (a bookmarked sign-out, a pasted link): say so, not "no such page".
+      const res = errorPage(
         c,
-        404,
-        "Page not found",
-        "There is no console page at this address. Check the link, or start from the dashboard.",
-      ),
-  );
+        405,
+        "Method not allowed",
+        `${c.req.method} is not allowed on ${c.req.path}; expected ${allowed.join(", ")}. ` +
+          "This address is a form's target: use the button on its page.",
+      );
+      res.headers.set("allow", allowed.join(", "));
+      return res;
+    }
+    return errorPage(
+      c,
+      404,
+      "Page not found",
+      "There is no console page at this address. Check the link, or start from the dashboard.",
+    );
+  });
 
   admin.onError((err, c) => {
     const ctx = c as AdminContext;

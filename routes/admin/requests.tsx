@@ -8,7 +8,7 @@
  */
 import type { Hono } from "hono";
 import type { Queryable } from "../../lib/db/db.ts";
-import { recentRequests } from "../../lib/db/usage.ts";
+import { isRequestOrder, recentRequests, type RequestOrder } from "../../lib/db/usage.ts";
 import { listAccessKeysOfUser } from "../../lib/db/access_keys.ts";
 import { findUserIncludingDeleted, findUsersByText, type UserRow } from "../../lib/db/users.ts";
 import { Layout, PageHeader } from "../../components/Layout.tsx";
@@ -20,6 +20,14 @@ import { urls, withQuery } from "../../components/urls.ts";
 import { type AdminDeps, type AdminEnv, isUuid, render, sessionView } from "./shared.tsx";
 
 const PAGE_SIZE = 50;
+/** The orders offered, as the sort menu names them. */
+const ORDER_LABELS: Record<RequestOrder, string> = {
+  newest: "Newest first",
+  oldest: "Oldest first",
+  cost: "Most expensive",
+  latency: "Slowest",
+  tokens: "Most tokens",
+};
 /** Users offered to pick from when the typed text matches several. */
 const USER_CHOICES = 10;
 
@@ -101,6 +109,13 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
       errors.provider = "Expected Anthropic or Bedrock.";
     }
     if (status && status !== "ok" && status !== "error") errors.status = "Expected ok or error.";
+    const sortParam = q.sort || "newest";
+    const order = isRequestOrder(sortParam) ? sortParam : "newest";
+    if (order !== sortParam) {
+      errors.sort = `Expected one of: ${Object.values(ORDER_LABELS).join(", ").toLowerCase()}.`;
+    }
+    // Links keep the order, but leave the default out of them.
+    const sort = order === "newest" ? undefined : order;
     // PostgreSQL refuses a NUL in text outright (a 500 otherwise); no model name holds one.
     if (model?.includes("\u0000")) errors.model = "Expected a model name (no NUL characters).";
     const offset = Math.max(0, Math.min(1e9, Math.floor(Number(q.offset ?? 0)) || 0));
@@ -114,6 +129,7 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
           provider,
           model,
           status: status as "ok" | "error" | undefined,
+          order,
           limit: PAGE_SIZE,
           offset,
         })
@@ -160,7 +176,10 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
               <ul class="mt-1 space-y-0.5 text-sm" data-user-choices>
                 {userFilter.choices.map((u) => (
                   <li key={u.id}>
-                    <a class="link" href={withQuery(urls.requests, { user: u.id, provider, model, status })}>
+                    <a
+                      class="link"
+                      href={withQuery(urls.requests, { user: u.id, provider, model, status, sort })}
+                    >
                       {u.email}
                     </a>
                     {u.name && <span class="ml-1 text-slate-500">· {u.name}</span>}
@@ -241,11 +260,25 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
             </select>
             {field("status")}
           </div>
-          <div class="col-span-2 flex gap-2 sm:col-span-3 lg:col-span-6">
-            <button type="submit" class="btn btn-secondary">Filter</button>
+          <div class="col-span-2 flex flex-wrap items-end gap-2 sm:col-span-3 lg:col-span-6">
+            <div>
+              <label class="label" for="filter-sort">Sort</label>
+              <select
+                id="filter-sort"
+                name="sort"
+                class={`input ${errors.sort ? "input-invalid" : ""}`}
+                {...invalid("sort")}
+              >
+                {Object.entries(ORDER_LABELS).map(([value, label]) => (
+                  <option value={value} selected={value === order}>{label}</option>
+                ))}
+              </select>
+            </div>
+            <button type="submit" class="btn btn-secondary">Apply</button>
             {filtered && (
               <a href={urls.requests} class="btn text-slate-600 hover:text-slate-900">Clear filters</a>
             )}
+            <div class="basis-full">{field("sort")}</div>
           </div>
         </form>
 
@@ -256,7 +289,7 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                 ? (
                   <PastTheEnd
                     path={urls.requests}
-                    params={{ user, key, provider, model, status }}
+                    params={{ user, key, provider, model, status, sort }}
                     total={total}
                     limit={PAGE_SIZE}
                     offset={offset}
@@ -376,7 +409,7 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                 </Table>
                 <Pager
                   path={urls.requests}
-                  params={{ user, key, provider, model, status }}
+                  params={{ user, key, provider, model, status, sort }}
                   total={total}
                   limit={PAGE_SIZE}
                   offset={offset}

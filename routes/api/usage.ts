@@ -11,7 +11,7 @@ import {
   rawRowsSince,
   usageReport,
 } from "../../lib/usage/report.ts";
-import { recentRequests, topUsers } from "../../lib/db/usage.ts";
+import { isRequestOrder, recentRequests, REQUEST_ORDERS, topUsers } from "../../lib/db/usage.ts";
 import { paging } from "../../lib/http.ts";
 import { HttpError } from "../../lib/errors.ts";
 
@@ -38,12 +38,23 @@ export function usageRoutes(
     if (status && status !== "ok" && status !== "error") {
       throw new HttpError(400, "invalid_request_error", "status: expected ok or error", {}, "status");
     }
+    const order = params.sort || "newest";
+    if (!isRequestOrder(order)) {
+      throw new HttpError(
+        400,
+        "invalid_request_error",
+        `sort: expected one of ${REQUEST_ORDERS.join(", ")}`,
+        {},
+        "sort",
+      );
+    }
     const range = parseTimeRange(params, deps.timeZone); // not rounded: a list of requests has no buckets
     const page = await recentRequests(deps.db, {
       from: range.from,
       to: range.to,
       ...parseUsageFilters(params),
       status: status as "ok" | "error" | undefined,
+      order,
       limit,
       offset,
     });
