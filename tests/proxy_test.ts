@@ -479,6 +479,35 @@ dbTest(
   },
 );
 
+dbTest(
+  "the recorded cost includes fast mode, US-only inference and web searches, as usage reports them",
+  async (db) => {
+    const p = await startProxy(db, {
+      upstream: {
+        usage: {
+          input_tokens: 1000,
+          output_tokens: 2000,
+          cache_read_input_tokens: 0,
+          cache_creation_input_tokens: 0,
+          speed: "fast",
+          inference_geo: "us",
+          server_tool_use: { web_search_requests: 4 },
+        },
+      },
+    });
+    try {
+      const client = new Anthropic({ baseURL: p.baseUrl, apiKey: "k" });
+      await client.messages.create({ ...MESSAGE, model: "claude-opus-4-6" });
+      await (await client.messages.stream({ ...MESSAGE, model: "claude-opus-4-6" })).finalMessage();
+      const rows = await recordedRows(p, db, 2);
+      // Opus 4.6: (1000 × $5 + 2000 × $25) per million = $0.055; fast 6×, US 1.1×: $0.363; 4 searches $0.04.
+      assert.deepEqual(rows.map((r) => Number(r.cost_usd)), [0.403, 0.403]);
+    } finally {
+      await p.close();
+    }
+  },
+);
+
 dbTest("usage rows and aggregates are exact, cache tokens included", async (db) => {
   const p = await startProxy(db, {
     upstream: {

@@ -277,9 +277,15 @@ export function createProxy(deps: ProxyDeps): Proxy {
           cacheCreationInputTokens: usage.cacheCreationInputTokens ?? 0,
           cacheCreation1hInputTokens: usage.cacheCreation1hInputTokens ?? 0,
         };
-        let priced = deps.prices.cost(o.modelServed ?? model ?? "", tokens);
+        const billed = {
+          ...tokens,
+          speed: usage.speed,
+          inferenceGeo: usage.inferenceGeo,
+          webSearchRequests: usage.webSearchRequests,
+        };
+        let priced = deps.prices.cost(o.modelServed ?? model ?? "", billed);
         // A served id the table cannot read (an application inference profile's ARN) is priced as requested.
-        if (!priced.priced && o.modelServed && model) priced = deps.prices.cost(model, tokens);
+        if (!priced.priced && o.modelServed && model) priced = deps.prices.cost(model, billed);
         const record: UsageRecord = {
           requestId: req.requestId,
           accessKeyId: key.id,

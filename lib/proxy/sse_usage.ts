@@ -25,6 +25,11 @@ export interface StreamUsage {
   cacheCreationInputTokens: number;
   /** Of the cache writes, those with the 1-hour lifetime (priced higher). */
   cacheCreation1hInputTokens: number;
+  /** `usage.speed` (`"fast"` costs a multiple), `usage.inference_geo` (`"us"` costs more): priced, not stored. */
+  speed: string | null;
+  inferenceGeo: string | null;
+  /** `usage.server_tool_use.web_search_requests`: billed per search. */
+  webSearchRequests: number;
   stopReason: string | null;
   /** The first event's type, once one complete event was seen. */
   firstEvent: string | null;
@@ -41,6 +46,9 @@ type UsageFields = {
   cache_read_input_tokens?: number;
   cache_creation_input_tokens?: number;
   cache_creation?: { ephemeral_1h_input_tokens?: number };
+  speed?: unknown;
+  inference_geo?: unknown;
+  server_tool_use?: { web_search_requests?: unknown };
 };
 
 /** See the module documentation. */
@@ -53,6 +61,9 @@ export class SseUsageTap {
     cacheReadInputTokens: 0,
     cacheCreationInputTokens: 0,
     cacheCreation1hInputTokens: 0,
+    speed: null,
+    inferenceGeo: null,
+    webSearchRequests: 0,
     stopReason: null,
     firstEvent: null,
     error: null,
@@ -120,6 +131,9 @@ export class SseUsageTap {
     r.cacheCreationInputTokens = tokenCount(u.cache_creation_input_tokens) ?? r.cacheCreationInputTokens;
     r.cacheCreation1hInputTokens = tokenCount(u.cache_creation?.ephemeral_1h_input_tokens) ??
       r.cacheCreation1hInputTokens;
+    r.speed = str(u.speed) ?? r.speed;
+    r.inferenceGeo = str(u.inference_geo) ?? r.inferenceGeo;
+    r.webSearchRequests = tokenCount(u.server_tool_use?.web_search_requests) ?? r.webSearchRequests;
   }
 }
 
@@ -146,6 +160,9 @@ export function usageFromJson(bytes: Uint8Array): Partial<StreamUsage> {
       cacheReadInputTokens: num(u?.cache_read_input_tokens),
       cacheCreationInputTokens: num(u?.cache_creation_input_tokens),
       cacheCreation1hInputTokens: num(u?.cache_creation?.ephemeral_1h_input_tokens),
+      speed: str(u?.speed),
+      inferenceGeo: str(u?.inference_geo),
+      webSearchRequests: num(u?.server_tool_use?.web_search_requests),
     };
   } catch {
     return {};

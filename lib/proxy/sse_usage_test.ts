@@ -94,3 +94,33 @@ Deno.test("a count no API sends (huge, infinite, fractional, negative) is ignore
   ));
   assert.deepEqual([json.inputTokens, json.outputTokens, json.cacheReadInputTokens], [0, 0, 7]);
 });
+
+Deno.test("the tap and the JSON reader take fast mode, the inference geo and web searches for pricing", () => {
+  const billed = {
+    input_tokens: 10,
+    output_tokens: 1,
+    speed: "fast",
+    inference_geo: "us",
+    server_tool_use: { web_search_requests: 2 },
+  };
+  const tap = new SseUsageTap();
+  tap.push(new TextEncoder().encode(
+    `event: message_start\ndata: ${
+      JSON.stringify({ type: "message_start", message: { usage: billed } })
+    }\n\n` +
+      `event: message_delta\ndata: ${
+        JSON.stringify({
+          type: "message_delta",
+          delta: {},
+          usage: { output_tokens: 9, server_tool_use: { web_search_requests: 3 } },
+        })
+      }\n\n`,
+  ));
+  assert.equal(tap.result.speed, "fast");
+  assert.equal(tap.result.inferenceGeo, "us");
+  assert.equal(tap.result.webSearchRequests, 3, "cumulative, as the token counts");
+  const json = usageFromJson(new TextEncoder().encode(JSON.stringify({ id: "m", usage: billed })));
+  assert.deepEqual([json.speed, json.inferenceGeo, json.webSearchRequests], ["fast", "us", 2]);
+  const plain = usageFromJson(new TextEncoder().encode(JSON.stringify({ id: "m", usage: { speed: 6 } })));
+  assert.deepEqual([plain.speed, plain.inferenceGeo, plain.webSearchRequests], [null, null, 0]);
+});

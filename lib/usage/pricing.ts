@@ -40,6 +40,12 @@ export interface TokenCounts {
    * billed at twice the input price instead of the 5-minute write price.
    */
   cacheCreation1hInputTokens?: number;
+  /** `usage.speed`: `"fast"` when the request ran in fast mode, billed at a multiple of the model's rates. */
+  speed?: string | null;
+  /** `usage.inference_geo`: `"us"` when inference was kept in the US, billed at 1.1× the token rates. */
+  inferenceGeo?: string | null;
+  /** `usage.server_tool_use.web_search_requests`: web searches, billed per search on top of the tokens. */
+  webSearchRequests?: number;
 }
 
 /** A price that switches to a second price when a request's prompt is longer than a threshold. */
@@ -52,12 +58,18 @@ interface Tier {
 interface Entry {
   price: ModelPrice;
   tier: Tier | null;
+  /** Fast mode's multiple of every token rate, for the models that offer it. */
+  fast: number | null;
 }
 
 const CACHE_WRITE_FACTOR = 1.25;
 /** Anthropic bills 1-hour cache writes at 2× the base input price (5-minute writes: 1.25×). */
 const CACHE_WRITE_1H_FACTOR = 2;
 const CACHE_READ_FACTOR = 0.1;
+/** US-only inference (`inference_geo: "us"`) costs 1.1× the token rates. */
+const US_GEO_FACTOR = 1.1;
+/** Web search: $10 per 1,000 searches, in micro-dollars per search. */
+const WEB_SEARCH_MICRO_USD = 10_000;
 
 /** Rounds to 6 decimals so derived prices such as 0.8 × 0.1 do not carry float noise. */
 function round6(n: number): number {
@@ -73,8 +85,8 @@ function price(input: number, output: number, cacheWrite?: number, cacheRead?: n
   });
 }
 
-function entry(p: ModelPrice, tier: Tier | null = null): Entry {
-  return Object.freeze({ price: p, tier });
+function entry(p: ModelPrice, tier: Tier | null = null, fast: number | null = null): Entry {
+  return Object.freeze({ price: p, tier, fast });
 }
 
 // Sonnet 4 and 4.5 bill every token of a request whose prompt exceeds 200k tokens (only possible with the
@@ -85,11 +97,17 @@ const HAIKU_5_5_LONG: Tier = Object.freeze({ above: 100_000, price: price(0.5, 2
 
 /** Family key → entry. Keys are what {@link modelFamily} produces. */
 const BUILT_IN: ReadonlyMap<string, Entry> = new Map<string, Entry>([
-  ["claude-opus-5-5", entry(price(4, 20, 5, 0.2))],
-  ["claude-opus-5", entry(price(5, 25))],
-  ["claude-opus-4-8", entry(price(5, 25))],
-  ["claude-opus-4-7", entry(price(5, 25))],
-  ["claude-opus-4-6", entry(price(5, 25))],
+  // Fable and Mythos 5.1 cache reads are $0.25, not 0.1× input.
+  ["claude-fable-5-1", entry(price(10, 50, 12.5, 0.25))],
+  ["claude-fable-5", entry(price(10, 50, 12.5, 1))],
+  ["claude-mythos-5-1", entry(price(10, 50, 12.5, 0.25))],
+  ["claude-mythos-5", entry(price(10, 50, 12.5, 1))],
+  // Fast mode (`speed: "fast"`): 2× on Opus 4.8 and later, 6× on Opus 4.6 and 4.7.
+  ["claude-opus-5-5", entry(price(4, 20, 5, 0.2), null, 2)],
+  ["claude-opus-5", entry(price(5, 25), null, 2)],
+  ["claude-opus-4-8", entry(price(5, 25), null, 2)],
+  ["claude-opus-4-7", entry(price(5, 25), null, 6)],
+  ["claude-opus-4-6", entry(price(5, 25), null, 6)],
   ["claude-opus-4-5", entry(price(5, 25))],
   ["claude-opus-4-1", entry(price(15, 75))],
   ["claude-opus-4", entry(price(15, 75))],
@@ -266,8 +284,10 @@ export class PriceBook {
   /** Builds the table; `overrides` come from {@link parsePricingJson}, keyed by family key or model name/id. */
   constructor(overrides: Record<string, ModelPrice> = {}) {
     for (const [key, p] of Object.entries(overrides)) {
-      const e = entry(price(p.input, p.output, p.cacheWrite, p.cacheRead));
       const parsed = modelFamily(key);
+      // An overridden price (a negotiated rate) still pays fast mode's premium as a multiple of it.
+      const fast = parsed === null ? null : BUILT_IN.get(parsed.family)?.fast ?? null;
+      const e = entry(price(p.input, p.output, p.cacheWrite, p.cacheRead), null, fast);
       if (parsed !== null && parsed.bare) this.#family.set(parsed.family, e);
       else this.#exact.set(key.trim().toLowerCase(), e);
     }
@@ -320,9 +340,13 @@ export class PriceBook {
     const cacheWrite1h = Math.min(tokens(t.cacheCreation1hInputTokens ?? 0), cacheWrite);
     const p = e.tier !== null && input + cacheRead + cacheWrite > e.tier.above ? e.tier.price : e.price;
     // tokens × USD-per-million-tokens is micro-dollars; rounding that to an integer gives 6 decimals.
-    const micro = input * p.input + tokens(t.outputTokens) * p.output +
+    let micro = input * p.input + tokens(t.outputTokens) * p.output +
       (cacheWrite - cacheWrite1h) * p.cacheWrite + cacheWrite1h * p.input * CACHE_WRITE_1H_FACTOR +
       cacheRead * p.cacheRead;
+    // Both multiply every token rate, cache included; neither applies to the per-search fee.
+    if (t.speed === "fast" && e.fast !== null) micro *= e.fast;
+    if (t.inferenceGeo === "us") micro *= US_GEO_FACTOR;
+    micro += tokens(t.webSearchRequests ?? 0) * WEB_SEARCH_MICRO_USD;
     return { costUsd: Math.round(micro) / 1e6, priced: true };
   }
 

@@ -79,10 +79,16 @@ Deno.test("built-in prices match Anthropic's published list prices", () => {
 
 Deno.test("cache prices are 1.25x and 0.1x input for current families", () => {
   for (const [family, p] of new PriceBook().entries()) {
-    // Published exceptions: Haiku 3's rounded cache prices, and 0.05x cache reads on Opus 5.5 and Sonnet 5.5.
-    if (family === "claude-haiku-3" || family === "claude-opus-5-5" || family === "claude-sonnet-5-5") {
-      continue;
-    }
+    // Published exceptions: Haiku 3's rounded cache prices, 0.05x cache reads on Opus 5.5 and Sonnet 5.5, and
+    // 0.025x on Fable 5.1 and Mythos 5.1.
+    const exceptions = [
+      "claude-haiku-3",
+      "claude-opus-5-5",
+      "claude-sonnet-5-5",
+      "claude-fable-5-1",
+      "claude-mythos-5-1",
+    ];
+    if (exceptions.includes(family)) continue;
     assert.equal(p.cacheWrite, Math.round(p.input * 1.25 * 1e6) / 1e6, family);
     assert.equal(p.cacheRead, Math.round(p.input * 0.1 * 1e6) / 1e6, family);
   }
@@ -299,4 +305,73 @@ Deno.test("parsePricingJson reports every problem at once", () => {
     assert.match(msg, /model 'a' field 'input'/);
     assert.match(msg, /model 'b' field 'output'.*got null/);
   }
+});
+
+Deno.test("fast mode costs its model's multiple of every token rate; models without it cost the same", () => {
+  const book = new PriceBook();
+  const tokens = counts({ inputTokens: 1_000_000, outputTokens: 100_000, cacheReadInputTokens: 1_000_000 });
+  // Opus 4.6: $5 in, $25 out, $0.50 cache read; 5 + 2.5 + 0.5 = $8 at standard speed.
+  assert.equal(book.cost("claude-opus-4-6", tokens).costUsd, 8);
+  assert.equal(book.cost("claude-opus-4-6", { ...tokens, speed: "fast" }).costUsd, 48, "6× on Opus 4.6");
+  assert.equal(book.cost("claude-opus-4-7-20260301", { ...tokens, speed: "fast" }).costUsd, 48);
+  assert.equal(book.cost("claude-opus-4-8", { ...tokens, speed: "fast" }).costUsd, 16, "2× from Opus 4.8");
+  assert.equal(book.cost("claude-opus-5", { ...tokens, speed: "fast" }).costUsd, 16);
+  assert.equal(book.cost("claude-opus-4-8", { ...tokens, speed: "standard" }).costUsd, 8);
+  assert.equal(book.cost("claude-sonnet-4-6", { ...tokens, speed: "fast" }).costUsd, 3 + 1.5 + 0.3);
+  // A negotiated price still pays the premium, as a multiple of itself.
+  const negotiated = new PriceBook(parsePricingJson('{"claude-opus-4-6": {"input": 4, "output": 20}}'));
+  assert.equal(negotiated.cost("claude-opus-4-6-20260101", { ...tokens, speed: "fast" }).costUsd, 38.4);
+});
+
+Deno.test("US-only inference costs 1.1× the token rates; web searches cost $10 per 1,000 on top", () => {
+  const book = new PriceBook();
+  const tokens = counts({ inputTokens: 1_000_000, outputTokens: 1_000_000 });
+  assert.equal(book.cost("claude-sonnet-4-6", tokens).costUsd, 18);
+  assert.equal(book.cost("claude-sonnet-4-6", { ...tokens, inferenceGeo: "us" }).costUsd, 19.8);
+  assert.equal(book.cost("claude-sonnet-4-6", { ...tokens, inferenceGeo: "global" }).costUsd, 18);
+  assert.equal(book.cost("claude-sonnet-4-6", { ...tokens, webSearchRequests: 3 }).costUsd, 18.03);
+  // The searches are not multiplied: 6 × 5.5 + 0.02.
+  assert.equal(
+    book.cost("claude-opus-4-6", counts({ inputTokens: 1_000_000, outputTokens: 20_000 }))
+      .costUsd,
+    5.5,
+  );
+  assert.equal(
+    book.cost("claude-opus-4-6", {
+      ...counts({ inputTokens: 1_000_000, outputTokens: 20_000 }),
+      speed: "fast",
+      inferenceGeo: "us",
+      webSearchRequests: 2,
+    }).costUsd,
+    36.32,
+  );
+});
+
+Deno.test("Fable and Mythos are priced as published, 5.1 with its cheaper cache reads", () => {
+  const book = new PriceBook();
+  assert.deepEqual(book.priceFor("claude-fable-5-1"), {
+    input: 10,
+    output: 50,
+    cacheWrite: 12.5,
+    cacheRead: 0.25,
+  });
+  assert.deepEqual(book.priceFor("claude-mythos-5-1-20261001"), {
+    input: 10,
+    output: 50,
+    cacheWrite: 12.5,
+    cacheRead: 0.25,
+  });
+  assert.deepEqual(book.priceFor("anthropic.claude-mythos-5"), {
+    input: 10,
+    output: 50,
+    cacheWrite: 12.5,
+    cacheRead: 1,
+  });
+  assert.deepEqual(book.priceFor("claude-fable-5"), {
+    input: 10,
+    output: 50,
+    cacheWrite: 12.5,
+    cacheRead: 1,
+  });
+  assert.equal(book.priceFor("claude-fable-5-2"), null, "not published: unpriced, never guessed");
 });

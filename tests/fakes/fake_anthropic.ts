@@ -50,6 +50,10 @@ export interface FakeUsage {
   cache_creation_input_tokens: number;
   /** How the cache writes split by lifetime, as the API reports it. */
   cache_creation?: { ephemeral_5m_input_tokens: number; ephemeral_1h_input_tokens: number };
+  /** What the API reports of how the answer is billed beyond its tokens. */
+  speed?: string;
+  inference_geo?: string;
+  server_tool_use?: { web_search_requests: number };
 }
 
 /** Options of the fake. */
