@@ -84,9 +84,16 @@ export const STOP_TIMEOUT_SECONDS = SHUTDOWN_DRAIN_SECONDS + 15;
  */
 export const DEREGISTRATION_DELAY_SECONDS = 900;
 /**
+ * How long a non-streaming answer may stay silent, from either upstream (PROXY_UPSTREAM_RESPONSE_TIMEOUT_MS):
+ * under the NAT gateway's 350 s idle timeout, past which the gateway drops the connection without a word, so the
+ * proxy would wait out its own longer timeout for an answer that can no longer come (and may have been billed).
+ * Streams are unaffected: their events (pings included) keep the connection busy.
+ */
+export const UPSTREAM_RESPONSE_TIMEOUT_MS = 330_000;
+/**
  * ALB idle timeout: longer than the longest silence before the proxy's first byte, a non-streaming answer the
- * Anthropic API never gives (PROXY_UPSTREAM_RESPONSE_TIMEOUT_MS, 600 s) followed by Bedrock's (the same 600 s),
- * so the ALB never answers 504 to a fallback that is still coming (and billed). ALB allows up to 4000.
+ * Anthropic API never gives (UPSTREAM_RESPONSE_TIMEOUT_MS) followed by Bedrock's (the same), so the ALB never
+ * answers 504 to a fallback that is still coming (and billed). ALB allows up to 4000.
  */
 export const IDLE_TIMEOUT_SECONDS = 1300;
 export const CONTAINER_PORT = 8000;
@@ -360,6 +367,7 @@ export class ProxyStack extends Stack {
       PROXY_LOG_LEVEL: props.logLevel ?? "info",
       PROXY_TIMEZONE: props.timezone ?? "UTC",
       PROXY_SHUTDOWN_DRAIN_SECONDS: String(SHUTDOWN_DRAIN_SECONDS),
+      PROXY_UPSTREAM_RESPONSE_TIMEOUT_MS: String(UPSTREAM_RESPONSE_TIMEOUT_MS),
       // Behind the ALB the client address is the last X-Forwarded-For hop (login and key-guess throttles).
       PROXY_TRUST_FORWARDED_FOR: "true",
       // The app enforces the allow-list too: the load balancer's rules match the raw path, and a
@@ -494,7 +502,26 @@ export class ProxyStack extends Stack {
         open: true,
         defaultTargetGroups: [this.targetGroup],
       });
-      this.loadBalancer.addRedirect({ sourcePort: 80, targetPort: 443 });
+      const plain = this.loadBalancer.addRedirect({ sourcePort: 80, targetPort: 443 });
+      // A client configured with http://…/ak/<key> has already sent its access key and API key in the clear; a
+      // redirect would hide that (and turn its POST into a GET). Refuse it, saying what happened.
+      new elbv2.ApplicationListenerRule(this, "PlainHttpProxyRefusal", {
+        listener: plain,
+        priority: 1,
+        conditions: [elbv2.ListenerCondition.pathPatterns(["/ak/*"])],
+        action: elbv2.ListenerAction.fixedResponse(400, {
+          contentType: "application/json",
+          messageBody: JSON.stringify({
+            type: "error",
+            error: {
+              type: "invalid_request_error",
+              message:
+                "this proxy is served over HTTPS only: use https:// in ANTHROPIC_BASE_URL. This request " +
+                "sent its access key and API key unencrypted; rotate both.",
+            },
+          }),
+        }),
+      });
     } else {
       listener = this.loadBalancer.addListener("Http", {
         port: 80,
@@ -675,6 +702,13 @@ export class ProxyStack extends Stack {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
     });
 
+    if (!props.alarmEmail && prod) {
+      Annotations.of(this).addWarningV2(
+        "claude-code-proxy:no-alarm-email",
+        "No alarmEmail given: the alarms (failing usage flushes, 5xx, unhealthy tasks, memory) notify no one. " +
+          "Pass -c alarmEmail=ops@example.com, or subscribe to them yourself.",
+      );
+    }
     if (props.alarmEmail) {
       const topic = new sns.Topic(this, "AlarmTopic", { displayName: `Claude Code proxy (${env}) alarms` });
       topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));

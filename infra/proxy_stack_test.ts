@@ -16,6 +16,7 @@ import {
   ProxyStack,
   type ProxyStackProps,
   SHUTDOWN_DRAIN_SECONDS,
+  UPSTREAM_RESPONSE_TIMEOUT_MS,
 } from "./proxy_stack.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -175,6 +176,38 @@ Deno.test("with a certificate the listener is HTTPS on 443 and port 80 redirects
   assert.equal(
     Annotations.fromStack(s.stack).findWarning("*", Match.stringLikeRegexp("certificateArn")).length,
     0,
+  );
+});
+
+Deno.test("with a certificate, a proxy request on port 80 is refused, not redirected: its keys went in clear", () => {
+  const s = prod();
+  const refusals = listenerRules(s).filter((r) => pathsOf(r).includes("/ak/*"));
+  assert.equal(refusals.length, 1);
+  const http = resources(s, "AWS::ElasticLoadBalancingV2::Listener").find(([, l]) =>
+    l.Properties.Port === 80
+  )!;
+  assert.equal(refusals[0].ListenerArn.Ref, http[0]);
+  const action = refusals[0].Actions[0];
+  assert.equal(action.Type, "fixed-response");
+  assert.equal(action.FixedResponseConfig.StatusCode, "400");
+  const body = JSON.parse(action.FixedResponseConfig.MessageBody);
+  assert.equal(body.error.type, "invalid_request_error");
+  assert.match(body.error.message, /HTTPS only.*unencrypted; rotate both/);
+  assert.ok(action.FixedResponseConfig.MessageBody.length <= 1024, "ALB's limit");
+  assert.equal(listenerRules(dev()).filter((r) => pathsOf(r).includes("/ak/*")).length, 0, "no TLS, no rule");
+});
+
+Deno.test("a prod stack without an alarm e-mail warns that its alarms notify no one", () => {
+  const quiet = synth("ProxyProdQuiet", { environment: "prod", certificateArn: CERT });
+  Annotations.fromStack(quiet.stack).hasWarning("*", Match.stringLikeRegexp("No alarmEmail given"));
+  assert.equal(
+    Annotations.fromStack(prod().stack).findWarning("*", Match.stringLikeRegexp("alarmEmail")).length,
+    0,
+  );
+  assert.equal(
+    Annotations.fromStack(dev().stack).findWarning("*", Match.stringLikeRegexp("alarmEmail")).length,
+    0,
+    "dev alarms are optional",
   );
 });
 
@@ -392,6 +425,11 @@ Deno.test("the task's environment and secrets pass the app's production configur
       IDLE_TIMEOUT_SECONDS > silenceSeconds,
       `idle ${IDLE_TIMEOUT_SECONDS} s, silence ${silenceSeconds} s`,
     );
+    // The NAT gateway drops a connection silent for 350 s without a word: a non-streaming answer is given up
+    // on before that, rather than awaited on a connection already gone.
+    assert.equal(config.upstreamResponseTimeoutMs, UPSTREAM_RESPONSE_TIMEOUT_MS);
+    assert.ok(config.upstreamResponseTimeoutMs < 350_000);
+    assert.ok(config.upstreamFirstByteTimeoutMs < 350_000);
   }
 });
 
@@ -513,7 +551,9 @@ Deno.test("/metrics is not served through the load balancer, and the tasks requi
     assert.equal(rules[0].Actions[0].Type, "fixed-response");
     assert.equal(rules[0].Actions[0].FixedResponseConfig.StatusCode, "404");
     assert.ok(
-      listenerRules(s).every((r) => r === rules[0] || r.Priority > rules[0].Priority),
+      listenerRules(s).every((r) =>
+        r === rules[0] || r.ListenerArn.Ref !== rules[0].ListenerArn.Ref || r.Priority > rules[0].Priority
+      ),
       "no rule before it forwards /metrics",
     );
     assert.ok(container(s).Secrets.some((x: Json) => x.Name === "PROXY_METRICS_TOKEN"));
