@@ -206,7 +206,7 @@ export async function createServices(
         log,
         onResync: () => {
           resolver.expireAll(); // re-read on next use, yet still served if the database fails again
-          credentials.clear();
+          credentials.expireAll(); // likewise: still used if the database fails again
           breakers.clear();
           revocations.load().catch((e) =>
             log.warn("could not reload signed-out sessions", { error: (e as Error).message })

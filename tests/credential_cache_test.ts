@@ -58,3 +58,60 @@ dbTest("credentials removed while a load is in flight are not cached for the nex
     assert.equal(await store.load(k.id), null, `removed credentials are not served after ${invalidate}`);
   }
 });
+
+dbTest(
+  "credentials opened before keep serving the fallback while the database fails or stalls",
+  async (db) => {
+    const [u] = await db.query<{ id: string }>(
+      sql`INSERT INTO users (email) VALUES (${"cred-outage@example.com"}) RETURNING id`,
+    );
+    const [k] = await db.query<{ id: string }>(
+      sql`INSERT INTO access_keys (user_id, key_hash, key_prefix)
+      VALUES (${u.id}, ${"1".repeat(64)}, ${"ak_outage"}) RETURNING id`,
+    );
+    let mode: "up" | "down" | "stalled" = "up";
+    const flaky: Db = {
+      ...db,
+      kind: db.kind,
+      closed: db.closed,
+      query: <T>(f: SqlFragment) => {
+        if (mode === "down") {
+          return Promise.reject(
+            Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }),
+          );
+        }
+        if (mode === "stalled") return new Promise<T[]>(() => {});
+        return db.query<T>(f);
+      },
+    };
+    let now = 0;
+    const bus = createEventBus();
+    const store = createBedrockCredentialStore({
+      db: flaky,
+      encryptor: createLocalEncryptor(crypto.getRandomValues(new Uint8Array(32))),
+      ttlSeconds: 300,
+      bus,
+      now: () => now,
+    });
+    await store.put(k.id, { bedrock_api_key: "ABSKexampleexample5678", region: "us-east-1" });
+    assert.equal((await store.load(k.id))?.region, "us-east-1");
+
+    now += 301_000; // past the TTL
+    mode = "down";
+    assert.equal((await store.load(k.id))?.credentials.kind, "api_key", "refused: what was opened stands in");
+    mode = "stalled";
+    const t0 = performance.now();
+    assert.equal((await store.load(k.id))?.credentials.kind, "api_key", "stalled: after a short wait");
+    assert.ok(performance.now() - t0 < 3_000);
+    // A resync after missed invalidations expires entries without dropping them.
+    mode = "up";
+    await store.load(k.id);
+    store.expireAll();
+    mode = "down";
+    assert.equal((await store.load(k.id))?.credentials.kind, "api_key");
+    // A change that was heard drops them: nothing stale is served after it.
+    bus.publish({ type: "bedrock_credentials_changed", accessKeyId: k.id });
+    await assert.rejects(() => store.load(k.id));
+    mode = "up";
+  },
+);

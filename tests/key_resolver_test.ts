@@ -281,3 +281,41 @@ dbTest("a key revoked while its re-read is under way is not served if that read 
   gone.resolve();
   assert.equal((await pending).status, "unavailable", "what was known before the change is not served");
 });
+
+dbTest(
+  "a database that stalls instead of refusing: known keys are served after a short wait, then at once",
+  async (db) => {
+    const hasher = await createKeyHasher("secret-for-resolver-tests-0123456789");
+    const { key } = await userWithKey(db, hasher, "stall@example.com");
+    const { key: unseen } = await userWithKey(db, hasher, "unseen@example.com");
+    let now = 1_000_000;
+    const c = counting(db);
+    const r = createKeyResolver({
+      db: c.db,
+      hasher,
+      ttlSeconds: 60,
+      bus: createEventBus(),
+      now: () => now,
+      staleWaitMs: 100,
+      lookupWaitMs: 300,
+    });
+    assert.equal((await r.resolve(key)).status, "ok");
+    // Past the TTL, the database stops answering without failing (a partition: no reset, no error).
+    now += 61_000;
+    let release!: () => void;
+    c.state.failing = new Promise<void>((resolve) => release = resolve);
+    let t0 = performance.now();
+    assert.equal((await r.resolve(key)).status, "ok", "served from what was known");
+    const firstWait = performance.now() - t0;
+    assert.ok(firstWait >= 90 && firstWait < 1_000, `waited ${firstWait} ms`);
+    t0 = performance.now();
+    assert.equal((await r.resolve(key)).status, "ok");
+    assert.ok(performance.now() - t0 < 50, "then at once while the database is stalled");
+    // A key never seen cannot be judged: 503 (retryable) after the longer wait, never a request that hangs.
+    t0 = performance.now();
+    assert.equal((await r.resolve(unseen)).status, "unavailable");
+    assert.ok(performance.now() - t0 >= 290);
+    release();
+    c.state.failing = null;
+  },
+);

@@ -9,6 +9,7 @@
  * (await store.load(keyId))?.credentials.kind; // "api_key"
  * ```
  */
+import { isDatabaseUnavailable } from "../errors.ts";
 import { z } from "zod";
 import type { Db } from "../db/db.ts";
 import * as rows from "../db/bedrock_keys.ts";
@@ -61,8 +62,13 @@ export interface BedrockCredentialStore {
   /** Opened credentials for the proxy, cached; null when the key has none. */
   load(accessKeyId: string): Promise<{ credentials: BedrockSecret; region: string | null } | null>;
   forget(accessKeyId: string): void;
-  /** Drops every cached credential (after missed invalidations). */
+  /** Drops every cached credential. */
   clear(): void;
+  /**
+   * Marks every cached credential expired (after missed invalidations): read again on next use, but still used
+   * if the database fails or stalls then.
+   */
+  expireAll(): void;
 }
 
 /** Creates the store. */
@@ -122,6 +128,24 @@ export function createBedrockCredentialStore(deps: {
     }
   };
 
+  /** Reads and opens a key's credentials, caching them unless a change overtook the read. */
+  const reload = async (accessKeyId: string) => {
+    const read = async () => {
+      const row = await rows.findBedrockKey(deps.db, accessKeyId);
+      return row ? { credentials: await open(row), region: row.region } : null;
+    };
+    // Any invalidation during the read may concern this key: read once more, and if that is overtaken too,
+    // answer without caching so the next load reads again. Changes are rare; the extra read costs little.
+    let started = generation;
+    let value = await read();
+    if (generation !== started) {
+      started = generation;
+      value = await read();
+    }
+    if (generation === started) cache.set(accessKeyId, { value, at: now() });
+    return value;
+  };
+
   return {
     async put(accessKeyId, input) {
       const secret: BedrockSecret = "bedrock_api_key" in input
@@ -153,27 +177,45 @@ export function createBedrockCredentialStore(deps: {
     async load(accessKeyId) {
       const hit = cache.get(accessKeyId);
       if (hit && now() - hit.at < deps.ttlSeconds * 1000) return hit.value;
-      const read = async () => {
-        const row = await rows.findBedrockKey(deps.db, accessKeyId);
-        return row ? { credentials: await open(row), region: row.region } : null;
-      };
-      // Any invalidation during the read may concern this key: read once more, and if that is overtaken too,
-      // answer without caching so the next load reads again. Changes are rare; the extra read costs little.
-      let started = generation;
-      let value = await read();
-      if (generation !== started) {
-        started = generation;
-        value = await read();
+      if (hit) {
+        // Past its TTL: read again, but a database that fails or stalls (an outage, a failover) must not end the
+        // Bedrock fallback, the one route left when the Anthropic API is down too. What was opened stands in,
+        // unless a change since dropped it (forget deletes the entry).
+        try {
+          return await within(reload(accessKeyId), STALE_WAIT_MS);
+        } catch (e) {
+          const known = cache.get(accessKeyId);
+          if (known && (isDatabaseUnavailable(e) || e instanceof ReadTimeout)) return known.value;
+          throw e;
+        }
       }
-      if (generation === started) cache.set(accessKeyId, { value, at: now() });
-      return value;
+      return await reload(accessKeyId);
     },
     forget,
     clear() {
       generation++;
       cache.clear();
     },
+    expireAll() {
+      generation++;
+      for (const entry of cache.values()) entry.at = -Infinity;
+    },
   };
+}
+
+/** How long a load waits for the re-read of credentials it has opened before, before those stand in. */
+const STALE_WAIT_MS = 1_000;
+
+/** A re-read that overran its wait. */
+class ReadTimeout extends Error {}
+
+/** `p`, or a {@link ReadTimeout} once `ms` have passed (`p` goes on, its outcome still handled). */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ReadTimeout(`credentials read took more than ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function describeRow(row: rows.BedrockKeyRow): CredentialDescription {

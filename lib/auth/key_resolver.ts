@@ -73,6 +73,28 @@ export interface KeyResolver {
 }
 
 const NEGATIVE_TTL_MS = 10_000;
+/**
+ * How long a request waits for the re-read of a key it knows (past its TTL) before what it knew stands in. A
+ * database that stalls rather than refuses (a failover, a partition: no reset, no error) would otherwise hold
+ * every request until the connection gives up, minutes later.
+ */
+const STALE_WAIT_MS = 1_000;
+/** How long a request waits for the first read of a key: then 503, retryable, rather than a request that hangs. */
+const LOOKUP_WAIT_MS = 10_000;
+/** After a re-read overran its wait, known keys are served at once for this long (their re-read goes on). */
+const STALL_GRACE_MS = 5_000;
+
+/** A lookup that overran its wait: the database stalls, rather than refuses. */
+class LookupTimeout extends Error {}
+
+/** `p`, or a {@link LookupTimeout} once `ms` have passed (`p` goes on, its outcome still handled). */
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new LookupTimeout(`key lookup took more than ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
 
 /** Creates a resolver; it subscribes to the bus for invalidations. */
 export function createKeyResolver(deps: {
@@ -82,8 +104,15 @@ export function createKeyResolver(deps: {
   bus: EventBus;
   now?: () => number;
   maxEntries?: number;
+  /** Waits for a stalled database (tests shorten them). */
+  staleWaitMs?: number;
+  lookupWaitMs?: number;
 }): KeyResolver {
   const now = deps.now ?? Date.now;
+  const staleWaitMs = deps.staleWaitMs ?? STALE_WAIT_MS;
+  const lookupWaitMs = deps.lookupWaitMs ?? LOOKUP_WAIT_MS;
+  // Real time, not `now`: the grace measures the database's stall, not the TTL clock tests move.
+  let stalledUntil = 0;
   const ttlMs = deps.ttlSeconds * 1000;
   const maxEntries = deps.maxEntries ?? 50_000;
   // Keyed by the raw key: a hit costs no HMAC. The maps live only in this process's memory. Keys that exist and
@@ -126,6 +155,7 @@ export function createKeyResolver(deps: {
           started = generation;
           row = await lookupKeyByHash(deps.db, hash);
         }
+        stalledUntil = 0; // the database answers again
         const entry = { row, fetchedAt: now() };
         if (generation !== started) return entry;
         cache.delete(rawKey);
@@ -183,9 +213,17 @@ export function createKeyResolver(deps: {
           return { status: "unknown" };
         }
       }
+      const knew = entry !== undefined && !entry.invalidated;
+      if (knew && performance.now() < stalledUntil) {
+        // The database stalled a moment ago: serve what we knew now, and let the re-read refresh it if it can.
+        fetch(rawKey).catch(() => {});
+        return judge(entry!.row, t);
+      }
       try {
-        entry = await fetch(rawKey);
-      } catch {
+        entry = await within(fetch(rawKey), knew ? staleWaitMs : lookupWaitMs);
+      } catch (e) {
+        // A refusal is quick to learn again; a stall is not, so for a while known keys do not wait for it.
+        if (knew && e instanceof LookupTimeout) stalledUntil = performance.now() + STALL_GRACE_MS;
         // Database down: keep serving what we knew, unless a change since has made it wrong. The entry is read
         // again: a change during the failed read replaced it (marked invalidated) or a clear() removed it.
         const known = cache.get(rawKey);
