@@ -16,10 +16,21 @@ export function fmtCompact(n: number): string {
   return Math.abs(n) < 10_000 ? integer.format(n) : compact.format(n);
 }
 
-/** US dollars: cents from $1 up, four decimals below (token costs are small). */
+/**
+ * US dollars: cents from $1 up, three decimals from a cent, four below (token costs are small), and "<$0.0001"
+ * for a cost too small for four decimals, which "$0.0000" would show as free.
+ *
+ * @example
+ * ```ts
+ * fmtUsd(0.99999); // "$1.00"
+ * fmtUsd(0.000049); // "<$0.0001"
+ * ```
+ */
 export function fmtUsd(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return "–";
-  const abs = Math.abs(n);
+  if (n !== 0 && Math.abs(n) < 0.00005) return n > 0 ? "<$0.0001" : ">-$0.0001";
+  // The digits are chosen for the value as it will show: 0.99999 is $1.00, not $1.000.
+  const abs = Math.abs(Math.round(n * 1e4) / 1e4);
   const digits = abs === 0 || abs >= 1 ? 2 : abs >= 0.01 ? 3 : 4;
   return new Intl.NumberFormat("en-US", {
     style: "currency",

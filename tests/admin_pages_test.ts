@@ -1457,3 +1457,44 @@ dbTest("a console form's target opened as a page is 405 naming the method it tak
   assert.equal(page.headers.get("allow"), "POST");
   assert.match(page.html, /GET is not allowed on \/admin\/logout; expected POST/);
 });
+
+dbTest(
+  "requests of a model without a price are counted as unpriced: the dashboard's cost says it is a floor, the API says how many",
+  async (db) => {
+    const c = await signedIn(db);
+    const id = await createUser(c);
+    const { keyId } = await issueKey(c, id);
+    const at = new Date(Date.now() - 60_000).toISOString();
+    await seedUsage(db, "UTC", [
+      { accessKeyId: keyId, userId: id, createdAt: at, costUsd: 2 },
+      { accessKeyId: keyId, userId: id, createdAt: at, model: "claude-fable-5-2", costUsd: null },
+      // Refused before any token: nothing was billed, so nothing is missing from the cost.
+      {
+        accessKeyId: keyId,
+        userId: id,
+        createdAt: at,
+        model: null,
+        costUsd: null,
+        inputTokens: 0,
+        outputTokens: 0,
+        cacheReadInputTokens: 0,
+        cacheCreationInputTokens: 0,
+        statusCode: 400,
+        errorType: "invalid_request_error",
+      },
+    ]);
+    const page = await c.get("/admin");
+    const cost = page.html.match(/<div class="card" data-stat="Cost">[\s\S]*?<\/dl>/)![0];
+    assert.match(text(cost), /≥ \$2\.00/);
+    assert.match(text(cost), /unpriced 1/);
+    assert.match(text(page.html), /1 request used a model the price table has no price for/);
+    assert.match(text(page.html), /claude-fable-5-2 1 [\d.,]+[KM]? \$0\.00 1 unpriced/);
+
+    const h = await c.t.auth();
+    const report = await c.t.call("GET", "/api/usage", undefined, h);
+    assert.equal(report.body.totals.cost_usd, 2);
+    assert.equal(report.body.totals.unpriced_requests, 1);
+    const fable = report.body.by_model.find((m: { label: string }) => m.label === "claude-fable-5-2");
+    assert.deepEqual([fable.cost_usd, fable.unpriced_requests], [0, 1]);
+  },
+);

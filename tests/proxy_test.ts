@@ -247,6 +247,44 @@ dbTest("a client that disconnects mid-stream cancels the upstream call and is re
 });
 
 dbTest(
+  "a stream cut short records output estimated from the text relayed, marked as such; a whole one, the count",
+  async (db) => {
+    const p = await startProxy(db, { upstream: { eventDelayMs: 20, deltas: 100 } });
+    try {
+      const controller = new AbortController();
+      const res = await postMessages(p.baseUrl, { ...MESSAGE, stream: true }, { signal: controller.signal });
+      const reader = res.body!.getReader();
+      let received = "";
+      while ((received.match(/"text_delta"/g) ?? []).length < 20) {
+        received += new TextDecoder().decode((await reader.read()).value);
+      }
+      controller.abort();
+      await reader.read().catch(() => {});
+      const row = await clientLeftRow(p, db, 3000, "upstream abort");
+      const texts = [...received.matchAll(/"text":"([^"]*)"/g)].map((m) => m[1]).join("");
+      assert.ok(texts.length >= 20 * 40, `${texts.length} characters of text seen by the client`);
+      // At least what the client saw, at 4 characters a token; at most all 100 deltas.
+      assert.ok(
+        (row.output_tokens as number) >= Math.ceil(texts.length / 4) &&
+          (row.output_tokens as number) <= Math.ceil(100 * 60 / 4),
+        `estimated ${row.output_tokens} for ${texts.length} characters seen`,
+      );
+      assert.equal(row.output_estimated, true);
+      assert.ok(Number(row.cost_usd) > 0);
+
+      const whole = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
+      await whole.text();
+      const rows = await recordedRows(p, db, 1); // one more since the flush above
+      assert.equal(rows.length, 2);
+      const complete = rows.find((r) => r.status_code === 200)!;
+      assert.deepEqual([complete.output_tokens, complete.output_estimated], [85, false], "the final count");
+    } finally {
+      await p.close();
+    }
+  },
+);
+
+dbTest(
   "a client that disconnects while a non-streaming answer is pending cancels the upstream call",
   async (db) => {
     const p = await startProxy(db);

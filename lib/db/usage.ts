@@ -26,6 +26,11 @@ export interface UsageRecord {
   latencyMs: number;
   timeToFirstByteMs: number | null;
   costUsd: number | null;
+  /**
+   * True when `outputTokens` is an estimate from the text relayed: the answer was cut short before the final
+   * count came. Absent in spool lines written before it existed.
+   */
+  outputEstimated?: boolean;
   /** ISO timestamp (a string, so records survive the JSON spool unchanged). */
   createdAt: string;
 }
@@ -46,6 +51,8 @@ export interface AggregateDelta {
   cacheReadTokens: number;
   cacheCreationTokens: number;
   costUsd: number;
+  /** Requests with tokens and no price: their cost is not in `costUsd`. */
+  unpricedRequests: number;
   latencyMs: number;
 }
 
@@ -79,20 +86,23 @@ export async function insertUsageRows(q: Queryable, rows: UsageRecord[]): Promis
     latency_ms: r.latencyMs,
     ttfb_ms: r.timeToFirstByteMs,
     cost_usd: r.costUsd === null ? null : r.costUsd.toFixed(6),
+    output_estimated: r.outputEstimated === true,
     created_at: r.createdAt,
   })));
   const inserted = await q.query<{ request_id: string }>(sql`
     INSERT INTO token_usages (request_id, access_key_id, user_id, message_id, model, model_served, stream,
       input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, provider, is_fallback,
-      fallback_reason, status_code, error_type, stop_reason, latency_ms, time_to_first_byte_ms, cost_usd, created_at)
+      fallback_reason, status_code, error_type, stop_reason, latency_ms, time_to_first_byte_ms, cost_usd,
+      output_estimated, created_at)
     SELECT t.request_id, k.id, u.id, t.message_id, t.model, t.model_served, t.stream, t.input_tokens,
       t.output_tokens, t.cache_read, t.cache_creation, t.provider, t.is_fallback, t.fallback_reason, t.status_code,
-      t.error_type, t.stop_reason, t.latency_ms, t.ttfb_ms, t.cost_usd, t.created_at
+      t.error_type, t.stop_reason, t.latency_ms, t.ttfb_ms, t.cost_usd, t.output_estimated, t.created_at
     -- Bound as text: postgres.js would serialise a string bound as jsonb into a JSON string.
     FROM jsonb_to_recordset(${json}::text::jsonb) AS t(request_id text, access_key_id uuid, user_id uuid,
       message_id text, model text, model_served text, stream boolean, input_tokens int, output_tokens int,
       cache_read int, cache_creation int, provider text, is_fallback boolean, fallback_reason text, status_code int,
-      error_type text, stop_reason text, latency_ms int, ttfb_ms int, cost_usd numeric, created_at timestamptz)
+      error_type text, stop_reason text, latency_ms int, ttfb_ms int, cost_usd numeric, output_estimated boolean,
+      created_at timestamptz)
     -- A key or user hard-deleted meanwhile: keep the row, unlinked (the seed's ON DELETE SET NULL).
     LEFT JOIN access_keys k ON k.id = t.access_key_id
     LEFT JOIN users u ON u.id = t.user_id
@@ -119,19 +129,20 @@ export async function addAggregates(q: Queryable, deltas: AggregateDelta[]): Pro
     cache_read: d.cacheReadTokens,
     cache_creation: d.cacheCreationTokens,
     cost: d.costUsd.toFixed(6),
+    unpriced: d.unpricedRequests,
     latency: d.latencyMs,
   })));
   await q.query(sql`
     INSERT INTO usage_aggregates AS a (access_key_id, user_id, time_bucket, granularity, provider, model, is_fallback,
       request_count, error_count, total_input_tokens, total_output_tokens, total_cache_read_tokens,
-      total_cache_creation_tokens, total_cost_usd, total_latency_ms)
+      total_cache_creation_tokens, total_cost_usd, unpriced_request_count, total_latency_ms)
     SELECT t.access_key_id, u.id, t.time_bucket, t.granularity, t.provider, t.model, t.is_fallback, t.requests,
-      t.errors, t.input_tokens, t.output_tokens, t.cache_read, t.cache_creation, t.cost, t.latency
+      t.errors, t.input_tokens, t.output_tokens, t.cache_read, t.cache_creation, t.cost, t.unpriced, t.latency
     -- Bound as text: postgres.js would serialise a string bound as jsonb into a JSON string.
     FROM jsonb_to_recordset(${json}::text::jsonb) AS t(access_key_id uuid, user_id uuid, time_bucket timestamptz,
       granularity text, provider text, model text, is_fallback boolean, requests bigint, errors bigint,
       input_tokens bigint, output_tokens bigint, cache_read bigint, cache_creation bigint, cost numeric,
-      latency bigint)
+      unpriced integer, latency bigint)
     JOIN access_keys k ON k.id = t.access_key_id
     LEFT JOIN users u ON u.id = t.user_id
     ON CONFLICT (access_key_id, time_bucket, granularity, provider, model, is_fallback) DO UPDATE SET
@@ -142,6 +153,7 @@ export async function addAggregates(q: Queryable, deltas: AggregateDelta[]): Pro
       total_cache_read_tokens = a.total_cache_read_tokens + EXCLUDED.total_cache_read_tokens,
       total_cache_creation_tokens = a.total_cache_creation_tokens + EXCLUDED.total_cache_creation_tokens,
       total_cost_usd = a.total_cost_usd + EXCLUDED.total_cost_usd,
+      unpriced_request_count = a.unpriced_request_count + EXCLUDED.unpriced_request_count,
       total_latency_ms = a.total_latency_ms + EXCLUDED.total_latency_ms`);
 }
 
@@ -178,6 +190,8 @@ export interface UsageTotals {
   cache_read_tokens: number;
   cache_creation_tokens: number;
   cost_usd: number;
+  /** Requests with tokens and no price, whose cost `cost_usd` leaves out. */
+  unpriced_requests: number;
   latency_ms_sum: number;
 }
 
@@ -186,7 +200,8 @@ const TOTALS = raw(`coalesce(sum(a.request_count), 0) AS requests, coalesce(sum(
   coalesce(sum(a.total_input_tokens), 0) AS input_tokens, coalesce(sum(a.total_output_tokens), 0) AS output_tokens,
   coalesce(sum(a.total_cache_read_tokens), 0) AS cache_read_tokens,
   coalesce(sum(a.total_cache_creation_tokens), 0) AS cache_creation_tokens,
-  coalesce(sum(a.total_cost_usd), 0) AS cost_usd, coalesce(sum(a.total_latency_ms), 0) AS latency_ms_sum`);
+  coalesce(sum(a.total_cost_usd), 0) AS cost_usd, coalesce(sum(a.unpriced_request_count), 0) AS unpriced_requests,
+  coalesce(sum(a.total_latency_ms), 0) AS latency_ms_sum`);
 
 /** Totals over the filter's range from the aggregates. */
 export async function usageTotals(
@@ -261,6 +276,8 @@ export interface RequestRow {
   cache_read_input_tokens: number;
   cache_creation_input_tokens: number;
   cost_usd: number | null;
+  /** True when `output_tokens` is an estimate: the answer was cut short before its final count. */
+  output_estimated: boolean;
   latency_ms: number;
   time_to_first_byte_ms: number | null;
 }
@@ -307,7 +324,7 @@ export async function recentRequests(
     SELECT t.id, t.request_id, t.created_at, t.user_id, u.email, t.access_key_id, k.key_prefix, t.model,
       t.model_served, t.provider, t.is_fallback, t.fallback_reason, t.status_code, t.error_type, t.stream,
       t.input_tokens, t.output_tokens, t.cache_read_input_tokens, t.cache_creation_input_tokens, t.cost_usd,
-      t.latency_ms, t.time_to_first_byte_ms
+      t.output_estimated, t.latency_ms, t.time_to_first_byte_ms
     FROM token_usages t LEFT JOIN users u ON u.id = t.user_id LEFT JOIN access_keys k ON k.id = t.access_key_id
     WHERE ${where} ORDER BY ${ORDER_BY[f.order ?? "newest"]} LIMIT ${f.limit} OFFSET ${f.offset}`);
   const [{ total }] = await q.query<{ total: number }>(

@@ -15,7 +15,7 @@ import type { UsageRecorder } from "../usage/recorder.ts";
 import type { PriceBook } from "../usage/pricing.ts";
 import type { BudgetGuard } from "../usage/budgets.ts";
 import type { UsageRecord } from "../db/usage.ts";
-import { HttpError } from "../errors.ts";
+import { HttpError, isDatabaseUnavailable } from "../errors.ts";
 import { betaValues, clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
 import type { PlanClient, PlanResult } from "./plan_client.ts";
 import { SseUsageTap, type StreamUsage, usageFromJson } from "./sse_usage.ts";
@@ -304,6 +304,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
           latencyMs,
           timeToFirstByteMs: o.ttfbMs,
           costUsd: priced.costUsd,
+          outputEstimated: usage.outputEstimated === true,
           createdAt: new Date().toISOString(),
         };
         deps.recorder.record(record);
@@ -949,11 +950,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         access_key_id: key.id,
         error: (e as Error).message,
       });
-      return refuse(
-        500,
-        "api_error",
-        "Bedrock credentials for this access key could not be decrypted; ask the proxy admin",
-      );
+      return refuse(...credentialsUnopened(e));
     }
     if (!creds) {
       return refuse(
@@ -1073,11 +1070,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         // credentials, which may be a passing KMS outage, would only replace it.
         return passPlanAnswer(a.planAnswer, "api_error");
       }
-      return fail(
-        500,
-        "api_error",
-        "Bedrock credentials for this access key could not be decrypted; ask the proxy admin",
-      );
+      return fail(...credentialsUnopened(e));
     }
     if (!creds) {
       // Also when removed since this key was looked up (its cached flag stale): a fallback then gives way to
@@ -1425,6 +1418,8 @@ function relay(o: {
     ended = true;
     idle.stop();
     o.live.delete(interrupt);
+    // Cut short, the answer's final output count never comes: what was relayed stands in for it.
+    if (failure) tap?.estimateCutShort();
     o.onEnd(tap ? tap.result : {}, failure);
   };
   const interrupt = () => {
@@ -1519,6 +1514,24 @@ function relay(o: {
       o.abort();
     },
   }, { highWaterMark: 0 });
+}
+
+/**
+ * Why a key's Bedrock credentials could not be opened, as the client should hear it: a database it cannot reach
+ * (nothing cached yet) is a passing outage to retry, not a sealing problem for the admin.
+ */
+function credentialsUnopened(e: unknown): [503 | 500, "api_error", string] {
+  return isDatabaseUnavailable(e)
+    ? [
+      503,
+      "api_error",
+      "Bedrock credentials could not be read: the proxy cannot reach its database; retry shortly",
+    ]
+    : [
+      500,
+      "api_error",
+      "Bedrock credentials for this access key could not be decrypted; ask the proxy admin",
+    ];
 }
 
 /** Past this, bytes without an event boundary are passed on instead of held (no SSE event is this large). */

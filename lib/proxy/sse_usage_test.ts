@@ -124,3 +124,40 @@ Deno.test("the tap and the JSON reader take fast mode, the inference geo and web
   const plain = usageFromJson(new TextEncoder().encode(JSON.stringify({ id: "m", usage: { speed: 6 } })));
   assert.deepEqual([plain.speed, plain.inferenceGeo, plain.webSearchRequests], [null, null, 0]);
 });
+
+Deno.test("cut short before its final count, a stream's output is estimated from the text, thinking and tool input relayed", () => {
+  const sse = (events: unknown[]) =>
+    new TextEncoder().encode(
+      events.map((d) => `event: ${(d as { type: string }).type}\ndata: ${JSON.stringify(d)}\n\n`).join(""),
+    );
+  const delta = (index: number, delta: Record<string, string>) => ({
+    type: "content_block_delta",
+    index,
+    delta,
+  });
+  const start = { type: "message_start", message: { id: "m", usage: { input_tokens: 5, output_tokens: 1 } } };
+  const tap = new SseUsageTap();
+  tap.push(sse([
+    start,
+    delta(0, { type: "thinking_delta", thinking: "a".repeat(40) }),
+    delta(0, { type: "signature_delta", signature: "s".repeat(400) }),
+    delta(1, { type: "text_delta", text: 'he said "b":"c" \\ and ' + "x".repeat(19) }),
+    delta(12, { type: "input_json_delta", partial_json: '{"path":' }),
+  ]));
+  // 40 + 41 characters as escaped on the wire (4 quotes and a backslash: 46) + 8 as 10 escaped; no signature.
+  assert.equal(tap.result.deltaChars, 40 + 46 + 10);
+  assert.equal(tap.result.outputTokens, 1);
+  tap.estimateCutShort();
+  assert.equal(tap.result.outputTokens, 24);
+  assert.equal(tap.result.outputEstimated, true);
+
+  // Once the final count came, it stands, cut short or not.
+  const counted = new SseUsageTap();
+  counted.push(sse([
+    start,
+    delta(0, { type: "text_delta", text: "y".repeat(400) }),
+    { type: "message_delta", delta: { stop_reason: "end_turn" }, usage: { output_tokens: 90 } },
+  ]));
+  counted.estimateCutShort();
+  assert.deepEqual([counted.result.outputTokens, counted.result.outputEstimated], [90, false]);
+});

@@ -533,6 +533,7 @@ export function aggregate(records: UsageRecord[], timeZone: string): AggregateDe
           cacheReadTokens: 0,
           cacheCreationTokens: 0,
           costUsd: 0,
+          unpricedRequests: 0,
           latencyMs: 0,
         };
         map.set(k, d);
@@ -543,7 +544,11 @@ export function aggregate(records: UsageRecord[], timeZone: string): AggregateDe
       d.outputTokens += r.outputTokens;
       d.cacheReadTokens += r.cacheReadInputTokens;
       d.cacheCreationTokens += r.cacheCreationInputTokens;
-      d.costUsd += r.costUsd ?? 0;
+      // Micro-dollars, as each row stores its cost: a sum of unrounded costs would drift from the rows' sum.
+      if (r.costUsd !== null) d.costUsd += Math.round(r.costUsd * 1e6) / 1e6;
+      else if (r.inputTokens + r.outputTokens + r.cacheReadInputTokens + r.cacheCreationInputTokens > 0) {
+        d.unpricedRequests++;
+      }
       d.latencyMs += r.latencyMs;
     }
   }

@@ -58,6 +58,7 @@ const ZERO: UsageTotals = {
   cache_read_tokens: 0,
   cache_creation_tokens: 0,
   cost_usd: 0,
+  unpriced_requests: 0,
   latency_ms_sum: 0,
 };
 

@@ -121,6 +121,7 @@ export function dashboardRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
     const t = report.totals;
     const empty = t.requests === 0;
     const tokens = allTokens(t);
+    const unpriced = Number(t.unpriced_requests);
     const origin = publicOrigin(c, deps.config.trustForwardedFor);
 
     return render(
@@ -171,8 +172,13 @@ export function dashboardRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
           />
           <StatCard
             label="Cost"
-            value={fmtUsd(Number(t.cost_usd))}
-            detail={[["per request", t.requests ? fmtUsd(Number(t.cost_usd) / t.requests) : "–"]]}
+            // Requests of a model without a price add nothing: the total is then a floor, and says so.
+            value={`${unpriced > 0 ? "≥ " : ""}${fmtUsd(Number(t.cost_usd))}`}
+            tone={unpriced > 0 ? "warn" : "default"}
+            detail={[
+              ["per request", t.requests ? fmtUsd(Number(t.cost_usd) / t.requests) : "–"],
+              ...(unpriced > 0 ? [["unpriced", fmtInt(unpriced)] as [string, string]] : []),
+            ]}
           />
           <StatCard
             label="Fallback rate"
@@ -225,10 +231,24 @@ export function dashboardRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                       <td class="text-right tabular-nums">
                         {fmtCompact(allTokens(m))}
                       </td>
-                      <td class="text-right tabular-nums">{fmtUsd(Number(m.cost_usd))}</td>
+                      <td class="text-right tabular-nums">
+                        {fmtUsd(Number(m.cost_usd))}
+                        {Number(m.unpriced_requests) > 0 && (
+                          <span class="block text-xs text-amber-700" title="no price: not in the cost">
+                            {fmtInt(Number(m.unpriced_requests))} unpriced
+                          </span>
+                        )}
+                      </td>
                     </tr>
                   ))}
                 </Table>
+                {unpriced > 0 && (
+                  <p class="mt-3 text-sm text-amber-700" data-unpriced>
+                    {fmtInt(unpriced)} {unpriced === 1 ? "request" : "requests"}{" "}
+                    used a model the price table has no price for; their cost is not in these totals. Price
+                    the model with <code>PROXY_MODEL_PRICING</code> (Settings lists the table).
+                  </p>
+                )}
               </Card>
               <Card title="Provider split" id="chart-providers">
                 <Island name="UsageChart" props={providerChart(report.by_provider)} />

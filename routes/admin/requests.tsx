@@ -385,7 +385,16 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                         </td>
                         <td class="whitespace-nowrap text-right tabular-nums">
                           <span class="block" title="input / output">
-                            {fmtInt(r.input_tokens)} in · {fmtInt(r.output_tokens)} out
+                            {fmtInt(r.input_tokens)} in · {r.output_estimated
+                              ? (
+                                <abbr
+                                  data-estimated
+                                  title="estimated from the text relayed: the answer was cut short before its final count"
+                                >
+                                  ≈{fmtInt(r.output_tokens)}
+                                </abbr>
+                              )
+                              : fmtInt(r.output_tokens)} out
                           </span>
                           <span class="block text-xs text-slate-500" title="cache read / cache write">
                             cache {fmtInt(r.cache_read_input_tokens)} r ·{" "}

@@ -49,6 +49,8 @@ export type BedrockStreamUsage = BedrockUsage & {
   cancelled?: boolean;
   /** Set when Bedrock's stream ended (cleanly, or with an error) before its message_stop event. */
   interrupted?: boolean;
+  /** Set when the stream was cut short before its final count and `outputTokens` is estimated from its text. */
+  outputEstimated?: boolean;
 };
 
 /** A streamed answer: Anthropic SSE bytes, and the usage once they are all out. */
@@ -301,7 +303,8 @@ export class BedrockInvoker {
       if (finished) return;
       finished = true;
       detach();
-      resolveUsage({ ...finishUsage(tally, tally.metrics), ...extra });
+      const cutShort = extra.cancelled === true || extra.interrupted === true || extra.error !== undefined;
+      resolveUsage({ ...finishUsage(tally, tally.metrics, cutShort), ...extra });
     };
 
     const events = new ReadableStream<Uint8Array>({
@@ -443,13 +446,17 @@ interface Tally {
   metrics?: Record<string, unknown>;
   /** message_stop went by. */
   stopped?: boolean;
+  /** A message_delta reported the output count. */
+  finalOutput?: boolean;
+  /** Characters of generated text, thinking and tool input, for an estimate if the stream is cut short. */
+  deltaChars: number;
 }
 
 /** The error event's message when Bedrock's stream ends short of message_stop. */
 export const INCOMPLETE_MESSAGE = "Bedrock stream ended before message_stop; the answer is incomplete";
 
 function emptyTally(): Tally {
-  return { stopReason: null, messageId: null };
+  return { stopReason: null, messageId: null, deltaChars: 0 };
 }
 
 /** Last reported value wins: message_delta usage is cumulative and may repeat message_start's counters. */
@@ -465,16 +472,29 @@ function mergeUsage(t: Tally, usage: unknown): void {
 }
 
 /** Counters the events never reported are filled from Bedrock's invocation metrics, then 0. */
-function finishUsage(t: Tally, metrics: Record<string, unknown> | undefined): BedrockStreamUsage {
+function finishUsage(
+  t: Tally,
+  metrics: Record<string, unknown> | undefined,
+  cutShort = false,
+): BedrockStreamUsage {
   const m = (key: string): number | undefined => tokenCount(metrics?.[key]);
+  let outputTokens = t.output ?? m("outputTokenCount") ?? 0;
+  // Cut short before the final count (the metrics come last too): Bedrock bills what it generated, which the
+  // text relayed stands in for, at about 4 characters a token (estimating low rather than high).
+  const estimate = cutShort && !t.finalOutput && m("outputTokenCount") === undefined
+    ? Math.ceil(t.deltaChars / 4)
+    : 0;
+  const outputEstimated = estimate > outputTokens;
+  if (outputEstimated) outputTokens = estimate;
   return {
     inputTokens: t.input ?? m("inputTokenCount") ?? 0,
-    outputTokens: t.output ?? m("outputTokenCount") ?? 0,
+    outputTokens,
     cacheReadInputTokens: t.cacheRead ?? m("cacheReadInputTokenCount") ?? 0,
     cacheCreationInputTokens: t.cacheCreation ?? m("cacheWriteInputTokenCount") ?? 0,
     cacheCreation1hInputTokens: t.cacheCreation1h ?? 0,
     stopReason: t.stopReason,
     messageId: t.messageId,
+    ...(outputEstimated ? { outputEstimated } : {}),
   };
 }
 
@@ -504,7 +524,14 @@ function toSse(event: ResponseStream, t: Tally, requestedModel: string | undefin
       message.model = requestedModel;
       changed = true;
     }
+  } else if (type === "content_block_delta") {
+    const delta = data.delta as Record<string, unknown> | undefined;
+    const payload = delta?.text ?? delta?.thinking ?? delta?.partial_json;
+    if (typeof payload === "string") t.deltaChars += payload.length;
   } else if (type === "message_delta") {
+    if (tokenCount((data.usage as Record<string, unknown> | undefined)?.output_tokens) !== undefined) {
+      t.finalOutput = true;
+    }
     mergeUsage(t, data.usage);
     const delta = data.delta as Record<string, unknown> | undefined;
     if (typeof delta?.stop_reason === "string") t.stopReason = delta.stop_reason;

@@ -834,3 +834,28 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a stream cut short before its final count reports output estimated from the text it relayed", async () => {
+  await withFake(async (fake, invoker) => {
+    fake.script({
+      kind: "stream_exception",
+      afterEvents: 6,
+      exceptionType: "internalServerException",
+      message: "x",
+    });
+    const stream = await invoker.invokeStream(request());
+    const parsed = parseSse(await new Response(stream.events).text());
+    const texts = parsed.map((p) => (p.data.delta as { text?: string } | undefined)?.text ?? "").join("");
+    assert.ok(texts.length > 8, `relayed text: ${JSON.stringify(texts)}`);
+    const usage = await stream.usage;
+    assert.equal(usage.outputTokens, Math.ceil(texts.length / 4));
+    assert.equal(usage.outputEstimated, true);
+  });
+  // A whole stream keeps Bedrock's own count.
+  await withFake(async (_fake, invoker) => {
+    const stream = await invoker.invokeStream(request());
+    await new Response(stream.events).arrayBuffer();
+    const usage = await stream.usage;
+    assert.equal(usage.outputEstimated, undefined);
+  });
+});
