@@ -261,6 +261,11 @@ dbTest(
     const spooled = [...Deno.readDirSync(spoolDir)].map((e) => e.name);
     assert.equal(spooled.length, 1, "overflow went to one append-only spool file");
     assert.equal(Deno.readTextFileSync(`${spoolDir}/${spooled[0]}`).trim().split("\n").length, 250);
+    assert.equal(
+      Deno.statSync(`${spoolDir}/${spooled[0]}`).mode! & 0o777,
+      0o600,
+      "usage rows: the owner's only",
+    );
 
     f.down = false;
     now += 60_000; // past the backoff

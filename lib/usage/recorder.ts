@@ -122,7 +122,7 @@ export class UsageRecorder {
       now: Date.now,
       exitLogRows: 50_000,
       retentionDays: 0,
-      appendFile: (path, text) => Deno.writeTextFile(path, text, { append: true }),
+      appendFile: (path, text) => Deno.writeTextFile(path, text, { append: true, mode: 0o600 }),
       ...opts,
     };
   }
@@ -145,7 +145,10 @@ export class UsageRecorder {
       try {
         Deno.mkdirSync(this.#o.spoolDir, { recursive: true, mode: 0o700 }); // usage rows: the owner's only
         const name = `spool-${String(this.#o.now()).padStart(15, "0")}-late.jsonl`;
-        Deno.writeTextFileSync(join(this.#o.spoolDir, name), JSON.stringify(record) + "\n", { append: true });
+        Deno.writeTextFileSync(join(this.#o.spoolDir, name), JSON.stringify(record) + "\n", {
+          append: true,
+          mode: 0o600,
+        });
       } catch { /* the log line above is the copy that is left */ }
       return;
     }
