@@ -149,10 +149,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   );
   app.route("/static", staticRoutes());
 
-  // Built on the first miss, once every route is registered.
-  let allowedAt: ((path: string) => string[]) | null = null;
+  const allowedAt = routeMethods(app);
   app.notFound((c) => {
-    allowedAt ??= routeMethods(app.routes);
     const allowed = allowedAt(c.req.path);
     if (allowed.length > 0 && !allowed.includes(c.req.method)) {
       return errorResponse(

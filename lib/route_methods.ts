@@ -2,25 +2,25 @@
  * The methods an application's routes take at a path, so a request with another method is told so (405 with
  * `Allow`) instead of "no route" (404), which reads as a wrong URL when the URL is right.
  *
- * Built from Hono's `app.routes` once every route is registered. Middleware (`ALL`) does not count: it matches
- * every path and answers none.
+ * Reads Hono's `app.routes` on the first call, once every route is registered (a not-found handler is set up
+ * before the routes after it). Middleware (`ALL`) does not count: it matches every path and answers none.
  *
  * @example
  * ```ts
- * const allowed = routeMethods(app.routes);
+ * const allowed = routeMethods(app);
  * allowed("/api/users/42"); // ["DELETE", "GET", "HEAD", "PATCH"]
  * allowed("/nowhere"); // []
  * ```
  */
 export function routeMethods(
-  routes: readonly { method: string; path: string }[],
+  app: { readonly routes: readonly { method: string; path: string }[] },
 ): (path: string) => string[] {
-  const table: { pattern: RegExp; method: string }[] = [];
-  for (const r of routes) {
-    if (r.method === "ALL") continue;
-    table.push({ pattern: patternOf(r.path), method: r.method });
-  }
+  let table: { pattern: RegExp; method: string }[] | null = null;
   return (path) => {
+    table ??= app.routes.filter((r) => r.method !== "ALL").map((r) => ({
+      pattern: patternOf(r.path),
+      method: r.method,
+    }));
     const methods = new Set<string>();
     for (const { pattern, method } of table) {
       if (!pattern.test(path)) continue;

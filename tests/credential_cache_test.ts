@@ -44,7 +44,7 @@ dbTest("credentials removed while a load is in flight are not cached for the nex
     bus,
   });
 
-  for (const invalidate of ["event", "clear"] as const) {
+  for (const invalidate of ["event", "expireAll"] as const) {
     await store.put(k.id, { bedrock_api_key: "ABSKexampleexample1234", region: "us-east-1" });
     hold = true;
     const hit = new Promise<void>((r) => (reached = r));
@@ -52,7 +52,7 @@ dbTest("credentials removed while a load is in flight are not cached for the nex
     await hit; // the load has read the credentials and not returned yet
     await db.query(sql`DELETE FROM bedrock_keys WHERE access_key_id = ${k.id}`);
     if (invalidate === "event") bus.publish({ type: "bedrock_credentials_changed", accessKeyId: k.id });
-    else store.clear();
+    else store.expireAll();
     release();
     await loading;
     assert.equal(await store.load(k.id), null, `removed credentials are not served after ${invalidate}`);

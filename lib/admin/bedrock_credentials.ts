@@ -9,13 +9,14 @@
  * (await store.load(keyId))?.credentials.kind; // "api_key"
  * ```
  */
-import { isDatabaseUnavailable } from "../errors.ts";
 import { z } from "zod";
 import type { Db } from "../db/db.ts";
 import * as rows from "../db/bedrock_keys.ts";
 import { decodeJson, type Encryptor, type EnvelopeScheme } from "../crypto/mod.ts";
 import { encodeJson } from "../crypto/mod.ts";
 import type { EventBus } from "../events.ts";
+import { isDatabaseUnavailable } from "../errors.ts";
+import { TimedOut, within } from "../within.ts";
 
 /** Opened credentials, as the Bedrock client takes them. */
 export type BedrockSecret =
@@ -62,8 +63,6 @@ export interface BedrockCredentialStore {
   /** Opened credentials for the proxy, cached; null when the key has none. */
   load(accessKeyId: string): Promise<{ credentials: BedrockSecret; region: string | null } | null>;
   forget(accessKeyId: string): void;
-  /** Drops every cached credential. */
-  clear(): void;
   /**
    * Marks every cached credential expired (after missed invalidations): read again on next use, but still used
    * if the database fails or stalls then.
@@ -182,20 +181,16 @@ export function createBedrockCredentialStore(deps: {
         // Bedrock fallback, the one route left when the Anthropic API is down too. What was opened stands in,
         // unless a change since dropped it (forget deletes the entry).
         try {
-          return await within(reload(accessKeyId), STALE_WAIT_MS);
+          return await within(STALE_WAIT_MS, reload(accessKeyId), "credentials read");
         } catch (e) {
           const known = cache.get(accessKeyId);
-          if (known && (isDatabaseUnavailable(e) || e instanceof ReadTimeout)) return known.value;
+          if (known && (isDatabaseUnavailable(e) || e instanceof TimedOut)) return known.value;
           throw e;
         }
       }
       return await reload(accessKeyId);
     },
     forget,
-    clear() {
-      generation++;
-      cache.clear();
-    },
     expireAll() {
       generation++;
       for (const entry of cache.values()) entry.at = -Infinity;
@@ -205,18 +200,6 @@ export function createBedrockCredentialStore(deps: {
 
 /** How long a load waits for the re-read of credentials it has opened before, before those stand in. */
 const STALE_WAIT_MS = 1_000;
-
-/** A re-read that overran its wait. */
-class ReadTimeout extends Error {}
-
-/** `p`, or a {@link ReadTimeout} once `ms` have passed (`p` goes on, its outcome still handled). */
-function within<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ReadTimeout(`credentials read took more than ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
 
 function describeRow(row: rows.BedrockKeyRow): CredentialDescription {
   return {

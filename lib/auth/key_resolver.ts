@@ -18,6 +18,7 @@ import { type KeyLookupRow, lookupKeyByHash } from "../db/access_keys.ts";
 import type { KeyHasher } from "./access_key.ts";
 import { isWellFormedKey } from "./access_key.ts";
 import type { EventBus } from "../events.ts";
+import { TimedOut, within } from "../within.ts";
 
 /** What the proxy knows about an authorised key. */
 export interface ResolvedKey {
@@ -83,18 +84,6 @@ const STALE_WAIT_MS = 1_000;
 const LOOKUP_WAIT_MS = 10_000;
 /** After a re-read overran its wait, known keys are served at once for this long (their re-read goes on). */
 const STALL_GRACE_MS = 5_000;
-
-/** A lookup that overran its wait: the database stalls, rather than refuses. */
-class LookupTimeout extends Error {}
-
-/** `p`, or a {@link LookupTimeout} once `ms` have passed (`p` goes on, its outcome still handled). */
-function within<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new LookupTimeout(`key lookup took more than ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
 
 /** Creates a resolver; it subscribes to the bus for invalidations. */
 export function createKeyResolver(deps: {
@@ -220,10 +209,10 @@ export function createKeyResolver(deps: {
         return judge(entry!.row, t);
       }
       try {
-        entry = await within(fetch(rawKey), knew ? staleWaitMs : lookupWaitMs);
+        entry = await within(knew ? staleWaitMs : lookupWaitMs, fetch(rawKey), "key lookup");
       } catch (e) {
         // A refusal is quick to learn again; a stall is not, so for a while known keys do not wait for it.
-        if (knew && e instanceof LookupTimeout) stalledUntil = performance.now() + STALL_GRACE_MS;
+        if (knew && e instanceof TimedOut) stalledUntil = performance.now() + STALL_GRACE_MS;
         // Database down: keep serving what we knew, unless a change since has made it wrong. The entry is read
         // again: a change during the failed read replaced it (marked invalidated) or a clear() removed it.
         const known = cache.get(rawKey);

@@ -13,6 +13,7 @@
  * ```
  */
 import { tokenCount } from "../usage/token_count.ts";
+import { estimatedOutputTokens } from "../usage/output_estimate.ts";
 import { createParser, type EventSourceMessage, type EventSourceParser } from "eventsource-parser";
 
 /** What the tap learned. */
@@ -46,11 +47,6 @@ export interface StreamUsage {
   outputEstimated: boolean;
 }
 
-/**
- * Characters per token for an answer cut short before its final count: English and code run at about 3.5 to 4,
- * so 4 estimates low rather than bill output that was not generated.
- */
-const CHARS_PER_TOKEN = 4;
 /** The keys of a content delta's generated payload, the commonest first. */
 const PAYLOAD_KEYS = ['"text":"', '"thinking":"', '"partial_json":"'];
 
@@ -111,7 +107,7 @@ export class SseUsageTap {
   estimateCutShort(): void {
     const r = this.result;
     if (r.finalUsage) return;
-    const estimate = Math.ceil(r.deltaChars / CHARS_PER_TOKEN);
+    const estimate = estimatedOutputTokens(r.deltaChars);
     if (estimate > r.outputTokens) {
       r.outputTokens = estimate;
       r.outputEstimated = true;

@@ -349,29 +349,16 @@ Deno.test("US-only inference costs 1.1× the token rates; web searches cost $10 
 
 Deno.test("Fable and Mythos are priced as published, 5.1 with its cheaper cache reads", () => {
   const book = new PriceBook();
-  assert.deepEqual(book.priceFor("claude-fable-5-1"), {
-    input: 10,
-    output: 50,
-    cacheWrite: 12.5,
-    cacheRead: 0.25,
-  });
-  assert.deepEqual(book.priceFor("claude-mythos-5-1-20261001"), {
-    input: 10,
-    output: 50,
-    cacheWrite: 12.5,
-    cacheRead: 0.25,
-  });
-  assert.deepEqual(book.priceFor("anthropic.claude-mythos-5"), {
-    input: 10,
-    output: 50,
-    cacheWrite: 12.5,
-    cacheRead: 1,
-  });
-  assert.deepEqual(book.priceFor("claude-fable-5"), {
-    input: 10,
-    output: 50,
-    cacheWrite: 12.5,
-    cacheRead: 1,
-  });
+  const published = { input: 10, output: 50, cacheWrite: 12.5 };
+  for (
+    const [model, cacheRead] of [
+      ["claude-fable-5-1", 0.25],
+      ["claude-mythos-5-1-20261001", 0.25],
+      ["anthropic.claude-mythos-5", 1],
+      ["claude-fable-5", 1],
+    ] as const
+  ) {
+    assert.deepEqual(book.priceFor(model), { ...published, cacheRead }, model);
+  }
   assert.equal(book.priceFor("claude-fable-5-2"), null, "not published: unpriced, never guessed");
 });

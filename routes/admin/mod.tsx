@@ -232,10 +232,8 @@ export function adminRoutes(deps: AdminDeps): Hono<AdminEnv> {
   auditRoutes(admin, deps);
   settingsRoutes(admin, deps);
 
-  // Built on the first miss, once every page is registered.
-  let allowedAt: ((path: string) => string[]) | null = null;
+  const allowedAt = routeMethods(admin);
   admin.all("*", (c) => {
-    allowedAt ??= routeMethods(admin.routes);
     const allowed = allowedAt(c.req.path.slice(BASE.length) || "/");
     if (allowed.length > 0 && !allowed.includes(c.req.method)) {
       // A form's target opened as a page (a bookmarked sign-out, a pasted link): say so, not "no such page".

@@ -19,6 +19,7 @@ import type {
 } from "@aws-sdk/client-bedrock-runtime";
 import { createHash } from "node:crypto";
 import { tokenCount } from "../../usage/token_count.ts";
+import { estimatedOutputTokens } from "../../usage/output_estimate.ts";
 import { idleWatch } from "../idle_watch.ts";
 import type { HttpClientPool } from "../../net/http_client_pool.ts";
 import { mapBedrockError, SHUTDOWN_MESSAGE, ShutdownError, sseErrorEvent } from "./errors.ts";
@@ -479,10 +480,9 @@ function finishUsage(
 ): BedrockStreamUsage {
   const m = (key: string): number | undefined => tokenCount(metrics?.[key]);
   let outputTokens = t.output ?? m("outputTokenCount") ?? 0;
-  // Cut short before the final count (the metrics come last too): Bedrock bills what it generated, which the
-  // text relayed stands in for, at about 4 characters a token (estimating low rather than high).
+  // Cut short before the final count (the metrics come last too): the text relayed stands in for it.
   const estimate = cutShort && !t.finalOutput && m("outputTokenCount") === undefined
-    ? Math.ceil(t.deltaChars / 4)
+    ? estimatedOutputTokens(t.deltaChars)
     : 0;
   const outputEstimated = estimate > outputTokens;
   if (outputEstimated) outputTokens = estimate;
