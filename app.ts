@@ -116,6 +116,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     "/ak",
     proxyRoutes(deps.services.proxy, {
       trustForwardedFor: deps.config.trustForwardedFor,
+      peers: deps.services.peers,
       now: () => deps.services.now().getTime(),
     }),
   );

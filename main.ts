@@ -134,6 +134,7 @@ async function run(
       hostname: config.host,
       port: config.port,
       onListen: ({ hostname, port }) => {
+        void services.peers.listening(port);
         const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
         log.info("listening", { url: `http://${shown}:${port}`, database: db.kind, env: config.env });
         console.error(`claude-code-proxy listening on http://${shown}:${port} (database: ${db.kind})`);

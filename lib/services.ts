@@ -27,6 +27,7 @@ import { createProxy, type Proxy } from "./proxy/proxy.ts";
 import { join } from "node:path";
 import { attachNotifyTransport } from "./db/notify.ts";
 import { RetentionJob } from "./usage/retention.ts";
+import { PeerWatch } from "./net/peer_watch.ts";
 
 /** Everything the routes call. */
 export interface Services {
@@ -46,6 +47,11 @@ export interface Services {
   metrics: ProxyMetrics;
   bedrock: BedrockInvoker;
   proxy: Proxy;
+  /**
+   * Notices clients that leave before their answer's headers (see `lib/net/peer_watch.ts`); told the port once
+   * the server listens.
+   */
+  peers: PeerWatch;
   now: () => Date;
   /** Starts background work: usage flushing, cross-replica events. */
   start(): Promise<void>;
@@ -147,6 +153,14 @@ export async function createServices(
     onCommitted: (records) => budgets.onCommitted(records),
   });
   const metrics = new ProxyMetrics();
+  const peers = new PeerWatch({
+    onUnavailable: (e) =>
+      log.info(
+        "client socket watch off: a client leaving before its answer's headers is noticed only when they come " +
+          "(it reads /proc/net/tcp, which Deno allows only with --allow-all)",
+        { error: e.message },
+      ),
+  });
   let detach: (() => Promise<void>) | null = null;
   const retention = new RetentionJob({ db, log, days: config.usageRetentionDays });
   // Bedrock gets the plan upstream's limits: a whole non-streamed answer, and the longest silence of a stream.
@@ -195,6 +209,7 @@ export async function createServices(
     metrics,
     bedrock,
     proxy,
+    peers,
     now,
     async start() {
       await revocations.load();
@@ -216,6 +231,7 @@ export async function createServices(
     },
     async stop(deadlineMs) {
       // Each step is bounded: a stalled database connection must not keep the usage queue from the spool.
+      peers.close();
       if (detach) await settlesWithin(detach(), 1_000);
       await settlesWithin(retention.stop(), 1_000);
       await recorder.close(deadlineMs);

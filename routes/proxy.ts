@@ -11,13 +11,15 @@ import { FailureThrottle } from "../lib/auth/throttle.ts";
 import { clientAddress, hasDotSegment } from "../lib/http.ts";
 import { throttleSubject } from "../lib/net/cidr.ts";
 import { HttpError } from "../lib/errors.ts";
+import type { PeerWatch } from "../lib/net/peer_watch.ts";
 
 /** Mounts the proxy under `/ak`; unknown keys are throttled per client address (see `lib/proxy`). */
 export function proxyRoutes(
   proxy: Proxy,
-  opts: { trustForwardedFor: boolean; guessLimitPerMinute?: number; now?: () => number } = {
-    trustForwardedFor: false,
-  },
+  opts: { trustForwardedFor: boolean; guessLimitPerMinute?: number; now?: () => number; peers?: PeerWatch } =
+    {
+      trustForwardedFor: false,
+    },
 ): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const guesses = new FailureThrottle({
@@ -25,7 +27,7 @@ export function proxyRoutes(
     windowMs: 60_000,
     now: opts.now,
   });
-  const toRequest = (c: Context<AppEnv>): ProxyRequest => {
+  const toRequest = (c: Context<AppEnv>, signal: AbortSignal): ProxyRequest => {
     refuseRewrittenPath(c.req.url);
     const url = new URL(c.req.url);
     // Both from the raw path, as sent: the router's decoded parameter would not match a percent-encoded key,
@@ -41,8 +43,7 @@ export function proxyRoutes(
       method: c.req.method,
       headers: c.req.raw.headers,
       request: c.req.raw,
-      // Fires only when the client goes away: deno.json opts out of the legacy abort-after-success behaviour.
-      signal: c.req.raw.signal,
+      signal,
       guesses: {
         pace: () => guesses.pace(throttleSubject(address)),
         fail: () => guesses.fail(throttleSubject(address)),
@@ -50,16 +51,43 @@ export function proxyRoutes(
       onRecorded: () => c.set("recorded", true),
     };
   };
+  /**
+   * Hands the request to `handle`, with a signal that fires when the client goes away. Deno's own fires only
+   * when the client goes away (deno.json opts out of the legacy abort-after-success behaviour), but not before
+   * the answer's headers for bodies over a few hundred bytes: until `handle` returns them, the client's socket
+   * is watched as well.
+   */
+  type Handle = (req: ProxyRequest, c: Context<AppEnv>) => Promise<Response>;
+  const proxied = (handle: Handle) => async (c: Context<AppEnv>) => {
+    const own = c.req.raw.signal;
+    const peer = (c.env as Partial<Deno.ServeHandlerInfo<Deno.NetAddr>> | undefined)?.remoteAddr;
+    if (!opts.peers?.active || peer === undefined) return handle(toRequest(c, own), c);
+    const left = new AbortController();
+    if (own.aborted) left.abort(own.reason);
+    else own.addEventListener("abort", () => left.abort(own.reason), { once: true });
+    const unwatch = opts.peers.watch(
+      peer,
+      () => left.abort(new DOMException("client closed the connection", "AbortError")),
+    );
+    try {
+      return await handle(toRequest(c, left.signal), c);
+    } finally {
+      unwatch();
+    }
+  };
   // Claude Code probes its base URL (with the trailing slash it was given, if any) and preconnects with
   // `HEAD <base>/api/hello`: answered here, with no key lookup, as `/` is (a 404 would only fill logs; a probe
   // carries nothing to protect).
   app.on(["GET", "HEAD"], ["/:key", "/:key/"], (c) => c.text("claude-code-proxy: ok\n"));
   app.on(["GET", "HEAD"], "/:key/api/hello", (c) => c.json({ status: "ok" }));
-  app.post("/:key/v1/messages", (c) => proxy.messages(toRequest(c)));
-  app.post("/:key/v1/messages/count_tokens", (c) => proxy.countTokens(toRequest(c)));
-  app.get("/:key/v1/models", (c) => proxy.models(toRequest(c), null));
-  app.get("/:key/v1/models/:model", (c) => proxy.models(toRequest(c), modelId(c.req.param("model"))));
-  app.all("/:key/v1/*", (c) => proxy.passThrough(toRequest(c)));
+  app.post("/:key/v1/messages", proxied((req) => proxy.messages(req)));
+  app.post("/:key/v1/messages/count_tokens", proxied((req) => proxy.countTokens(req)));
+  app.get("/:key/v1/models", proxied((req) => proxy.models(req, null)));
+  app.get(
+    "/:key/v1/models/:model",
+    proxied((req, c) => proxy.models(req, modelId(c.req.param("model") ?? ""))),
+  );
+  app.all("/:key/v1/*", proxied((req) => proxy.passThrough(req)));
   return app;
 }
 

@@ -303,6 +303,30 @@ dbTest(
 );
 
 dbTest(
+  "a client that leaves before the answer's headers, having sent a Claude Code-sized body, cancels the upstream call",
+  async (db) => {
+    // Deno's server does not abort the request's signal for such a client when the body is over a few hundred
+    // bytes; the proxy notices from the socket's state (lib/net/peer_watch.ts).
+    const p = await startProxy(db);
+    try {
+      p.upstream.script({ kind: "hang" });
+      const body = JSON.stringify({ ...MESSAGE, system: "x".repeat(70_000) });
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(p.origin).port) });
+      const head = `POST ${new URL(p.baseUrl).pathname}/v1/messages HTTP/1.1\r\nhost: proxy\r\n` +
+        `x-api-key: k\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`;
+      const bytes = new TextEncoder().encode(head + body);
+      for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+      await waitFor(() => p.upstream.requests.length === 1, 3000, "upstream request");
+      conn.close();
+      await clientLeftRow(p, db, 4000, "upstream abort");
+    } finally {
+      await p.upstream.close(); // first: should the proxy still await it, its shutdown would wait for ever
+      await p.close();
+    }
+  },
+);
+
+dbTest(
   "an upstream that dies mid-stream ends the client's stream with an error event, recorded as an error",
   async (db) => {
     const p = await startProxy(db);

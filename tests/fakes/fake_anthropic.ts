@@ -7,6 +7,8 @@
  * mid-stream, a gzip body, a slow drip, or no answer at all.
  */
 
+import { PeerWatch } from "../../lib/net/peer_watch.ts";
+
 /** A request as the fake received it. */
 export interface RecordedAnthropicRequest {
   method: string;
@@ -81,7 +83,7 @@ export interface FakeAnthropic {
 const encoder = new TextEncoder();
 
 /** Starts the fake on 127.0.0.1 and an ephemeral port. */
-export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<FakeAnthropic> {
+export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<FakeAnthropic> {
   const requests: RecordedAnthropicRequest[] = [];
   const steps: AnthropicStep[] = [];
   const usage: FakeUsage = {
@@ -96,6 +98,9 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
   let closeNow!: () => void;
   const closing = new Promise<void>((r) => (closeNow = r));
   const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve());
+  // Deno's signal misses a caller that leaves before the headers when its body was large (the proxy's are, and
+  // the proxy watches its own clients the same way): the fake watches its callers' sockets to tell it too.
+  const peers = new PeerWatch({ intervalMs: 50, minAgeMs: 0 });
 
   const handler = async (req: Request, info: Deno.ServeHandlerInfo): Promise<Response> => {
     const url = new URL(req.url);
@@ -105,6 +110,9 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
     info.completed.catch(() => abortedResolve());
     req.signal.addEventListener("abort", () => abortedResolve(), { once: true });
     if (opts.record !== false) {
+      const unwatch = peers.watch(info.remoteAddr as Deno.NetAddr, abortedResolve);
+      aborted.then(unwatch);
+      info.completed.then(unwatch, unwatch);
       requests.push({
         method: req.method,
         pathAndQuery: url.pathname + url.search,
@@ -338,15 +346,17 @@ export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promise<Fak
   };
 
   const server = Deno.serve({ hostname: "127.0.0.1", port: opts.port ?? 0, onListen: () => {} }, handler);
-  return Promise.resolve({
+  await peers.listening(server.addr.port);
+  return {
     url: `http://127.0.0.1:${server.addr.port}`,
     requests,
     script: (...s) => steps.push(...s),
     close: async () => {
       closeNow();
+      peers.close();
       await server.shutdown();
     },
-  });
+  };
 }
 
 /** The event sequence of a real streamed answer, with realistic sizes. */

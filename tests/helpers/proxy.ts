@@ -41,6 +41,7 @@ export async function startProxy(
   const user = (await t.call("POST", "/api/users", { email: "dev@example.com", ...opts.user }, h)).body;
   const issued = (await t.call("POST", `/api/users/${user.id}/access-keys`, { name: "test" }, h)).body;
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, t.app.fetch);
+  await t.services.peers.listening(server.addr.port);
   const origin = `http://127.0.0.1:${server.addr.port}`;
   return {
     t,
