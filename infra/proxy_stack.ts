@@ -316,13 +316,20 @@ export class ProxyStack extends Stack {
         "Claude Code proxy tasks: the envelope key (and Bedrock invoke when opted in), nothing else",
     });
     if (props.bedrockUseDefaultCredentials) {
+      // Claude only: the proxy speaks Anthropic's Messages format, which no other model on Bedrock takes. The
+      // region is a wildcard because inference profiles route across regions (a global profile's models have
+      // an empty one), and the partition is the stack's, for GovCloud and China.
+      const claude = `arn:${this.partition}:bedrock:*::foundation-model/anthropic.*`;
       taskRole.addToPrincipalPolicy(
         new iam.PolicyStatement({
           sid: "InvokeBedrockModels",
           actions: ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
           resources: [
-            "arn:aws:bedrock:*::foundation-model/*",
-            `arn:aws:bedrock:*:${this.account}:inference-profile/*`,
+            claude,
+            // System profiles (`global.anthropic.…`, `us.anthropic.…`), and the application profiles an admin
+            // may map a model to in PROXY_BEDROCK_MODEL_MAP, whose names are the admin's own.
+            `arn:${this.partition}:bedrock:*:${this.account}:inference-profile/*anthropic.*`,
+            `arn:${this.partition}:bedrock:*:${this.account}:application-inference-profile/*`,
           ],
         }),
       );
@@ -331,7 +338,7 @@ export class ProxyStack extends Stack {
           // count_tokens answered on Bedrock; CountTokens takes foundation models only, and is free.
           sid: "CountBedrockTokens",
           actions: ["bedrock:CountTokens"],
-          resources: ["arn:aws:bedrock:*::foundation-model/*"],
+          resources: [claude],
         }),
       );
     }
@@ -575,8 +582,18 @@ export class ProxyStack extends Stack {
 
     // ---------------------------------------------------------------- autoscaling
     const scaling = this.service.autoScaleTaskCount({ minCapacity: desiredCount, maxCapacity: maxCount });
+    // The app is one event loop: it keeps about one vCPU (1024 units) busy however many the task has. Past
+    // 1024 the target is scaled down so that it is still reached (60 % of one vCPU), and synth says so.
+    const cpuTarget = cpu > 1024 ? Math.max(5, Math.floor((60 * 1024) / cpu)) : 60;
+    if (cpu > 1024) {
+      Annotations.of(this).addWarningV2(
+        "claude-code-proxy:cpu-over-one-vcpu",
+        `cpu ${cpu}: the proxy runs one event loop and uses about 1024 units of it, so the CPU scaling target ` +
+          `is ${cpuTarget} % (60 % of one vCPU). More tasks of 1024 serve more than fewer larger ones.`,
+      );
+    }
     scaling.scaleOnCpuUtilization("Cpu", {
-      targetUtilizationPercent: 60,
+      targetUtilizationPercent: cpuTarget,
       scaleInCooldown: Duration.minutes(5),
       scaleOutCooldown: Duration.minutes(1),
     });

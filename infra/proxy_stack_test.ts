@@ -293,10 +293,18 @@ Deno.test("the task role's policies allow the envelope key, and Bedrock invoke a
         const [keyId] = only(s, "AWS::KMS::Key");
         assert.deepEqual(st.Resource, { "Fn::GetAtt": [keyId, "Arn"] }, "the envelope key only");
       } else {
-        assert.equal(JSON.stringify(st.Resource).includes("foundation-model/*"), true);
-        // Invocation goes through inference profiles too; CountTokens takes foundation models only.
+        const text = JSON.stringify(st.Resource);
+        assert.ok(text.includes(":bedrock:*::foundation-model/anthropic.*"), `Claude models only: ${text}`);
+        assert.ok(!text.includes("foundation-model/*"), "not every model on Bedrock");
+        assert.ok(
+          text.includes('"Ref":"AWS::Partition"') && !text.includes("arn:aws:"),
+          "the stack's partition",
+        );
+        // Invocation goes through inference profiles too (Claude's, and admins' application profiles, named as
+        // they like); CountTokens takes foundation models only.
         const counts = [st.Action].flat().every((a: string) => a === "bedrock:CountTokens");
-        assert.equal(JSON.stringify(st.Resource).includes(":inference-profile/*"), !counts);
+        assert.equal(text.includes(":inference-profile/*anthropic.*"), !counts);
+        assert.equal(text.includes(":application-inference-profile/*"), !counts);
       }
     }
   }
@@ -476,6 +484,29 @@ Deno.test("the service runs at least two tasks and autoscales on CPU and request
   }
   const [, prodTarget] = only(prod(), "AWS::ApplicationAutoScaling::ScalableTarget");
   assert.equal(prodTarget.Properties.MinCapacity, 3);
+});
+
+/** The target of the CPU scaling policy. */
+function cpuTarget(s: Synthesized): number {
+  const policy = resources(s, "AWS::ApplicationAutoScaling::ScalingPolicy").map(([, p]) =>
+    p.Properties.TargetTrackingScalingPolicyConfiguration
+  ).find((c) => c.PredefinedMetricSpecification.PredefinedMetricType === "ECSServiceAverageCPUUtilization");
+  return policy.TargetValue;
+}
+
+Deno.test("a task over one vCPU gets a CPU target its one event loop can reach, and synth says why", () => {
+  assert.equal(cpuTarget(dev()), 60);
+  assert.equal(cpuTarget(prod()), 60);
+  assert.equal(
+    Annotations.fromStack(prod().stack).findWarning("*", Match.stringLikeRegexp("event loop")).length,
+    0,
+  );
+  const big = synth("ProxyBig", { environment: "prod", certificateArn: CERT, cpu: 2048, memoryMiB: 4096 });
+  assert.equal(cpuTarget(big), 30, "60 % of the one vCPU the process can use, out of two");
+  Annotations.fromStack(big.stack).hasWarning(
+    "*",
+    Match.stringLikeRegexp("cpu 2048: the proxy runs one event loop"),
+  );
 });
 
 Deno.test("the load balancer's health check gives a busy task a minute before replacing it", () => {
