@@ -1213,6 +1213,30 @@ dbTest(
 );
 
 dbTest(
+  "the requests page says what besides tokens set a price: fast mode, US-only, web searches",
+  async (db) => {
+    const c = await signedIn(db);
+    const id = await createUser(c, "ada@example.com");
+    const { keyId } = await issueKey(c, id);
+    await seedUsage(db, "UTC", [
+      {
+        accessKeyId: keyId,
+        userId: id,
+        speed: "fast",
+        inferenceGeo: "us",
+        webSearchRequests: 4,
+        costUsd: 0.403,
+      },
+      { accessKeyId: keyId, userId: id, webSearchRequests: 1, inferenceGeo: "global", speed: "standard" },
+      { accessKeyId: keyId, userId: id },
+    ]);
+    const page = await c.get("/admin/requests");
+    const notes = [...page.html.matchAll(/data-price-notes[^>]*>([^<]*)</g)].map((m) => m[1]);
+    assert.deepEqual(notes.sort(), ["1 web search", "fast mode · US-only · 4 web searches"]);
+  },
+);
+
+dbTest(
   "paging past the end of a list says how many match and links to the last page instead of 'no matches'",
   async (db) => {
     const c = await signedIn(db);

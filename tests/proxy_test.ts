@@ -564,6 +564,17 @@ dbTest(
       const rows = await recordedRows(p, db, 2);
       // Opus 4.6: (1000 × $5 + 2000 × $25) per million = $0.055; fast 6×, US 1.1×: $0.363; 4 searches $0.04.
       assert.deepEqual(rows.map((r) => Number(r.cost_usd)), [0.403, 0.403]);
+      // Kept beside the cost, so it can be explained: in the rows and in the API's list of requests.
+      for (const r of rows) {
+        assert.deepEqual([r.speed, r.inference_geo, r.web_search_requests], ["fast", "us", 4]);
+      }
+      const listed = await p.t.call("GET", "/api/usage/requests", undefined, await p.t.auth());
+      assert.deepEqual(
+        listed.body.items.map((
+          r: Record<string, unknown>,
+        ) => [r.speed, r.inference_geo, r.web_search_requests]),
+        [["fast", "us", 4], ["fast", "us", 4]],
+      );
     } finally {
       await p.close();
     }

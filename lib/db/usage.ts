@@ -31,6 +31,13 @@ export interface UsageRecord {
    * count came. Absent in spool lines written before it existed.
    */
   outputEstimated?: boolean;
+  /**
+   * What besides tokens set the price, as the answer's usage said: `speed` (`"fast"`), `inference_geo` (`"us"`),
+   * web searches. Absent in spool lines written before they were kept, and when the answer gave none.
+   */
+  speed?: string | null;
+  inferenceGeo?: string | null;
+  webSearchRequests?: number;
   /** ISO timestamp (a string, so records survive the JSON spool unchanged). */
   createdAt: string;
 }
@@ -87,22 +94,26 @@ export async function insertUsageRows(q: Queryable, rows: UsageRecord[]): Promis
     ttfb_ms: r.timeToFirstByteMs,
     cost_usd: r.costUsd === null ? null : r.costUsd.toFixed(6),
     output_estimated: r.outputEstimated === true,
+    speed: r.speed ?? null,
+    inference_geo: r.inferenceGeo ?? null,
+    web_search_requests: r.webSearchRequests ?? 0,
     created_at: r.createdAt,
   })));
   const inserted = await q.query<{ request_id: string }>(sql`
     INSERT INTO token_usages (request_id, access_key_id, user_id, message_id, model, model_served, stream,
       input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens, provider, is_fallback,
       fallback_reason, status_code, error_type, stop_reason, latency_ms, time_to_first_byte_ms, cost_usd,
-      output_estimated, created_at)
+      output_estimated, speed, inference_geo, web_search_requests, created_at)
     SELECT t.request_id, k.id, u.id, t.message_id, t.model, t.model_served, t.stream, t.input_tokens,
       t.output_tokens, t.cache_read, t.cache_creation, t.provider, t.is_fallback, t.fallback_reason, t.status_code,
-      t.error_type, t.stop_reason, t.latency_ms, t.ttfb_ms, t.cost_usd, t.output_estimated, t.created_at
+      t.error_type, t.stop_reason, t.latency_ms, t.ttfb_ms, t.cost_usd, t.output_estimated, t.speed, t.inference_geo,
+      t.web_search_requests, t.created_at
     -- Bound as text: postgres.js would serialise a string bound as jsonb into a JSON string.
     FROM jsonb_to_recordset(${json}::text::jsonb) AS t(request_id text, access_key_id uuid, user_id uuid,
       message_id text, model text, model_served text, stream boolean, input_tokens int, output_tokens int,
       cache_read int, cache_creation int, provider text, is_fallback boolean, fallback_reason text, status_code int,
       error_type text, stop_reason text, latency_ms int, ttfb_ms int, cost_usd numeric, output_estimated boolean,
-      created_at timestamptz)
+      speed text, inference_geo text, web_search_requests int, created_at timestamptz)
     -- A key or user hard-deleted meanwhile: keep the row, unlinked (the seed's ON DELETE SET NULL).
     LEFT JOIN access_keys k ON k.id = t.access_key_id
     LEFT JOIN users u ON u.id = t.user_id
@@ -278,6 +289,12 @@ export interface RequestRow {
   cost_usd: number | null;
   /** True when `output_tokens` is an estimate: the answer was cut short before its final count. */
   output_estimated: boolean;
+  /** `"fast"` when the request ran in fast mode (billed at a multiple); null when the answer did not say. */
+  speed: string | null;
+  /** `"us"` for US-only inference (billed 1.1×); null when the answer did not say. */
+  inference_geo: string | null;
+  /** Web searches the answer ran, billed per search. */
+  web_search_requests: number;
   latency_ms: number;
   time_to_first_byte_ms: number | null;
 }
@@ -324,7 +341,7 @@ export async function recentRequests(
     SELECT t.id, t.request_id, t.created_at, t.user_id, u.email, t.access_key_id, k.key_prefix, t.model,
       t.model_served, t.provider, t.is_fallback, t.fallback_reason, t.status_code, t.error_type, t.stream,
       t.input_tokens, t.output_tokens, t.cache_read_input_tokens, t.cache_creation_input_tokens, t.cost_usd,
-      t.output_estimated, t.latency_ms, t.time_to_first_byte_ms
+      t.output_estimated, t.speed, t.inference_geo, t.web_search_requests, t.latency_ms, t.time_to_first_byte_ms
     FROM token_usages t LEFT JOIN users u ON u.id = t.user_id LEFT JOIN access_keys k ON k.id = t.access_key_id
     WHERE ${where} ORDER BY ${ORDER_BY[f.order ?? "newest"]} LIMIT ${f.limit} OFFSET ${f.offset}`);
   const [{ total }] = await q.query<{ total: number }>(

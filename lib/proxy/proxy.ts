@@ -305,6 +305,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
           timeToFirstByteMs: o.ttfbMs,
           costUsd: priced.costUsd,
           outputEstimated: usage.outputEstimated === true,
+          // Bounded: they come from the upstream's answer, and a row should not carry an essay.
+          speed: usage.speed?.slice(0, 32) ?? null,
+          inferenceGeo: usage.inferenceGeo?.slice(0, 32) ?? null,
+          webSearchRequests: usage.webSearchRequests ?? 0,
           createdAt: new Date().toISOString(),
         };
         deps.recorder.record(record);

@@ -26,7 +26,7 @@ export interface StreamUsage {
   cacheCreationInputTokens: number;
   /** Of the cache writes, those with the 1-hour lifetime (priced higher). */
   cacheCreation1hInputTokens: number;
-  /** `usage.speed` (`"fast"` costs a multiple), `usage.inference_geo` (`"us"` costs more): priced, not stored. */
+  /** `usage.speed` (`"fast"` costs a multiple), `usage.inference_geo` (`"us"` costs more): priced and kept. */
   speed: string | null;
   inferenceGeo: string | null;
   /** `usage.server_tool_use.web_search_requests`: billed per search. */

@@ -8,7 +8,7 @@
  */
 import type { Hono } from "hono";
 import type { Queryable } from "../../lib/db/db.ts";
-import { isRequestOrder, recentRequests, type RequestOrder } from "../../lib/db/usage.ts";
+import { isRequestOrder, recentRequests, type RequestOrder, type RequestRow } from "../../lib/db/usage.ts";
 import { listAccessKeysOfUser } from "../../lib/db/access_keys.ts";
 import { findUserIncludingDeleted, findUsersByText, type UserRow } from "../../lib/db/users.ts";
 import { Layout, PageHeader } from "../../components/Layout.tsx";
@@ -403,6 +403,15 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                         </td>
                         <td class="whitespace-nowrap text-right tabular-nums">
                           {fmtUsd(r.cost_usd === null ? null : Number(r.cost_usd))}
+                          {priceNotes(r).length > 0 && (
+                            <span
+                              data-price-notes
+                              class="block text-xs text-slate-500"
+                              title="what besides tokens set the price, as the answer's usage said"
+                            >
+                              {priceNotes(r).join(" · ")}
+                            </span>
+                          )}
                         </td>
                         <td class="whitespace-nowrap text-right tabular-nums">
                           {fmtMs(r.latency_ms)}
@@ -430,4 +439,20 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
       valid ? 200 : 400,
     );
   });
+}
+
+/**
+ * What besides tokens set a request's price, in a few words: fast mode and US-only inference (billed at a
+ * multiple), web searches (billed per search). The defaults ("standard", "global") say nothing.
+ */
+function priceNotes(r: RequestRow): string[] {
+  const notes: string[] = [];
+  if (r.speed && r.speed !== "standard") notes.push(r.speed === "fast" ? "fast mode" : `speed ${r.speed}`);
+  if (r.inference_geo && r.inference_geo !== "global") {
+    notes.push(r.inference_geo === "us" ? "US-only" : `geo ${r.inference_geo}`);
+  }
+  if (r.web_search_requests > 0) {
+    notes.push(`${fmtInt(r.web_search_requests)} web search${r.web_search_requests === 1 ? "" : "es"}`);
+  }
+  return notes;
 }
