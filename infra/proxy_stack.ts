@@ -281,7 +281,8 @@ export class ProxyStack extends Stack {
       deletionProtection: prod,
       removalPolicy,
       autoMinorVersionUpgrade: true,
-      // RDS for PostgreSQL 15+ already defaults rds.force_ssl to 1; the app connects with sslmode=require.
+      // RDS for PostgreSQL 15+ already defaults rds.force_ssl to 1; the app connects with sslmode=verify-full
+      // against Amazon RDS's CAs (bundled with the app), so its certificate and host name are checked.
     });
     const dbSecret = this.database.secret!;
     // The app's own role: rows only. The owner's credentials above go to the migrate container alone, so the
@@ -367,7 +368,8 @@ export class ProxyStack extends Stack {
       PROXY_HOST: "0.0.0.0",
       PROXY_PORT: String(CONTAINER_PORT),
       PROXY_DB_NAME: DATABASE_NAME,
-      PROXY_DB_SSLMODE: "require",
+      PROXY_DB_SSLMODE: "verify-full",
+      PROXY_DB_SSLROOTCERT: "rds",
       PROXY_KMS_KEY_ID: this.envelopeKey.keyArn,
       PROXY_BEDROCK_REGION: props.bedrockRegion ?? this.region,
       PROXY_BEDROCK_USE_DEFAULT_CREDENTIALS: String(props.bedrockUseDefaultCredentials ?? false),

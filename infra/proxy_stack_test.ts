@@ -331,7 +331,16 @@ Deno.test("secrets reach the container as ECS Secrets, never as plain environmen
       "PROXY_KEY_HASHER_SECRET",
       "PROXY_METRICS_TOKEN",
     ]);
-    assert.equal(envOf(s).PROXY_DB_SSLMODE, "require");
+    assert.equal(
+      envOf(s).PROXY_DB_SSLMODE,
+      "verify-full",
+      "the database's certificate and host name checked",
+    );
+    assert.equal(
+      envOf(s).PROXY_DB_SSLROOTCERT,
+      "rds",
+      "against Amazon RDS's CAs, which no public bundle holds",
+    );
     assert.equal(envOf(s).PROXY_ENV, "production");
     assert.equal(envOf(s).PROXY_DATABASE_URL, undefined, "the URL is built from the parts");
   }
@@ -417,7 +426,7 @@ Deno.test("the task's environment and secrets pass the app's production configur
     const user = name === "proxy" ? "proxy_app" : "proxy";
     assert.match(
       config.databaseUrl,
-      new RegExp(`^postgres://${user}:[^@]+@proxy\\.[^/]+:5432/proxy\\?sslmode=require$`),
+      new RegExp(`^postgres://${user}:[^@]+@proxy\\.[^/]+:5432/proxy\\?sslmode=verify-full&sslrootcert=rds$`),
     );
     assert.equal(config.databaseAppRole?.user, name === "migrate" ? "proxy_app" : undefined);
     assert.equal(config.adminPasswordHash, PLACEHOLDER_ADMIN_PASSWORD_HASH);

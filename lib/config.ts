@@ -155,6 +155,14 @@ const databaseUrl = z.string().trim().refine(
   },
   // Any other value used to mean no TLS at all, a typo included.
   "has an sslmode (or ssl) the proxy does not support; expected sslmode=disable, prefer, require or verify-full (verify-full checks the certificate and the host name; verify-ca and allow are not supported)",
+).refine(
+  (v) => {
+    if (!URL.canParse(v)) return true;
+    const params = new URL(v).searchParams;
+    return !params.has("sslrootcert") || params.get("sslmode") === "verify-full";
+  },
+  // With any other mode the certificate would look checked and not be.
+  "has sslrootcert without sslmode=verify-full; expected sslmode=verify-full&sslrootcert=<PEM file or rds>",
 );
 
 const timeZone = z.string().trim().refine((tz) => {
@@ -230,6 +238,7 @@ const schema = z.object({
   PROXY_DB_SSLMODE: z.enum(SSL_MODES, {
     error: "expected disable, prefer, require or verify-full",
   }).default("prefer"),
+  PROXY_DB_SSLROOTCERT: z.string().trim().default(""),
   PROXY_DATABASE_POOL_SIZE: intIn(1, 200).default(10),
   PROXY_DB_APP_USER: z.string().trim().regex(
     APP_ROLE_NAME,
@@ -459,6 +468,15 @@ export async function loadConfig(
     u.username = encodeURIComponent(p.PROXY_DB_USER);
     u.password = encodeURIComponent(p.PROXY_DB_PASSWORD);
     u.searchParams.set("sslmode", p.PROXY_DB_SSLMODE);
+    if (p.PROXY_DB_SSLROOTCERT !== "") {
+      if (p.PROXY_DB_SSLMODE !== "verify-full") {
+        problems.push(
+          `PROXY_DB_SSLROOTCERT: is read only with PROXY_DB_SSLMODE=verify-full, not ${p.PROXY_DB_SSLMODE} (the ` +
+            "certificate would not be checked); expected PROXY_DB_SSLMODE=verify-full",
+        );
+      }
+      u.searchParams.set("sslrootcert", p.PROXY_DB_SSLROOTCERT);
+    }
     databaseUrlValue = u.toString();
   }
   if (production && databaseUrlValue === "") {

@@ -91,6 +91,14 @@ Deno.test("each bad value is reported with the variable, the problem and what is
       { PROXY_DATABASE_URL: "postgres://u@db.internal/proxy?ssl=true" },
       /^PROXY_DATABASE_URL: has an sslmode \(or ssl\)/,
     ],
+    [
+      { PROXY_DATABASE_URL: "postgres://u@db.internal/proxy?sslmode=require&sslrootcert=rds" },
+      /^PROXY_DATABASE_URL: has sslrootcert without sslmode=verify-full; expected sslmode=verify-full&sslrootcert=/,
+    ],
+    [
+      { PROXY_DB_HOST: "db.internal", PROXY_DB_SSLMODE: "require", PROXY_DB_SSLROOTCERT: "rds" },
+      /^PROXY_DB_SSLROOTCERT: is read only with PROXY_DB_SSLMODE=verify-full, not require/,
+    ],
     [{ PROXY_TIMEZONE: "Mars/Olympus" }, /^PROXY_TIMEZONE: expected an IANA time zone/],
     [{ PROXY_LOG_LEVEL: "loud" }, /^PROXY_LOG_LEVEL: expected debug, info, warn or error/],
     [
@@ -269,6 +277,16 @@ Deno.test("production builds the database URL from its parts", async () => {
   assert.equal(u.hostname, "db.internal");
   assert.equal(decodeURIComponent(u.password), "p@ss/word");
   assert.equal(u.searchParams.get("sslmode"), "require");
+  assert.equal(u.searchParams.has("sslrootcert"), false);
+
+  const verified = await loadConfig({
+    ...rest,
+    PROXY_DB_HOST: "db.internal",
+    PROXY_DB_SSLMODE: "verify-full",
+    PROXY_DB_SSLROOTCERT: "rds",
+  }, memoryIo());
+  const v = new URL(verified.databaseUrl).searchParams;
+  assert.deepEqual([v.get("sslmode"), v.get("sslrootcert")], ["verify-full", "rds"]);
 });
 
 Deno.test("the application role for migrate: a valid name with a password, both reported in one message", async () => {

