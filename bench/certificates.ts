@@ -10,8 +10,14 @@
  */
 const decoder = new TextDecoder();
 
-/** A throw-away CA and a certificate for 127.0.0.1 signed by it, made with openssl. */
-export async function makeCertificates(dir: string): Promise<{ ca: string; cert: string; key: string }> {
+/**
+ * A throw-away CA and a certificate signed by it, made with openssl: for 127.0.0.1 and localhost unless `names`
+ * (openssl's subjectAltName syntax) says otherwise.
+ */
+export async function makeCertificates(
+  dir: string,
+  names = "IP:127.0.0.1,DNS:localhost",
+): Promise<{ ca: string; cert: string; key: string }> {
   const run = async (...args: string[]) => {
     const out = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" })
       .output()
@@ -49,7 +55,7 @@ export async function makeCertificates(dir: string): Promise<{ ca: string; cert:
   );
   await Deno.writeTextFile(
     `${dir}/leaf.ext`,
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    `subjectAltName=${names}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
   );
   await run(
     "x509",

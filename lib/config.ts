@@ -482,6 +482,13 @@ export async function loadConfig(
   if (production && databaseUrlValue === "") {
     problems.push(MISSING.database);
   }
+  if (p.PROXY_DB_SSLROOTCERT !== "" && p.PROXY_DATABASE_URL !== "") {
+    // Ignored, it would leave the certificate unchecked under a setting that says it is checked.
+    problems.push(
+      "PROXY_DB_SSLROOTCERT: is read only with the URL in parts (PROXY_DB_HOST…), not with PROXY_DATABASE_URL; " +
+        "expected sslmode=verify-full&sslrootcert=<PEM file or rds> in PROXY_DATABASE_URL instead",
+    );
+  }
   // Optional (empty leaves /metrics open, for a private network), but when set it guards an unthrottled route.
   const weakMetricsToken = production && p.PROXY_METRICS_TOKEN !== ""
     ? weakSecret("PROXY_METRICS_TOKEN", p.PROXY_METRICS_TOKEN)

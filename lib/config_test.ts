@@ -99,6 +99,10 @@ Deno.test("each bad value is reported with the variable, the problem and what is
       { PROXY_DB_HOST: "db.internal", PROXY_DB_SSLMODE: "require", PROXY_DB_SSLROOTCERT: "rds" },
       /^PROXY_DB_SSLROOTCERT: is read only with PROXY_DB_SSLMODE=verify-full, not require/,
     ],
+    [
+      { PROXY_DATABASE_URL: "postgres://u@db.internal/proxy?sslmode=require", PROXY_DB_SSLROOTCERT: "rds" },
+      /^PROXY_DB_SSLROOTCERT: is read only with the URL in parts \(PROXY_DB_HOST…\), not with PROXY_DATABASE_URL/,
+    ],
     [{ PROXY_TIMEZONE: "Mars/Olympus" }, /^PROXY_TIMEZONE: expected an IANA time zone/],
     [{ PROXY_LOG_LEVEL: "loud" }, /^PROXY_LOG_LEVEL: expected debug, info, warn or error/],
     [

@@ -30,10 +30,10 @@ async function run(cmd: string, args: string[]): Promise<void> {
   }
 }
 
-/** A PostgreSQL cluster with TLS on, on a free port; `stop` removes it. */
+/** A PostgreSQL cluster with TLS on, on a free port, its certificate naming localhost only; `stop` removes it. */
 async function startTlsPostgres(): Promise<{ port: number; ca: string; stop(): Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix: "tls-pg-" });
-  const certs = await makeCertificates(dir);
+  const certs = await makeCertificates(dir, "DNS:localhost");
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = listener.addr.port;
   listener.close();
@@ -81,18 +81,23 @@ async function tlsOf(url: string): Promise<boolean | string> {
 
 Deno.test({
   name:
-    "over TLS: require encrypts; verify-full checks the certificate against the CA given, the bundled RDS " +
-    "CAs refuse a certificate they did not sign, and Node's own CAs do too",
+    "over TLS: require encrypts; verify-full checks the certificate against the CA given and the host name " +
+    "(an IP address too); the bundled RDS CAs and Node's own refuse a certificate they did not sign",
   ignore: skipWhy !== null,
   async fn() {
     const pg = await startTlsPostgres();
     try {
-      const base = `postgres://postgres@localhost:${pg.port}/postgres`;
-      assert.equal(await tlsOf(`${base}?sslmode=require`), true);
-      assert.equal(await tlsOf(`${base}?sslmode=verify-full&sslrootcert=${encodeURIComponent(pg.ca)}`), true);
-      assert.match(String(await tlsOf(`${base}?sslmode=verify-full&sslrootcert=rds`)), /certificate/);
-      assert.match(String(await tlsOf(`${base}?sslmode=verify-full`)), /certificate/);
-      assert.equal(await tlsOf(`${base}?sslmode=disable`), false, "the server takes plain connections too");
+      const at = (host: string, query: string) =>
+        tlsOf(`postgres://postgres@${host}:${pg.port}/postgres?${query}`);
+      const ca = `sslmode=verify-full&sslrootcert=${encodeURIComponent(pg.ca)}`;
+      assert.equal(await at("localhost", "sslmode=require"), true);
+      assert.equal(await at("127.0.0.1", "sslmode=require"), true, "require checks nothing");
+      assert.equal(await at("localhost", ca), true);
+      // The certificate names localhost, not 127.0.0.1: postgres.js alone would check an IP host as "localhost".
+      assert.match(String(await at("127.0.0.1", ca)), /127\.0\.0\.1/);
+      assert.match(String(await at("localhost", "sslmode=verify-full&sslrootcert=rds")), /certificate/);
+      assert.match(String(await at("localhost", "sslmode=verify-full")), /certificate/);
+      assert.equal(await at("localhost", "sslmode=disable"), false, "the server takes plain connections too");
     } finally {
       await pg.stop();
     }
@@ -101,28 +106,29 @@ Deno.test({
 
 Deno.test("sslrootcert: rds is Amazon RDS's CAs; a file is read; with a mode that does not verify, refused", async () => {
   assert.ok(RDS_CERTIFICATES.length >= 100, `${RDS_CERTIFICATES.length} RDS CA certificates`);
-  const rds = tlsOptions("verify-full", "rds");
+  const rds = tlsOptions("verify-full", "rds", "db.example.com");
   assert.ok(
-    typeof rds === "object" && rds.rejectUnauthorized === true && rds.ca.length === RDS_CERTIFICATES.length,
+    typeof rds === "object" && rds.rejectUnauthorized === true && rds.ca?.length === RDS_CERTIFICATES.length,
   );
-  assert.equal(tlsOptions("verify-full", "system"), "verify-full", "libpq's word for the usual CAs");
-  assert.equal(tlsOptions("require", null), "require");
-  assert.equal(tlsOptions(null, null), false);
+  const system = tlsOptions("verify-full", "system", "db.example.com");
+  assert.ok(typeof system === "object" && system.ca === undefined, "libpq's word for the usual CAs");
+  assert.equal(tlsOptions("require", null, "db.example.com"), "require");
+  assert.equal(tlsOptions(null, null, "db.example.com"), false);
   assert.throws(
-    () => tlsOptions("require", "rds"),
+    () => tlsOptions("require", "rds", "h"),
     /sslrootcert is read only with sslmode=verify-full, not require/,
   );
   assert.throws(
-    () => tlsOptions("verify-full", "/nonexistent/ca.pem"),
+    () => tlsOptions("verify-full", "/nonexistent/ca.pem", "h"),
     /sslrootcert \/nonexistent\/ca\.pem cannot be read/,
   );
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeTextFile(`${dir}/empty.pem`, "not a certificate\n");
-    assert.throws(() => tlsOptions("verify-full", `${dir}/empty.pem`), /holds no PEM certificate/);
+    assert.throws(() => tlsOptions("verify-full", `${dir}/empty.pem`, "h"), /holds no PEM certificate/);
     const { ca } = await makeCertificates(dir);
-    const fromFile = tlsOptions("verify-full", ca);
-    assert.ok(typeof fromFile === "object" && fromFile.ca.length === 1);
+    const fromFile = tlsOptions("verify-full", ca, "h");
+    assert.ok(typeof fromFile === "object" && fromFile.ca?.length === 1);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

