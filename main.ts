@@ -22,7 +22,9 @@ const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
 async function main(args: string[]): Promise<number> {
   let config: Config;
   try {
-    config = await loadConfig(Deno.env.toObject(), fileConfigIo((p) => hashPassword(p)));
+    config = await loadConfig(Deno.env.toObject(), fileConfigIo((p) => hashPassword(p)), {
+      databaseOnly: args[0] === "migrate",
+    });
   } catch (e) {
     if (e instanceof ConfigError) {
       console.error(e.message);

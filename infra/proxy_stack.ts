@@ -388,15 +388,18 @@ export class ProxyStack extends Stack {
       exclude: [...DOCKER_CONTEXT_EXCLUDES],
       platform: Platform.LINUX_AMD64,
     });
+    // Where the database is (not secret, but kept with the credentials by the secret attachment).
+    const dbLocation = {
+      PROXY_DB_HOST: ecs.Secret.fromSecretsManager(dbSecret, "host"),
+      PROXY_DB_PORT: ecs.Secret.fromSecretsManager(dbSecret, "port"),
+    };
     const appSecrets = {
       PROXY_KEY_HASHER_SECRET: ecs.Secret.fromSecretsManager(keyHasherSecret),
       PROXY_JWT_SECRET: ecs.Secret.fromSecretsManager(jwtSecret),
       PROXY_METRICS_TOKEN: ecs.Secret.fromSecretsManager(metricsSecret),
       PROXY_ADMIN_USERNAME: ecs.Secret.fromSecretsManager(adminSecret, "username"),
       PROXY_ADMIN_PASSWORD_HASH: ecs.Secret.fromSecretsManager(adminSecret, "password_hash"),
-      // Where the database is (not secret, but kept with the credentials by the secret attachment).
-      PROXY_DB_HOST: ecs.Secret.fromSecretsManager(dbSecret, "host"),
-      PROXY_DB_PORT: ecs.Secret.fromSecretsManager(dbSecret, "port"),
+      ...dbLocation,
     };
     // The task's ephemeral storage; the image declares the directory a VOLUME so the app's user owns it.
     this.taskDefinition.addVolume({ name: "data" });
@@ -409,8 +412,10 @@ export class ProxyStack extends Stack {
       essential: false,
       command: [...APP_COMMAND, "migrate"],
       environment,
+      // The database's only: `main.ts migrate` needs no other (see loadConfig's databaseOnly), and the
+      // container that holds the owner's password should hold nothing more.
       secrets: {
-        ...appSecrets,
+        ...dbLocation,
         PROXY_DB_USER: ecs.Secret.fromSecretsManager(dbSecret, "username"),
         PROXY_DB_PASSWORD: ecs.Secret.fromSecretsManager(dbSecret, "password"),
         PROXY_DB_APP_USER: ecs.Secret.fromSecretsManager(dbAppSecret, "username"),

@@ -367,6 +367,18 @@ Deno.test("the app connects as its own row-only role; only the migrate container
 
     assert.equal(migrate.Essential, false, "it exits when done");
     assert.deepEqual(migrate.Command.slice(-2), ["main.ts", "migrate"]);
+    assert.deepEqual(
+      migrate.Secrets.map((x: Json) => x.Name).sort(),
+      [
+        "PROXY_DB_APP_PASSWORD",
+        "PROXY_DB_APP_USER",
+        "PROXY_DB_HOST",
+        "PROXY_DB_PASSWORD",
+        "PROXY_DB_PORT",
+        "PROXY_DB_USER",
+      ],
+      "the database's secrets only: not the JWT, key-hasher, metrics or admin ones",
+    );
     assert.deepEqual(app.DependsOn, [{ ContainerName: "migrate", Condition: "SUCCESS" }]);
     assert.equal(migrate.ReadonlyRootFilesystem, true);
     assert.deepEqual(migrate.Environment, app.Environment, "the same configuration, checked the same way");
@@ -420,7 +432,8 @@ Deno.test("the task's environment and secrets pass the app's production configur
       writeSecrets: () => Promise.reject(new Error("production never writes dev secrets")),
       hashPassword: () => Promise.reject(new Error("production never hashes")),
     };
-    const config = await loadConfig(env, noIo);
+    // As main.ts loads it: migrate needs only the database.
+    const config = await loadConfig(env, noIo, { databaseOnly: name === "migrate" });
     assert.equal(config.env, "production");
     // The app as its own role; migrate as the owner, setting that role up.
     const user = name === "proxy" ? "proxy_app" : "proxy";
@@ -429,7 +442,7 @@ Deno.test("the task's environment and secrets pass the app's production configur
       new RegExp(`^postgres://${user}:[^@]+@proxy\\.[^/]+:5432/proxy\\?sslmode=verify-full&sslrootcert=rds$`),
     );
     assert.equal(config.databaseAppRole?.user, name === "migrate" ? "proxy_app" : undefined);
-    assert.equal(config.adminPasswordHash, PLACEHOLDER_ADMIN_PASSWORD_HASH);
+    assert.equal(config.adminPasswordHash, name === "proxy" ? PLACEHOLDER_ADMIN_PASSWORD_HASH : "");
     assert.equal(config.shutdownDrainSeconds, SHUTDOWN_DRAIN_SECONDS);
     // The longest silence before the first byte: no non-streaming answer from the Anthropic API within its
     // response timeout, then Bedrock's taking as long (a stream: the first-byte timeout, then Bedrock's). The ALB

@@ -344,6 +344,16 @@ export interface ConfigIo {
   hashPassword(password: string): Promise<string>;
 }
 
+/** How {@link loadConfig} reads the environment. */
+export interface LoadOptions {
+  /**
+   * Only the database is used (`main.ts migrate`): in production the secrets only the server uses (the key
+   * hasher's, the JWT's, the encryption key, the admin password hash) may be absent, so the container that
+   * migrates is not handed them. Set, they are still checked.
+   */
+  databaseOnly?: boolean;
+}
+
 /**
  * Parses and validates the environment; in development fills missing secrets from (or into) the data dir.
  * Throws a {@link ConfigError} that names every problem at once.
@@ -351,6 +361,7 @@ export interface ConfigIo {
 export async function loadConfig(
   env: Record<string, string | undefined>,
   io: ConfigIo,
+  opts: LoadOptions = {},
 ): Promise<Config> {
   const input: Record<string, string> = {};
   for (const key of Object.keys(schema.shape)) {
@@ -368,7 +379,9 @@ export async function loadConfig(
     }
     // The secrets are checked below, once the values parse; their absence is known already, and an operator
     // should not learn of it only after fixing everything else and starting again.
-    if (env.PROXY_ENV?.trim() === "production") problems.push(...missingProductionSecrets(env));
+    if (env.PROXY_ENV?.trim() === "production") {
+      problems.push(...missingProductionSecrets(env, opts.databaseOnly === true));
+    }
     throw new ConfigError(problems);
   }
   const p: Parsed = result.data;
@@ -396,7 +409,7 @@ export async function loadConfig(
       return value;
     }
     if (production) {
-      problems.push(MISSING.secret(name));
+      if (!opts.databaseOnly) problems.push(MISSING.secret(name));
       return "";
     }
     const stored = devSecrets?.[field];
@@ -429,7 +442,7 @@ export async function loadConfig(
       );
     } else localEncryptionKey = bytes;
   } else if (production) {
-    if (p.PROXY_KMS_KEY_ID === "") {
+    if (p.PROXY_KMS_KEY_ID === "" && !opts.databaseOnly) {
       problems.push(MISSING.localKey);
     }
   } else {
@@ -447,7 +460,7 @@ export async function loadConfig(
   let adminPasswordHash = p.PROXY_ADMIN_PASSWORD_HASH;
   if (adminPasswordHash === "") {
     if (production) {
-      problems.push(MISSING.adminHash);
+      if (!opts.databaseOnly) problems.push(MISSING.adminHash);
     } else if (devSecrets?.adminPasswordHash) {
       adminPasswordHash = devSecrets.adminPasswordHash;
     } else {
@@ -682,8 +695,9 @@ const MISSING = {
 };
 
 /** The production secrets `env` lacks altogether, with the messages the full check gives. */
-function missingProductionSecrets(env: Record<string, string | undefined>): string[] {
+function missingProductionSecrets(env: Record<string, string | undefined>, databaseOnly: boolean): string[] {
   const empty = (name: string) => (env[name] ?? "").trim() === "";
+  if (databaseOnly) return empty("PROXY_DATABASE_URL") && empty("PROXY_DB_HOST") ? [MISSING.database] : [];
   return [
     ...["PROXY_KEY_HASHER_SECRET", "PROXY_JWT_SECRET"].filter(empty).map(MISSING.secret),
     ...(empty("PROXY_LOCAL_ENCRYPTION_KEY") && empty("PROXY_KMS_KEY_ID") ? [MISSING.localKey] : []),

@@ -412,3 +412,29 @@ Deno.test("the data dir development creates is the owner's only, and its secrets
     await Deno.remove(parent, { recursive: true });
   }
 });
+
+Deno.test("for migrate only the database is required in production; secrets given are still checked", async () => {
+  const databaseOnly = { PROXY_ENV: "production", PROXY_DATABASE_URL: "postgres://u:p@db:5432/proxy" };
+  const c = await loadConfig(databaseOnly, memoryIo(), { databaseOnly: true });
+  assert.equal(c.databaseUrl, databaseOnly.PROXY_DATABASE_URL);
+  assert.deepEqual(c.generatedSecrets, [], "nothing generated in production");
+  // The server itself still refuses to start without them.
+  await assert.rejects(() => loadConfig(databaseOnly, memoryIo()), /PROXY_KEY_HASHER_SECRET: missing/);
+  await assert.rejects(
+    () => loadConfig({ PROXY_ENV: "production" }, memoryIo(), { databaseOnly: true }),
+    (e: ConfigError) => {
+      assert.equal(e.problems.length, 1, e.problems.join("\n"));
+      assert.match(e.problems[0], /PROXY_DATABASE_URL/);
+      return true;
+    },
+  );
+  await assert.rejects(
+    () => loadConfig({ ...databaseOnly, PROXY_JWT_SECRET: "short" }, memoryIo(), { databaseOnly: true }),
+    /PROXY_JWT_SECRET: too short/,
+  );
+  await assert.rejects(
+    () => loadConfig({ ...databaseOnly, PROXY_PORT: "x" }, memoryIo(), { databaseOnly: true }),
+    (e: ConfigError) => e.problems.length === 1 && /PROXY_PORT/.test(e.problems[0]),
+    "a parse failure lists only what migrate needs among the missing",
+  );
+});
