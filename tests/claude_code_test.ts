@@ -265,3 +265,44 @@ test("Claude Code's model aliases are served on Bedrock by those models, not by 
     );
   }
 });
+
+test("Claude Code stopped while it waits for its answer: the upstream call is cancelled, recorded as 499", async (f) => {
+  // Its requests carry tens of KB of system prompt and tools: the size at which Deno's own signal stays silent
+  // before the answer's headers, and the proxy's socket watch (lib/net/peer_watch.ts) notices instead.
+  f.p.upstream.script({ kind: "hang" });
+  const home = await Deno.makeTempDir({ prefix: "claude-home-" });
+  const child = new Deno.Command(CLAUDE, {
+    args: ["-p", "say hi", "--output-format", "json"],
+    cwd: home,
+    clearEnv: true,
+    env: {
+      HOME: home,
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      DISABLE_TELEMETRY: "1",
+      DISABLE_AUTOUPDATER: "1",
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+      ANTHROPIC_BASE_URL: f.p.baseUrl,
+      ANTHROPIC_API_KEY: "sk-ant-api03-developer-own-key",
+    },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    const messages = () => f.p.upstream.requests.filter((r) => r.pathAndQuery.startsWith("/v1/messages?"));
+    await waitFor(() => messages().length === 1, 30_000, "Claude Code's request upstream");
+    assert.ok(messages()[0].body.length > 1000, `a ${messages()[0].body.length}-byte body`);
+    child.kill("SIGKILL"); // as a closed terminal: its connections end with the process
+    await child.status;
+    let cancelled = false;
+    messages()[0].aborted.then(() => (cancelled = true));
+    await waitFor(() => cancelled, 5000, "the upstream call cancelled");
+    const row = await onlyRow(f);
+    assert.deepEqual([row.status_code, row.error_type], [499, "client_closed_request"]);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* ended already */ }
+    await f.p.upstream.close(); // a hang left unanswered would keep the proxy's shutdown waiting
+    await Deno.remove(home, { recursive: true });
+  }
+});
