@@ -82,6 +82,18 @@ export function metricsRoutes(deps: { services: Services; token: string }): Hono
         memory.external,
       ),
       ...metricLines(
+        "proxy_client_socket_watch_active",
+        "gauge",
+        "1 when clients leaving before their answer's headers are noticed from /proc/net/tcp (needs --allow-all), else 0.",
+        s.peers.active ? 1 : 0,
+      ),
+      ...metricLines(
+        "proxy_clients_left_before_answer_total",
+        "counter",
+        "Requests cancelled because the socket watch saw their client close its connection before the answer.",
+        s.peers.noticed,
+      ),
+      ...metricLines(
         "proxy_access_key_cache_entries",
         "gauge",
         "Cached access-key lookups.",

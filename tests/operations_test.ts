@@ -89,6 +89,7 @@ dbTest("/metrics reports the process's resident memory and JavaScript heap", asy
   assert.ok(value("deno_heap_used_bytes") > 0);
   assert.ok(value("deno_heap_total_bytes") >= value("deno_heap_used_bytes"));
   assert.ok(Number.isFinite(value("deno_external_memory_bytes")));
+  assert.equal(value("proxy_client_socket_watch_active"), 0, "not listening: no port to watch");
 });
 
 dbTest(

@@ -317,8 +317,20 @@ dbTest(
       const bytes = new TextEncoder().encode(head + body);
       for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
       await waitFor(() => p.upstream.requests.length === 1, 3000, "upstream request");
+      const metric = async (name: string) =>
+        Number(
+          new RegExp(`^${name} (\\d+)$`, "m").exec(await (await fetch(`${p.origin}/metrics`)).text())?.[1],
+        );
+      assert.deepEqual(
+        [
+          await metric("proxy_client_socket_watch_active"),
+          await metric("proxy_clients_left_before_answer_total"),
+        ],
+        [1, 0],
+      );
       conn.close();
       await clientLeftRow(p, db, 4000, "upstream abort");
+      assert.equal(await metric("proxy_clients_left_before_answer_total"), 1);
     } finally {
       await p.upstream.close(); // first: should the proxy still await it, its shutdown would wait for ever
       await p.close();

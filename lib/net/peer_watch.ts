@@ -82,6 +82,7 @@ export class PeerWatch {
   #unavailable = false;
   #closed = false;
   #reads = 0;
+  #noticed = 0;
 
   constructor(opts: PeerWatchOptions = {}) {
     this.#readTable = opts.readTable ?? ((path) => Deno.readTextFile(path));
@@ -114,6 +115,11 @@ export class PeerWatch {
   /** How many times the tables were read: for tests, and to see that quick answers cost none. */
   get reads(): number {
     return this.#reads;
+  }
+
+  /** How many clients were reported gone (each request's `onGone` called). */
+  get noticed(): number {
+    return this.#noticed;
   }
 
   /**
@@ -196,6 +202,7 @@ export class PeerWatch {
       const reset = state === undefined && e.seen && e.missed;
       if (closed || reset) {
         this.#entries.delete(e);
+        this.#noticed++;
         try {
           e.onGone();
         } catch {
