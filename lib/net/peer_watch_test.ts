@@ -32,6 +32,14 @@ async function fixture(tables: { tcp: string; tcp6?: string }) {
 }
 
 const procReadable = await Deno.stat("/proc/net/tcp").then(() => true, () => false);
+const ipv6Loopback = (() => {
+  try {
+    Deno.listen({ hostname: "::1", port: 0 }).close();
+    return true;
+  } catch {
+    return false;
+  }
+})();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 Deno.test("tableKeys writes addresses as Linux's socket tables do", () => {
@@ -332,5 +340,45 @@ Deno.test({
     // Why this exists: Deno's own signal stays silent for such a client (if this starts failing, Deno fixed it
     // and the watch could go).
     assert.equal(signalled, 0, "Deno's signal did not fire before the answer");
+  },
+});
+
+Deno.test({
+  name: "over real sockets: a dual-stack listener's IPv4 and IPv6 clients are each reported when they leave",
+  ignore: !procReadable || !ipv6Loopback,
+  async fn() {
+    const peers = new PeerWatch({ intervalMs: 50, minAgeMs: 0 });
+    const gone: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const server = Deno.serve({ hostname: "::", port: 0, onListen() {} }, async (req, info) => {
+      await req.arrayBuffer();
+      const unwatch = peers.watch(info.remoteAddr, () => gone.push(info.remoteAddr.hostname));
+      await held;
+      unwatch();
+      return new Response("late");
+    });
+    assert.equal(await peers.listening(server.addr.port), true);
+    try {
+      const body = "x".repeat(70_000);
+      const bytes = new TextEncoder().encode(
+        `POST / HTTP/1.1\r\nhost: x\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+      );
+      const conns: Deno.Conn[] = [];
+      for (const hostname of ["127.0.0.1", "::1"]) {
+        const conn = await Deno.connect({ hostname, port: server.addr.port });
+        for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+        conns.push(conn);
+      }
+      await waitFor(() => peers.reads >= 3, 3000, "the watch to see both connections open");
+      assert.deepEqual(gone, [], "not reported while connected");
+      for (const conn of conns) conn.close();
+      await waitFor(() => gone.length === 2, 3000, "both reported");
+      assert.deepEqual(gone.sort(), ["::1", "::ffff:127.0.0.1"]);
+    } finally {
+      release();
+      peers.close();
+      await server.shutdown();
+    }
   },
 });
