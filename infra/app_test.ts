@@ -134,6 +134,13 @@ Deno.test("the synth command writes a CloudFormation template with no AWS creden
   }
 });
 
+Deno.test("clientSocketWatch is a true/false switch, off unless given", () => {
+  assert.equal(from({}).props.clientSocketWatch, undefined);
+  assert.equal(from({ clientSocketWatch: "true" }).props.clientSocketWatch, true);
+  assert.equal(from({ clientSocketWatch: "false" }).props.clientSocketWatch, false);
+  assert.throws(() => from({ clientSocketWatch: "on" }), /clientSocketWatch must be true or false, got "on"/);
+});
+
 Deno.test("prod without a certificate is refused unless plain HTTP is asked for explicitly", () => {
   assert.throws(() => from({ environment: "prod" }), /environment=prod needs certificateArn/);
   assert.equal(from({ environment: "prod", allowPlainHttp: "true" }).props.environment, "prod");

@@ -20,6 +20,7 @@ export const CONTEXT_KEYS = [
   "timezone",
   "bedrockRegion",
   "bedrockUseDefaultCredentials",
+  "clientSocketWatch",
   "allowPlainHttp",
 ] as const;
 
@@ -151,10 +152,15 @@ export function settingsFromContext(
     );
   }
 
-  const useDefault = text(get("bedrockUseDefaultCredentials"));
-  if (useDefault !== undefined && useDefault !== "true" && useDefault !== "false") {
-    problems.push(`bedrockUseDefaultCredentials must be true or false, got ${JSON.stringify(useDefault)}`);
-  }
+  const flag = (key: ContextKey): boolean | undefined => {
+    const value = text(get(key));
+    if (value !== undefined && value !== "true" && value !== "false") {
+      problems.push(`${key} must be true or false, got ${JSON.stringify(value)}`);
+    }
+    return value === undefined ? undefined : value === "true";
+  };
+  const useDefault = flag("bedrockUseDefaultCredentials");
+  const clientSocketWatch = flag("clientSocketWatch");
 
   const cpu = integer("cpu");
   const memoryMiB = integer("memoryMiB");
@@ -186,7 +192,8 @@ export function settingsFromContext(
     logLevel,
     timezone,
     bedrockRegion,
-    bedrockUseDefaultCredentials: useDefault === undefined ? undefined : useDefault === "true",
+    bedrockUseDefaultCredentials: useDefault,
+    clientSocketWatch,
     description: `Claude Code proxy with Amazon Bedrock fallback (${environment})`,
     terminationProtection: environment === "prod",
   };

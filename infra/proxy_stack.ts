@@ -65,6 +65,13 @@ export interface ProxyStackProps extends StackProps {
    * credentials, and a task role that could would only serve whoever gets code running in a task.
    */
   readonly bedrockUseDefaultCredentials?: boolean;
+  /**
+   * Runs the app with `--allow-all` in place of its narrow permissions, so it may read /proc/net/tcp and notice
+   * a client that leaves before its answer's headers (Deno 2.9 does not tell it; see lib/net/peer_watch.ts):
+   * the upstream call is then cancelled instead of running on, perhaps on to Bedrock. It gives up Deno's
+   * permission sandbox inside the container. Default false.
+   */
+  readonly clientSocketWatch?: boolean;
   /** Docker build context. Default: the repository root (the directory above `infra/`). */
   readonly imageDirectory?: string;
 }
@@ -120,6 +127,15 @@ export const APP_COMMAND: readonly string[] = Object.freeze([
   "--allow-read=/app",
   "--allow-write=/app/.data",
   "--allow-sys",
+  "main.ts",
+]);
+
+/** The app's command with every permission: what `clientSocketWatch` runs (Deno reads /proc with no less). */
+export const APP_COMMAND_ALL_PERMISSIONS: readonly string[] = Object.freeze([
+  "deno",
+  "run",
+  "--cached-only",
+  "--allow-all",
   "main.ts",
 ]);
 
@@ -428,6 +444,7 @@ export class ProxyStack extends Stack {
 
     const container = this.taskDefinition.addContainer("proxy", {
       image,
+      ...(props.clientSocketWatch ? { command: [...APP_COMMAND_ALL_PERMISSIONS] } : {}),
       essential: true,
       environment,
       secrets: {

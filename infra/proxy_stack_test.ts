@@ -9,6 +9,8 @@ import { loadConfig } from "../lib/config.ts";
 import { verifyPassword } from "../lib/auth/password.ts";
 import {
   ADMIN_PATH_PATTERNS,
+  APP_COMMAND,
+  APP_COMMAND_ALL_PERMISSIONS,
   DATA_DIR,
   DEREGISTRATION_DELAY_SECONDS,
   IDLE_TIMEOUT_SECONDS,
@@ -707,5 +709,18 @@ Deno.test("invalid props are refused before anything is synthesised", () => {
   assert.throws(
     () => new ProxyStack(app, "Env", { environment: "staging" as "dev" }),
     /environment must be "dev" or "prod"/,
+  );
+});
+
+Deno.test("the app keeps the image's narrow permissions unless clientSocketWatch asks for every one", () => {
+  for (const s of [dev(), prod()]) {
+    assert.equal(container(s).Command, undefined, "the image's command: narrow permissions");
+  }
+  const watching = synth("ProxyWatching", { environment: "dev", clientSocketWatch: true });
+  assert.deepEqual(container(watching).Command, [...APP_COMMAND_ALL_PERMISSIONS]);
+  assert.deepEqual(
+    container(watching, "migrate").Command,
+    [...APP_COMMAND, "migrate"],
+    "migrate needs no more",
   );
 });
