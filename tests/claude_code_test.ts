@@ -29,6 +29,31 @@ interface ClaudeResult {
   };
 }
 
+/** `claude -p prompt` in `home` (an empty project and home), with only the given environment. */
+function claudeCommand(
+  home: string,
+  env: Record<string, string>,
+  prompt: string,
+  extra: { args?: string[]; signal?: AbortSignal; output: "piped" | "null" },
+): Deno.Command {
+  return new Deno.Command(CLAUDE, {
+    args: ["-p", prompt, "--output-format", "json", ...(extra.args ?? [])],
+    cwd: home,
+    clearEnv: true,
+    env: {
+      HOME: home,
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      DISABLE_TELEMETRY: "1",
+      DISABLE_AUTOUPDATER: "1",
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+      ...env,
+    },
+    stdout: extra.output,
+    stderr: extra.output,
+    signal: extra.signal,
+  });
+}
+
 /** Runs `claude -p prompt` in an empty project and home, with only the given environment; bounded in time. */
 async function claude(
   env: Record<string, string>,
@@ -39,21 +64,10 @@ async function claude(
   const home = await Deno.makeTempDir({ prefix: "claude-home-" });
   const started = Date.now();
   try {
-    const out = await new Deno.Command(CLAUDE, {
-      args: ["-p", prompt, "--output-format", "json", ...extraArgs],
-      cwd: home,
-      clearEnv: true,
-      env: {
-        HOME: home,
-        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-        DISABLE_TELEMETRY: "1",
-        DISABLE_AUTOUPDATER: "1",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
-        ...env,
-      },
-      stdout: "piped",
-      stderr: "piped",
+    const out = await claudeCommand(home, env, prompt, {
+      args: extraArgs,
       signal: AbortSignal.timeout(timeoutMs),
+      output: "piped",
     }).output();
     const stdout = new TextDecoder().decode(out.stdout);
     const last = stdout.trim().split("\n").at(-1) ?? "";
@@ -271,22 +285,12 @@ test("Claude Code stopped while it waits for its answer: the upstream call is ca
   // before the answer's headers, and the proxy's socket watch (lib/net/peer_watch.ts) notices instead.
   f.p.upstream.script({ kind: "hang" });
   const home = await Deno.makeTempDir({ prefix: "claude-home-" });
-  const child = new Deno.Command(CLAUDE, {
-    args: ["-p", "say hi", "--output-format", "json"],
-    cwd: home,
-    clearEnv: true,
-    env: {
-      HOME: home,
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      DISABLE_TELEMETRY: "1",
-      DISABLE_AUTOUPDATER: "1",
-      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
-      ANTHROPIC_BASE_URL: f.p.baseUrl,
-      ANTHROPIC_API_KEY: "sk-ant-api03-developer-own-key",
-    },
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const child = claudeCommand(
+    home,
+    { ANTHROPIC_BASE_URL: f.p.baseUrl, ANTHROPIC_API_KEY: "sk-ant-api03-developer-own-key" },
+    "say hi",
+    { output: "null" },
+  ).spawn();
   try {
     const messages = () => f.p.upstream.requests.filter((r) => r.pathAndQuery.startsWith("/v1/messages?"));
     await waitFor(() => messages().length === 1, 30_000, "Claude Code's request upstream");

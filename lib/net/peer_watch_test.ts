@@ -303,43 +303,65 @@ Deno.test("without a listening port nothing is watched", async () => {
   }
 });
 
+/**
+ * A server whose requests, once their body is read, are watched by `peers` (told the port) and held until
+ * `close`; `left` gets each client the watch reports gone, `signalled` counts Deno's own aborts.
+ */
+async function holdingServer(hostname: string, peers: PeerWatch) {
+  const left: string[] = [];
+  let signalled = 0;
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const server = Deno.serve({ hostname, port: 0, onListen() {} }, async (req, info) => {
+    await req.arrayBuffer();
+    req.signal.addEventListener("abort", () => signalled++);
+    const unwatch = peers.watch(info.remoteAddr, () => left.push(info.remoteAddr.hostname));
+    await held;
+    unwatch();
+    return new Response("late");
+  });
+  assert.equal(await peers.listening(server.addr.port), true);
+  return {
+    port: server.addr.port,
+    left,
+    signalled: () => signalled,
+    async close() {
+      release();
+      peers.close();
+      await server.shutdown();
+    },
+  };
+}
+
+/** Connects to `hostname:port` and sends a request with a 70 KB body (Claude Code's size); the answer is not read. */
+async function sendLargeRequest(hostname: string, port: number): Promise<Deno.Conn> {
+  const body = "x".repeat(70_000);
+  const bytes = new TextEncoder().encode(
+    `POST / HTTP/1.1\r\nhost: x\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+  );
+  const conn = await Deno.connect({ hostname, port });
+  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+  return conn;
+}
+
 Deno.test({
   name: "over real sockets: a client that sends a 70 KB body and closes before the answer is reported",
   ignore: !procReadable,
   async fn() {
     const peers = new PeerWatch({ intervalMs: 50, minAgeMs: 0 });
-    let gone = 0;
-    let signalled = 0;
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req, info) => {
-      await req.arrayBuffer();
-      req.signal.addEventListener("abort", () => signalled++);
-      const unwatch = peers.watch(info.remoteAddr, () => gone++);
-      await held;
-      unwatch();
-      return new Response("late");
-    });
-    assert.equal(await peers.listening(server.addr.port), true);
+    const server = await holdingServer("127.0.0.1", peers);
     try {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
-      const body = "x".repeat(70_000);
-      const bytes = new TextEncoder().encode(
-        `POST / HTTP/1.1\r\nhost: x\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
-      );
-      for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+      const conn = await sendLargeRequest("127.0.0.1", server.port);
       await waitFor(() => peers.reads >= 2, 3000, "the watch to see the connection open");
-      assert.equal(gone, 0, "not reported while connected");
+      assert.equal(server.left.length, 0, "not reported while connected");
       conn.close();
-      await waitFor(() => gone === 1, 3000, "the report");
+      await waitFor(() => server.left.length === 1, 3000, "the report");
     } finally {
-      release();
-      peers.close();
-      await server.shutdown();
+      await server.close();
     }
     // Why this exists: Deno's own signal stays silent for such a client (if this starts failing, Deno fixed it
     // and the watch could go).
-    assert.equal(signalled, 0, "Deno's signal did not fire before the answer");
+    assert.equal(server.signalled(), 0, "Deno's signal did not fire before the answer");
   },
 });
 
@@ -348,37 +370,19 @@ Deno.test({
   ignore: !procReadable || !ipv6Loopback,
   async fn() {
     const peers = new PeerWatch({ intervalMs: 50, minAgeMs: 0 });
-    const gone: string[] = [];
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const server = Deno.serve({ hostname: "::", port: 0, onListen() {} }, async (req, info) => {
-      await req.arrayBuffer();
-      const unwatch = peers.watch(info.remoteAddr, () => gone.push(info.remoteAddr.hostname));
-      await held;
-      unwatch();
-      return new Response("late");
-    });
-    assert.equal(await peers.listening(server.addr.port), true);
+    const server = await holdingServer("::", peers);
     try {
-      const body = "x".repeat(70_000);
-      const bytes = new TextEncoder().encode(
-        `POST / HTTP/1.1\r\nhost: x\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
-      );
-      const conns: Deno.Conn[] = [];
-      for (const hostname of ["127.0.0.1", "::1"]) {
-        const conn = await Deno.connect({ hostname, port: server.addr.port });
-        for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
-        conns.push(conn);
-      }
+      const conns = [
+        await sendLargeRequest("127.0.0.1", server.port),
+        await sendLargeRequest("::1", server.port),
+      ];
       await waitFor(() => peers.reads >= 3, 3000, "the watch to see both connections open");
-      assert.deepEqual(gone, [], "not reported while connected");
+      assert.deepEqual(server.left, [], "not reported while connected");
       for (const conn of conns) conn.close();
-      await waitFor(() => gone.length === 2, 3000, "both reported");
-      assert.deepEqual(gone.sort(), ["::1", "::ffff:127.0.0.1"]);
+      await waitFor(() => server.left.length === 2, 3000, "both reported");
+      assert.deepEqual(server.left.sort(), ["::1", "::ffff:127.0.0.1"]);
     } finally {
-      release();
-      peers.close();
-      await server.shutdown();
+      await server.close();
     }
   },
 });

@@ -332,6 +332,7 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                 >
                   {page.items.map((r) => {
                     const failed = r.status_code >= 400 || r.error_type !== null;
+                    const notes = priceNotes(r);
                     const [day, time] = fmtDateTime(r.created_at, tz, true).split(" ");
                     return (
                       <tr data-request-id={r.request_id}>
@@ -403,13 +404,13 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                         </td>
                         <td class="whitespace-nowrap text-right tabular-nums">
                           {fmtUsd(r.cost_usd === null ? null : Number(r.cost_usd))}
-                          {priceNotes(r).length > 0 && (
+                          {notes && (
                             <span
                               data-price-notes
                               class="block text-xs text-slate-500"
                               title="what besides tokens set the price, as the answer's usage said"
                             >
-                              {priceNotes(r).join(" · ")}
+                              {notes}
                             </span>
                           )}
                         </td>
@@ -443,9 +444,9 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
 
 /**
  * What besides tokens set a request's price, in a few words: fast mode and US-only inference (billed at a
- * multiple), web searches (billed per search). The defaults ("standard", "global") say nothing.
+ * multiple), web searches (billed per search); "" when none. The defaults ("standard", "global") say nothing.
  */
-function priceNotes(r: RequestRow): string[] {
+function priceNotes(r: RequestRow): string {
   const notes: string[] = [];
   if (r.speed && r.speed !== "standard") notes.push(r.speed === "fast" ? "fast mode" : `speed ${r.speed}`);
   if (r.inference_geo && r.inference_geo !== "global") {
@@ -454,5 +455,5 @@ function priceNotes(r: RequestRow): string[] {
   if (r.web_search_requests > 0) {
     notes.push(`${fmtInt(r.web_search_requests)} web search${r.web_search_requests === 1 ? "" : "es"}`);
   }
-  return notes;
+  return notes.join(" · ");
 }
