@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { HttpError } from "../errors.ts";
-import { chunkReader, FIRST_BODY_BYTES, FIRST_READ_BYTES, MAX_READ_BYTES, readBody } from "./body_reader.ts";
+import {
+  BODY_READ_STEP_BYTES,
+  chunkReader,
+  FIRST_BODY_BYTES,
+  FIRST_READ_BYTES,
+  MAX_READ_BYTES,
+  readBody,
+} from "./body_reader.ts";
 import { collectGarbage } from "../../tests/helpers/gc.ts";
 import { within } from "../../tests/helpers/within.ts";
 
@@ -210,6 +217,36 @@ Deno.test("a body larger than the first buffer is read byte for byte as the buff
   }
   const body = await readBody(upload(chunks, bytes.length), { maxBytes: 32 * 1024 * 1024 });
   assert.deepEqual(body, bytes);
+});
+
+Deno.test("a body is asked of the server in reads of at most BODY_READ_STEP_BYTES, and arrives byte for byte", async () => {
+  // What Deno's server keeps per connection follows the size of these reads (see BODY_READ_STEP_BYTES).
+  const bytes = new Uint8Array(70 * 1024 + 7).map((_, i) => (i * 31 + (i >> 8)) & 0xff);
+  const asked: number[] = [];
+  let sent = 0;
+  const body = new ReadableStream({
+    type: "bytes",
+    pull(c: ReadableByteStreamController) {
+      const view = c.byobRequest!.view!;
+      asked.push(view.byteLength);
+      if (sent === bytes.length) {
+        c.close();
+        return c.byobRequest!.respond(0);
+      }
+      const n = Math.min(view.byteLength, bytes.length - sent);
+      new Uint8Array(view.buffer, view.byteOffset, n).set(bytes.subarray(sent, sent + n));
+      sent += n;
+      c.byobRequest!.respond(n);
+    },
+  });
+  const request = new Request("http://proxy.test/v1/messages", {
+    method: "POST",
+    body,
+    headers: { "content-length": String(bytes.length) },
+  });
+  assert.deepEqual(await readBody(request, { maxBytes: 32 * 1024 * 1024 }), bytes);
+  assert.ok(asked.length >= 5, `${asked.length} reads`);
+  assert.equal(Math.max(...asked), BODY_READ_STEP_BYTES);
 });
 
 Deno.test("a body that does not arrive whole within the deadline is refused with 408, announced or chunked", async () => {
