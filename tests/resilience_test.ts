@@ -250,6 +250,15 @@ dbTest(
       assert.match(text, /event: error\ndata: .*sent nothing for 0 s mid-stream; the answer is incomplete/);
       assert.ok(waited >= 350 && waited < 3000, `stream: ${waited} ms, silence allowed 400`);
 
+      // A stream whose first event stops half way: held back until it is whole, so the first-byte timeout
+      // covers it (504, no Bedrock for this key), or the client would wait with no headers for ever.
+      p.upstream.script({ kind: "stall", afterEvents: 0, partial: true });
+      started = Date.now();
+      const cut = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
+      assert.equal(cut.status, 504);
+      assert.equal((await cut.json()).error.type, "timeout_error");
+      assert.ok(Date.now() - started < 3000, `${Date.now() - started} ms, first-byte timeout 400`);
+
       // A non-streaming answer whose body stops half way: 502, bounded by the same silence.
       p.upstream.script({ kind: "stall", afterEvents: 0 });
       started = Date.now();
@@ -274,13 +283,14 @@ dbTest(
       assert.match(errorBody.error.message, /answered 503, but its body was cut off/);
       assert.ok(Date.now() - started < 3000, `error body: ${Date.now() - started} ms`);
 
-      await waitFor(() => p.t.services.recorder.stats().queued === 3, 3000, "usage rows");
+      await waitFor(() => p.t.services.recorder.stats().queued === 4, 3000, "usage rows");
       await p.t.services.recorder.flush();
       const rows = await db.query<{ status_code: number; error_type: string | null }>(
         sql`SELECT status_code, error_type FROM token_usages ORDER BY created_at`,
       );
       assert.deepEqual(rows.map((r) => [r.status_code, r.error_type]), [
         [200, "stream_interrupted"],
+        [504, "timeout_error"],
         [502, "stream_interrupted"],
         [503, "api_error"],
       ]);

@@ -177,14 +177,15 @@ export async function classifyPlanAnswer(sent: PlanResult, stream: boolean): Pro
     };
   }
 
-  // Hold back only the first event until it is known not to be an error.
+  // Hold back only the first event until it is known not to be an error. The first-byte timer runs until that
+  // event is whole: the client has no headers until then, so a comment or half an event followed by silence
+  // must not hold it (and its upstream connection) for ever.
   const tap = new SseUsageTap();
   const head: Uint8Array[] = [];
   try {
     while (tap.result.firstEvent === null) {
       const { done, value } = await reader.read();
       if (done) break;
-      sent.firstByte.clear();
       head.push(value);
       tap.push(value);
     }

@@ -22,7 +22,8 @@ export interface RecordedAnthropicRequest {
 /** One scripted behaviour, consumed by the next `/v1/messages` request. */
 export type AnthropicStep =
   | { kind: "error"; status: number; type: string; message: string; headers?: Record<string, string> }
-  | { kind: "error_event"; type: string; message: string }
+  /** A stream of one `error` event; with `afterEvents`, that many of the answer's events first. */
+  | { kind: "error_event"; type: string; message: string; afterEvents?: number }
   /** Streaming: dies after `afterEvents` events. Non-streaming: after half the JSON, which with `declared` came
    * with its full content-length (so the reader expects the rest). */
   | { kind: "die_mid_stream"; afterEvents: number; declared?: boolean }
@@ -31,8 +32,11 @@ export type AnthropicStep =
   /** `afterEvents` whole events, then a clean end of the body, without `message_stop`. */
   | { kind: "end_early"; afterEvents: number }
   | { kind: "hang" }
-  /** `afterEvents` whole events (non-streaming: half the JSON), then silence until the caller leaves. */
-  | { kind: "stall"; afterEvents: number }
+  /**
+   * `afterEvents` whole events (non-streaming: half the JSON), then silence until the caller leaves; with
+   * `partial`, the first half of the next event goes out before the silence.
+   */
+  | { kind: "stall"; afterEvents: number; partial?: boolean }
   /** An error status whose headers come but whose body never does (until the caller leaves). */
   | { kind: "error_headers_only"; status: number }
   /** A 200 stream whose headers come but whose first event never does (until the caller leaves). */
@@ -283,7 +287,7 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     }
     const events = streamEvents(id, model, usage, deltas);
     if (step?.kind === "error_event") {
-      events.splice(0, events.length, ["error", {
+      events.splice(step.afterEvents ?? 0, events.length, ["error", {
         type: "error",
         error: { type: step.type, message: step.message },
       }]);
@@ -307,6 +311,11 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
         if (i > 0) await sleep(delay);
         if (cancelled) return;
         if (step?.kind === "stall" && i >= step.afterEvents) {
+          if (step.partial && i < events.length) {
+            const [event, data] = events[i];
+            const bytes = encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+            controller.enqueue(bytes.subarray(0, bytes.length >> 1));
+          }
           await Promise.race([aborted, closing]);
           try {
             controller.close();
