@@ -147,6 +147,7 @@ export function illFormedText(value: unknown): string | null {
  * `signal` ends the read with its reason.
  */
 export async function readLimited(req: Request, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array> {
+  refuseAnnouncedTooLarge(req, maxBytes);
   if (!req.body) return new Uint8Array(0);
   const reader = req.body.getReader();
   const onAbort = () => reader.cancel(signal!.reason).catch(() => {});
@@ -169,6 +170,16 @@ export async function readLimited(req: Request, maxBytes: number, signal?: Abort
     signal?.removeEventListener("abort", onAbort);
   }
   return concatChunks(chunks);
+}
+
+/**
+ * Refuses (413) a body whose `content-length` is over `maxBytes`. Call it before anything touches `req.body`: in
+ * Deno, creating the body's stream already reads from the connection, which tells a client that sent `expect:
+ * 100-continue` to upload the body (up to the limit, for nothing).
+ */
+export function refuseAnnouncedTooLarge(req: Request, maxBytes: number): void {
+  const declared = req.headers.get("content-length");
+  if (declared !== null && /^\d+$/.test(declared) && Number(declared) > maxBytes) throw tooLarge(maxBytes);
 }
 
 function tooLarge(maxBytes: number): HttpError {

@@ -80,8 +80,14 @@ export function proxyRoutes(
   // carries nothing to protect).
   app.on(["GET", "HEAD"], ["/:key", "/:key/"], (c) => c.text("claude-code-proxy: ok\n"));
   app.on(["GET", "HEAD"], "/:key/api/hello", (c) => c.json({ status: "ok" }));
-  app.post("/:key/v1/messages", proxied((req) => proxy.messages(req)));
-  app.post("/:key/v1/messages/count_tokens", proxied((req) => proxy.countTokens(req)));
+  // With a trailing slash too: the API may well serve `/v1/messages/` as messages, and as "any other path" it
+  // would go upstream with no usage row, no budget and no routing to Bedrock.
+  app.on("POST", ["/:key/v1/messages", "/:key/v1/messages/"], proxied((req) => proxy.messages(req)));
+  app.on(
+    "POST",
+    ["/:key/v1/messages/count_tokens", "/:key/v1/messages/count_tokens/"],
+    proxied((req) => proxy.countTokens(req)),
+  );
   app.get("/:key/v1/models", proxied((req) => proxy.models(req, null)));
   app.get(
     "/:key/v1/models/:model",
@@ -109,6 +115,15 @@ function refuseRewrittenPath(rawUrl: string): void {
       400,
       "invalid_request_error",
       "path has . or .. segments, backslashes or empty segments; expected a plain path such as /ak/<key>/v1/messages",
+    );
+  }
+  // A `;` starts parameters some servers strip before routing (`/v1/messages;x` read as `/v1/messages`): it
+  // would reach the upstream's messages unaccounted. No API path has one.
+  if (raw.includes(";")) {
+    throw new HttpError(
+      400,
+      "invalid_request_error",
+      "path has a ; (path parameters); expected a plain path such as /ak/<key>/v1/messages",
     );
   }
 }

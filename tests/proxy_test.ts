@@ -7,6 +7,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { dbTest } from "./helpers/db.ts";
 import { postMessages, startProxy, waitFor } from "./helpers/proxy.ts";
 import { sql } from "../lib/db/sql.ts";
+import { within } from "./helpers/within.ts";
 import type { Db } from "../lib/db/db.ts";
 
 const MESSAGE = {
@@ -392,6 +393,40 @@ function sseEvents(text: string): Array<{ event: string; data: Record<string, un
     return { event, data: JSON.parse(data) };
   });
 }
+
+dbTest(
+  "a stream that ends in the upstream's error event after some text records output estimated from that text",
+  async (db) => {
+    // Anthropic ends an answer it cannot finish (overloaded mid-answer) with an error event and no final
+    // message_delta: the tokens generated until then are billed all the same.
+    const p = await startProxy(db, { upstream: { deltas: 40 } });
+    try {
+      p.upstream.script({
+        kind: "error_event",
+        type: "overloaded_error",
+        message: "Overloaded",
+        afterEvents: 30,
+      });
+      const res = await postMessages(p.baseUrl, { ...MESSAGE, stream: true });
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      assert.match(text, /event: error\ndata: .*overloaded_error/);
+      const seen = [...text.matchAll(/"text":"([^"]*)"/g)].map((m) => m[1]).join("").length;
+      const [row] = await recordedRows(p, db, 1);
+      assert.deepEqual([row.status_code, row.error_type, row.output_estimated], [
+        200,
+        "overloaded_error",
+        true,
+      ]);
+      assert.ok(
+        (row.output_tokens as number) >= Math.ceil(seen / 4),
+        `${row.output_tokens} for ${seen} characters`,
+      );
+    } finally {
+      await p.close();
+    }
+  },
+);
 
 dbTest(
   "an upstream cut mid-event or ending without message_stop: whole events, then a clean error event",
@@ -782,6 +817,29 @@ dbTest("a body over PROXY_MAX_BODY_BYTES is refused with 413", async (db) => {
     });
     assert.equal(res.status, 413);
     assert.equal((await res.json()).error.type, "request_too_large");
+
+    // Announced too large with `expect: 100-continue`: refused before any of it is sent. (Deno answers the
+    // expectation with 100 Continue itself, whatever the handler does; the 413 follows at once.)
+    for (const path of ["/v1/messages", "/v1/messages/count_tokens", "/v1/files"]) {
+      const url = new URL(`${p.baseUrl}${path}`);
+      const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
+      try {
+        await conn.write(new TextEncoder().encode(
+          `POST ${url.pathname} HTTP/1.1\r\nhost: ${url.host}\r\nx-api-key: k\r\n` +
+            "content-type: application/json\r\ncontent-length: 100000\r\nexpect: 100-continue\r\n\r\n",
+        ));
+        let answer = "";
+        const buf = new Uint8Array(4096);
+        while (!/\r\n\r\n\{/.test(answer)) {
+          const n = await within(3000, conn.read(buf), `the answer to ${path} with no body sent`);
+          if (n === null) break;
+          answer += new TextDecoder().decode(buf.subarray(0, n));
+        }
+        assert.match(answer, /HTTP\/1\.1 413 [^]*request_too_large/, path);
+      } finally {
+        conn.close();
+      }
+    }
   } finally {
     await p.close();
   }
@@ -960,6 +1018,83 @@ function rawUpstream(answer: (path: string) => Response | Promise<Response>) {
 }
 
 dbTest(
+  "messages and count_tokens with a trailing slash are handled as themselves, so they are accounted",
+  async (db) => {
+    const p = await startProxy(db);
+    try {
+      const res = await fetch(`${p.baseUrl}/v1/messages/?beta=true`, {
+        method: "POST",
+        headers: { "x-api-key": "k", "content-type": "application/json" },
+        body: JSON.stringify(MESSAGE),
+      });
+      await res.body?.cancel();
+      assert.equal(p.upstream.requests.at(-1)?.pathAndQuery, "/v1/messages/?beta=true", "sent on as it came");
+      const [row] = await recordedRows(p, db, 1);
+      assert.deepEqual(
+        [row.status_code, row.model],
+        [res.status, MESSAGE.model],
+        "a row, whatever the answer",
+      );
+
+      const count = await fetch(`${p.baseUrl}/v1/messages/count_tokens/`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(MESSAGE),
+      });
+      assert.equal(
+        count.status,
+        401,
+        "count_tokens' own refusal: no credentials (the org key is not set here)",
+      );
+      assert.match((await count.json()).error.message, /no Anthropic credentials/);
+    } finally {
+      await p.close();
+    }
+  },
+);
+
+dbTest(
+  "a passed-through answer whose body stalls after its headers is cut after the first-byte timeout of silence",
+  async (db) => {
+    const stop = Promise.withResolvers<void>();
+    const up = rawUpstream((path) => {
+      if (path.endsWith("/quick")) return Response.json({ ok: true });
+      let sent = false;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          if (!sent) {
+            sent = true;
+            return c.enqueue(new TextEncoder().encode('{"id":"file_1","type":"file"'));
+          }
+          await stop.promise; // then nothing, until the test ends
+          c.close();
+        },
+      });
+      return new Response(body, { headers: { "content-type": "application/json", "content-length": "200" } });
+    });
+    const p = await startProxy(db, {
+      env: { PROXY_PLAN_API_URL: up.url, PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: "300" },
+    });
+    try {
+      const started = Date.now();
+      const res = await fetch(`${p.baseUrl}/v1/files/file_1`, { headers: { "x-api-key": "k" } });
+      assert.equal(res.status, 200);
+      await assert.rejects(within(3000, res.text(), "the stalled body"), /error reading a body|connection/i);
+      const waited = Date.now() - started;
+      assert.ok(waited >= 250 && waited < 3000, `${waited} ms, silence allowed 300`);
+
+      // A whole answer still passes as it came.
+      const quick = await fetch(`${p.baseUrl}/v1/files/quick`, { headers: { "x-api-key": "k" } });
+      assert.deepEqual(await quick.json(), { ok: true });
+    } finally {
+      stop.resolve();
+      await p.close();
+      await up.close();
+    }
+  },
+);
+
+dbTest(
   "a path the proxy and its upstream could read apart (dot or empty segments, backslashes, encoded letters) is refused",
   async (db) => {
     const up = rawUpstream(() => Response.json({ ok: true }));
@@ -994,6 +1129,12 @@ dbTest(
         const { status, body } = await rawPost(origin, `${origin.pathname}${tail}`, JSON.stringify(MESSAGE));
         assert.equal(status, 400, `${tail}: ${body}`);
         assert.equal(JSON.parse(body).error.type, "invalid_request_error");
+      }
+      // Path parameters, which some servers strip before routing.
+      for (const tail of ["/v1/messages;x", "/v1/messages;x/count_tokens"]) {
+        const { status, body } = await rawPost(origin, `${origin.pathname}${tail}`, JSON.stringify(MESSAGE));
+        assert.equal(status, 400, `${tail}: ${body}`);
+        assert.match(JSON.parse(body).error.message, /path has a ;/);
       }
       // A path that only looks like a handler's (another method, an encoded slash) never carries the
       // organisation's key: without the client's own credentials it is refused here.
@@ -1113,6 +1254,24 @@ dbTest("a client that leaves mid-upload is recorded as 499, not as the proxy's e
     conn.close();
     const [row] = await recordedRows(p, db, 1);
     assert.deepEqual([row.status_code, row.error_type], [499, "client_closed_request"]);
+    assert.equal(p.upstream.requests.length, 0);
+    assert.ok(!p.t.logs.some((l) => l.includes('"unhandled error"')), "no error line for a client leaving");
+
+    // The same on count_tokens and a passed-through path: their log line says 499, not a 500 of the proxy's.
+    for (const path of ["/v1/messages/count_tokens", "/v1/files"]) {
+      const side = new URL(`${p.baseUrl}${path}`);
+      const c = await Deno.connect({ hostname: side.hostname, port: Number(side.port) });
+      await c.write(new TextEncoder().encode(
+        `POST ${side.pathname} HTTP/1.1\r\nhost: ${side.host}\r\nx-api-key: k\r\n` +
+          'content-type: application/json\r\ncontent-length: 1000\r\n\r\n{"model":"claude',
+      ));
+      await new Promise((r) => setTimeout(r, 100));
+      c.close();
+      const line = () =>
+        p.t.logs.find((l) => l.includes(side.pathname.split("/").pop()!) && l.includes('"status":'));
+      await waitFor(() => line() !== undefined, 3000, `the log line of ${path}`);
+      assert.match(line()!, /"status":499/, path);
+    }
     assert.equal(p.upstream.requests.length, 0);
     assert.ok(!p.t.logs.some((l) => l.includes('"unhandled error"')), "no error line for a client leaving");
   } finally {

@@ -9,7 +9,7 @@
  *   declared length straight into one buffer (from a {@link BufferPool} when given one), and falls back to the
  *   bounded chunked read otherwise.
  */
-import { readLimited, readWithin } from "../http.ts";
+import { readLimited, readWithin, refuseAnnouncedTooLarge } from "../http.ts";
 import { HttpError } from "../errors.ts";
 import type { BufferPool } from "./buffer_pool.ts";
 
@@ -142,6 +142,7 @@ export interface BodyLimits {
  * ```
  */
 export async function readBody(req: Request, limits: BodyLimits): Promise<Uint8Array> {
+  refuseAnnouncedTooLarge(req, limits.maxBytes);
   if (!req.body) return new Uint8Array(0);
   const { timeoutMs } = limits;
   if (timeoutMs === undefined) return await readBodyOnce(req, limits.maxBytes, limits.pool);

@@ -648,13 +648,13 @@ export function createProxy(deps: ProxyDeps): Proxy {
     async passThrough(req: ProxyRequest): Promise<Response> {
       await authorise(req);
       const hasBody = req.method !== "GET" && req.method !== "HEAD";
-      const body = hasBody ? await readBody(req.request, bodyLimits) : null;
+      const body = hasBody ? await readSideBody(req) : null;
       // Never with the organisation's key: that is for the handlers that account for what it spends, and a path
       // that only looks like theirs (another method, an encoded slash) reaches here.
       const sent = await sendToPlan(req, body, { orgKey: false });
       if (!sent.ok) throw noAnswer(req, sent);
       sent.firstByte.clear();
-      return passOn(req, sent.response);
+      return passOn(req, sent);
     },
   };
   const proxy: Proxy = {
@@ -789,7 +789,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     fallbackAfterMs?: number,
   ): Promise<Response> {
     const key = await authorise(req);
-    const body = withBody ? await readBody(req.request, bodyLimits) : null;
+    const body = withBody ? await readSideBody(req) : null;
     const bedrock = (reason: string, planAnswer: PlanAnswer | null = null) => {
       if (reason !== "routing:bedrock_only") deps.metrics.observeFallback(reason, endpoint);
       return onBedrock({ key, body, reason, planAnswer });
@@ -820,7 +820,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const upstream = sent.response;
     if (!fallbackPossible || !isFallbackStatus(upstream.status)) {
       sent.firstByte.clear();
-      return passOn(req, upstream);
+      return passOn(req, sent);
     }
     let head: Uint8Array[] = [];
     try {
@@ -890,8 +890,23 @@ export function createProxy(deps: ProxyDeps): Proxy {
     });
   }
 
+  /**
+   * A side request's body. One that breaks off mid-upload is the client leaving (499 in the request's log line),
+   * as on messages, not an error of the proxy's.
+   */
+  async function readSideBody(req: ProxyRequest): Promise<Uint8Array> {
+    try {
+      return await readBody(req.request, bodyLimits);
+    } catch (e) {
+      if (e instanceof HttpError) throw e;
+      // No one reads this answer; the status is for the log line.
+      throw new HttpError(499, "invalid_request_error", "the client left while sending its request body");
+    }
+  }
+
   /** The plan upstream's answer to a side request (not messages), passed on as is, with its log line. */
-  function passOn(req: ProxyRequest, upstream: Response): Response {
+  function passOn(req: ProxyRequest, sent: Extract<PlanResult, { ok: true }>): Response {
+    const upstream = sent.response;
     // Relayed as it came: a compressed body keeps the header that says so.
     const responseHeaders = withEncoding(clientResponseHeaders(upstream.headers), upstream.headers);
     responseHeaders.set("x-proxy-request-id", req.requestId);
@@ -900,7 +915,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const length = upstream.headers.get("content-length");
     if (req.method === "HEAD" && length !== null) responseHeaders.set("content-length", length);
     logSide(req, { provider: "anthropic", status: upstream.status });
-    return new Response(upstream.body, {
+    return new Response(silenceBounded(sent, deps.config.upstreamFirstByteTimeoutMs), {
       status: upstream.status,
       statusText: upstream.statusText,
       headers: responseHeaders,
@@ -1389,6 +1404,47 @@ function decodeBody(
 }
 
 /**
+ * A passed-on answer's body, ended with an error once the upstream sends nothing for `ms` while the client waits
+ * for more: an answer that stalls after its headers must not hold the client, and the upstream connection, for
+ * ever. Read only as the client reads, so a client that reads slowly is no silence of the upstream's.
+ */
+function silenceBounded(
+  sent: Extract<PlanResult, { ok: true }>,
+  ms: number,
+): ReadableStream<Uint8Array> | null {
+  const body = sent.response.body;
+  if (!body) return null;
+  const reader = chunkReader(body, sent.signal);
+  const idle = idleWatch(ms, () => sent.abort(), "Anthropic API");
+  idle.pause();
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      idle.resume();
+      let read: ReadableStreamReadResult<Uint8Array>;
+      try {
+        read = await reader.read();
+      } catch (e) {
+        idle.stop();
+        return c.error(
+          idle.error
+            ? new Error(`Anthropic API sent nothing for ${ms} ms mid-answer; the answer is incomplete`)
+            : e,
+        );
+      }
+      idle.pause();
+      if (read.done) {
+        idle.stop();
+        c.close();
+      } else c.enqueue(read.value);
+    },
+    cancel(reason) {
+      idle.stop();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
  * Relays an upstream body to the client chunk by chunk (never buffered), feeding the usage tap beside it. A client
  * that goes away cancels the upstream read.
  *
@@ -1422,8 +1478,9 @@ function relay(o: {
     ended = true;
     idle.stop();
     o.live.delete(interrupt);
-    // Cut short, the answer's final output count never comes: what was relayed stands in for it.
-    if (failure) tap?.estimateCutShort();
+    // Cut short (or ended by the upstream's own error event), the answer's final output count never comes: what
+    // was relayed stands in for it.
+    if (failure || tap?.result.error) tap?.estimateCutShort();
     o.onEnd(tap ? tap.result : {}, failure);
   };
   const interrupt = () => {
