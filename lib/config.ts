@@ -44,6 +44,7 @@ export interface Config {
   readonly bedrockUseDefaultCredentials: boolean;
   readonly bedrockModelMap: Readonly<Record<string, string>>;
   readonly bedrockAllowedBetas: readonly string[] | null;
+  readonly bedrockAllowedFields: readonly string[] | null;
   readonly bedrockDroppedFields: readonly string[] | null;
   readonly modelPricing: Readonly<Record<string, ModelPrice>>;
   readonly kmsKeyId: string;
@@ -284,6 +285,7 @@ const schema = z.object({
     'a JSON object of requested model name to Bedrock model id, e.g. {"claude-sonnet-4-5":"global.anthropic.claude-sonnet-4-5-20250929-v1:0"}',
   ).default({}),
   PROXY_BEDROCK_ALLOWED_BETAS: csvList.default(null),
+  PROXY_BEDROCK_ALLOWED_FIELDS: csvList.default(null),
   PROXY_BEDROCK_DROPPED_FIELDS: csvList.default(null),
   PROXY_MODEL_PRICING: z.string().trim().superRefine((v, ctx) => {
     if (v === "") return;
@@ -553,6 +555,7 @@ export async function loadConfig(
     bedrockUseDefaultCredentials: p.PROXY_BEDROCK_USE_DEFAULT_CREDENTIALS,
     bedrockModelMap: Object.freeze({ ...p.PROXY_BEDROCK_MODEL_MAP }),
     bedrockAllowedBetas: p.PROXY_BEDROCK_ALLOWED_BETAS,
+    bedrockAllowedFields: p.PROXY_BEDROCK_ALLOWED_FIELDS,
     bedrockDroppedFields: p.PROXY_BEDROCK_DROPPED_FIELDS,
     modelPricing: Object.freeze(modelPricing),
     kmsKeyId: p.PROXY_KMS_KEY_ID,
@@ -644,7 +647,8 @@ export function describeConfig(config: Config): Array<[string, string]> {
       `${Object.keys(config.bedrockModelMap).length} override(s): see the model map`,
     ],
     ["PROXY_BEDROCK_ALLOWED_BETAS", config.bedrockAllowedBetas?.join(", ") ?? "(built-in list)"],
-    ["PROXY_BEDROCK_DROPPED_FIELDS", config.bedrockDroppedFields?.join(", ") ?? "(built-in list)"],
+    ["PROXY_BEDROCK_ALLOWED_FIELDS", config.bedrockAllowedFields?.join(", ") ?? "(built-in list)"],
+    ["PROXY_BEDROCK_DROPPED_FIELDS", config.bedrockDroppedFields?.join(", ") ?? "(none)"],
     ["PROXY_MODEL_PRICING", `${Object.keys(config.modelPricing).length} override(s): see the prices`],
     ["PROXY_CIRCUIT_FAILURE_THRESHOLD", String(config.circuitFailureThreshold)],
     ["PROXY_CIRCUIT_FAILURE_WINDOW", `${config.circuitFailureWindow} s`],

@@ -1105,6 +1105,88 @@ dbTest("an unknown model goes to the default Bedrock model, with a warning, and 
   }
 });
 
+dbTest(
+  "a Claude Code request carrying Anthropic-only fields is answered by Bedrock without them, their names logged",
+  async (db) => {
+    const f = await setup(db);
+    try {
+      f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+      // Fields of Claude Code 2.1.332's requests Bedrock does not know: it refuses a body with any of them.
+      const res = await post(f, {
+        ...MESSAGE,
+        stream: true,
+        system: [{ type: "text", text: "You are Claude Code." }],
+        thinking: { type: "enabled", budget_tokens: 1024 },
+        max_tokens: 4096,
+        metadata: { user_id: "user_1" },
+        context_management: { edits: [{ type: "clear_thinking_20251015", keep: "all" }] },
+        fallback_credit_token: "fct_do_not_log_me",
+        resumption: { type: "resume", token: "rsm_do_not_log_me" },
+        context_hint: { enabled: true, target_tokens_saved: 20000 },
+        fallbacks: [{ model: "claude-haiku-4-5" }],
+      }, { "anthropic-beta": "claude-code-20250219,context-management-2025-06-27,context-hint-2026-04-09" });
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      assert.equal(res.headers.get("x-proxy-provider"), "bedrock");
+      assert.match(text, /Bedrock\./);
+
+      const sent = f.bedrock.requests[0].body as Record<string, unknown>;
+      assert.deepEqual(Object.keys(sent).sort(), [
+        "anthropic_beta",
+        "anthropic_version",
+        "context_management",
+        "max_tokens",
+        "messages",
+        "system",
+        "thinking",
+      ]);
+      assert.deepEqual(sent.anthropic_beta, ["context-management-2025-06-27"]);
+      const line = f.t.logs.find((l) => l.includes('"msg":"fields not sent to bedrock"'));
+      assert.ok(line, "the dropped fields are logged");
+      assert.deepEqual(JSON.parse(line).fields, [
+        "metadata",
+        "fallback_credit_token",
+        "resumption",
+        "context_hint",
+        "fallbacks",
+      ]);
+      assert.ok(!f.t.logs.some((l) => l.includes("do_not_log_me")), "their values are not");
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest(
+  "a structured-output format goes to Bedrock models that take it, and becomes an instruction for others",
+  async (db) => {
+    const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+    try {
+      const format = {
+        type: "json_schema",
+        schema: { type: "object", properties: { title: { type: "string" } }, required: ["title"] },
+      };
+      const asked = { ...MESSAGE, system: "Name this chat.", output_config: { effort: "low", format } };
+      const takes = await post(f, asked);
+      assert.equal(takes.status, 200, await takes.text());
+      const native = f.bedrock.requests[0].body as Record<string, unknown>;
+      assert.deepEqual(native.output_config, { effort: "low", format });
+      assert.equal(native.system, "Name this chat.");
+
+      // Claude Sonnet 4 is not among the models AWS lists for structured outputs.
+      const other = await post(f, { ...asked, model: "claude-sonnet-4-20250514" });
+      assert.equal(other.status, 200, await other.text());
+      const prompted = f.bedrock.requests[1].body as Record<string, unknown>;
+      assert.deepEqual(prompted.output_config, { effort: "low" });
+      const system = prompted.system as Array<{ text: string }>;
+      assert.equal(system[0].text, "Name this chat.");
+      assert.ok(system[1].text.includes(JSON.stringify(format.schema)));
+    } finally {
+      await f.close();
+    }
+  },
+);
+
 function countTokens(f: Fixture, body: unknown, headers: Record<string, string> = {}) {
   return fetch(`${f.baseUrl}/v1/messages/count_tokens?beta=true`, {
     method: "POST",

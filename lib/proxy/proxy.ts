@@ -23,7 +23,7 @@ import { classifyPlanAnswer, type FallbackDecision, fallbackReason, isFallbackSt
 import type { BedrockCredentials, BedrockInvoker } from "./bedrock/client.ts";
 import { mapModel, prefixOf, profileCandidates, resolveAlias } from "./bedrock/model_map.ts";
 import { modelCatalogue } from "./bedrock/model_catalogue.ts";
-import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./bedrock/translate.ts";
+import { DEFAULT_BEDROCK_BETAS, takesStructuredOutputs, toBedrockBody } from "./bedrock/translate.ts";
 import {
   anthropicErrorBody,
   isModelIdRefusal,
@@ -153,7 +153,18 @@ const FINAL = Object.freeze({ "x-should-retry": "false" });
 export function createProxy(deps: ProxyDeps): Proxy {
   const now = deps.now ?? (() => performance.now());
   const allowedBetas = deps.config.bedrockAllowedBetas ?? DEFAULT_BEDROCK_BETAS;
-  const droppedFields = deps.config.bedrockDroppedFields ?? DEFAULT_DROPPED_FIELDS;
+  const allowedFields = deps.config.bedrockAllowedFields ?? undefined;
+  const droppedFields = deps.config.bedrockDroppedFields ?? [];
+  /** Translation options for a request to `modelId`; fields left out are logged by name (values may hold tokens). */
+  const translation = (requestId: string, modelId: string) => ({
+    allowedBetas,
+    allowedFields,
+    droppedFields,
+    structuredOutputs: takesStructuredOutputs(modelId),
+    // The first 20 names: a client can send any number of fields.
+    onDropped: (fields: string[]) =>
+      deps.log.debug("fields not sent to bedrock", { request_id: requestId, fields: fields.slice(0, 20) }),
+  });
   const bodies = new BufferPool({ maxBytes: BODY_POOL_BYTES, maxBufferBytes: BODY_POOL_MAX_BUFFER });
   const bodyLimits = { maxBytes: deps.config.maxBodyBytes, timeoutMs: deps.config.requestBodyTimeoutMs };
   // Answers streaming now, each with the function that ends it early; and the signal that ends Bedrock's.
@@ -987,7 +998,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const bedrockBody = toBedrockBody(
       { max_tokens: Math.max(1, budget + 1), ...fields },
       betaValues(req.headers),
-      { allowedBetas, droppedFields },
+      translation(req.requestId, modelId),
     );
     const tB = now();
     try {
@@ -1120,7 +1131,13 @@ export function createProxy(deps: ProxyDeps): Proxy {
         bedrock_model: mapped.modelId,
       });
     }
-    const body = toBedrockBody(a.parsed, betaValues(a.req.headers), { allowedBetas, droppedFields });
+    // Every id tried below serves the same model, or the default model after a guessed name (which takes no
+    // format): a format is never sent on to a model that refuses it.
+    const body = toBedrockBody(
+      a.parsed,
+      betaValues(a.req.headers),
+      translation(a.req.requestId, mapped.modelId),
+    );
     // request-id, which the SDKs report with every error, is the proxy's: the id its usage rows and logs carry.
     const headers = new Headers({
       "request-id": a.req.requestId,

@@ -10,6 +10,8 @@
  * - `POST /model/{id}/invoke-with-response-stream` answers AWS event-stream frames (`@smithy/eventstream-codec`),
  *   each a `chunk` event whose payload `{"bytes":"<base64>"}` holds one Anthropic streaming event; the final
  *   `message_stop` carries `amazon-bedrock-invocationMetrics`.
+ * - Bodies are checked as Bedrock checks them: a top-level key it does not document (or a gated one without its
+ *   beta) is refused with 400 "extraneous key", and `output_config.format` for a model without structured outputs.
  * - Behaviour can be scripted per request: HTTP errors, an exception frame mid-stream, reply contents, delays.
  * - Every request is recorded (model id decoded, parsed body, headers, whether the client went away).
  */
@@ -201,7 +203,7 @@ export function startFakeBedrock(opts: FakeBedrockOptions = {}): Promise<FakeBed
     if (req.method !== "POST" || operation === "other") {
       return bedrockError(404, "UnknownOperationException", "Unknown operation");
     }
-    const invalid = validateBody(body);
+    const invalid = validateBody(body, record.modelId);
     if (invalid) return bedrockError(400, "ValidationException", invalid);
 
     const step = nextStep();
@@ -384,8 +386,43 @@ async function sha256Hex(data: Uint8Array): Promise<string> {
   return Array.from(await hash.digest(), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Bedrock rejects Anthropic-only request fields; the ones the proxy must always strip are checked here. */
-function validateBody(body: unknown): string | undefined {
+/**
+ * The top-level keys Bedrock's Anthropic Messages body takes, as AWS documents them (written out here, not taken
+ * from the proxy, so the fake refuses what Bedrock refuses whatever the proxy's list says); the gated ones only
+ * with their beta.
+ */
+const BODY_KEYS = new Set([
+  "anthropic_version",
+  "anthropic_beta",
+  "max_tokens",
+  "messages",
+  "system",
+  "stop_sequences",
+  "temperature",
+  "top_p",
+  "top_k",
+  "tools",
+  "tool_choice",
+  "thinking",
+  "output_config",
+  "context_management",
+  "compaction",
+]);
+const GATED_KEYS: Record<string, string> = {
+  context_management: "context-management-2025-06-27",
+  compaction: "compact-2026-09-04",
+};
+
+/** The models AWS lists as taking `output_config.format` on InvokeModel (base ids). */
+const STRUCTURED_OUTPUT_MODELS = new Set([
+  "anthropic.claude-sonnet-4-5-20250929-v1:0",
+  "anthropic.claude-haiku-4-5-20251001-v1:0",
+  "anthropic.claude-opus-4-5-20251101-v1:0",
+  "anthropic.claude-opus-4-6-v1",
+]);
+
+/** Bedrock refuses top-level keys it does not know, and a structured-output format for a model without it. */
+function validateBody(body: unknown, modelId: string): string | undefined {
   if (!body || typeof body !== "object" || Array.isArray(body)) {
     return "Malformed input request: expected a JSON object";
   }
@@ -393,10 +430,17 @@ function validateBody(body: unknown): string | undefined {
   if (b.anthropic_version !== "bedrock-2023-05-31") {
     return "Malformed input request: #: required key [anthropic_version] not found or invalid, please reformat your input and try again.";
   }
-  for (const key of ["model", "stream"]) {
-    if (key in b) {
+  const betas = Array.isArray(b.anthropic_beta) ? b.anthropic_beta : [];
+  for (const key of Object.keys(b)) {
+    if (!BODY_KEYS.has(key) || (Object.hasOwn(GATED_KEYS, key) && !betas.includes(GATED_KEYS[key]))) {
       return `Malformed input request: #: extraneous key [${key}] is not permitted, please reformat your input and try again.`;
     }
+  }
+  const config = b.output_config as Record<string, unknown> | undefined;
+  for (const key of Object.keys(config ?? {})) {
+    const base = modelId.slice(modelId.indexOf("anthropic."));
+    if (key === "effort" || (key === "format" && STRUCTURED_OUTPUT_MODELS.has(base))) continue;
+    return `output_config.${key}: Extra inputs are not permitted`;
   }
   const budget = (b.thinking as { budget_tokens?: unknown } | undefined)?.budget_tokens;
   // Interleaved thinking lets the budget exceed max_tokens (it spans the whole turn).

@@ -19,7 +19,7 @@ import { startCappedHttp2 } from "../../../tests/fakes/capped_http2.ts";
 import { mapModel } from "./model_map.ts";
 import { collectGarbage } from "../../../tests/helpers/gc.ts";
 import { within } from "../../../tests/helpers/within.ts";
-import { DEFAULT_BEDROCK_BETAS, DEFAULT_DROPPED_FIELDS, toBedrockBody } from "./translate.ts";
+import { DEFAULT_BEDROCK_BETAS, toBedrockBody } from "./translate.ts";
 
 const AKID = "AKIDCLIENTTEST000001";
 const SECRET = "client/test/secret+key";
@@ -27,7 +27,7 @@ const API_KEY = "ABSKQmVkcm9ja0FQSUtleS10ZXN0";
 const IAM: BedrockCredentials = { kind: "iam", accessKeyId: AKID, secretAccessKey: SECRET };
 const MODEL_ID = "global.anthropic.claude-sonnet-4-5-20250929-v1:0";
 const REQUESTED = "claude-sonnet-4-5";
-const TRANSLATE = { allowedBetas: DEFAULT_BEDROCK_BETAS, droppedFields: DEFAULT_DROPPED_FIELDS };
+const TRANSLATE = { allowedBetas: DEFAULT_BEDROCK_BETAS };
 
 function body(extra: Record<string, unknown> = {}): Uint8Array {
   return toBedrockBody(

@@ -3,11 +3,12 @@
  *
  * Bedrock's Claude models take the Anthropic Messages body almost verbatim; the differences are few and
  * mechanical: the model lives in the URL, streaming is a different operation, the API version is a body field,
- * beta flags travel in the body instead of the `anthropic-beta` header, and Bedrock's schema rejects some
- * top-level fields with 400 "extraneous key … is not permitted". Everything else — content blocks, tools,
- * thinking, cache_control, sampling parameters — passes through untouched, which is what keeps the fallback
- * answer faithful to what the client asked for.
+ * beta flags travel in the body instead of the `anthropic-beta` header, and Bedrock's schema refuses any
+ * top-level field it does not know with 400 "extraneous key … is not permitted", so only the fields it documents
+ * go. Within those fields — content blocks, tools, thinking, cache_control, sampling parameters — everything
+ * passes through untouched, which is what keeps the fallback answer faithful to what the client asked for.
  */
+import { prefixOf } from "./model_map.ts";
 
 /** The `anthropic_version` Bedrock requires for the Messages API. */
 export const BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31";
@@ -35,29 +36,66 @@ export const DEFAULT_BEDROCK_BETAS: readonly string[] = Object.freeze([
 ]);
 
 /**
- * Top-level Anthropic request fields Bedrock's InvokeModel schema rejects (400 "extraneous key"): request
- * metadata (`metadata`), Anthropic's service tiers, data-residency routing and fast mode (`service_tier`,
- * `inference_geo`, `speed`),
- * and server-side features Bedrock does not run (`container` for code execution, `mcp_servers` for the MCP
- * connector). Dropping them loses nothing the answer depends on. Operators can replace the list by configuration.
+ * The top-level fields of Bedrock's Anthropic Messages body (AWS, "Anthropic Claude Messages API": request and
+ * response, adaptive thinking, compaction, structured outputs); `anthropic_version` and `anthropic_beta` are
+ * written by the translation itself. Everything else is left out: the Anthropic API gains body fields before
+ * Bedrock does, and a single one Bedrock does not know makes it refuse the request, so a deny-list let each new
+ * field break every fallback answer of a conversation for the whole outage (Claude Code 2.1.332 sends
+ * `fallback_credit_token`, `resumption`, `context_hint` and `fallbacks`; earlier versions `metadata`,
+ * `service_tier`, `inference_geo`, `speed`, `container`, `mcp_servers`). What is left out is Anthropic's own
+ * bookkeeping and server-side features Bedrock does not run; the answer does not depend on it. Operators can
+ * replace the list by configuration (a field Bedrock starts to take can then go without a release).
  */
-export const DEFAULT_DROPPED_FIELDS: readonly string[] = Object.freeze([
-  "metadata",
-  "service_tier",
-  "inference_geo",
-  "speed",
-  "container",
-  "mcp_servers",
+export const BEDROCK_BODY_FIELDS: readonly string[] = Object.freeze([
+  "max_tokens",
+  "messages",
+  "system",
+  "stop_sequences",
+  "temperature",
+  "top_p",
+  "top_k",
+  "tools",
+  "tool_choice",
+  "thinking",
+  "output_config",
+  "context_management",
+  "compaction",
 ]);
 
 /**
  * Fields Bedrock accepts only together with a beta flag: kept when that flag is among the betas forwarded to
  * Bedrock, dropped otherwise. Claude Code sends `context_management` on most requests; Bedrock accepts it with
- * `context-management-2025-06-27` and rejects it without.
+ * `context-management-2025-06-27` and rejects it without. Bedrock's top-level `compaction` goes with
+ * `compact-2026-09-04`.
  */
 export const DEFAULT_BETA_GATED_FIELDS: Readonly<Record<string, string>> = Object.freeze({
   context_management: "context-management-2025-06-27",
+  compaction: "compact-2026-09-04",
 });
+
+/**
+ * Bedrock models that take a structured-output format (`output_config.format`) on InvokeModel, by base id (AWS,
+ * "Structured outputs for Anthropic Claude models": Claude Sonnet 4.5, Haiku 4.5, Opus 4.5 and Opus 4.6 on
+ * bedrock-runtime, generally available since 2026-02-04). Only models named there: a model that does not take
+ * the field refuses the whole request, while one left off this list still answers through the system-prompt
+ * instruction, so a model is added when AWS lists it, not before.
+ */
+export const BEDROCK_STRUCTURED_OUTPUT_MODELS: readonly string[] = Object.freeze([
+  "anthropic.claude-sonnet-4-5-20250929-v1:0",
+  "anthropic.claude-haiku-4-5-20251001-v1:0",
+  "anthropic.claude-opus-4-5-20251101-v1:0",
+  "anthropic.claude-opus-4-6-v1",
+]);
+
+/**
+ * Whether the Bedrock model `modelId` takes `output_config.format`: a base id, an inference profile
+ * (`global.`, `us.`, …) or an ARN naming one of {@link BEDROCK_STRUCTURED_OUTPUT_MODELS}. An application
+ * inference profile's ARN does not say which model it serves, so it is taken not to.
+ */
+export function takesStructuredOutputs(modelId: string): boolean {
+  const id = modelId.startsWith("arn:") ? modelId.slice(modelId.lastIndexOf("/") + 1) : modelId;
+  return BEDROCK_STRUCTURED_OUTPUT_MODELS.includes(id.slice(prefixOf(id).length));
+}
 
 /**
  * Fields of a message (not of the body) that go only with their beta: Claude Code 2.1.332 sends a turn's own
@@ -73,14 +111,30 @@ const BETA_GATED_MESSAGE_FIELDS: Readonly<Record<string, string>> = Object.freez
 export interface TranslateOptions {
   /** Beta flags that may be forwarded to Bedrock (others from the header are dropped). */
   allowedBetas: readonly string[];
-  /** Top-level fields to remove. */
-  droppedFields: readonly string[];
+  /** Top-level fields that may go to Bedrock; {@link BEDROCK_BODY_FIELDS} (the default). */
+  allowedFields?: readonly string[];
+  /** Top-level fields to remove even though allowed (none by default). */
+  droppedFields?: readonly string[];
   /** Field → beta flag it needs; see {@link DEFAULT_BETA_GATED_FIELDS} (the default). */
   betaGatedFields?: Readonly<Record<string, string>>;
+  /**
+   * Whether the Bedrock model takes `output_config.format` ({@link takesStructuredOutputs}); when not (the
+   * default), a format becomes an instruction in the system prompt.
+   */
+  structuredOutputs?: boolean;
+  /**
+   * Told the names of the fields left out (top-level, and `output_config.<key>`), when there are any; never
+   * their values, which may hold tokens.
+   */
+  onDropped?: (fields: string[]) => void;
 }
 
-/** Fields that never reach Bedrock: the model is in the URL, streaming is chosen by the operation. */
-const ALWAYS_REMOVED = ["model", "stream"];
+/**
+ * Fields translated rather than forwarded: the model is in the URL, streaming is chosen by the operation, the
+ * version and betas are written by the translation, and the structured-outputs beta's `output_format` becomes
+ * `output_config.format` (or the system-prompt instruction).
+ */
+const TRANSLATED = new Set(["model", "stream", "anthropic_version", "anthropic_beta", "output_format"]);
 
 /**
  * Builds the Bedrock InvokeModel / InvokeModelWithResponseStream body (JSON bytes) from an Anthropic Messages
@@ -94,16 +148,20 @@ export function toBedrockBody(
 ): Uint8Array {
   const betas = bedrockBetas(betaHeaderValues, opts.allowedBetas);
   const gated = opts.betaGatedFields ?? DEFAULT_BETA_GATED_FIELDS;
+  const allowed = new Set(opts.allowedFields ?? BEDROCK_BODY_FIELDS);
+  for (const field of opts.droppedFields ?? []) allowed.delete(field);
 
-  const rest: Record<string, unknown> = { ...body };
-  for (const field of [...ALWAYS_REMOVED, ...opts.droppedFields, "anthropic_version", "anthropic_beta"]) {
-    delete rest[field];
+  const rest: Record<string, unknown> = {};
+  const dropped: string[] = [];
+  for (const [field, value] of Object.entries(body)) {
+    if (TRANSLATED.has(field)) continue;
+    const beta = Object.hasOwn(gated, field) ? gated[field] : undefined;
+    if (allowed.has(field) && (beta === undefined || betas.includes(beta))) rest[field] = value;
+    else dropped.push(field);
   }
-  for (const [field, beta] of Object.entries(gated)) {
-    if (!betas.includes(beta)) delete rest[field];
-  }
-  promptStructuredOutput(rest);
+  structuredOutput(rest, body.output_format, opts.structuredOutputs === true, dropped);
   dropGatedMessageFields(rest, betas);
+  if (dropped.length > 0) opts.onDropped?.(dropped);
 
   const out: Record<string, unknown> = { anthropic_version: BEDROCK_ANTHROPIC_VERSION };
   if (betas.length > 0) out.anthropic_beta = betas;
@@ -128,34 +186,43 @@ function dropGatedMessageFields(body: Record<string, unknown>, betas: readonly s
   if (copied) body.messages = copied;
 }
 
-/** The `output_config` keys Bedrock's InvokeModel takes (it refuses `format`: "Extra inputs are not permitted"). */
+/** The `output_config` keys every Bedrock Claude model takes; `format` goes only to those that take it. */
 const BEDROCK_OUTPUT_CONFIG_KEYS = new Set(["effort"]);
 
 /**
- * Structured outputs on Bedrock. Bedrock refuses `output_config.format` and the beta's `output_format`, and
- * recent Claude Code sends a format on some of its own side requests (titles, summaries): forwarded, each would
- * fail on Bedrock, so the fallback could never answer them. The format's JSON schema becomes an instruction at
- * the end of the system prompt (after any cached blocks, so their prefix is unchanged): the answer then follows
- * the schema as the model is told to, not as a constrained decoder guarantees, which is the most Bedrock offers.
- * `output_config`'s other keys Bedrock does not take are dropped; `effort` stays.
+ * Structured outputs on Bedrock. The models AWS lists take `output_config.format` as the Anthropic API does
+ * ({@link takesStructuredOutputs}); the structured-outputs beta's `output_format`, which Bedrock deprecates, goes
+ * there as `output_config.format`. Other models refuse the field, and recent Claude Code sends a format on some of
+ * its own side requests (titles, summaries): forwarded, each would fail on Bedrock, so the fallback could never
+ * answer them. For those the format's JSON schema becomes an instruction at the end of the system prompt (after
+ * any cached blocks, so their prefix is unchanged): the answer then follows the schema as the model is told to,
+ * not as a constrained decoder guarantees. `output_config`'s keys Bedrock does not take are dropped (and named in
+ * `dropped`); `effort` stays.
  */
-function promptStructuredOutput(body: Record<string, unknown>): void {
-  let format: unknown = body.output_format;
-  delete body.output_format;
+function structuredOutput(
+  body: Record<string, unknown>,
+  betaFormat: unknown,
+  native: boolean,
+  dropped: string[],
+): void {
+  let format: unknown = betaFormat;
   const config = body.output_config;
-  if (config !== null && typeof config === "object" && !Array.isArray(config)) {
-    const kept: Record<string, unknown> = {};
+  const isObject = config !== null && typeof config === "object" && !Array.isArray(config);
+  const kept: Record<string, unknown> = {};
+  if (isObject) {
     for (const [key, value] of Object.entries(config)) {
       // Of two formats (the beta's and this one), the one with a schema.
-      if (key === "format" && (format as { schema?: unknown } | undefined)?.schema === undefined) {
-        format = value;
+      if (key === "format") {
+        if ((format as { schema?: unknown } | undefined)?.schema === undefined) format = value;
       } else if (BEDROCK_OUTPUT_CONFIG_KEYS.has(key)) kept[key] = value;
+      else dropped.push(`output_config.${key}`);
     }
-    if (Object.keys(kept).length > 0) body.output_config = kept;
-    else delete body.output_config;
   }
   const schema = (format as { schema?: unknown } | null | undefined)?.schema;
-  if (schema === undefined) return;
+  if (schema !== undefined && native) kept.format = format;
+  if (Object.keys(kept).length > 0) body.output_config = kept;
+  else if (isObject) delete body.output_config;
+  if (schema === undefined || native) return;
   const instruction = {
     type: "text",
     text: "Answer only with JSON, and nothing before or after it, that conforms to this JSON Schema: " +

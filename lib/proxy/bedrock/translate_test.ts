@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import {
+  BEDROCK_BODY_FIELDS,
   bedrockBetas,
   DEFAULT_BEDROCK_BETAS,
-  DEFAULT_DROPPED_FIELDS,
+  takesStructuredOutputs,
   toBedrockBody,
   type TranslateOptions,
 } from "./translate.ts";
 
-const OPTS: TranslateOptions = { allowedBetas: DEFAULT_BEDROCK_BETAS, droppedFields: DEFAULT_DROPPED_FIELDS };
+const OPTS: TranslateOptions = { allowedBetas: DEFAULT_BEDROCK_BETAS };
 
 function decode(bytes: Uint8Array): Record<string, unknown> {
   return JSON.parse(new TextDecoder().decode(bytes));
@@ -128,26 +129,81 @@ Deno.test("tool search's Anthropic beta goes to Bedrock under Bedrock's name, on
   assert.deepEqual(bedrockBetas(header, ["interleaved-thinking-2025-05-14"]), []);
 });
 
-Deno.test("fields Bedrock rejects are dropped, and the list is the operator's to change", () => {
+Deno.test("fields Bedrock rejects are dropped, and the lists are the operator's to change", () => {
   const body = {
     max_tokens: 1,
     messages: [],
     metadata: { user_id: "u" },
     service_tier: "auto",
     inference_geo: "us",
+    speed: "fast",
     container: "c",
     mcp_servers: [],
     output_config: { effort: "high" },
   };
   const out = decode(toBedrockBody(body, [], OPTS));
-  for (const f of ["metadata", "service_tier", "inference_geo", "container", "mcp_servers"]) {
+  for (const f of ["metadata", "service_tier", "inference_geo", "speed", "container", "mcp_servers"]) {
     assert.equal(f in out, false, f);
   }
   assert.deepEqual(out.output_config, { effort: "high" });
 
+  // Dropped fields go even when allowed; allowed fields replace the built-in list.
   const custom = decode(toBedrockBody(body, [], { ...OPTS, droppedFields: ["output_config"] }));
-  assert.deepEqual(custom.metadata, { user_id: "u" });
   assert.equal("output_config" in custom, false);
+  assert.equal("metadata" in custom, false, "still not on Bedrock's list");
+  const widened = decode(
+    toBedrockBody(body, [], { ...OPTS, allowedFields: [...BEDROCK_BODY_FIELDS, "metadata"] }),
+  );
+  assert.deepEqual(widened.metadata, { user_id: "u" });
+  assert.equal("speed" in widened, false);
+});
+
+Deno.test("Anthropic-only fields Claude Code 2.1.332 sends never reach Bedrock; their names, not values, are reported", () => {
+  const input: Record<string, unknown> = {
+    ...richBody(),
+    metadata: { user_id: "user_abc" },
+    fallback_credit_token: "fct_secret_value",
+    resumption: { type: "resume", token: "rsm_secret_value" },
+    context_hint: { enabled: true, target_tokens_saved: 20000 },
+    fallbacks: [{ model: "claude-sonnet-4-5" }],
+  };
+  const reported: string[][] = [];
+  const out = decode(toBedrockBody(input, [], { ...OPTS, onDropped: (f) => reported.push(f) }));
+
+  for (const f of ["fallback_credit_token", "resumption", "context_hint", "fallbacks", "metadata"]) {
+    assert.equal(f in out, false, f);
+  }
+  // Everything else is exactly what an ordinary Claude Code request becomes.
+  const expected: Record<string, unknown> = { ...richBody(), anthropic_version: "bedrock-2023-05-31" };
+  delete expected.model;
+  delete expected.stream;
+  assert.deepEqual(out, expected);
+  assert.deepEqual(reported, [[
+    "metadata",
+    "fallback_credit_token",
+    "resumption",
+    "context_hint",
+    "fallbacks",
+  ]]);
+  assert.ok(!JSON.stringify(reported).includes("secret_value"), "values are never reported");
+
+  const string = decode(toBedrockBody({ max_tokens: 1, messages: [], fallbacks: "default" }, [], OPTS));
+  assert.deepEqual(string, { anthropic_version: "bedrock-2023-05-31", max_tokens: 1, messages: [] });
+});
+
+Deno.test("every field on Bedrock's list passes, gated ones with their beta, and nothing is reported", () => {
+  const body: Record<string, unknown> = {};
+  for (const f of BEDROCK_BODY_FIELDS) body[f] = f === "output_config" ? { effort: "low" } : { marker: f };
+  const betas = ["context-management-2025-06-27,compact-2026-09-04"];
+  const allowedBetas = [...DEFAULT_BEDROCK_BETAS, "compact-2026-09-04"];
+  const reported: string[][] = [];
+  const out = decode(toBedrockBody(body, betas, { allowedBetas, onDropped: (f) => reported.push(f) }));
+  for (const f of BEDROCK_BODY_FIELDS) assert.deepEqual(out[f], body[f], f);
+  assert.deepEqual(reported, []);
+
+  const withoutBetas = decode(toBedrockBody(body, [], OPTS));
+  assert.equal("context_management" in withoutBetas, false);
+  assert.equal("compaction" in withoutBetas, false, "compact-2026-09-04 is not on the default beta list");
 });
 
 Deno.test("context_management is kept only when its beta goes to Bedrock too", () => {
@@ -166,7 +222,7 @@ Deno.test("context_management is kept only when its beta goes to Bedrock too", (
 
 const SCHEMA = { type: "object", properties: { title: { type: "string" } }, required: ["title"] };
 
-Deno.test("output_config keeps only effort on Bedrock; a structured-output format becomes a system instruction", () => {
+Deno.test("for a model without structured outputs, output_config keeps only effort and a format becomes a system instruction", () => {
   const asked = {
     model: "claude-opus-4-5",
     max_tokens: 64,
@@ -175,7 +231,7 @@ Deno.test("output_config keeps only effort on Bedrock; a structured-output forma
     output_config: { effort: "high", format: { type: "json_schema", schema: SCHEMA } },
   };
   const out = decode(toBedrockBody(asked, [], OPTS));
-  assert.deepEqual(out.output_config, { effort: "high" }, "Bedrock takes effort, and refuses format");
+  assert.deepEqual(out.output_config, { effort: "high" }, "the model takes effort, and refuses format");
   const system = out.system as Array<Record<string, unknown>>;
   assert.deepEqual(system[0], asked.system[0], "the cached prefix is unchanged");
   assert.equal(system.length, 2);
@@ -258,4 +314,66 @@ Deno.test("of two structured-output formats, the one with a schema is used", () 
     OPTS,
   ));
   assert.ok((out.system as Array<{ text: string }>)[0].text.includes(JSON.stringify(SCHEMA)));
+});
+
+Deno.test("for a model that takes structured outputs, the format goes to Bedrock as output_config.format", () => {
+  const opts = { ...OPTS, structuredOutputs: true };
+  const format = { type: "json_schema", schema: SCHEMA };
+  const asked = {
+    max_tokens: 64,
+    system: "Be brief.",
+    messages: [{ role: "user", content: "Name this chat" }],
+    output_config: { effort: "high", format },
+  };
+  const out = decode(toBedrockBody(asked, [], opts));
+  assert.deepEqual(out.output_config, { effort: "high", format });
+  assert.equal(out.system, "Be brief.", "no instruction is added");
+
+  // The beta's deprecated output_format becomes output_config.format.
+  const beta = decode(toBedrockBody({ max_tokens: 8, messages: [], output_format: format }, [], opts));
+  assert.equal("output_format" in beta, false);
+  assert.deepEqual(beta.output_config, { format });
+  assert.equal("system" in beta, false);
+
+  // Of two formats, still the one with a schema.
+  const two = decode(toBedrockBody(
+    { max_tokens: 8, messages: [], output_format: { type: "json_schema" }, output_config: { format } },
+    [],
+    opts,
+  ));
+  assert.deepEqual(two.output_config, { format });
+});
+
+Deno.test("output_config keys Bedrock does not take are dropped and reported by name", () => {
+  const reported: string[][] = [];
+  const out = decode(toBedrockBody(
+    { max_tokens: 8, messages: [], output_config: { effort: "low", task_budget: { total: 1000 } } },
+    [],
+    { ...OPTS, onDropped: (f) => reported.push(f) },
+  ));
+  assert.deepEqual(out.output_config, { effort: "low" });
+  assert.deepEqual(reported, [["output_config.task_budget"]]);
+});
+
+Deno.test("the models AWS lists for structured outputs take the format, under any profile or ARN; others do not", () => {
+  for (
+    const id of [
+      "anthropic.claude-sonnet-4-5-20250929-v1:0",
+      "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+      "jp.anthropic.claude-haiku-4-5-20251001-v1:0",
+      "us.anthropic.claude-opus-4-5-20251101-v1:0",
+      "global.anthropic.claude-opus-4-6-v1",
+      "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-opus-4-6-v1",
+      "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0",
+    ]
+  ) assert.equal(takesStructuredOutputs(id), true, id);
+  for (
+    const id of [
+      "global.anthropic.claude-sonnet-4-20250514-v1:0",
+      "anthropic.claude-3-5-haiku-20241022-v1:0",
+      "global.anthropic.claude-haiku-5-5",
+      "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3",
+      "",
+    ]
+  ) assert.equal(takesStructuredOutputs(id), false, id);
 });
