@@ -96,6 +96,12 @@ export class ConfigError extends Error {
 }
 
 const SECRET_MIN_LENGTH = 32;
+/**
+ * The longest admin user name, in UTF-16 code units (JavaScript's `length`). Sign-in refuses a longer one before
+ * counting it as a failure, so made-up names cannot make the throttle hold megabytes; the configured name is held
+ * to the same bound so the admin can always sign in.
+ */
+export const MAX_ADMIN_USERNAME_LENGTH = 256;
 const PLACEHOLDER_SECRETS = new Set([
   "dev-secret-key-for-local-development",
   "dev-jwt-secret-for-local-development",
@@ -252,7 +258,10 @@ const schema = z.object({
   PROXY_KEY_HASHER_SECRET: z.string().default(""),
   PROXY_JWT_SECRET: z.string().default(""),
   PROXY_JWT_TTL_SECONDS: intIn(60, 7 * 24 * 3600).default(12 * 3600),
-  PROXY_ADMIN_USERNAME: z.string().trim().min(1, "expected a user name").default("admin"),
+  PROXY_ADMIN_USERNAME: z.string().trim().min(1, "expected a user name").max(
+    MAX_ADMIN_USERNAME_LENGTH,
+    `expected at most ${MAX_ADMIN_USERNAME_LENGTH} characters (sign-in refuses longer user names)`,
+  ).default("admin"),
   PROXY_ADMIN_PASSWORD_HASH: z.string().trim().refine(
     (v) => v === "" || ADMIN_HASH_FORMATS.some((f) => f.test(v)),
     "unrecognised format; expected pbkdf2-sha256$<iterations>$<salt>$<hash> from `deno task hash-password` " +

@@ -121,6 +121,10 @@ Deno.test("each bad value is reported with the variable, the problem and what is
     ],
     [{ PROXY_ADMIN_PASSWORD_HASH: "plaintext" }, /^PROXY_ADMIN_PASSWORD_HASH: unrecognised format/],
     [
+      { PROXY_ADMIN_USERNAME: "a".repeat(257) },
+      /^PROXY_ADMIN_USERNAME: expected at most 256 characters \(sign-in refuses longer user names\)/,
+    ],
+    [
       { PROXY_MODEL_PRICING: '{"claude-sonnet-4-5":{"input":-1,"output":15}}' },
       /^PROXY_MODEL_PRICING: .*input/,
     ],

@@ -253,6 +253,22 @@ dbTest("sign-in throttling answers 429 with the wait shown", async (db) => {
   assert.ok(!c.cookies.has("proxy_admin_session"));
 });
 
+dbTest(
+  "sign-in: a user name over 256 characters is 400 with the error beside the field, and is not counted",
+  async (db) => {
+    const c = await makeConsoleApp(db);
+    await c.get("/admin/login");
+    for (let i = 0; i < 6; i++) {
+      const page = await c.post("/admin/login", { username: "x".repeat(60_000), password: "bad" });
+      assert.equal(page.status, 400);
+      assert.match(page.html, /data-field-error="username"[^>]*>Expected at most 256 characters, got 60000</);
+      assert.ok(!page.html.includes("x".repeat(257)), "the over-long name is not sent back");
+    }
+    // Six refusals, past the limit of five failures: none was counted, so the admin signs in.
+    assert.equal((await c.post("/admin/login", { username: "admin", password: ADMIN_PASSWORD })).status, 303);
+  },
+);
+
 dbTest("an expired or forged session redirects to sign-in with next, saying it expired", async (db) => {
   const c = await makeConsoleApp(db);
   const expired = await createSessions({

@@ -115,6 +115,52 @@ dbTest("failed logins are throttled per address and per user name with retry-aft
   assert.equal(other.status, 401);
 });
 
+dbTest(
+  "a sign-in with a user name over 256 characters is 400 naming the field, and counts as no failure",
+  async (db) => {
+    const t = await makeTestApp(db, { PROXY_TRUST_FORWARDED_FOR: "true" });
+    const from = { "x-forwarded-for": "10.0.0.5" };
+    const longest = await t.call(
+      "POST",
+      "/api/auth/login",
+      { username: "a".repeat(256), password: "x" },
+      from,
+    );
+    assert.equal(longest.status, 401, "256 characters is still a name to check");
+    for (const length of [257, 1_000_000]) {
+      const res = await t.call(
+        "POST",
+        "/api/auth/login",
+        { username: "a".repeat(length), password: "x" },
+        from,
+      );
+      assert.equal(res.status, 400, `${length} characters`);
+      assert.deepEqual(res.body.error, {
+        type: "invalid_request_error",
+        message: `username: expected at most 256 characters, got ${length}`,
+        field: "username",
+      });
+    }
+    // Many more than the limit of five failures: none was recorded, so the address is not throttled.
+    for (let i = 0; i < 8; i++) {
+      const res = await t.call(
+        "POST",
+        "/api/auth/login",
+        { username: `${i}`.repeat(300), password: "x" },
+        from,
+      );
+      assert.equal(res.status, 400);
+    }
+    const admin = await t.call(
+      "POST",
+      "/api/auth/login",
+      { username: "admin", password: ADMIN_PASSWORD },
+      from,
+    );
+    assert.equal(admin.status, 200);
+  },
+);
+
 dbTest("every API route but login needs a valid, unexpired session", async (db) => {
   const t = await makeTestApp(db);
   const missing = await t.call("GET", "/api/users");

@@ -12,7 +12,9 @@
  * const { token } = await login.attempt("admin", "…", "10.0.0.7"); // throws HttpError 401 / 429 / 503
  * ```
  */
+import { createHash } from "node:crypto";
 import { HttpError } from "../errors.ts";
+import { MAX_ADMIN_USERNAME_LENGTH } from "../config.ts";
 import { timingSafeEqual } from "../encoding.ts";
 import { verifyPassword } from "./password.ts";
 import type { Sessions } from "./session.ts";
@@ -33,7 +35,8 @@ export interface LoginService {
 }
 
 /**
- * Creates the login service; 5 failures a minute per address and per name, then 429. Password checks run one at a
+ * Creates the login service; 5 failures a minute per address and per name, then 429. A user name longer than
+ * {@link MAX_ADMIN_USERNAME_LENGTH} is refused with 400 before anything is counted or checked. Password checks run one at a
  * time (`maxConcurrentChecks`) with at most `maxQueuedChecks` waiting: a guess beyond that is refused with 503
  * and not counted against its address, so guesses spread over many addresses cannot take the CPU from the proxy.
  */
@@ -86,14 +89,25 @@ export function createLoginService(deps: {
     const address = throttleSubject(client);
     const byAddress = throttle.retryAfterSeconds(`ip:${address}`);
     if (!throttle.hasFailed(`ip:${address}`)) return byAddress;
-    return Math.max(byAddress, throttle.retryAfterSeconds(`user:${username.toLowerCase()}`));
+    return Math.max(byAddress, throttle.retryAfterSeconds(userSubject(username)));
   };
 
   return {
     retryAfter,
     async attempt(username, password, client) {
+      // Before anything is recorded: the throttle keys on a hash, but a name this long is no admin's anyway.
+      if (username.length > MAX_ADMIN_USERNAME_LENGTH) {
+        throw new HttpError(
+          400,
+          "invalid_request_error",
+          `username: expected at most ${MAX_ADMIN_USERNAME_LENGTH} characters, got ${username.length}`,
+          {},
+          "username",
+        );
+      }
       const wait = retryAfter(username, client);
       const address = throttleSubject(client);
+      const user = userSubject(username);
       if (wait > 0) {
         throw new HttpError(429, "rate_limit_error", `too many failed sign-ins; try again in ${wait} s`, {
           "retry-after": String(wait),
@@ -103,14 +117,15 @@ export function createLoginService(deps: {
       // would otherwise all pass the check above before the first of them failed. The other replicas count it
       // now too, not after the check: a burst spread over N replicas would otherwise get N times the tries.
       throttle.fail(`ip:${address}`);
-      throttle.fail(`user:${username.toLowerCase()}`);
-      // A made-up name can be long; NOTIFY payloads are not (8000 bytes). Such a name is limited here only.
-      const subjects = [`ip:${address}`, `user:${username.toLowerCase()}`].filter((s) => s.length <= 300);
+      throttle.fail(user);
+      // NOTIFY payloads are at most 8000 bytes; an address is short and a name's subject is a fixed-size hash,
+      // so this filter is only a guard.
+      const subjects = [`ip:${address}`, user].filter((s) => s.length <= 300);
       deps.bus?.publish({ type: "sign_in_failed", subjects });
       const release = await checks.enter();
       if (!release) {
         throttle.forgive(`ip:${address}`);
-        throttle.forgive(`user:${username.toLowerCase()}`);
+        throttle.forgive(user);
         deps.bus?.publish({ type: "sign_in_forgiven", subjects });
         throw new HttpError(
           503,
@@ -133,9 +148,17 @@ export function createLoginService(deps: {
         throw new HttpError(401, "authentication_error", "wrong user name or password");
       }
       throttle.clear(`ip:${address}`);
-      throttle.clear(`user:${username.toLowerCase()}`);
+      throttle.clear(user);
       deps.bus?.publish({ type: "sign_in_succeeded", subjects });
       return await deps.sessions.issue(deps.username);
     },
   };
+}
+
+/**
+ * The throttle's key for a user name: a SHA-256 of the name in lower case, so each key has the same small size
+ * whatever was typed, and names guessed by others do not travel to the other replicas in clear.
+ */
+function userSubject(username: string): string {
+  return `user:${createHash("sha256").update(username.toLowerCase()).digest("base64url")}`;
 }

@@ -1,6 +1,8 @@
 /**
  * A sliding-window failure counter for brute-force protection (admin sign-in per address and per user name,
- * access-key guessing per address). Memory is bounded: at most `maxKeys` subjects are tracked, oldest evicted.
+ * access-key guessing per address). Memory is bounded: at most `maxKeys` subjects are tracked, oldest evicted,
+ * and a subject whose failures have all left the window is dropped by the next attempt of any subject, so keys
+ * that are never seen again (made-up user names, passing addresses) do not stay until the cap.
  *
  * @example
  * ```ts
@@ -35,6 +37,7 @@ export class FailureThrottle {
     if (this.retryAfterSeconds(subject) === 0) return 0;
     const now = this.#now();
     const interval = this.#windowMs / this.#limit;
+    this.#sweep(now);
     const last = this.#paced.get(subject);
     if (last !== undefined && now - last < interval) {
       return Math.max(1, Math.ceil((last + interval - now) / 1000));
@@ -51,6 +54,7 @@ export class FailureThrottle {
   /** Records one failure for `subject`. */
   fail(subject: string): void {
     const now = this.#now();
+    this.#sweep(now);
     const list = this.#recent(subject, now) ?? [];
     list.push(now);
     this.#failures.delete(subject); // re-insert: Map order doubles as recency for eviction
@@ -83,10 +87,34 @@ export class FailureThrottle {
     if (list.length === 0) this.#failures.delete(subject);
   }
 
+  /** How many subjects are held (with failures in the window, or paced); what the memory bound is about. */
+  get size(): number {
+    return this.#failures.size + this.#paced.size;
+  }
+
   /** Forgets `subject` (after a success). */
   clear(subject: string): void {
     this.#failures.delete(subject);
     this.#paced.delete(subject);
+  }
+
+  /**
+   * Drops subjects that no longer count: failures all older than the window, a paced turn older than the pace.
+   * Both maps are in order of last attempt (every write re-inserts), so the stale ones are at the front and the
+   * walk stops at the first live one: amortised O(1) per attempt. An entry that `forgive` made older than its
+   * place says is only dropped later, never too early.
+   */
+  #sweep(now: number): void {
+    const cutoff = now - this.#windowMs;
+    for (const [subject, list] of this.#failures) {
+      if (list.length > 0 && list[list.length - 1] > cutoff) break;
+      this.#failures.delete(subject);
+    }
+    const paceCutoff = now - this.#windowMs / this.#limit;
+    for (const [subject, last] of this.#paced) {
+      if (last > paceCutoff) break;
+      this.#paced.delete(subject);
+    }
   }
 
   #recent(subject: string, now: number): number[] | undefined {

@@ -46,3 +46,20 @@ Deno.test("past the limit attempts are paced, not shut out: one per window ÷ li
   assert.equal(t.pace("a"), 0);
   assert.equal(t.pace("a"), 0, "no pacing below the limit");
 });
+
+Deno.test("subjects whose failures left the window are dropped by later attempts, not kept until the cap", () => {
+  let now = 0;
+  const t = new FailureThrottle({ limit: 3, windowMs: 60_000, now: () => now });
+  for (let i = 0; i < 1000; i++) t.fail(`user:guess-${i}`);
+  for (let i = 0; i < 3; i++) t.fail("ip:10.0.0.1");
+  assert.equal(t.pace("ip:10.0.0.1"), 0);
+  assert.equal(t.size, 1002, "1,001 subjects with failures and one paced turn");
+  now = 30_000;
+  t.fail("ip:10.0.0.2");
+  assert.equal(t.size, 1002, "the paced turn (20 s) is over and dropped; every failure still counts");
+  now = 60_001;
+  t.fail("ip:10.0.0.3");
+  assert.equal(t.size, 2, "only the subjects with a failure inside the window are left");
+  assert.equal(t.hasFailed("ip:10.0.0.2"), true);
+  assert.equal(t.hasFailed("user:guess-0"), false);
+});

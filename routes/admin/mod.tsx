@@ -147,6 +147,18 @@ export function adminRoutes(deps: AdminDeps): Hono<AdminEnv> {
       deleteCookie(c, LOGIN_COOKIE, { path: BASE, secure });
       return c.redirect(next ?? urls.dashboard, 303);
     } catch (e) {
+      if (e instanceof HttpError && e.status === 400 && e.field === "username") {
+        // An over-long name: said beside the field, and not put back into it (it can be 64 KB).
+        const state = {
+          ...formState(),
+          errors: { username: capitalise(e.message.replace(/^username: /, "")) },
+        };
+        return render(
+          c,
+          <LoginPage csrf={await csrf.loginToken(loginNonce(c))} next={next} state={state} />,
+          400,
+        );
+      }
       if (!(e instanceof HttpError) || (e.status !== 401 && e.status !== 429 && e.status !== 503)) throw e;
       const wait = Number(e.headers["retry-after"] ?? 0);
       const seconds = `${wait} second${wait === 1 ? "" : "s"}`;
