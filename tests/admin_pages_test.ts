@@ -464,6 +464,25 @@ dbTest(
   },
 );
 
+dbTest(
+  "dashboard custom range: To on the last day of year 9999 is 400 with the error beside To, not a 500",
+  async (db) => {
+    for (const timeZone of ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"]) {
+      const c = await signedIn(db, { PROXY_TIMEZONE: timeZone });
+      const page = await c.get("/admin?range=custom&from=2026-11-01&to=9999-12-31");
+      assert.equal(page.status, 400, timeZone);
+      const picker = islands(page.html).find((i) => i.name === "RangePicker")!.props as {
+        errors: Record<string, string>;
+        to: string;
+      };
+      assert.deepEqual(picker.errors, { to: "Expected a date no later than 9999-12-30." }, timeZone);
+      assert.equal(picker.to, "9999-12-31", "the input is kept");
+      // The day before is the last one taken: the range runs up to now.
+      assert.equal((await c.get("/admin?range=custom&from=2026-11-01&to=9999-12-30")).status, 200, timeZone);
+    }
+  },
+);
+
 Deno.test("custom ranges start at local midnight, also on DST days", () => {
   const now = new Date("2026-06-15T12:00:00Z");
   const seoul = rangeSelection({ range: "custom", from: "2026-06-01", to: "2026-06-02" }, now, "Asia/Seoul");

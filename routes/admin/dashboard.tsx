@@ -42,6 +42,8 @@ import {
 } from "./shared.tsx";
 
 const PRESETS: Record<Exclude<RangeName, "custom">, number> = { "24h": 1, "7d": 7, "30d": 30 };
+/** The last date the custom range's To field takes (inclusive: the range runs to the start of the next day). */
+const LAST_TO_DATE = "9999-12-30";
 
 /** The range the dashboard shows, with the custom fields' values and errors beside them. */
 export interface RangeSelection {
@@ -76,9 +78,12 @@ export function rangeSelection(params: Record<string, string>, now: Date, timeZo
   const toDay = startOfLocalDate(toText, timeZone);
   if (!from) errors.from = "Expected a date such as 2026-05-01.";
   if (!toDay) errors.to = "Expected a date such as 2026-05-31.";
-  if (from && toDay) {
-    // `to` is inclusive: up to the start of the next day, but not into the future.
-    const nextDay = startOfLocalDate(fmtDate(new Date(toDay.getTime() + 36 * 3600_000), timeZone), timeZone)!;
+  // `to` is inclusive: up to the start of the next day, but not into the future. The day after 9999-12-31 has a
+  // five-digit year, which startOfLocalDate (like PostgreSQL) does not take: null, said beside To.
+  const nextDay = toDay &&
+    startOfLocalDate(fmtDate(new Date(toDay.getTime() + 36 * 3600_000), timeZone), timeZone);
+  if (toDay && !nextDay) errors.to = `Expected a date no later than ${LAST_TO_DATE}.`;
+  if (from && nextDay) {
     const to = new Date(Math.min(nextDay.getTime(), now.getTime()));
     if (from.getTime() >= to.getTime()) {
       errors.from = from.getTime() > now.getTime()
