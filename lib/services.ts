@@ -85,6 +85,7 @@ export async function createServices(
     ttlSeconds: config.jwtTtlSeconds,
     now,
     passwordHash: config.adminPasswordHash,
+    username: config.adminUsername,
     revocations,
   });
   const login = createLoginService({

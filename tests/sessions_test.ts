@@ -1,6 +1,6 @@
 /**
- * Admin sessions end when they are signed out (on every replica and across restarts) and when the admin
- * password changes, although their tokens are stateless JWTs.
+ * Admin sessions end when they are signed out (on every replica and across restarts), when the admin
+ * password changes and when the admin is renamed, although their tokens are stateless JWTs.
  */
 import assert from "node:assert/strict";
 import { dbTest, flakyDb } from "./helpers/db.ts";
@@ -61,6 +61,44 @@ Deno.test("a token issued under another admin password is refused", async () => 
   assert.equal(await after.verify(token), null);
   assert.ok(await after.verify((await after.issue("admin")).token));
 });
+
+Deno.test("a token issued to another admin user name is refused", async () => {
+  const before = createSessions({ secret: SECRET, ttlSeconds: 60, username: "admin" });
+  const after = createSessions({ secret: SECRET, ttlSeconds: 60, username: "root" });
+  const { token } = await before.issue("admin");
+  assert.ok(await before.verify(token));
+  assert.equal(await after.verify(token), null);
+  assert.equal((await after.verify((await after.issue("root")).token))?.username, "root");
+  assert.equal(await after.verify((await after.issue("Root")).token), null, "the name is compared exactly");
+});
+
+dbTest(
+  "after a restart with another PROXY_ADMIN_USERNAME and the same password, the old name's sessions are refused",
+  async (db) => {
+    const old = await makeConsoleApp(db);
+    await old.signIn();
+    const cookie = old.cookies.get(SESSION_COOKIE)!;
+    const bearer = await old.t.auth();
+    assert.equal((await old.t.call("GET", "/api/users", undefined, bearer)).status, 200);
+
+    const renamed = await makeConsoleApp(db, { PROXY_ADMIN_USERNAME: "root" });
+    const api = await renamed.t.call("GET", "/api/users", undefined, bearer);
+    assert.equal(api.status, 401);
+    assert.equal(api.body.error.type, "authentication_error");
+    renamed.cookies.set(SESSION_COOKIE, cookie);
+    const page = await renamed.get("/admin/users");
+    assert.equal(page.status, 303);
+    assert.match(page.location!, /^\/admin\/login\?next=%2Fadmin%2Fusers&ok=expired$/);
+    // The new name signs in as usual, with the same password.
+    const signedIn = await renamed.t.call("POST", "/api/auth/login", {
+      username: "root",
+      password: ADMIN_PASSWORD,
+    });
+    assert.equal(signedIn.status, 200);
+    const fresh = { authorization: `Bearer ${signedIn.body.access_token}` };
+    assert.equal((await renamed.t.call("GET", "/api/users", undefined, fresh)).status, 200);
+  },
+);
 
 dbTest(
   "sign-out with the database down: refused here at once, the cookie cleared, and the admin told",

@@ -1,12 +1,13 @@
 /**
  * Admin sessions: HS256 JWTs signed with `PROXY_JWT_SECRET` through `jose`, with issuer, audience and expiry.
  *
- * A token is refused once its session was signed out (the revocation list), and once the admin password changed:
- * it carries a fingerprint of the password hash it was issued under.
+ * A token is refused once its session was signed out (the revocation list), once the admin password changed (it
+ * carries a fingerprint of the password hash it was issued under), and once the admin was renamed (its subject is
+ * no longer `PROXY_ADMIN_USERNAME`).
  *
  * @example
  * ```ts
- * const sessions = createSessions({ secret: "…", ttlSeconds: 43200 });
+ * const sessions = createSessions({ secret: "…", ttlSeconds: 43200, username: "admin" });
  * const { token } = await sessions.issue("admin");
  * (await sessions.verify(token))?.username; // "admin"
  * ```
@@ -30,7 +31,7 @@ export interface Sessions {
   issue(username: string): Promise<{ token: string; expiresIn: number }>;
   /**
    * The session, or null when the token is missing, forged, expired, for another audience, signed out, or
-   * issued under another admin password.
+   * issued under another admin password or to another admin user name.
    */
   verify(token: string): Promise<Session | null>;
   /** Signs the session out everywhere: its token is refused from now on. */
@@ -51,6 +52,11 @@ export function createSessions(
     now?: () => Date;
     /** The admin password hash: tokens issued under another one are refused. */
     passwordHash?: string;
+    /**
+     * The admin user name: tokens issued to another one are refused, so renaming the admin ends the sessions of
+     * the old name (they would otherwise go on working, and be audited under a name that no longer signs in).
+     */
+    username?: string;
     revocations?: RevocationList;
   },
 ): Sessions {
@@ -88,6 +94,7 @@ export function createSessions(
         if (
           typeof payload.sub !== "string" || typeof payload.sid !== "string" ||
           typeof payload.exp !== "number" || payload.pwf !== await fingerprint ||
+          (opts.username !== undefined && payload.sub !== opts.username) ||
           opts.revocations?.has(payload.sid)
         ) {
           return null;
