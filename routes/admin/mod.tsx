@@ -2,10 +2,10 @@
  * The admin console under `/admin`: server-rendered Preact pages with a few hydrated islands.
  *
  * Order of things for every request: security headers (CSP without inline scripts or styles, no framing,
- * `nosniff`, `same-origin` referrers, `no-store`); sign-in and sign-out pages; then the session check (the admin
- * JWT in an `HttpOnly`, `SameSite=Strict` cookie scoped to `/admin`; a missing or expired one redirects to sign-in
- * with `?next=`); then the CSRF check of every POST (a token derived from the session id, `lib/auth/csrf.ts`);
- * then the pages. Mutations go through `services.admin` (which audits) and answer with a redirect (PRG), except
+ * `nosniff`, `same-origin` referrers, `no-store`); a page asked for with a trailing slash redirected (301) to the
+ * address without it; sign-in and sign-out pages; then the session check (the admin JWT in an `HttpOnly`,
+ * `SameSite=Strict` cookie scoped to `/admin`; a missing or expired one redirects to sign-in with `?next=`); then
+ * the CSRF check of every POST (a token derived from the session id, `lib/auth/csrf.ts`); then the pages. Mutations go through `services.admin` (which audits) and answer with a redirect (PRG), except
  * the page showing a new key once, which renders directly with `Cache-Control: no-store`.
  *
  * @example
@@ -95,6 +95,26 @@ export function adminRoutes(deps: AdminDeps): Hono<AdminEnv> {
     h.set("cross-origin-opener-policy", "same-origin");
     h.set("permissions-policy", "camera=(), microphone=(), geolocation=()");
     if (!h.has("cache-control")) h.set("cache-control", "no-store");
+  });
+
+  // Read lazily, on the first request, once every route below is registered.
+  const allowedAt = routeMethods(admin);
+
+  // `/admin/` and `/admin/users/` are the pages without the slash: a typed or pasted address must not read as
+  // "no such page". Only GET and HEAD, whose repetition at the new address changes nothing (the console's forms
+  // never post to such an address), and only onto a page of the console. Not an open redirect: the target is
+  // this request's own path, which starts with `/admin`, less its trailing slashes, so it stays on this host.
+  admin.use("*", async (c, next) => {
+    // Middleware, not a GET route: routeMethods would count a route as a page at every path.
+    if (c.req.method !== "GET" && c.req.method !== "HEAD") return await next();
+    const url = new URL(c.req.url);
+    if (!url.pathname.endsWith("/")) return await next();
+    const target = url.pathname.replace(/\/+$/, "");
+    if (!(target === BASE || target.startsWith(`${BASE}/`)) || target.startsWith(`${BASE}//`)) {
+      return await next();
+    }
+    if (!allowedAt(target.slice(BASE.length) || "/").includes("GET")) return await next();
+    return c.redirect(target + url.search, 301);
   });
 
   // ---- sign-in and sign-out ----------------------------------------------------------------------------------
@@ -244,7 +264,6 @@ export function adminRoutes(deps: AdminDeps): Hono<AdminEnv> {
   auditRoutes(admin, deps);
   settingsRoutes(admin, deps);
 
-  const allowedAt = routeMethods(admin);
   admin.all("*", (c) => {
     const allowed = allowedAt(c.req.path.slice(BASE.length) || "/");
     if (allowed.length > 0 && !allowed.includes(c.req.method)) {
