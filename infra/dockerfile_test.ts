@@ -12,6 +12,7 @@ import {
 } from "./proxy_stack.ts";
 import { IMAGE_MMAP_THRESHOLD } from "../bench/bench.ts";
 import { APP_COMMAND } from "./proxy_stack.ts";
+import { ConfigError, fileConfigIo, loadConfig } from "../lib/config.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DOCKERFILE = `${ROOT}Dockerfile`;
@@ -198,6 +199,18 @@ Deno.test("the image's drain deadline matches the stack's, inside the ECS stop t
   assert.equal(Number(envOf(runtime).PROXY_SHUTDOWN_DRAIN_SECONDS), SHUTDOWN_DRAIN_SECONDS);
   assert.ok(SHUTDOWN_DRAIN_SECONDS < STOP_TIMEOUT_SECONDS);
   assert.equal(envOf(runtime).PROXY_ENV, "production");
+});
+
+Deno.test("every PROXY_ variable the image sets is a setting the app knows, with a value it takes", async () => {
+  // The app refuses an unknown PROXY_ variable at start; the image's own must never be one.
+  const env = Object.fromEntries(Object.entries(envOf(runtime)).filter(([k]) => k.startsWith("PROXY_")));
+  assert.ok(Object.keys(env).length > 0);
+  const config = await loadConfig(env, fileConfigIo(() => Promise.reject(new Error("not hashed here"))), {
+    databaseOnly: true,
+  }).catch((e) => e);
+  // Production without a database is refused, for that reason alone.
+  assert.ok(config instanceof ConfigError, String(config));
+  assert.deepEqual(config.problems.map((p) => p.split(":")[0]), ["PROXY_DATABASE_URL"]);
 });
 
 Deno.test("the image, the start task and the benchmark give glibc the same mmap threshold", () => {

@@ -380,7 +380,9 @@ export async function loadConfig(
     if (value !== undefined) input[key] = value;
   }
   const result = schema.safeParse(input);
-  const problems: string[] = [];
+  // A misspelt name would otherwise be ignored without a word, and its setting left at the default: a
+  // PROXY_ADMIN_ALLOWED_CIDR (no S) left /admin open to everyone.
+  const problems: string[] = unknownVariables(env);
   if (!result.success) {
     for (const issue of result.error.issues) {
       const name = String(issue.path[0] ?? "?");
@@ -406,8 +408,12 @@ export async function loadConfig(
   const needsDev = !production &&
     (p.PROXY_KEY_HASHER_SECRET === "" || p.PROXY_JWT_SECRET === "" || p.PROXY_LOCAL_ENCRYPTION_KEY === "" ||
       p.PROXY_ADMIN_PASSWORD_HASH === "");
+  // With the misspelt names found so far: they may be why the data dir is the wrong one.
   const dataDirProblem = (e: unknown) =>
-    new ConfigError([`PROXY_DATA_DIR: ${(e as Error).message}; expected a directory this process may write`]);
+    new ConfigError([
+      ...problems,
+      `PROXY_DATA_DIR: ${(e as Error).message}; expected a directory this process may write`,
+    ]);
   if (needsDev) {
     devSecrets = (await io.readSecrets(secretsPath).catch((e) => Promise.reject(dataDirProblem(e)))) ?? {};
   }
@@ -717,6 +723,63 @@ function missingProductionSecrets(env: Record<string, string | undefined>, datab
     ...(empty("PROXY_ADMIN_PASSWORD_HASH") ? [MISSING.adminHash] : []),
     ...(empty("PROXY_DATABASE_URL") && empty("PROXY_DB_HOST") ? [MISSING.database] : []),
   ];
+}
+
+/**
+ * Variables of the test harness (`PROXY_TEST_DATABASE_URL`, `PROXY_TEST_CLAUDE_CODE`): the tests read them, and
+ * a proxy the tests start inherits them from the test process.
+ */
+const HARNESS_PREFIX = "PROXY_TEST_";
+
+/** A problem for each `PROXY_*` variable in `env` that is no setting, with the closest setting's name. */
+function unknownVariables(env: Record<string, string | undefined>): string[] {
+  const known = Object.keys(schema.shape);
+  return Object.keys(env)
+    .filter((name) => name.startsWith("PROXY_") && !name.startsWith(HARNESS_PREFIX) && !known.includes(name))
+    .sort()
+    .map((name) => {
+      const closest = closestName(name, known);
+      return `${name}: not a setting of this proxy (it would be ignored); ` +
+        (closest
+          ? `did you mean ${closest}?`
+          : "expected one of the PROXY_* variables listed under Configuration in README.md, or none");
+    });
+}
+
+/**
+ * The known name `name` is most likely a misspelling of: the fewest single-character edits, within about a third
+ * of the name after `PROXY_` (a name with nothing in common gets no suggestion), or the same words in another
+ * order (PROXY_ALLOWED_ADMIN_CIDRS).
+ */
+function closestName(name: string, known: readonly string[]): string | null {
+  const words = (n: string) => n.split("_").sort().join("_");
+  const reordered = known.find((k) => words(k) === words(name));
+  if (reordered) return reordered;
+  const limit = Math.max(2, Math.floor((name.length - "PROXY_".length) / 3));
+  let best: string | null = null;
+  let bestDistance = limit + 1;
+  for (const k of known) {
+    const d = editDistance(name, k);
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  return best;
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions of one character each. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        previous[j] + 1,
+        current[j - 1] + 1,
+        previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length];
 }
 
 /** Why `value` is no secret fit for production, or null when it is. */

@@ -442,3 +442,77 @@ Deno.test("for migrate only the database is required in production; secrets give
     "a parse failure lists only what migrate needs among the missing",
   );
 });
+
+Deno.test("a misspelt PROXY_ variable is a configuration error that names it and the setting it resembles", async () => {
+  // Ignored, PROXY_ADMIN_ALLOWED_CIDR (no S) would leave /admin open to every address.
+  const problems = await problemsOf({
+    PROXY_ADMIN_ALLOWED_CIDR: "10.0.0.0/8",
+    PROXY_ALLOWED_ADMIN_CIDRS: "10.0.0.0/8",
+    PROXY_JWT_SECRT: "a-secret-value-that-must-not-be-echoed",
+    PROXY_FROBNICATE: "1",
+    PROXY_PORT: "x",
+  });
+  assert.deepEqual(problems.filter((p) => !p.startsWith("PROXY_PORT:")), [
+    "PROXY_ADMIN_ALLOWED_CIDR: not a setting of this proxy (it would be ignored); did you mean " +
+    "PROXY_ADMIN_ALLOWED_CIDRS?",
+    "PROXY_ALLOWED_ADMIN_CIDRS: not a setting of this proxy (it would be ignored); did you mean " +
+    "PROXY_ADMIN_ALLOWED_CIDRS?",
+    "PROXY_FROBNICATE: not a setting of this proxy (it would be ignored); expected one of the PROXY_* " +
+    "variables listed under Configuration in README.md, or none",
+    "PROXY_JWT_SECRT: not a setting of this proxy (it would be ignored); did you mean PROXY_JWT_SECRET?",
+  ]);
+  assert.equal(problems.length, 5, "reported with the malformed value, in one message");
+  assert.ok(!problems.join("\n").includes("must-not-be-echoed"), "a misspelt secret's value is not shown");
+  // Alone, too: every value that parses does not hide it.
+  assert.deepEqual(await problemsOf({ PROXY_ADMIN_ALLOWED_CIDR: "10.0.0.0/8" }), [
+    "PROXY_ADMIN_ALLOWED_CIDR: not a setting of this proxy (it would be ignored); did you mean " +
+    "PROXY_ADMIN_ALLOWED_CIDRS?",
+  ]);
+  // And beside a data dir development cannot use, which the misspelling may explain.
+  const file = await Deno.makeTempFile();
+  try {
+    await assert.rejects(
+      loadConfig(
+        { PROXY_DATA_DIR: file, PROXY_DATADIR: "/srv/proxy" },
+        fileConfigIo(() => Promise.resolve("h")),
+      ),
+      (e: ConfigError) =>
+        e.problems.length === 2 && /^PROXY_DATADIR: .*did you mean PROXY_DATA_DIR\?$/.test(e.problems[0]) &&
+        /^PROXY_DATA_DIR: cannot read/.test(e.problems[1]),
+    );
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("the test harness's PROXY_TEST_ variables and other programs' variables are not settings to check", async () => {
+  const c = await loadConfig({
+    PROXY_TEST_DATABASE_URL: "postgres://postgres@127.0.0.1:5432/postgres",
+    PROXY_TEST_CLAUDE_CODE: "/tmp/cc/node_modules/.bin/claude",
+    HTTP_PROXY_USER: "x",
+    PATH: "/usr/bin",
+  }, memoryIo());
+  assert.equal(c.port, 8000);
+});
+
+Deno.test("migrate refuses a misspelt PROXY_ variable as the server does", async () => {
+  const env = {
+    PROXY_ENV: "production",
+    PROXY_DATABASE_URL: "postgres://u:p@db:5432/proxy",
+    PROXY_DB_APP_USERNAME: "proxy_app",
+  };
+  await assert.rejects(
+    () => loadConfig(env, memoryIo(), { databaseOnly: true }),
+    (e: ConfigError) => {
+      assert.deepEqual(e.problems, [
+        "PROXY_DB_APP_USERNAME: not a setting of this proxy (it would be ignored); did you mean PROXY_DB_APP_USER?",
+      ]);
+      return true;
+    },
+  );
+  // A malformed value beside it: both in the one message, and still only the database among the missing.
+  await assert.rejects(
+    () => loadConfig({ ...env, PROXY_PORT: "x" }, memoryIo(), { databaseOnly: true }),
+    (e: ConfigError) => e.problems.length === 2 && /PROXY_DB_APP_USERNAME/.test(e.problems[0]),
+  );
+});
