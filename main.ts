@@ -253,6 +253,20 @@ function describeDatabase(url: string, dataDir: string): string {
   }
 }
 
+/**
+ * A failure main did not catch (a query the server's start-up makes, a permission the run lacks): one error
+ * line, and exit 1 so a supervisor or a script sees it.
+ */
+function failed(e: unknown): number {
+  createLogger({ level: "error" }).error("stopped: unexpected error", {
+    error: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
+    stack: e instanceof Error ? e.stack?.split("\n").slice(1, 6).join("\n") : undefined,
+  });
+  return 1;
+}
+
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  // Handled here, main's failure is never an unhandled rejection: the server's safety net for those (see
+  // surviveUnhandledRejections) would log it and carry on, so the run exited 0, or stayed up serving nothing.
+  Deno.exit(await main(Deno.args).catch(failed));
 }

@@ -385,6 +385,49 @@ Deno.test("a database that cannot be reached at start: one JSON error line namin
 });
 
 Deno.test({
+  name:
+    "a failure main does not catch is logged and exits 1, rather than exiting 0 or leaving a process that serves nothing",
+  ignore: !backends().includes("postgres"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { db, url, cleanup } = await freshDb("postgres");
+  try {
+    // Migrations are recorded as applied, so start-up gets past them and fails on the first query the server's
+    // services make, which nothing in main catches.
+    await db.exec("DROP TABLE revoked_sessions");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("../main.ts", import.meta.url).pathname],
+      env: {
+        PROXY_DATA_DIR: await Deno.makeTempDir({ prefix: "proxy-failed-" }),
+        PROXY_DATABASE_URL: url,
+        PROXY_HOST: "127.0.0.1",
+        PROXY_PORT: "0",
+        PROXY_KEY_HASHER_SECRET: "failed-hasher-secret-0123456789abcdef0123",
+        PROXY_JWT_SECRET: "failed-jwt-secret-0123456789abcdef012345678",
+        PROXY_LOCAL_ENCRYPTION_KEY: "0123456789abcdef0123456789abcdef",
+        PROXY_ADMIN_PASSWORD_HASH: await hashPassword("x", 1000),
+        NO_COLOR: "1",
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // Before the fix the process logged the failure as a stray rejection and stayed up: end it after a while.
+    const kill = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const out = await child.output().finally(() => clearTimeout(kill));
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, text);
+    const line = text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+      .find((l) => l.level === "error");
+    assert.ok(line, text);
+    assert.equal(line.msg, "stopped: unexpected error");
+    assert.match(line.error, /revoked_sessions/);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test({
   name: "deno task replay-usage writes rows from a spool file or exported log lines, once, and says how many",
   ignore: !backends().includes("postgres"),
   sanitizeResources: false,
