@@ -6,8 +6,9 @@ import { ConfigError, fileConfigIo, loadConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { surviveUnhandledRejections } from "./lib/survive_unhandled_rejections.ts";
 import { openDb } from "./lib/db/open.ts";
-import { migrate, readMigrations } from "./lib/db/migrate.ts";
+import { migrate, type Migration, pendingMigrations, readMigrations } from "./lib/db/migrate.ts";
 import { ensureAppRole } from "./lib/db/app_role.ts";
+import { join } from "node:path";
 import { hashPassword, isLegacySha256 } from "./lib/auth/password.ts";
 import { createApp } from "./app.ts";
 import { createServices } from "./lib/services.ts";
@@ -22,8 +23,9 @@ const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
 async function main(args: string[]): Promise<number> {
   let config: Config;
   try {
+    // migrate and replay-usage use the database alone: the server's secrets are not theirs to demand.
     config = await loadConfig(Deno.env.toObject(), fileConfigIo((p) => hashPassword(p)), {
-      databaseOnly: args[0] === "migrate",
+      databaseOnly: args[0] === "migrate" || args[0] === "replay-usage",
     });
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -73,14 +75,18 @@ async function run(
   }
 
   let db: Awaited<ReturnType<typeof openDb>>;
-  let applied: number[];
+  let applied: number[] = [];
+  let pending: Migration[] = [];
   try {
     db = await openDb({
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
       poolSize: config.databasePoolSize,
     });
-    ({ applied } = await migrate(db, await readMigrations(MIGRATIONS_DIR)));
+    const migrations = await readMigrations(MIGRATIONS_DIR);
+    // replay-usage writes rows: changing the schema is for `migrate`, as part of a deploy, not a side effect.
+    if (args[0] === "replay-usage") pending = await pendingMigrations(db, migrations);
+    else ({ applied } = await migrate(db, migrations));
   } catch (e) {
     // One line an operator can act on (where, and why), not a stack trace; the URL's password stays out.
     log.error("cannot start: the database is unreachable or refused the migrations", {
@@ -91,6 +97,15 @@ async function run(
   }
   if (applied.length > 0) log.info("migrations applied", { versions: applied });
   if (args[0] === "replay-usage") {
+    if (pending.length > 0) {
+      console.error(
+        `cannot replay: the database lacks ${pending.length} migration(s) of this release (` +
+          `${pending.map((m) => `${String(m.version).padStart(4, "0")}_${m.name}.sql`).join(", ")}); ` +
+          "expected an up-to-date database: run `deno task migrate` first (replay-usage does not change the schema)",
+      );
+      await db.close();
+      return 1;
+    }
     const code = await replayUsage(args.slice(1), db, config);
     await db.close();
     return code;
@@ -176,23 +191,17 @@ async function replayUsage(paths: string[], db: Db, config: Config): Promise<num
     console.error("usage: deno task replay-usage <spool file or exported log lines>…");
     return 2;
   }
-  // Its own spool, for rows it could not write; emptied by the flush below, removed at the end if empty.
-  const spoolDir = await Deno.makeTempDir({ prefix: "replay-usage-" });
-  try {
-    return await replayWith(paths, db, config, spoolDir);
-  } finally {
-    await Deno.remove(spoolDir).catch(() => {}); // kept if rows are left in it: the message names it
-  }
-}
-
-async function replayWith(paths: string[], db: Db, config: Config, spoolDir: string): Promise<number> {
   // Warnings too: a row the database refuses is printed as a `usage row not recorded` line, to fix and replay.
   const quiet = createLogger({ level: "warn" });
   const recorder = new UsageRecorder({
     db,
     log: quiet,
     timeZone: config.timezone,
-    spoolDir,
+    // Never written, so replay needs no write access (the image grants it for the data dir only): the queue
+    // takes every row, flushed after each file (replayUsageFiles), so it holds about one file's. Rows that
+    // cannot be written stay queued and are reported below, not spooled.
+    queueMax: Number.POSITIVE_INFINITY,
+    spoolDir: join(config.dataDir, "replay-usage-spool"),
     retentionDays: config.usageRetentionDays,
   });
   let read;

@@ -358,9 +358,9 @@ export interface ConfigIo {
 /** How {@link loadConfig} reads the environment. */
 export interface LoadOptions {
   /**
-   * Only the database is used (`main.ts migrate`): in production the secrets only the server uses (the key
-   * hasher's, the JWT's, the encryption key, the admin password hash) may be absent, so the container that
-   * migrates is not handed them. Set, they are still checked.
+   * Only the database is used (`main.ts migrate`, `main.ts replay-usage`): in production the secrets only the
+   * server uses (the key hasher's, the JWT's, the encryption key, the admin password hash) may be absent, so the
+   * container that migrates, or whoever replays usage, is not handed them. Set, they are still checked.
    */
   databaseOnly?: boolean;
 }

@@ -5,6 +5,7 @@ import {
   migrate,
   type Migration,
   MigrationError,
+  pendingMigrations,
   readMigrations,
 } from "../lib/db/migrate.ts";
 import { openPglite } from "../lib/db/pglite.ts";
@@ -110,6 +111,39 @@ Deno.test({
         } finally {
           if (b !== a) await b.close();
           await a.close();
+          await target.cleanup();
+        }
+      });
+    }
+  },
+});
+
+Deno.test({
+  name: "pending migrations are listed without changing the database; an edited applied file is refused",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn(t) {
+    const files = await readMigrations(MIGRATIONS);
+    for (const target of await emptyDbs()) {
+      await t.step(target.name, async () => {
+        const db = await target.open();
+        try {
+          assert.deepEqual(await pendingMigrations(db, files), files, "an empty database lacks them all");
+          const [{ exists }] = await db.query<{ exists: boolean }>(
+            sql`SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`,
+          );
+          assert.equal(exists, false, "not even the migrations table was created");
+          await migrate(db, files.slice(0, -1));
+          assert.deepEqual(await pendingMigrations(db, files), files.slice(-1));
+          await migrate(db, files);
+          assert.deepEqual(await pendingMigrations(db, files), []);
+          const edited = files.map((f, i) => i === 0 ? { ...f, checksum: "0".repeat(64) } : f);
+          await assert.rejects(
+            () => pendingMigrations(db, edited),
+            /0001_init\.sql was changed after it was applied/,
+          );
+        } finally {
+          await db.close();
           await target.cleanup();
         }
       });

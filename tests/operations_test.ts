@@ -11,6 +11,7 @@ import { startFakeBedrock } from "./fakes/fake_bedrock.ts";
 import { hashPassword, verifyPassword } from "../lib/auth/password.ts";
 import { sql } from "../lib/db/sql.ts";
 import { apiClient, spawnProxy } from "./helpers/process.ts";
+import type { Db } from "../lib/db/db.ts";
 
 const MESSAGE = {
   model: "claude-sonnet-4-5-20250929",
@@ -427,6 +428,122 @@ Deno.test({
   }
 });
 
+/** A user and a key to replay rows of, and a spool record of theirs: `replay-<n>`, an hour old by default. */
+async function replayRecords(db: Db): Promise<(n: number, createdAt?: string) => Record<string, unknown>> {
+  const [u] = await db.query<{ id: string }>(
+    sql`INSERT INTO users (email) VALUES ('r@example.com') RETURNING id`,
+  );
+  const [k] = await db.query<{ id: string }>(
+    sql`INSERT INTO access_keys (user_id, key_hash, key_prefix) VALUES (${u.id}, 'h', 'ak_r') RETURNING id`,
+  );
+  // Recent: rows older than the retention window are refused.
+  const at = new Date(Date.now() - 3600_000).toISOString();
+  return (n, createdAt = at) => ({
+    requestId: `replay-${n}`,
+    accessKeyId: k.id,
+    userId: u.id,
+    messageId: null,
+    model: "claude-sonnet-4-5",
+    modelServed: null,
+    stream: false,
+    inputTokens: 10,
+    outputTokens: 5,
+    cacheReadInputTokens: 0,
+    cacheCreationInputTokens: 0,
+    provider: "anthropic",
+    isFallback: false,
+    fallbackReason: null,
+    statusCode: 200,
+    errorType: null,
+    stopReason: "end_turn",
+    latencyMs: 50,
+    timeToFirstByteMs: 50,
+    costUsd: 0.0001,
+    createdAt,
+  });
+}
+
+/** `main.ts replay-usage` in production with only the database set, and the image's permissions but no write. */
+async function replayAsOperator(url: string, file: string): Promise<{ code: number; text: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-env",
+      "--allow-read",
+      "--allow-sys",
+      new URL("../main.ts", import.meta.url).pathname,
+      "replay-usage",
+      file,
+    ],
+    env: {
+      PROXY_ENV: "production",
+      PROXY_DATABASE_URL: url,
+      PROXY_DATA_DIR: "/nonexistent/data",
+      NO_COLOR: "1",
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    text: new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr),
+  };
+}
+
+Deno.test({
+  name: "deno task replay-usage in production needs only the database settings, and no write access anywhere",
+  ignore: !backends().includes("postgres"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { db, url, cleanup } = await freshDb("postgres");
+  try {
+    const record = await replayRecords(db);
+    const spool = await Deno.makeTempFile({ suffix: ".jsonl" });
+    await Deno.writeTextFile(spool, [1, 2].map((n) => JSON.stringify(record(n))).join("\n") + "\n");
+    const replayed = await replayAsOperator(url, spool);
+    assert.equal(replayed.code, 0, replayed.text);
+    assert.match(replayed.text, /2 of 2 usage rows from 1 file\(s\) written\n/);
+    const rows = await db.query<{ request_id: string }>(
+      sql`SELECT request_id FROM token_usages ORDER BY request_id`,
+    );
+    assert.deepEqual(rows.map((r) => r.request_id), ["replay-1", "replay-2"]);
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test({
+  name:
+    "deno task replay-usage refuses a database with pending migrations, naming migrate, and leaves it unchanged",
+  ignore: !backends().includes("postgres"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const { db, url, cleanup } = await freshDb("postgres");
+  try {
+    const record = await replayRecords(db);
+    const spool = await Deno.makeTempFile({ suffix: ".jsonl" });
+    await Deno.writeTextFile(spool, JSON.stringify(record(1)) + "\n");
+    // A database no release has migrated yet.
+    await db.exec("DROP SCHEMA public CASCADE");
+    await db.exec("CREATE SCHEMA public");
+    const refused = await replayAsOperator(url, spool);
+    assert.equal(refused.code, 1, refused.text);
+    assert.match(
+      refused.text,
+      /cannot replay: the database lacks \d+ migration\(s\) of this release \(0001_init\.sql, .*run `deno task migrate` first/,
+    );
+    const [{ exists }] = await db.query<{ exists: boolean }>(
+      sql`SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`,
+    );
+    assert.equal(exists, false, "replay-usage applied no migration");
+  } finally {
+    await cleanup();
+  }
+});
+
 Deno.test({
   name: "deno task replay-usage writes rows from a spool file or exported log lines, once, and says how many",
   ignore: !backends().includes("postgres"),
@@ -435,37 +552,7 @@ Deno.test({
 }, async () => {
   const { db, url, cleanup } = await freshDb("postgres");
   try {
-    const [u] = await db.query<{ id: string }>(
-      sql`INSERT INTO users (email) VALUES ('r@example.com') RETURNING id`,
-    );
-    const [k] = await db.query<{ id: string }>(
-      sql`INSERT INTO access_keys (user_id, key_hash, key_prefix) VALUES (${u.id}, 'h', 'ak_r') RETURNING id`,
-    );
-    // Recent: rows older than the retention window are refused (checked below).
-    const at = new Date(Date.now() - 3600_000).toISOString();
-    const record = (n: number, createdAt = at) => ({
-      requestId: `replay-${n}`,
-      accessKeyId: k.id,
-      userId: u.id,
-      messageId: null,
-      model: "claude-sonnet-4-5",
-      modelServed: null,
-      stream: false,
-      inputTokens: 10,
-      outputTokens: 5,
-      cacheReadInputTokens: 0,
-      cacheCreationInputTokens: 0,
-      provider: "anthropic",
-      isFallback: false,
-      fallbackReason: null,
-      statusCode: 200,
-      errorType: null,
-      stopReason: "end_turn",
-      latencyMs: 50,
-      timeToFirstByteMs: 50,
-      costUsd: 0.0001,
-      createdAt,
-    });
+    const record = await replayRecords(db);
     const spool = await Deno.makeTempFile({ suffix: ".jsonl" });
     await Deno.writeTextFile(spool, [1, 2].map((n) => JSON.stringify(record(n))).join("\n") + "\n");
     const exported = await Deno.makeTempFile({ suffix: ".log" });

@@ -133,6 +133,24 @@ export async function migrate(db: Db, migrations: Migration[]): Promise<{ applie
   return { applied };
 }
 
+/**
+ * The migrations `migrate` would apply, found without changing anything (no DDL, no lock): for a command that
+ * writes rows and leaves the schema to `migrate`. An applied file that was edited since is refused, as `migrate`
+ * refuses it.
+ */
+export async function pendingMigrations(db: Db, migrations: Migration[]): Promise<Migration[]> {
+  const [{ exists }] = await db.query<{ exists: boolean }>(
+    sql`SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`,
+  );
+  if (!exists) return migrations;
+  const recorded = await db.query<{ version: number; name: string; checksum: string }>(
+    sql`SELECT version, name, checksum FROM schema_migrations ORDER BY version`,
+  );
+  verifyHistory(recorded, migrations);
+  const done = new Set(recorded.map((r) => r.version));
+  return migrations.filter((m) => !done.has(m.version));
+}
+
 function verifyHistory(
   recorded: Array<{ version: number; name: string; checksum: string }>,
   migrations: Migration[],

@@ -52,11 +52,12 @@ function isUsageRecord(v: unknown): v is UsageRecord {
 
 /**
  * Writes the usage rows found in `paths` (spool files, exported log lines) through `recorder`, which inserts each
- * request id once. Resolves to what was read; throws naming the file when one cannot be read.
+ * request id once, flushing it after each file when it can (so the rows waiting are one file's, not all of
+ * them). Resolves to what was read; throws naming the file when one cannot be read.
  */
 export async function replayUsageFiles(
   paths: string[],
-  recorder: { record(r: UsageRecord): void },
+  recorder: { record(r: UsageRecord): void; flush?(): Promise<void> },
 ): Promise<{ files: number; rows: number; skippedLines: number }> {
   const seen = new Set<string>();
   let skippedLines = 0;
@@ -74,6 +75,7 @@ export async function replayUsageFiles(
       seen.add(r.requestId);
       recorder.record(r);
     }
+    await recorder.flush?.();
   }
   return { files: paths.length, rows: seen.size, skippedLines };
 }
