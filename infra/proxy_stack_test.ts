@@ -138,6 +138,16 @@ Deno.test("the database port is open to the proxy tasks' security group only", (
   assert.equal(ingress[0].CidrIp, undefined);
 });
 
+Deno.test("the README's list of stack outputs names every output the stack has", () => {
+  const readme = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
+  const listed = /^Stack outputs: ([\s\S]*?)\n\n/m.exec(readme)?.[1];
+  assert.ok(listed, "README.md has a paragraph starting `Stack outputs:`");
+  // prod has every switch on, AlarmTopicArn's included.
+  for (const name of Object.keys(prod().json.Outputs)) {
+    assert.ok(listed.includes(`\`${name}\``), `README.md's stack outputs lack ${name}`);
+  }
+});
+
 Deno.test("a metrics scraper has what it needs: the token secret and the tasks' security group as outputs", () => {
   const s = dev();
   const outputs = s.json.Outputs as Record<string, { Value: unknown }>;

@@ -455,7 +455,7 @@ export async function loadConfig(
     if (production && (PLACEHOLDER_SECRETS.has(rawLocalKey) || new Set(rawLocalKey).size < 8)) {
       problems.push(
         "PROXY_LOCAL_ENCRYPTION_KEY: is a published example or repeats a few characters; expected a random key " +
-          "(e.g. `openssl rand -hex 16`)",
+          "(e.g. `openssl rand -base64 24`)",
       );
     } else localEncryptionKey = bytes;
   } else if (production) {

@@ -5,7 +5,7 @@
  * runtime stage runs this first, then `deno install` (which drops the lock entries nothing refers to any more)
  * and `deno cache --frozen main.ts` (which fails the build if the trimmed lock misses anything `main.ts` needs).
  *
- * `infra/runtime_deps_test.ts` checks that `main.ts`'s module graph uses none of {@link DEV_ONLY_PACKAGES}.
+ * `scripts/runtime_deps_test.ts` checks that `main.ts`'s module graph uses none of {@link DEV_ONLY_PACKAGES}.
  *
  * ```sh
  * deno run --no-config --allow-read=. --allow-write=. scripts/runtime_deps.ts   # in the image build only

@@ -1,0 +1,36 @@
+/** What README.md tells an operator to type or send, checked against the code it describes. */
+import assert from "node:assert/strict";
+import { REQUEST_ORDERS } from "../lib/db/usage.ts";
+import { ConfigError, loadConfig } from "../lib/config.ts";
+
+const README = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
+
+Deno.test("the README's admin API table names every order GET /api/usage/requests takes", () => {
+  const row = README.split("\n").find((l) => l.startsWith("|") && l.includes("`GET /api/usage/requests`"));
+  assert.ok(row, "README.md has a table row for GET /api/usage/requests");
+  for (const order of REQUEST_ORDERS) {
+    assert.ok(row.includes(`\`${order}\``), `the row lacks ${order}: ${row}`);
+  }
+  assert.equal(row.split("`").length % 2, 1, "every code span in the row is closed");
+});
+
+Deno.test("the README's PROXY_LOCAL_ENCRYPTION_KEY command makes a key production takes, over 128 random bits", async () => {
+  const bytes = Number(/PROXY_LOCAL_ENCRYPTION_KEY=\$\(openssl rand -base64 (\d+)\)/.exec(README)?.[1]);
+  assert.ok(bytes > 0, "README.md makes the key with `openssl rand -base64 <bytes>`");
+  // Each base64 character carries 6 random bits; the key is the 32 characters themselves.
+  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(bytes))));
+  assert.ok(bytes * 8 > 128, `${bytes * 8} random bits`);
+  const config = await loadConfig({
+    PROXY_ENV: "production",
+    PROXY_DATABASE_URL: "postgres://u:p@db:5432/proxy",
+    PROXY_KEY_HASHER_SECRET: "kV3q9Zr2Lm8XbT1cYw6NpH4sJd0GfA7uEo5iQzRy",
+    PROXY_JWT_SECRET: "kV3q9Zr2Lm8XbT1cYw6NpH4sJd0GfA7uEo5iQzRyy",
+    PROXY_ADMIN_PASSWORD_HASH: "8c6976e5b5410415bde908bd4dee15dfb167a9c873fc4bb8a81f6f2ab448a918",
+    PROXY_LOCAL_ENCRYPTION_KEY: key,
+  }, {
+    readSecrets: () => Promise.resolve(null),
+    writeSecrets: () => Promise.resolve(),
+    hashPassword: () => Promise.resolve(""),
+  }).catch((e: ConfigError) => assert.fail(e.message));
+  assert.equal(config.localEncryptionKey.length, 32);
+});
