@@ -9,7 +9,13 @@ import type { Config } from "./lib/config.ts";
 import type { Db } from "./lib/db/db.ts";
 import type { Logger } from "./lib/log.ts";
 import { redactPath } from "./lib/log.ts";
-import { anthropicError, databaseUnavailableError, HttpError, isDatabaseUnavailable } from "./lib/errors.ts";
+import {
+  anthropicError,
+  databaseUnavailableError,
+  HttpError,
+  isDatabaseUnavailable,
+  logDatabaseOutage,
+} from "./lib/errors.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { apiRoutes } from "./routes/api/mod.ts";
 import type { Services } from "./lib/services.ts";
@@ -176,9 +182,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.onError((err, c) => {
     if (err instanceof HttpError) return errorResponse(c, err);
     if (isDatabaseUnavailable(err)) {
-      // Expected while the database is down, and the client can do something about it (retry): a warning and
-      // a retryable 503, not an error line with a 500 that reads like a bug.
-      c.get("log")?.warn("database unreachable; answered 503", { path: c.req.path, error: err });
+      // Expected while the database is down, and the client can do something about it (retry): a retryable
+      // 503, not a 500 that reads like a bug (logged as a warning, or an error when the login was refused).
+      logDatabaseOutage(c.get("log"), c.req.path, err);
       return errorResponse(c, databaseUnavailableError());
     }
     c.get("log")?.error("unhandled error", { path: c.req.path, error: err });

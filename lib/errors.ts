@@ -7,6 +7,7 @@
  * throw new HttpError(404, "not_found_error", "user 1b9d… does not exist");
  * ```
  */
+import type { Logger } from "./log.ts";
 
 /** Anthropic's error types, reused by the admin API so clients see one vocabulary. */
 export type ErrorType =
@@ -84,6 +85,10 @@ const POSTGRES_JS_CODES = new Set([
 // too_many_connections (every slot taken, or the role's connection limit: several tasks' pools against a small
 // instance).
 const UNAVAILABLE_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[123]|53300)$/;
+// invalid_authorization_specification, invalid_password: the server is there but refuses the proxy's login (its
+// role set NOLOGIN, or dropped; a password rotated in one place and not yet the other). Nothing a request did
+// and nothing to fix in the code: an outage, as for the client, until the credentials match again.
+const LOGIN_REFUSED_SQLSTATES = new Set(["28000", "28P01"]);
 // object_not_in_prerequisite_state is mostly about statements; at connect time it is a database that does not
 // take connections (ALTER DATABASE … ALLOW_CONNECTIONS false), which is unavailability too.
 const NOT_ACCEPTING = /not currently accepting connections/;
@@ -93,14 +98,17 @@ const CLOSED_MESSAGES = new Set(["database is closed", "PGlite is closed"]);
 
 /**
  * Whether `e` says the database could not be reached (stopped, restarting, network down, pool or embedded
- * database closed), as opposed to a statement it refused or a bug. Only the former is worth a retry: anything
+ * database closed) or refused the proxy's login, as opposed to a statement it refused or a bug. Only the former is worth a retry: anything
  * else stays a 500 with its details in the log. Follows `cause`, for errors wrapped on their way up.
  */
 export function isDatabaseUnavailable(e: unknown): boolean {
   for (let depth = 0; depth < 5 && e !== null && typeof e === "object"; depth++) {
     const { code, message } = e as { code?: unknown; message?: unknown };
     if (typeof code === "string") {
-      if (SOCKET_CODES.has(code) || POSTGRES_JS_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code)) {
+      if (
+        SOCKET_CODES.has(code) || POSTGRES_JS_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code) ||
+        LOGIN_REFUSED_SQLSTATES.has(code)
+      ) {
         return true;
       }
       if (code === "55000" && typeof message === "string" && NOT_ACCEPTING.test(message)) return true;
@@ -108,4 +116,33 @@ export function isDatabaseUnavailable(e: unknown): boolean {
     e = (e as { cause?: unknown }).cause;
   }
   return false;
+}
+
+/**
+ * The SQLSTATE of `e` when it says the database refused the proxy's login (28000, 28P01), else null. Follows
+ * `cause`, as {@link isDatabaseUnavailable} does.
+ */
+export function databaseLoginRefused(e: unknown): string | null {
+  for (let depth = 0; depth < 5 && e !== null && typeof e === "object"; depth++) {
+    const { code } = e as { code?: unknown };
+    if (typeof code === "string" && LOGIN_REFUSED_SQLSTATES.has(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
+/**
+ * Logs a request answered 503 for a database outage. Unreachable, it is a warning: expected while a database
+ * restarts, and it ends by itself. A refused login is an error: it lasts until someone fixes the credentials.
+ * The SQLSTATE is logged, and the server's message (which names the user, never a password).
+ */
+export function logDatabaseOutage(
+  log: Pick<Logger, "warn" | "error"> | undefined,
+  path: string,
+  err: unknown,
+): void {
+  const refused = databaseLoginRefused(err);
+  if (refused) {
+    log?.error("database refused the proxy's login; answered 503", { path, code: refused, error: err });
+  } else log?.warn("database unreachable; answered 503", { path, error: err });
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { isDatabaseUnavailable } from "./errors.ts";
+import { databaseLoginRefused, isDatabaseUnavailable } from "./errors.ts";
 
 const coded = (code: string, message = code) => Object.assign(new Error(message), { code });
 
@@ -45,4 +45,23 @@ Deno.test("a database that cannot be reached is told apart from a statement it r
     ["nothing", undefined],
   ];
   for (const [what, e] of other) assert.equal(isDatabaseUnavailable(e), false, what);
+});
+
+Deno.test("a database that refuses the proxy's login is an outage, told apart by its SQLSTATE", () => {
+  const refused: Array<[string, unknown, string]> = [
+    [
+      "a password being rotated",
+      coded("28P01", 'password authentication failed for user "proxy_app"'),
+      "28P01",
+    ],
+    ["a role set NOLOGIN", coded("28000", 'role "proxy_app" is not permitted to log in'), "28000"],
+    ["wrapped", new Error("reading users failed", { cause: coded("28P01") }), "28P01"],
+  ];
+  for (const [what, e, code] of refused) {
+    assert.equal(isDatabaseUnavailable(e), true, what);
+    assert.equal(databaseLoginRefused(e), code, what);
+  }
+  for (const e of [coded("ECONNREFUSED"), coded("57P01"), coded("42501", "permission denied"), undefined]) {
+    assert.equal(databaseLoginRefused(e), null, String((e as { code?: string })?.code));
+  }
 });

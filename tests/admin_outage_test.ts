@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { dbTest } from "./helpers/db.ts";
 import { type ConsoleTest, makeConsoleApp, text } from "./helpers/console.ts";
 import { openPostgres } from "../lib/db/postgres.ts";
+import { sql } from "../lib/db/sql.ts";
 import type { Db, Queryable } from "../lib/db/db.ts";
 import { DATABASE_RETRY_AFTER_SECONDS } from "../lib/errors.ts";
 
@@ -190,3 +191,60 @@ dbTest("a database error that is not an outage stays a 500 logged as an error", 
   assert.ok(c.t.logs.some((l) => l.includes('"unhandled error"')));
   assert.ok(c.t.logs.some((l) => l.includes('"console error"')));
 });
+
+dbTest(
+  "a database that refuses the proxy's login is an outage: a retryable 503, logged as an error with its code",
+  async (db, ctx) => {
+    // The server's own answer where there is a server: a role that may not log in (ALTER ROLE … NOLOGIN), as
+    // PostgreSQL says it even under trust authentication. The embedded database has no logins: its error as
+    // postgres.js gives it for a password being rotated.
+    let refusal: unknown = Object.assign(new Error('password authentication failed for user "proxy_app"'), {
+      code: "28P01",
+    });
+    const password = "not-the-password-0123456789";
+    if (ctx.backend === "postgres") {
+      const role = `proxy_nologin_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+      await db.exec(`CREATE ROLE ${role} NOLOGIN`);
+      try {
+        const url = new URL(ctx.url);
+        url.username = role;
+        url.password = password;
+        const as = openPostgres({ url: url.toString(), max: 1 });
+        refusal = await as.query(sql`SELECT 1`).then(() => null, (e) => e);
+        await as.close();
+      } finally {
+        await db.exec(`DROP ROLE ${role}`);
+      }
+      assert.equal((refusal as { code?: string })?.code, "28000", String(refusal));
+    }
+    let refusing = false;
+    const refusable: Db = {
+      ...db,
+      kind: db.kind,
+      closed: db.closed,
+      query: <T>(f: Parameters<Queryable["query"]>[0]) => refusing ? Promise.reject(refusal) : db.query<T>(f),
+      begin: ((fn: Parameters<Db["begin"]>[0]) => refusing ? Promise.reject(refusal) : db.begin(fn)) as Db[
+        "begin"
+      ],
+    };
+    const c = await makeConsoleApp(refusable);
+    const h = await c.t.auth();
+    await c.signIn();
+    refusing = true;
+    const res = await c.t.call("GET", "/api/users", undefined, h);
+    assert.equal(res.status, 503, JSON.stringify(res.body));
+    assert.equal(res.headers.get("retry-after"), String(DATABASE_RETRY_AFTER_SECONDS));
+    const page = await c.get("/admin/users");
+    assert.equal(page.status, 503);
+    assert.match(text(page.html), /Database unreachable/);
+    const lines = logLines(c).filter((l) => l.msg === "database refused the proxy's login; answered 503");
+    assert.equal(lines.length, 2, c.t.logs.join("\n"));
+    const code = (refusal as { code: string }).code;
+    for (const l of lines) {
+      assert.equal(l.level, "error");
+      assert.equal((l as unknown as { code: string }).code, code);
+    }
+    assert.ok(!c.t.logs.some((l) => l.includes('"unhandled error"')), "not logged as a bug");
+    assert.ok(!c.t.logs.some((l) => l.includes(password)), "the password never appears");
+  },
+);

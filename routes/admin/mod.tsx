@@ -16,7 +16,12 @@
 import { Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { createCsrf } from "../../lib/auth/csrf.ts";
-import { DATABASE_RETRY_AFTER_SECONDS, HttpError, isDatabaseUnavailable } from "../../lib/errors.ts";
+import {
+  DATABASE_RETRY_AFTER_SECONDS,
+  HttpError,
+  isDatabaseUnavailable,
+  logDatabaseOutage,
+} from "../../lib/errors.ts";
 import { clientAddress, hasDotSegment } from "../../lib/http.ts";
 import { CSRF_FIELD, formState } from "../../components/Form.tsx";
 import { BASE, urls, withQuery } from "../../components/urls.ts";
@@ -299,9 +304,9 @@ export function adminRoutes(deps: AdminDeps): Hono<AdminEnv> {
       return errorPage(ctx, err.status, title, capitalise(err.message));
     }
     if (isDatabaseUnavailable(err)) {
-      // Expected while the database is down: a warning, and a page that says what is wrong and to retry, rather
-      // than an error line and a page that reads like a bug.
-      (c.get("log") ?? deps.log).warn("database unreachable; answered 503", { path: c.req.path, error: err });
+      // Expected while the database is down: a page that says what is wrong and to retry, rather than one that
+      // reads like a bug (logged as a warning, or an error when the login was refused).
+      logDatabaseOutage(c.get("log") ?? deps.log, c.req.path, err);
       const reading = c.req.method === "GET" || c.req.method === "HEAD";
       const url = new URL(c.req.url);
       const res = errorPage(
