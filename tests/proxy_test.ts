@@ -1006,13 +1006,13 @@ async function rawPost(origin: URL, target: string, body: string): Promise<{ sta
 }
 
 /** An upstream answering every request with `answer(path)`; records the paths it saw. */
-function rawUpstream(answer: (path: string) => Response | Promise<Response>) {
+function rawUpstream(answer: (path: string, req: Request) => Response | Promise<Response>) {
   const seen: string[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     await req.arrayBuffer();
     const url = new URL(req.url);
     seen.push(req.method + " " + url.pathname + url.search);
-    return await answer(url.pathname);
+    return await answer(url.pathname, req);
   });
   return { url: `http://127.0.0.1:${server.addr.port}`, seen, close: () => server.shutdown() };
 }
@@ -1049,6 +1049,49 @@ dbTest(
       assert.match((await count.json()).error.message, /no Anthropic credentials/);
     } finally {
       await p.close();
+    }
+  },
+);
+
+dbTest(
+  "a browser's CORS preflight goes upstream without credentials, and its answer comes back",
+  async (db) => {
+    const credentials: Array<string | null> = [];
+    const up = rawUpstream((_, req) => {
+      credentials.push(req.headers.get("x-api-key") ?? req.headers.get("authorization"));
+      return new Response(null, {
+        status: 204,
+        headers: {
+          "access-control-allow-origin": "https://app.example",
+          "access-control-allow-headers":
+            "x-api-key, anthropic-version, anthropic-dangerous-direct-browser-access",
+        },
+      });
+    });
+    const p = await startProxy(db, {
+      env: { PROXY_PLAN_API_URL: up.url, PROXY_PLAN_API_KEY: "sk-ant-org-key" },
+    });
+    try {
+      const res = await fetch(`${p.baseUrl}/v1/messages`, {
+        method: "OPTIONS",
+        headers: {
+          origin: "https://app.example",
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "x-api-key, anthropic-version",
+        },
+      });
+      assert.equal(res.status, 204);
+      assert.equal(res.headers.get("access-control-allow-origin"), "https://app.example");
+      assert.deepEqual(up.seen, ["OPTIONS /v1/messages"]);
+      assert.deepEqual(credentials, [null], "the organisation's key is not added");
+      // Still behind the access key, and never with the organisation's key.
+      const unknown = await fetch(`${p.origin}/ak/ak_unknown/v1/messages`, { method: "OPTIONS" });
+      assert.equal(unknown.status, 401);
+      await unknown.body?.cancel();
+      assert.equal(up.seen.length, 1);
+    } finally {
+      await p.close();
+      await up.close();
     }
   },
 );

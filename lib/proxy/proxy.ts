@@ -244,6 +244,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
    */
   function planHeaders(req: ProxyRequest, orgKey: boolean): Array<[string, string]> | null {
     const headers = upstreamRequestHeaders(req.headers);
+    // A browser's CORS preflight never carries credentials (the Fetch standard leaves them out) and spends
+    // nothing: it goes on as it came, or the SDK's browser mode could never send its request.
+    if (req.method === "OPTIONS") return headers;
     if (!headers.some(([name]) => name === "x-api-key" || name === "authorization")) {
       if (deps.config.planApiKey === "" || !orgKey) return null;
       headers.push(["x-api-key", deps.config.planApiKey]);
