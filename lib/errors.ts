@@ -96,14 +96,21 @@ const NOT_ACCEPTING = /not currently accepting connections/;
 // our Db wrappers and PGlite itself report with these messages and no code.
 const CLOSED_MESSAGES = new Set(["database is closed", "PGlite is closed"]);
 
+/** `e` and the errors it wraps (`cause`), five deep at most: errors wrapped on their way up keep their codes. */
+function* causeChain(e: unknown): Generator<{ code?: unknown; message?: unknown }> {
+  for (let depth = 0; depth < 5 && e !== null && typeof e === "object"; depth++) {
+    yield e as { code?: unknown; message?: unknown };
+    e = (e as { cause?: unknown }).cause;
+  }
+}
+
 /**
  * Whether `e` says the database could not be reached (stopped, restarting, network down, pool or embedded
- * database closed) or refused the proxy's login, as opposed to a statement it refused or a bug. Only the former is worth a retry: anything
- * else stays a 500 with its details in the log. Follows `cause`, for errors wrapped on their way up.
+ * database closed) or refused the proxy's login, as opposed to a statement it refused or a bug. Only the former
+ * is worth a retry: anything else stays a 500 with its details in the log. Follows `cause`.
  */
 export function isDatabaseUnavailable(e: unknown): boolean {
-  for (let depth = 0; depth < 5 && e !== null && typeof e === "object"; depth++) {
-    const { code, message } = e as { code?: unknown; message?: unknown };
+  for (const { code, message } of causeChain(e)) {
     if (typeof code === "string") {
       if (
         SOCKET_CODES.has(code) || POSTGRES_JS_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code) ||
@@ -113,7 +120,6 @@ export function isDatabaseUnavailable(e: unknown): boolean {
       }
       if (code === "55000" && typeof message === "string" && NOT_ACCEPTING.test(message)) return true;
     } else if (typeof message === "string" && CLOSED_MESSAGES.has(message)) return true;
-    e = (e as { cause?: unknown }).cause;
   }
   return false;
 }
@@ -123,10 +129,8 @@ export function isDatabaseUnavailable(e: unknown): boolean {
  * `cause`, as {@link isDatabaseUnavailable} does.
  */
 export function databaseLoginRefused(e: unknown): string | null {
-  for (let depth = 0; depth < 5 && e !== null && typeof e === "object"; depth++) {
-    const { code } = e as { code?: unknown };
+  for (const { code } of causeChain(e)) {
     if (typeof code === "string" && LOGIN_REFUSED_SQLSTATES.has(code)) return code;
-    e = (e as { cause?: unknown }).cause;
   }
   return null;
 }

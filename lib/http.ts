@@ -66,8 +66,7 @@ export async function readJsonBody(
   maxBytes: number,
   timeoutMs = ADMIN_BODY_TIMEOUT_MS,
 ): Promise<Record<string, unknown>> {
-  const declared = Number(c.req.header("content-length") ?? "NaN");
-  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
+  refuseAnnouncedTooLarge(c.req.raw, maxBytes);
   const bytes = await readWithin(
     timeoutMs,
     "",

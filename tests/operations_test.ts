@@ -463,6 +463,13 @@ async function replayRecords(db: Db): Promise<(n: number, createdAt?: string) =>
   });
 }
 
+/** A spool file of `records`, one JSON line each, as the recorder writes them. */
+async function spoolFile(records: Array<Record<string, unknown>>): Promise<string> {
+  const path = await Deno.makeTempFile({ suffix: ".jsonl" });
+  await Deno.writeTextFile(path, records.map((r) => JSON.stringify(r)).join("\n") + "\n");
+  return path;
+}
+
 /** `main.ts replay-usage` in production with only the database set, and the image's permissions but no write. */
 async function replayAsOperator(url: string, file: string): Promise<{ code: number; text: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -500,8 +507,7 @@ Deno.test({
   const { db, url, cleanup } = await freshDb("postgres");
   try {
     const record = await replayRecords(db);
-    const spool = await Deno.makeTempFile({ suffix: ".jsonl" });
-    await Deno.writeTextFile(spool, [1, 2].map((n) => JSON.stringify(record(n))).join("\n") + "\n");
+    const spool = await spoolFile([record(1), record(2)]);
     const replayed = await replayAsOperator(url, spool);
     assert.equal(replayed.code, 0, replayed.text);
     assert.match(replayed.text, /2 of 2 usage rows from 1 file\(s\) written\n/);
@@ -524,8 +530,7 @@ Deno.test({
   const { db, url, cleanup } = await freshDb("postgres");
   try {
     const record = await replayRecords(db);
-    const spool = await Deno.makeTempFile({ suffix: ".jsonl" });
-    await Deno.writeTextFile(spool, JSON.stringify(record(1)) + "\n");
+    const spool = await spoolFile([record(1)]);
     // A database no release has migrated yet.
     await db.exec("DROP SCHEMA public CASCADE");
     await db.exec("CREATE SCHEMA public");
@@ -553,8 +558,7 @@ Deno.test({
   const { db, url, cleanup } = await freshDb("postgres");
   try {
     const record = await replayRecords(db);
-    const spool = await Deno.makeTempFile({ suffix: ".jsonl" });
-    await Deno.writeTextFile(spool, [1, 2].map((n) => JSON.stringify(record(n))).join("\n") + "\n");
+    const spool = await spoolFile([record(1), record(2)]);
     const exported = await Deno.makeTempFile({ suffix: ".log" });
     await Deno.writeTextFile(
       exported,
@@ -613,11 +617,7 @@ Deno.test({
 
     // A row the database refuses (a hand-edited key id) is not counted as written: exit 1, and the row is
     // printed as a line that can be fixed and replayed.
-    const bad = await Deno.makeTempFile({ suffix: ".jsonl" });
-    await Deno.writeTextFile(
-      bad,
-      [JSON.stringify(record(4)), JSON.stringify({ ...record(5), accessKeyId: "xyz" })].join("\n") + "\n",
-    );
+    const bad = await spoolFile([record(4), { ...record(5), accessKeyId: "xyz" }]);
     const refused = await run(bad);
     assert.equal(refused.code, 1, refused.text);
     assert.match(refused.text, /1 of 2 usage rows written; 1 refused by the database/);
@@ -625,9 +625,7 @@ Deno.test({
 
     // A row older than the retention window is not written by default: retention may have deleted its row
     // while its tokens stay in the aggregates, so writing it again could count them twice.
-    const old = await Deno.makeTempFile({ suffix: ".jsonl" });
-    const longAgo = new Date(Date.now() - 91 * 86400_000).toISOString();
-    await Deno.writeTextFile(old, JSON.stringify(record(6, longAgo)) + "\n");
+    const old = await spoolFile([record(6, new Date(Date.now() - 91 * 86400_000).toISOString())]);
     const expired = await run(old);
     assert.equal(expired.code, 1, expired.text);
     assert.match(expired.text, /0 of 1 usage rows written; 1 older than PROXY_USAGE_RETENTION_DAYS=90/);

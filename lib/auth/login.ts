@@ -36,9 +36,10 @@ export interface LoginService {
 
 /**
  * Creates the login service; 5 failures a minute per address and per name, then 429. A user name longer than
- * {@link MAX_ADMIN_USERNAME_LENGTH} is refused with 400 before anything is counted or checked. Password checks run one at a
- * time (`maxConcurrentChecks`) with at most `maxQueuedChecks` waiting: a guess beyond that is refused with 503
- * and not counted against its address, so guesses spread over many addresses cannot take the CPU from the proxy.
+ * {@link MAX_ADMIN_USERNAME_LENGTH} is refused with 400 before anything is counted or checked. Password checks
+ * run one at a time (`maxConcurrentChecks`) with at most `maxQueuedChecks` waiting: a guess beyond that is
+ * refused with 503 and not counted against its address, so guesses spread over many addresses cannot take the
+ * CPU from the proxy.
  */
 export function createLoginService(deps: {
   username: string;

@@ -2,11 +2,12 @@
  * The admin console under `/admin`: server-rendered Preact pages with a few hydrated islands.
  *
  * Order of things for every request: security headers (CSP without inline scripts or styles, no framing,
- * `nosniff`, `same-origin` referrers, `no-store`); a page asked for with a trailing slash redirected (301) to the
- * address without it; sign-in and sign-out pages; then the session check (the admin JWT in an `HttpOnly`,
- * `SameSite=Strict` cookie scoped to `/admin`; a missing or expired one redirects to sign-in with `?next=`); then
- * the CSRF check of every POST (a token derived from the session id, `lib/auth/csrf.ts`); then the pages. Mutations go through `services.admin` (which audits) and answer with a redirect (PRG), except
- * the page showing a new key once, which renders directly with `Cache-Control: no-store`.
+ * `nosniff`, `same-origin` referrers, `no-store`); a page asked for with a trailing slash redirected (301) to
+ * the address without it; sign-in and sign-out pages; then the session check (the admin JWT in an `HttpOnly`,
+ * `SameSite=Strict` cookie scoped to `/admin`; a missing or expired one redirects to sign-in with `?next=`);
+ * then the CSRF check of every POST (a token derived from the session id, `lib/auth/csrf.ts`); then the pages.
+ * Mutations go through `services.admin` (which audits) and answer with a redirect (PRG), except the page showing
+ * a new key once, which renders directly with `Cache-Control: no-store`.
  *
  * @example
  * ```ts
