@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { scanMessagesBody } from "./json_scan.ts";
+import { scanMessagesBody, SHARED_SCAN_BYTES } from "./json_scan.ts";
 
 const encoder = new TextEncoder();
 
@@ -236,7 +236,7 @@ Deno.test("scanMessagesBody reads a large Claude Code-like body with escapes and
   same(bytes.subarray(0, bytes.length - 1), "truncated");
 });
 
-Deno.test("scanMessagesBody finds a quote, backslash or control byte at every position and alignment of a string", () => {
+Deno.test("scanMessagesBody finds a quote, backslash or control byte at every position of a string, in and past 16-byte blocks", () => {
   const specials: Array<[string, string]> = [
     ["quote", '"'],
     ["escaped quote", '\\"'],
@@ -250,14 +250,44 @@ Deno.test("scanMessagesBody finds a quote, backslash or control byte at every po
     ["utf-8", "\u00e9"],
   ];
   for (const [label, special] of specials) {
-    for (let at = 0; at < 13; at++) {
-      const text = "a".repeat(at) + special + "b".repeat(13 - at);
+    // 40 positions: in the first and second 16-byte blocks the scan checks at once, and in the tail it checks
+    // byte by byte.
+    for (let at = 0; at < 40; at++) {
+      const text = "a".repeat(at) + special + "b".repeat(40 - at);
       for (let shift = 0; shift < 4; shift++) {
-        // A view starting `shift` bytes into its buffer: the word-at-a-time and the byte-at-a-time paths alike.
+        // A view starting `shift` bytes into its buffer, and the body's end at every place in a block.
         const raw = encoder.encode(`${" ".repeat(shift)}{"model":"${text}","stream":true,"s":"${text}"}`);
         same(raw.subarray(shift), `${label} at ${at}, offset ${shift}`);
         same(raw.subarray(shift, raw.length - 1 - (at % 3)), `${label} at ${at}, offset ${shift}, truncated`);
       }
     }
   }
+});
+
+Deno.test("scanMessagesBody tells objects from arrays at every depth, whichever closer is wrong", () => {
+  for (let depth = 1; depth <= 40; depth++) {
+    // {"a":[{"a":[ … ]}]} with depth containers, objects and arrays in turn, then one closer swapped.
+    const open = Array.from({ length: depth }, (_, d) => (d % 2 === 0 ? '{"a":' : "[")).join("");
+    const closers = Array.from({ length: depth }, (_, d) => (d % 2 === 0 ? "}" : "]")).reverse();
+    const valid = `{"model":"m","n":${open}1${closers.join("")},"stream":true}`;
+    same(encoder.encode(valid), `depth ${depth}`);
+    assert.deepEqual(scanMessagesBody(encoder.encode(valid)), { model: "m", stream: true });
+    for (let k = 0; k < depth; k++) {
+      const wrong = [...closers];
+      wrong[k] = wrong[k] === "}" ? "]" : "}";
+      const bytes = encoder.encode(`{"model":"m","n":${open}1${wrong.join("")},"stream":true}`);
+      assert.equal(scanMessagesBody(bytes), null, `depth ${depth}, closer ${k} swapped`);
+    }
+  }
+});
+
+Deno.test("scanMessagesBody reads a body larger than the shared scanner holds, and still reads small ones after", () => {
+  const text = "x".repeat(SHARED_SCAN_BYTES);
+  const big = encoder.encode(
+    `{"messages":[{"role":"user","content":"${text}"}],"model":"big","stream":true}`,
+  );
+  assert.ok(big.length > SHARED_SCAN_BYTES);
+  assert.deepEqual(scanMessagesBody(big), { model: "big", stream: true });
+  assert.equal(scanMessagesBody(big.subarray(0, big.length - 1)), null);
+  assert.deepEqual(scanMessagesBody(encoder.encode('{"model":"small"}')), { model: "small", stream: false });
 });
