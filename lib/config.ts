@@ -110,6 +110,20 @@ const PLACEHOLDER_SECRETS = new Set([
   "0123456789abcdef0123456789abcdef", // this repository's test key
 ]);
 
+/**
+ * Marks a `PROXY_LOCAL_ENCRYPTION_KEY` given as base64: 32 random bytes, the full 256 bits of the AES key. Without
+ * it the value's own 32 bytes are the key, and text typed or generated as characters carries fewer bits
+ * (`openssl rand -base64 24` gives 192).
+ */
+export const BASE64_KEY_PREFIX = "base64:";
+
+/** The bytes of a `base64:` key, or null when what follows the prefix is not standard padded base64. */
+function decodeBase64Key(value: string): Uint8Array<ArrayBuffer> | null {
+  const text = value.slice(BASE64_KEY_PREFIX.length).trim();
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text)) return null;
+  return Uint8Array.fromBase64(text);
+}
+
 const intIn = (min: number, max: number) =>
   z.string().trim().regex(/^-?\d+$/, `expected an integer between ${min} and ${max}`).transform(Number)
     .refine((n) => n >= min && n <= max, `expected an integer between ${min} and ${max}`);
@@ -268,11 +282,30 @@ const schema = z.object({
       "(or a 64-hex SHA-256)",
   ).default(""),
   PROXY_LOCAL_ENCRYPTION_KEY: z.string().superRefine((v, ctx) => {
+    if (v === "") return;
+    if (v.startsWith(BASE64_KEY_PREFIX)) {
+      const decoded = decodeBase64Key(v);
+      if (decoded === null) {
+        ctx.addIssue({
+          code: "custom",
+          message: `is not base64 after "${BASE64_KEY_PREFIX}"; expected 44 characters of standard base64 ` +
+            "(e.g. `openssl rand -base64 32`)",
+        });
+      } else if (decoded.length !== 32) {
+        ctx.addIssue({
+          code: "custom",
+          message:
+            `decodes to ${decoded.length} bytes; expected exactly 32 (\`openssl rand -base64 32\` gives them)`,
+        });
+      }
+      return;
+    }
     const bytes = new TextEncoder().encode(v).length;
-    if (v !== "" && bytes !== 32) {
+    if (bytes !== 32) {
       ctx.addIssue({
         code: "custom",
-        message: `is ${bytes} bytes; expected exactly 32 bytes (e.g. 32 ASCII characters)`,
+        message: `is ${bytes} bytes; expected exactly 32 bytes (e.g. 32 ASCII characters), or ` +
+          `${BASE64_KEY_PREFIX} and 32 bytes in base64`,
       });
     }
   }).default(""),
@@ -451,11 +484,14 @@ export async function loadConfig(
   let localEncryptionKey = new Uint8Array(0);
   const rawLocalKey = p.PROXY_LOCAL_ENCRYPTION_KEY;
   if (rawLocalKey !== "") {
-    const bytes = new TextEncoder().encode(rawLocalKey); // 32: checked with the other values
-    if (production && (PLACEHOLDER_SECRETS.has(rawLocalKey) || new Set(rawLocalKey).size < 8)) {
+    // 32 bytes either way: checked with the other values.
+    const bytes = rawLocalKey.startsWith(BASE64_KEY_PREFIX)
+      ? decodeBase64Key(rawLocalKey)!
+      : new TextEncoder().encode(rawLocalKey);
+    if (production && (PLACEHOLDER_SECRETS.has(rawLocalKey) || new Set(bytes).size < 8)) {
       problems.push(
         "PROXY_LOCAL_ENCRYPTION_KEY: is a published example or repeats a few characters; expected a random key " +
-          "(e.g. `openssl rand -base64 24`)",
+          "(e.g. `base64:` and the output of `openssl rand -base64 32`)",
       );
     } else localEncryptionKey = bytes;
   } else if (production) {
@@ -706,7 +742,8 @@ const MISSING = {
   secret: (name: string) =>
     `${name}: missing; expected a random secret of at least ${SECRET_MIN_LENGTH} characters`,
   localKey:
-    "PROXY_LOCAL_ENCRYPTION_KEY: missing and PROXY_KMS_KEY_ID is empty; expected a KMS key id, or exactly 32 bytes",
+    "PROXY_LOCAL_ENCRYPTION_KEY: missing and PROXY_KMS_KEY_ID is empty; expected a KMS key id, or 32 bytes " +
+    "(`base64:` and the output of `openssl rand -base64 32`)",
   adminHash:
     "PROXY_ADMIN_PASSWORD_HASH: missing; expected the output of `deno task hash-password` (pbkdf2-sha256$...)",
   database:

@@ -119,6 +119,14 @@ Deno.test("each bad value is reported with the variable, the problem and what is
       { PROXY_LOCAL_ENCRYPTION_KEY: "short" },
       /^PROXY_LOCAL_ENCRYPTION_KEY: is 5 bytes; expected exactly 32 bytes/,
     ],
+    [
+      { PROXY_LOCAL_ENCRYPTION_KEY: `base64:${new Uint8Array(24).fill(7).toBase64()}` },
+      /^PROXY_LOCAL_ENCRYPTION_KEY: decodes to 24 bytes; expected exactly 32/,
+    ],
+    [
+      { PROXY_LOCAL_ENCRYPTION_KEY: "base64:not*base64" },
+      /^PROXY_LOCAL_ENCRYPTION_KEY: is not base64 after "base64:"; expected 44 characters/,
+    ],
     [{ PROXY_ADMIN_PASSWORD_HASH: "plaintext" }, /^PROXY_ADMIN_PASSWORD_HASH: unrecognised format/],
     [
       { PROXY_ADMIN_USERNAME: "a".repeat(257) },
@@ -263,6 +271,23 @@ Deno.test("production refuses weak and published example secrets", async () => {
     assert.match(local.join("\n"), /PROXY_LOCAL_ENCRYPTION_KEY: is a published example or repeats/, weak);
     assert.ok(!local.join("\n").includes(weak), "the value is never echoed");
   }
+});
+
+Deno.test("a base64: local encryption key gives its 32 decoded bytes, all 256 bits of the AES key", async () => {
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  const c = await loadConfig(
+    { ...production, PROXY_LOCAL_ENCRYPTION_KEY: `base64:${key.toBase64()}` },
+    memoryIo(),
+  );
+  assert.deepEqual(c.localEncryptionKey, key);
+  // The 32-character form is unchanged: its own bytes are the key.
+  const plain = await loadConfig(production, memoryIo());
+  assert.deepEqual(plain.localEncryptionKey, new TextEncoder().encode(production.PROXY_LOCAL_ENCRYPTION_KEY));
+  // A weak key is refused in either form, and never echoed.
+  const zeros = `base64:${new Uint8Array(32).toBase64()}`;
+  const found = (await problemsOf({ ...production, PROXY_LOCAL_ENCRYPTION_KEY: zeros })).join("\n");
+  assert.match(found, /PROXY_LOCAL_ENCRYPTION_KEY: is a published example or repeats/);
+  assert.ok(!found.includes(zeros.slice(7)), "the value is never echoed");
 });
 
 Deno.test("production accepts a KMS key instead of a local encryption key", async () => {
