@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { type ModelPrice, parsePricingJson } from "./usage/pricing.ts";
 import { isCidr } from "./net/cidr.ts";
 import { APP_ROLE_NAME } from "./db/app_role.ts";
+import { base64Decode } from "./encoding.ts";
 
 /** The frozen, validated configuration the whole program reads. */
 export interface Config {
@@ -121,7 +122,7 @@ export const BASE64_KEY_PREFIX = "base64:";
 function decodeBase64Key(value: string): Uint8Array<ArrayBuffer> | null {
   const text = value.slice(BASE64_KEY_PREFIX.length).trim();
   if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text)) return null;
-  return Uint8Array.fromBase64(text);
+  return base64Decode(text);
 }
 
 const intIn = (min: number, max: number) =>

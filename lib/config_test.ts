@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError, type ConfigIo, describeConfig, fileConfigIo, loadConfig } from "./config.ts";
+import { base64Encode } from "./encoding.ts";
 
 function memoryIo(initial: Record<string, unknown> | null = null) {
   const files = new Map<string, unknown>();
@@ -120,7 +121,7 @@ Deno.test("each bad value is reported with the variable, the problem and what is
       /^PROXY_LOCAL_ENCRYPTION_KEY: is 5 bytes; expected exactly 32 bytes/,
     ],
     [
-      { PROXY_LOCAL_ENCRYPTION_KEY: `base64:${new Uint8Array(24).fill(7).toBase64()}` },
+      { PROXY_LOCAL_ENCRYPTION_KEY: `base64:${base64Encode(new Uint8Array(24).fill(7))}` },
       /^PROXY_LOCAL_ENCRYPTION_KEY: decodes to 24 bytes; expected exactly 32/,
     ],
     [
@@ -276,7 +277,7 @@ Deno.test("production refuses weak and published example secrets", async () => {
 Deno.test("a base64: local encryption key gives its 32 decoded bytes, all 256 bits of the AES key", async () => {
   const key = crypto.getRandomValues(new Uint8Array(32));
   const c = await loadConfig(
-    { ...production, PROXY_LOCAL_ENCRYPTION_KEY: `base64:${key.toBase64()}` },
+    { ...production, PROXY_LOCAL_ENCRYPTION_KEY: `base64:${base64Encode(key)}` },
     memoryIo(),
   );
   assert.deepEqual(c.localEncryptionKey, key);
@@ -284,7 +285,7 @@ Deno.test("a base64: local encryption key gives its 32 decoded bytes, all 256 bi
   const plain = await loadConfig(production, memoryIo());
   assert.deepEqual(plain.localEncryptionKey, new TextEncoder().encode(production.PROXY_LOCAL_ENCRYPTION_KEY));
   // A weak key is refused in either form, and never echoed.
-  const zeros = `base64:${new Uint8Array(32).toBase64()}`;
+  const zeros = `base64:${base64Encode(new Uint8Array(32))}`;
   const found = (await problemsOf({ ...production, PROXY_LOCAL_ENCRYPTION_KEY: zeros })).join("\n");
   assert.match(found, /PROXY_LOCAL_ENCRYPTION_KEY: is a published example or repeats/);
   assert.ok(!found.includes(zeros.slice(7)), "the value is never echoed");

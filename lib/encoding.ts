@@ -7,20 +7,32 @@
  * ```
  */
 
-/** Encodes bytes as unpadded base64url. */
-export function base64UrlEncode(bytes: Uint8Array): string {
+/**
+ * Encodes bytes as padded standard base64. (`Uint8Array.prototype.toBase64` does the same from Deno 2.5, whose
+ * type definitions lack it.)
+ */
+export function base64Encode(bytes: Uint8Array): string {
   let binary = "";
   for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return btoa(binary);
+}
+
+/** Decodes standard base64, padded or not; throws on characters outside the alphabet. */
+export function base64Decode(text: string): Uint8Array<ArrayBuffer> {
+  const binary = atob(text + "=".repeat((4 - (text.length % 4)) % 4));
+  const out = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}
+
+/** Encodes bytes as unpadded base64url. */
+export function base64UrlEncode(bytes: Uint8Array): string {
+  return base64Encode(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
 /** Decodes unpadded (or padded) base64url; throws on characters outside the alphabet. */
 export function base64UrlDecode(text: string): Uint8Array {
-  const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
-  const binary = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-  return out;
+  return base64Decode(text.replace(/-/g, "+").replace(/_/g, "/"));
 }
 
 /** Lower-case hex of bytes. */

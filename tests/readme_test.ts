@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { REQUEST_ORDERS } from "../lib/db/usage.ts";
 import { ConfigError, loadConfig } from "../lib/config.ts";
+import { base64Encode } from "../lib/encoding.ts";
 
 const README = Deno.readTextFileSync(new URL("../README.md", import.meta.url));
 
@@ -20,7 +21,7 @@ Deno.test("the README's PROXY_LOCAL_ENCRYPTION_KEY command makes a key productio
   const [, prefix = "", count] = match;
   const random = crypto.getRandomValues(new Uint8Array(Number(count)));
   // What the command prints: the random bytes in base64, after the prefix when there is one.
-  const key = prefix + random.toBase64();
+  const key = prefix + base64Encode(random);
   const config = await loadConfig({
     PROXY_ENV: "production",
     PROXY_DATABASE_URL: "postgres://u:p@db:5432/proxy",

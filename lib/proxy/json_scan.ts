@@ -20,6 +20,7 @@
  * scanMessagesBody(new TextEncoder().encode("[1]")); // null
  * ```
  */
+import { base64Decode } from "../encoding.ts";
 import { JSON_SCAN_WASM } from "./json_scan_wasm.ts";
 
 /** The fields the plan path reads. */
@@ -45,7 +46,7 @@ const WASM_PAGE_BYTES = 65536;
  */
 export const SHARED_SCAN_BYTES = 4 * 1024 * 1024;
 
-const compiled = new WebAssembly.Module(Uint8Array.fromBase64(JSON_SCAN_WASM));
+const compiled = new WebAssembly.Module(base64Decode(JSON_SCAN_WASM));
 let shared: ScanModule | null = null;
 const decoder = new TextDecoder();
 

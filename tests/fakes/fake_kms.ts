@@ -13,6 +13,7 @@
 
 import { SignatureV4 } from "@smithy/signature-v4";
 import { Sha256 } from "@aws-crypto/sha256-js";
+import { base64Decode, base64Encode } from "../../lib/encoding.ts";
 
 /** Credentials the fake accepts by default; give these to the SDK client under test. */
 export const FAKE_KMS_CREDENTIALS: Readonly<{ accessKeyId: string; secretAccessKey: string }> = Object.freeze(
@@ -72,19 +73,10 @@ class KmsFault extends Error {
   }
 }
 
-function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary);
-}
-
 function fromBase64(text: unknown, field: string): Uint8Array<ArrayBuffer> {
   if (typeof text !== "string") throw new KmsFault("ValidationException", `${field} must be a base64 string`);
   try {
-    const binary = atob(text);
-    const out = new Uint8Array(binary.length);
-    for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-    return out;
+    return base64Decode(text);
   } catch {
     throw new KmsFault("SerializationException", `${field} is not valid base64`);
   }
@@ -254,7 +246,7 @@ export async function startFakeKms(opts: FakeKmsOptions = {}): Promise<FakeKms> 
     const context = canonicalContext(body.EncryptionContext);
     const plaintext = crypto.getRandomValues(new Uint8Array(length));
     const blob = await seal(keyId, plaintext, context);
-    return { CiphertextBlob: toBase64(blob), Plaintext: toBase64(plaintext), KeyId: keyArn(keyId) };
+    return { CiphertextBlob: base64Encode(blob), Plaintext: base64Encode(plaintext), KeyId: keyArn(keyId) };
   }
 
   async function decrypt(body: Record<string, unknown>) {
@@ -268,7 +260,11 @@ export async function startFakeKms(opts: FakeKmsOptions = {}): Promise<FakeKms> 
         "The key ID in the request does not identify a KMS key that can perform this operation",
       );
     }
-    return { Plaintext: toBase64(plaintext), KeyId: keyArn(keyId), EncryptionAlgorithm: "SYMMETRIC_DEFAULT" };
+    return {
+      Plaintext: base64Encode(plaintext),
+      KeyId: keyArn(keyId),
+      EncryptionAlgorithm: "SYMMETRIC_DEFAULT",
+    };
   }
 
   /** Recomputes the SigV4 signature over the signed headers and the exact body bytes received. */
