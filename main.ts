@@ -6,6 +6,7 @@ import { ConfigError, fileConfigIo, loadConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { surviveUnhandledRejections } from "./lib/survive_unhandled_rejections.ts";
 import { openDb } from "./lib/db/open.ts";
+import { tlsFailureHint } from "./lib/db/postgres.ts";
 import { migrate, type Migration, pendingMigrations, readMigrations } from "./lib/db/migrate.ts";
 import { ensureAppRole } from "./lib/db/app_role.ts";
 import { join } from "node:path";
@@ -92,6 +93,7 @@ async function run(
     log.error("cannot start: the database is unreachable or refused the migrations", {
       database: describeDatabase(config.databaseUrl, config.dataDir),
       error: (e as Error).message,
+      hint: tlsFailureHint(config.databaseUrl, e) ?? undefined,
     });
     return 1;
   }

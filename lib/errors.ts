@@ -97,7 +97,7 @@ const NOT_ACCEPTING = /not currently accepting connections/;
 const CLOSED_MESSAGES = new Set(["database is closed", "PGlite is closed"]);
 
 /** `e` and the errors it wraps (`cause`), five deep at most: errors wrapped on their way up keep their codes. */
-function* causeChain(e: unknown): Generator<{ code?: unknown; message?: unknown }> {
+export function* causeChain(e: unknown): Generator<{ code?: unknown; message?: unknown }> {
   for (let depth = 0; depth < 5 && e !== null && typeof e === "object"; depth++) {
     yield e as { code?: unknown; message?: unknown };
     e = (e as { cause?: unknown }).cause;

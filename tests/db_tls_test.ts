@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { makeCertificates } from "../bench/certificates.ts";
-import { openPostgres, RDS_CERTIFICATES, tlsOptions } from "../lib/db/postgres.ts";
+import { openPostgres, RDS_CERTIFICATES, tlsFailureHint, tlsOptions } from "../lib/db/postgres.ts";
 import { sql } from "../lib/db/sql.ts";
 
 const PG_BIN = await (async () => {
@@ -98,6 +98,16 @@ Deno.test({
       assert.match(String(await at("localhost", "sslmode=verify-full&sslrootcert=rds")), /certificate/);
       assert.match(String(await at("localhost", "sslmode=verify-full")), /certificate/);
       assert.equal(await at("localhost", "sslmode=disable"), false, "the server takes plain connections too");
+      // A certificate refused is named as such at start-up, with the setting to look at.
+      const unsigned =
+        `postgres://postgres@localhost:${pg.port}/postgres?sslmode=verify-full&sslrootcert=rds`;
+      const db = openPostgres({ url: unsigned, max: 1 });
+      const refused = await db.query(sql`SELECT 1`).then(() => null, (e: unknown) => e);
+      await db.close();
+      assert.match(
+        tlsFailureHint(unsigned, refused) ?? "",
+        /^the server's certificate was not accepted: .*sslrootcert/,
+      );
     } finally {
       await pg.stop();
     }

