@@ -4,6 +4,7 @@
  */
 import { ConfigError, fileConfigIo, loadConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
+import { olderDeno } from "./lib/runtime_version.ts";
 import { surviveUnhandledRejections } from "./lib/survive_unhandled_rejections.ts";
 import { openDb } from "./lib/db/open.ts";
 import { tlsFailureHint } from "./lib/db/postgres.ts";
@@ -37,6 +38,13 @@ async function main(args: string[]): Promise<number> {
   }
   const log = createLogger({ level: config.logLevel });
   surviveUnhandledRejections(log);
+  const tested = olderDeno(Deno.version.deno);
+  if (tested) {
+    log.warn("this Deno is older than the release the proxy is tested on; upgrade: npm install -g deno@2", {
+      deno: Deno.version.deno,
+      tested,
+    });
+  }
   // The generated admin password is printed once, to the terminal only (the hash is kept, the password is not):
   // when the server listens, with the console's address; or, should this run end any other way (a command
   // such as `migrate`, a database it cannot reach, a port in use), on the way out, since no later run shows it.
