@@ -118,6 +118,9 @@ const PLACEHOLDER_SECRETS = new Set([
  */
 export const BASE64_KEY_PREFIX = "base64:";
 
+/** The largest `PROXY_MAX_BODY_BYTES` (256 MiB). */
+export const MAX_BODY_BYTES_LIMIT = 256 * 1024 * 1024;
+
 /** The bytes of a `base64:` key, or null when what follows the prefix is not standard padded base64. */
 function decodeBase64Key(value: string): Uint8Array<ArrayBuffer> | null {
   const text = value.slice(BASE64_KEY_PREFIX.length).trim();
@@ -352,7 +355,9 @@ const schema = z.object({
   PROXY_LOG_LEVEL: z.string().trim().toLowerCase().pipe(
     z.enum(["debug", "info", "warn", "error"], { error: "expected debug, info, warn or error" }),
   ).default("info"),
-  PROXY_MAX_BODY_BYTES: intIn(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+  // At most 256 MiB: a body must fit in one JavaScript string (V8's largest is 2^29 - 24 characters) to be
+  // checked as JSON and translated for Bedrock; past that the body scan's answer and JSON.parse's would differ.
+  PROXY_MAX_BODY_BYTES: intIn(1024, MAX_BODY_BYTES_LIMIT).default(32 * 1024 * 1024),
   PROXY_REQUEST_BODY_TIMEOUT_MS: intIn(100, 3_600_000).default(300_000),
   PROXY_UPSTREAM_CONNECT_TIMEOUT_MS: intIn(100, 600_000).default(10_000),
   PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: intIn(100, 3_600_000).default(300_000),

@@ -112,6 +112,11 @@ Deno.test("each bad value is reported with the variable, the problem and what is
     ],
     [{ PROXY_CIRCUIT_RESET_TIMEOUT: "-5" }, /^PROXY_CIRCUIT_RESET_TIMEOUT: expected an integer/],
     [{ PROXY_ACCESS_KEY_CACHE_TTL: "1.5" }, /^PROXY_ACCESS_KEY_CACHE_TTL: expected an integer/],
+    [
+      // A body must fit in one JavaScript string to be checked as JSON: 256 MiB is the most.
+      { PROXY_MAX_BODY_BYTES: String(256 * 1024 * 1024 + 1) },
+      /^PROXY_MAX_BODY_BYTES: expected an integer between 1024 and 268435456/,
+    ],
     [{ PROXY_BEDROCK_REGION: "Seoul" }, /^PROXY_BEDROCK_REGION: expected an AWS region/],
     [{ PROXY_BEDROCK_MODEL_MAP: "{not json" }, /^PROXY_BEDROCK_MODEL_MAP: not valid JSON/],
     [{ PROXY_BEDROCK_MODEL_MAP: '{"a":1}' }, /^PROXY_BEDROCK_MODEL_MAP: entry "a" is invalid/],

@@ -11,7 +11,9 @@
  * duplicate keys wins, as in `JSON.parse`). Bytes are checked, not text: outside strings only ASCII JSON syntax is
  * valid (anything else decodes to a character `JSON.parse` refuses), inside strings any byte but a control
  * character is (an invalid UTF-8 sequence decodes to U+FFFD, a valid string character, and never swallows the
- * ASCII byte after it). A leading UTF-8 BOM is skipped, as `TextDecoder` does.
+ * ASCII byte after it). A leading UTF-8 BOM is skipped, as `TextDecoder` does. Bodies longer than V8's largest
+ * string (2^29 - 24, over 512 MiB), which `TextDecoder` refuses, are outside this: `PROXY_MAX_BODY_BYTES` stops at
+ * 256 MiB.
  *
  * @example
  * ```ts
