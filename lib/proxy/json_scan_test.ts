@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { base64Decode } from "../encoding.ts";
 import { scanMessagesBody, SHARED_SCAN_BYTES } from "./json_scan.ts";
+import { JSON_SCAN_WASM } from "./json_scan_wasm.ts";
 
 const encoder = new TextEncoder();
 
@@ -290,4 +292,38 @@ Deno.test("scanMessagesBody reads a body larger than the shared scanner holds, a
   assert.deepEqual(scanMessagesBody(big), { model: "big", stream: true });
   assert.equal(scanMessagesBody(big.subarray(0, big.length - 1)), null);
   assert.deepEqual(scanMessagesBody(encoder.encode('{"model":"small"}')), { model: "small", stream: false });
+});
+
+Deno.test("the scan never reads past a body's last byte: each body placed to end where the module's memory ends", () => {
+  // An instance of its own, with the body's last byte the memory's last: a read past it traps.
+  const scanner = new WebAssembly.Instance(new WebAssembly.Module(base64Decode(JSON_SCAN_WASM))).exports as {
+    memory: WebAssembly.Memory;
+    __heap_base: WebAssembly.Global;
+    scan(input: number, length: number, stack: number): number;
+  };
+  const stack = scanner.__heap_base.value as number;
+  const scanAtEnd = (body: Uint8Array) => {
+    const memory = new Uint8Array(scanner.memory.buffer);
+    memory.fill(0xff, stack, memory.length); // junk where nothing was written: reads of it show too
+    const input = memory.length - body.length;
+    memory.set(body, input);
+    return scanner.scan(input, body.length, stack);
+  };
+  const bodies = [
+    ...CASES.map((c) => encoder.encode(c)),
+    ...Array.from(
+      { length: 40 },
+      (_, k) => encoder.encode(`{"model":"${"a".repeat(k)}","s":"${"\\n".repeat(k)}"}`),
+    ),
+    encoder.encode(`{"a":${"[".repeat(100)}1${"]".repeat(100)},"b":-1.5e+10,"c":true}`),
+  ];
+  let scanned = 0;
+  for (const body of bodies) {
+    for (let end = 0; end <= body.length; end++) {
+      const part = body.subarray(0, end);
+      assert.equal(scanAtEnd(part), reference(part) === null ? 0 : 1, new TextDecoder().decode(part));
+      scanned++;
+    }
+  }
+  assert.ok(scanned > 4000, `${scanned} bodies`);
 });
