@@ -429,10 +429,13 @@ export async function loadConfig(
       const shown = raw === undefined ? "" : ` (got ${describeValue(name, raw)})`;
       problems.push(`${name}: ${issue.message}${shown}`);
     }
-    // The secrets are checked below, once the values parse; their absence is known already, and an operator
-    // should not learn of it only after fixing everything else and starting again.
+    // The secrets are checked below, once the values parse; their absence and their weakness are known already,
+    // and an operator should not learn of them only after fixing everything else and starting again.
     if (env.PROXY_ENV?.trim() === "production") {
-      problems.push(...missingProductionSecrets(env, opts.databaseOnly === true));
+      problems.push(
+        ...missingProductionSecrets(env, opts.databaseOnly === true),
+        ...weakProductionSecrets(env, new Set(result.error.issues.map((issue) => String(issue.path[0])))),
+      );
     }
     throw new ConfigError(problems);
   }
@@ -490,16 +493,9 @@ export async function loadConfig(
   let localEncryptionKey = new Uint8Array(0);
   const rawLocalKey = p.PROXY_LOCAL_ENCRYPTION_KEY;
   if (rawLocalKey !== "") {
-    // 32 bytes either way: checked with the other values.
-    const bytes = rawLocalKey.startsWith(BASE64_KEY_PREFIX)
-      ? decodeBase64Key(rawLocalKey)!
-      : new TextEncoder().encode(rawLocalKey);
-    if (production && (PLACEHOLDER_SECRETS.has(rawLocalKey) || new Set(bytes).size < 8)) {
-      problems.push(
-        "PROXY_LOCAL_ENCRYPTION_KEY: is a published example or repeats a few characters; expected a random key " +
-          "(e.g. `base64:` and the output of `openssl rand -base64 32`)",
-      );
-    } else localEncryptionKey = bytes;
+    const bytes = localKeyBytes(rawLocalKey)!; // 32 bytes either way: checked with the other values
+    if (production && weakLocalKey(rawLocalKey)) problems.push(WEAK_LOCAL_KEY);
+    else localEncryptionKey = bytes;
   } else if (production) {
     if (p.PROXY_KMS_KEY_ID === "" && !opts.databaseOnly) {
       problems.push(MISSING.localKey);
@@ -757,6 +753,38 @@ const MISSING = {
 };
 
 /** The production secrets `env` lacks altogether, with the messages the full check gives. */
+const WEAK_LOCAL_KEY =
+  "PROXY_LOCAL_ENCRYPTION_KEY: is a published example or repeats a few characters; expected a random key " +
+  "(e.g. `base64:` and the output of `openssl rand -base64 32`)";
+
+/** The AES key a `PROXY_LOCAL_ENCRYPTION_KEY` stands for: its base64 bytes, or its own; null when unreadable. */
+function localKeyBytes(value: string): Uint8Array<ArrayBuffer> | null {
+  return value.startsWith(BASE64_KEY_PREFIX) ? decodeBase64Key(value) : new TextEncoder().encode(value);
+}
+
+/** Whether a readable local key is a published example or repeats a few byte values. */
+function weakLocalKey(value: string): boolean {
+  const bytes = localKeyBytes(value);
+  return bytes !== null && (PLACEHOLDER_SECRETS.has(value) || new Set(bytes).size < 8);
+}
+
+/**
+ * The secrets set in `env` that are too weak for production, as the checks after parsing would find them; those
+ * in `failing` (refused by their own check already) are left out.
+ */
+function weakProductionSecrets(env: Record<string, string | undefined>, failing: Set<string>): string[] {
+  const set = (name: string) => !failing.has(name) && (env[name] ?? "") !== "";
+  const found: string[] = [];
+  for (const name of ["PROXY_KEY_HASHER_SECRET", "PROXY_JWT_SECRET"]) {
+    const weak = set(name) ? weakSecret(name, env[name]!) : null;
+    if (weak) found.push(weak);
+  }
+  if (set("PROXY_LOCAL_ENCRYPTION_KEY") && weakLocalKey(env.PROXY_LOCAL_ENCRYPTION_KEY!)) {
+    found.push(WEAK_LOCAL_KEY);
+  }
+  return found;
+}
+
 function missingProductionSecrets(env: Record<string, string | undefined>, databaseOnly: boolean): string[] {
   const empty = (name: string) => (env[name] ?? "").trim() === "";
   if (databaseOnly) return empty("PROXY_DATABASE_URL") && empty("PROXY_DB_HOST") ? [MISSING.database] : [];

@@ -296,6 +296,21 @@ Deno.test("a base64: local encryption key gives its 32 decoded bytes, all 256 bi
   assert.ok(!found.includes(zeros.slice(7)), "the value is never echoed");
 });
 
+Deno.test("a value that does not parse does not hide the weak secrets: all are reported at once", async () => {
+  const found = await problemsOf({
+    ...production,
+    PROXY_PORT: "eighty",
+    PROXY_JWT_SECRET: "changeme",
+    PROXY_LOCAL_ENCRYPTION_KEY: "a".repeat(32),
+  });
+  assert.match(found.join("\n"), /^PROXY_PORT: expected an integer/m);
+  assert.match(found.join("\n"), /^PROXY_JWT_SECRET: is a published example value/m);
+  assert.match(found.join("\n"), /^PROXY_LOCAL_ENCRYPTION_KEY: is a published example or repeats/m);
+  // A secret refused by its own check is not called weak as well.
+  const short = await problemsOf({ ...production, PROXY_PORT: "eighty", PROXY_LOCAL_ENCRYPTION_KEY: "aaaa" });
+  assert.equal(short.filter((p) => p.startsWith("PROXY_LOCAL_ENCRYPTION_KEY")).length, 1, short.join("\n"));
+});
+
 Deno.test("production accepts a KMS key instead of a local encryption key", async () => {
   const { PROXY_LOCAL_ENCRYPTION_KEY: _, ...rest } = production;
   const c = await loadConfig({ ...rest, PROXY_KMS_KEY_ID: "alias/proxy" }, memoryIo());
