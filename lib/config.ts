@@ -752,7 +752,7 @@ const MISSING = {
     "PROXY_DATABASE_URL: missing in production; expected postgres://user:password@host:5432/dbname (or PROXY_DB_HOST and friends)",
 };
 
-/** The production secrets `env` lacks altogether, with the messages the full check gives. */
+/** The problem of a weak local encryption key, from either check. */
 const WEAK_LOCAL_KEY =
   "PROXY_LOCAL_ENCRYPTION_KEY: is a published example or repeats a few characters; expected a random key " +
   "(e.g. `base64:` and the output of `openssl rand -base64 32`)";
@@ -785,6 +785,7 @@ function weakProductionSecrets(env: Record<string, string | undefined>, failing:
   return found;
 }
 
+/** The production secrets `env` lacks altogether, with the messages the full check gives. */
 function missingProductionSecrets(env: Record<string, string | undefined>, databaseOnly: boolean): string[] {
   const empty = (name: string) => (env[name] ?? "").trim() === "";
   if (databaseOnly) return empty("PROXY_DATABASE_URL") && empty("PROXY_DB_HOST") ? [MISSING.database] : [];
