@@ -3,7 +3,7 @@
  * PostgreSQL through LISTEN/NOTIFY.
  */
 import assert from "node:assert/strict";
-import { backends, dbTest, freshDb } from "./helpers/db.ts";
+import { backends, dbTest, freshDb, postgresTest } from "./helpers/db.ts";
 import { makeTestApp } from "./helpers/app.ts";
 import { postMessages, startProxy, waitFor } from "./helpers/proxy.ts";
 import { startFakeAnthropic } from "./fakes/fake_anthropic.ts";
@@ -385,15 +385,9 @@ Deno.test("a database that cannot be reached at start: one JSON error line namin
   assert.doesNotMatch(text, /^\s+at /m, "no stack trace");
 });
 
-Deno.test({
-  name:
-    "a failure main does not catch is logged and exits 1, rather than exiting 0 or leaving a process that serves nothing",
-  ignore: !backends().includes("postgres"),
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const { db, url, cleanup } = await freshDb("postgres");
-  try {
+postgresTest(
+  "a failure main does not catch is logged and exits 1, rather than exiting 0 or leaving a process that serves nothing",
+  async (db, { url }) => {
     // Migrations are recorded as applied, so start-up gets past them and fails on the first query the server's
     // services make, which nothing in main catches.
     await db.exec("DROP TABLE revoked_sessions");
@@ -423,10 +417,8 @@ Deno.test({
     assert.ok(line, text);
     assert.equal(line.msg, "stopped: unexpected error");
     assert.match(line.error, /revoked_sessions/);
-  } finally {
-    await cleanup();
-  }
-});
+  },
+);
 
 /** A user and a key to replay rows of, and a spool record of theirs: `replay-<n>`, an hour old by default. */
 async function replayRecords(db: Db): Promise<(n: number, createdAt?: string) => Record<string, unknown>> {
@@ -498,14 +490,9 @@ async function replayAsOperator(url: string, file: string): Promise<{ code: numb
   };
 }
 
-Deno.test({
-  name: "deno task replay-usage in production needs only the database settings, and no write access anywhere",
-  ignore: !backends().includes("postgres"),
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const { db, url, cleanup } = await freshDb("postgres");
-  try {
+postgresTest(
+  "deno task replay-usage in production needs only the database settings, and no write access anywhere",
+  async (db, { url }) => {
     const record = await replayRecords(db);
     const spool = await spoolFile([record(1), record(2)]);
     const replayed = await replayAsOperator(url, spool);
@@ -515,20 +502,12 @@ Deno.test({
       sql`SELECT request_id FROM token_usages ORDER BY request_id`,
     );
     assert.deepEqual(rows.map((r) => r.request_id), ["replay-1", "replay-2"]);
-  } finally {
-    await cleanup();
-  }
-});
+  },
+);
 
-Deno.test({
-  name:
-    "deno task replay-usage refuses a database with pending migrations, naming migrate, and leaves it unchanged",
-  ignore: !backends().includes("postgres"),
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const { db, url, cleanup } = await freshDb("postgres");
-  try {
+postgresTest(
+  "deno task replay-usage refuses a database with pending migrations, naming migrate, and leaves it unchanged",
+  async (db, { url }) => {
     const record = await replayRecords(db);
     const spool = await spoolFile([record(1)]);
     // A database no release has migrated yet.
@@ -544,19 +523,12 @@ Deno.test({
       sql`SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`,
     );
     assert.equal(exists, false, "replay-usage applied no migration");
-  } finally {
-    await cleanup();
-  }
-});
+  },
+);
 
-Deno.test({
-  name: "deno task replay-usage writes rows from a spool file or exported log lines, once, and says how many",
-  ignore: !backends().includes("postgres"),
-  sanitizeResources: false,
-  sanitizeOps: false,
-}, async () => {
-  const { db, url, cleanup } = await freshDb("postgres");
-  try {
+postgresTest(
+  "deno task replay-usage writes rows from a spool file or exported log lines, once, and says how many",
+  async (db, { url }) => {
     const record = await replayRecords(db);
     const spool = await spoolFile([record(1), record(2)]);
     const exported = await Deno.makeTempFile({ suffix: ".log" });
@@ -639,7 +611,5 @@ Deno.test({
     const forced = await run("PROXY_USAGE_RETENTION_DAYS=0", old);
     assert.equal(forced.code, 0, forced.text);
     assert.equal(await kept(), 1);
-  } finally {
-    await cleanup();
-  }
-});
+  },
+);

@@ -123,6 +123,19 @@ async function createFromTemplate(admin: Db, name: string, template: string): Pr
   }
 }
 
+/** Runs `fn` on a fresh database of `backend`, dropped afterwards whatever `fn` does. */
+async function withFreshDb(
+  backend: Backend,
+  fn: (db: Db, ctx: { backend: Backend; url: string }) => Promise<void>,
+): Promise<void> {
+  const { db, url, cleanup } = await freshDb(backend);
+  try {
+    await fn(db, { backend, url });
+  } finally {
+    await cleanup();
+  }
+}
+
 /**
  * Registers `fn` as one test per backend, named "<name> [pglite]" / "<name> [postgres]", with a fresh database.
  */
@@ -135,16 +148,23 @@ export function dbTest(
       name: `${name} [${backend}]`,
       sanitizeResources: false,
       sanitizeOps: false,
-      async fn() {
-        const { db, url, cleanup } = await freshDb(backend);
-        try {
-          await fn(db, { backend, url });
-        } finally {
-          await cleanup();
-        }
-      },
+      fn: () => withFreshDb(backend, fn),
     });
   }
+}
+
+/**
+ * Registers `fn` as a test on a fresh PostgreSQL database only (what a server process, a role or a connection
+ * does), shown as ignored when `PROXY_TEST_DATABASE_URL` is not set.
+ */
+export function postgresTest(name: string, fn: (db: Db, ctx: { url: string }) => Promise<void>): void {
+  Deno.test({
+    name,
+    ignore: !backends().includes("postgres"),
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: () => withFreshDb("postgres", fn),
+  });
 }
 
 /** Wraps `db` so queries and transactions fail while `down` is set, as with a database that went away. */
