@@ -123,7 +123,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     proxyRoutes(deps.services.proxy, {
       trustForwardedFor: deps.config.trustForwardedFor,
       peers: deps.services.peers,
-      now: () => deps.services.now().getTime(),
+      guesses: deps.services.keyGuesses,
     }),
   );
   app.on(["GET", "HEAD"], "/", (c) => c.text("claude-code-proxy: ok\n"));

@@ -24,6 +24,11 @@ export type ClusterEvent =
    * one taken back (never checked); or a success, which clears them.
    */
   | { type: "sign_in_failed" | "sign_in_forgiven" | "sign_in_succeeded"; subjects: string[] }
+  /**
+   * Access-key guessing from one address (its throttle subject): a key the database did not know, or a lookup
+   * let through at the throttle's pace.
+   */
+  | { type: "key_guess"; outcome: "failed" | "paced"; subject: string }
   | {
     type: "circuit";
     accessKeyId: string;

@@ -12,6 +12,7 @@ import { createKeyHasher } from "./auth/access_key.ts";
 import { createKeyResolver, type KeyResolver } from "./auth/key_resolver.ts";
 import { createSessions, type Sessions } from "./auth/session.ts";
 import { createLoginService, type LoginService } from "./auth/login.ts";
+import { createKeyGuessThrottle, type KeyGuessThrottle } from "./auth/key_guesses.ts";
 import { createSessionRevocations, type SessionRevocations } from "./auth/revocations.ts";
 import { createEncryptor, type Encryptor } from "./crypto/mod.ts";
 import { type BedrockCredentialStore, createBedrockCredentialStore } from "./admin/bedrock_credentials.ts";
@@ -37,6 +38,8 @@ export interface Services {
   /** Signed-out sessions (the list `sessions` checks). */
   revocations: SessionRevocations;
   login: LoginService;
+  /** Access-key guessing per client address, shared with the other replicas. */
+  keyGuesses: KeyGuessThrottle;
   encryptor: Encryptor;
   credentials: BedrockCredentialStore;
   admin: Admin;
@@ -95,6 +98,7 @@ export async function createServices(
     now: nowMs,
     bus,
   });
+  const keyGuesses = createKeyGuessThrottle({ bus, now: nowMs });
   const encryptor = overrides.encryptor ?? createEncryptor({
     kmsKeyId: config.kmsKeyId,
     kmsEndpoint: config.kmsEndpoint || undefined,
@@ -200,6 +204,7 @@ export async function createServices(
     sessions,
     revocations,
     login,
+    keyGuesses,
     encryptor,
     credentials,
     admin,

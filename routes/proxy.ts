@@ -7,26 +7,18 @@ import type { Context } from "hono";
 import type { AppEnv } from "../app.ts";
 import type { Proxy } from "../lib/proxy/proxy.ts";
 import type { ProxyRequest } from "../lib/proxy/proxy.ts";
-import { FailureThrottle } from "../lib/auth/throttle.ts";
+import type { KeyGuessThrottle } from "../lib/auth/key_guesses.ts";
 import { clientAddress, hasDotSegment } from "../lib/http.ts";
-import { throttleSubject } from "../lib/net/cidr.ts";
 import { HttpError } from "../lib/errors.ts";
 import type { PeerWatch } from "../lib/net/peer_watch.ts";
 
-/** Mounts the proxy under `/ak`; unknown keys are throttled per client address (see `lib/proxy`). */
+/** Mounts the proxy under `/ak`; unknown keys are throttled per client address by `guesses` (see `lib/proxy`). */
 export function proxyRoutes(
   proxy: Proxy,
-  opts: { trustForwardedFor: boolean; guessLimitPerMinute?: number; now?: () => number; peers?: PeerWatch } =
-    {
-      trustForwardedFor: false,
-    },
+  opts: { trustForwardedFor: boolean; guesses: KeyGuessThrottle; peers?: PeerWatch },
 ): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  const guesses = new FailureThrottle({
-    limit: opts.guessLimitPerMinute ?? 30,
-    windowMs: 60_000,
-    now: opts.now,
-  });
+  const guesses = opts.guesses;
   const toRequest = (c: Context<AppEnv>, signal: AbortSignal): ProxyRequest => {
     refuseRewrittenPath(c.req.url);
     const url = new URL(c.req.url);
@@ -45,8 +37,8 @@ export function proxyRoutes(
       request: c.req.raw,
       signal,
       guesses: {
-        pace: () => guesses.pace(throttleSubject(address)),
-        fail: () => guesses.fail(throttleSubject(address)),
+        pace: () => guesses.pace(address),
+        fail: () => guesses.fail(address),
       },
       onRecorded: () => c.set("recorded", true),
     };

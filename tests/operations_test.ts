@@ -239,7 +239,8 @@ dbTest(
 );
 
 Deno.test({
-  name: "two replicas on one PostgreSQL: an opened breaker and a revoked key reach the other within 1 s",
+  name:
+    "two replicas on one PostgreSQL: an opened breaker, a revoked key and key guessing reach the other within 1 s",
   ignore: !backends().includes("postgres"),
   sanitizeResources: false,
   sanitizeOps: false,
@@ -306,6 +307,26 @@ Deno.test({
     const revoked = Date.now();
     await waitFor(async () => (await send(b.origin)).status === 401, 1000, "B to refuse the revoked key");
     assert.ok(Date.now() - revoked <= 1000);
+
+    // 30 unknown keys a minute per address, counted over both: the limit reached on A paces B as well.
+    const guess = async (origin: string, n: number) => {
+      const res = await fetch(`${origin}/ak/ak_${String(n).padStart(43, "G")}/v1/messages`, {
+        method: "POST",
+        headers: { "x-api-key": "k", "content-type": "application/json" },
+        body: JSON.stringify(MESSAGE),
+      });
+      await res.body?.cancel();
+      return res.status;
+    };
+    for (let i = 0; i < 30; i++) assert.equal(await guess(a.origin, i), 401, `guess ${i} on A`);
+    const guessed = Date.now();
+    let n = 100; // a new key each time: a key found unknown is answered from memory, not looked up again
+    await waitFor(async () => (await guess(b.origin, n++)) === 429, 1000, "B to pace guesses A counted");
+    assert.ok(Date.now() - guessed <= 1000);
+    assert.ok(n <= 103, `B looked up ${n - 101} keys before pacing: its one turn, and one more at most`);
+    // B's turn was announced before its 429; give the notification a moment to arrive.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await guess(a.origin, 200), 429, "the turn B took is A's too");
   } finally {
     for (const r of replicas) await r.stop();
     await upstream.close();
