@@ -18,7 +18,7 @@ import type { UsageRecord } from "../db/usage.ts";
 import { HttpError, isDatabaseUnavailable } from "../errors.ts";
 import { betaValues, clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
 import type { PlanClient, PlanResult } from "./plan_client.ts";
-import { SseUsageTap, type StreamUsage, usageFromJson } from "./sse_usage.ts";
+import { type StreamUsage, usageFromJson } from "./sse_usage.ts";
 import { classifyPlanAnswer, type FallbackDecision, fallbackReason, isFallbackStatus } from "./fallback.ts";
 import type { BedrockCredentials, BedrockInvoker } from "./bedrock/client.ts";
 import { mapModel, prefixOf, profileCandidates, resolveAlias } from "./bedrock/model_map.ts";
@@ -29,18 +29,23 @@ import {
   isModelIdRefusal,
   mapBedrockError,
   SHUTDOWN_BEFORE_ANSWER,
-  SHUTDOWN_MESSAGE,
   ShutdownError,
-  sseErrorEvent,
 } from "./bedrock/errors.ts";
 import type { ProxyMetrics } from "./metrics.ts";
-import { type ChunkReader, chunkReader, readBody, readUpTo } from "./body_reader.ts";
+import { chunkReader, readBody, readUpTo } from "./body_reader.ts";
 import { idleWatch } from "./idle_watch.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { scanMessagesBody } from "./json_scan.ts";
 import { modelPage } from "./bedrock/model_page.ts";
 import { concatChunks } from "../encoding.ts";
-import { afterLastEvent } from "./sse_boundary.ts";
+import { decodeBody, relay, silenceBounded } from "./relay.ts";
+import {
+  NULL_BODY_STATUSES,
+  type PlanAnswer,
+  planAnswerOf,
+  replayPlanAnswer,
+  withEncoding,
+} from "./plan_answer.ts";
 
 /** What the proxy needs. */
 export interface ProxyDeps {
@@ -98,7 +103,6 @@ interface Outcome {
   modelKnown?: boolean;
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const SSE_HEADERS = { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" };
 /** Largest non-streaming answer read whole for its usage; a larger one is relayed as it comes, usage unread. */
@@ -1297,14 +1301,6 @@ export function createProxy(deps: ProxyDeps): Proxy {
   }
 }
 
-/** The plan upstream's error answer, kept while Bedrock is tried. */
-interface PlanAnswer {
-  status: number;
-  statusText: string;
-  headers: Headers;
-  body: Uint8Array;
-}
-
 /**
  * Whether a Bedrock refusal should give way to a retryable answer. When Bedrock stands in for an Anthropic API
  * that could not answer and refuses with an error clients do not retry (credentials, model access, a field it
@@ -1320,46 +1316,6 @@ function givesWayToRetry(isFallback: boolean, reason: string | null, status: num
 function bedrockRequestId(e: unknown): string | undefined {
   const id = (e as { $metadata?: { requestId?: unknown } } | null)?.$metadata?.requestId;
   return typeof id === "string" && id !== "" ? id : undefined;
-}
-
-/** Statuses whose response has no body (a Response with one cannot even be made). */
-const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
-
-/**
- * `headers` with the upstream's `content-encoding` put back, for bytes relayed as they came (still compressed).
- * Only the messages answer is decoded (its usage is read); everything else keeps the upstream's encoding.
- */
-function withEncoding(headers: Headers, upstream: Headers): Headers {
-  const encoding = upstream.get("content-encoding");
-  if (encoding && encoding.trim().toLowerCase() !== "identity") headers.set("content-encoding", encoding);
-  return headers;
-}
-
-/**
- * An Anthropic answer kept to replay: its status and headers, and `head` as its body. `raw` bytes, as the
- * upstream sent them, keep its `content-encoding`; a body the proxy made has none.
- */
-function planAnswerOf(upstream: Response, head: Uint8Array[], raw: boolean): PlanAnswer {
-  const headers = clientResponseHeaders(upstream.headers);
-  return {
-    status: upstream.status,
-    statusText: upstream.statusText,
-    headers: raw ? withEncoding(headers, upstream.headers) : headers,
-    body: concatChunks(head),
-  };
-}
-
-/** The plan upstream's own (retryable) answer, passed on when the Bedrock fallback failed too. */
-function replayPlanAnswer(answer: PlanAnswer, requestId: string, reason: string | null): Response {
-  const headers = new Headers(answer.headers);
-  headers.set("x-proxy-request-id", requestId);
-  headers.set("x-proxy-provider", "anthropic");
-  if (reason) headers.set("x-proxy-fallback-reason", reason);
-  return new Response(NULL_BODY_STATUSES.has(answer.status) ? null : answer.body as Uint8Array<ArrayBuffer>, {
-    status: answer.status,
-    statusText: answer.statusText,
-    headers,
-  });
 }
 
 /** The 503's message when the Anthropic API gave no answer to replay and the fallback failed. */
@@ -1393,211 +1349,6 @@ function invalidBody(): HttpError {
 }
 
 /**
- * We ask for `accept-encoding: identity`, which also stops fetch from decoding; an upstream that compresses anyway
- * is decoded here (gzip, deflate) so the usage tap can read it. An encoding we cannot decode is passed on with
- * its header, untouched.
- */
-function decodeBody(
-  head: Uint8Array[],
-  reader: ChunkReader,
-  encoding: string | null,
-): { head: Uint8Array[]; reader: ChunkReader; encoding: string | null } {
-  const e = encoding?.trim().toLowerCase() ?? "";
-  if (e === "" || e === "identity") return { head, reader, encoding: null };
-  if (e !== "gzip" && e !== "deflate" && e !== "x-gzip") return { head, reader, encoding: e };
-  const pending = [...head];
-  const raw = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const next = pending.shift();
-      if (next) return controller.enqueue(next);
-      const { done, value } = await reader.read();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  });
-  const format = e === "deflate" ? "deflate" : "gzip";
-  const decoded = raw.pipeThrough(
-    new DecompressionStream(format) as unknown as TransformStream<Uint8Array, Uint8Array>,
-  );
-  return { head: [], reader: decoded.getReader(), encoding: null };
-}
-
-/**
- * A passed-on answer's body, ended with an error once the upstream sends nothing for `ms` while the client waits
- * for more: an answer that stalls after its headers must not hold the client, and the upstream connection, for
- * ever. Read only as the client reads, so a client that reads slowly is no silence of the upstream's.
- */
-function silenceBounded(
-  sent: Extract<PlanResult, { ok: true }>,
-  ms: number,
-): ReadableStream<Uint8Array> | null {
-  const body = sent.response.body;
-  if (!body) return null;
-  const reader = chunkReader(body, sent.signal);
-  const idle = idleWatch(ms, () => sent.abort(), "Anthropic API");
-  idle.pause();
-  return new ReadableStream<Uint8Array>({
-    async pull(c) {
-      idle.resume();
-      let read: ReadableStreamReadResult<Uint8Array>;
-      try {
-        read = await reader.read();
-      } catch (e) {
-        idle.stop();
-        return c.error(
-          idle.error
-            ? new Error(`Anthropic API sent nothing for ${ms} ms mid-answer; the answer is incomplete`)
-            : e,
-        );
-      }
-      idle.pause();
-      if (read.done) {
-        idle.stop();
-        c.close();
-      } else c.enqueue(read.value);
-    },
-    cancel(reason) {
-      idle.stop();
-      return reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
-}
-
-/**
- * Relays an upstream body to the client chunk by chunk (never buffered), feeding the usage tap beside it. A client
- * that goes away cancels the upstream read.
- *
- * SSE goes out in whole events: the bytes after a chunk's last event boundary wait for the rest of their event
- * (Anthropic flushes whole events, so this is almost always nothing). An upstream that dies mid-stream, or ends
- * without `message_stop`, then ends the client's stream with a clean Anthropic `error` event, not glued to half
- * an event the SDK could not parse.
- */
-function relay(o: {
-  head: Uint8Array[];
-  reader: ChunkReader;
-  sse: boolean;
-  onEnd: (usage: Partial<StreamUsage>, failure: "cancelled" | "interrupted" | null) => void;
-  abort: () => void;
-  /** Streams in flight: this one registers how to end it early, until it ends. */
-  live: Set<() => void>;
-  /** Aborted at the drain deadline: a stream that starts after it is ended at once. */
-  shutdown: AbortSignal;
-  /** The longest the upstream may stay silent mid-answer before the stream is ended as incomplete. */
-  idleTimeoutMs?: number;
-}): ReadableStream<Uint8Array> {
-  // Only SSE has usage to read on the way: a JSON answer reaches here only past MAX_JSON_TAP, unread.
-  const tap = o.sse ? new SseUsageTap() : null;
-  let ended = false;
-  let partial: Uint8Array | null = null; // SSE bytes after the last event boundary, not yet sent
-  let stopped = false; // ended early by interrupt(): reads still pending must not touch the controller
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  const idle = idleWatch(o.idleTimeoutMs, () => o.abort(), "Anthropic API");
-  const end = (failure: "cancelled" | "interrupted" | null) => {
-    if (ended) return;
-    ended = true;
-    idle.stop();
-    o.live.delete(interrupt);
-    // Cut short (or ended by the upstream's own error event), the answer's final output count never comes: what
-    // was relayed stands in for it.
-    if (failure || tap?.result.error) tap?.estimateCutShort();
-    o.onEnd(tap ? tap.result : {}, failure);
-  };
-  const interrupt = () => {
-    if (ended) return;
-    stopped = true;
-    partial = null;
-    try {
-      if (o.sse) {
-        controller.enqueue(
-          encoder.encode(sseErrorEvent("api_error", SHUTDOWN_MESSAGE)),
-        );
-        controller.close();
-      } else controller.error(new Error("the proxy is shutting down"));
-    } catch { /* the client side is gone already */ }
-    end("interrupted");
-    o.reader.cancel().catch(() => {});
-    o.abort();
-  };
-  o.live.add(interrupt);
-  /** What of `chunk` can go out now. */
-  const whole = (chunk: Uint8Array): Uint8Array | null => {
-    if (!o.sse) return chunk;
-    const data = partial ? concatChunks([partial, chunk]) : chunk;
-    const cut = afterLastEvent(data);
-    partial = cut === data.length ? null : data.slice(cut);
-    if (partial && partial.length > MAX_PARTIAL_EVENT) {
-      // Not SSE as we know it: pass it on as it comes rather than hold it.
-      partial = null;
-      return data;
-    }
-    return cut === 0 ? null : cut === data.length ? data : data.subarray(0, cut);
-  };
-  const head = [...o.head];
-  for (const chunk of head) tap?.push(chunk);
-  const cutShort = (controller: ReadableStreamDefaultController<Uint8Array>, message: string) => {
-    partial = null;
-    controller.enqueue(encoder.encode(sseErrorEvent("api_error", message)));
-    end("interrupted");
-    controller.close();
-  };
-  return new ReadableStream<Uint8Array>({
-    start(c) {
-      controller = c;
-      if (o.shutdown.aborted) interrupt();
-    },
-    async pull(controller) {
-      for (;;) {
-        if (stopped) return;
-        const next = head.shift() ?? null;
-        let value: Uint8Array;
-        if (next) value = next;
-        else {
-          let read: ReadableStreamReadResult<Uint8Array>;
-          try {
-            // Only the wait for the upstream counts: while the client is not reading, nothing is asked of it.
-            idle.resume();
-            read = await o.reader.read();
-            idle.pause();
-          } catch {
-            if (stopped) return;
-            const lost = idle.error
-              ? `Anthropic API sent nothing for ${Math.round(o.idleTimeoutMs! / 1000)} s mid-stream`
-              : "Anthropic API connection lost mid-stream";
-            if (o.sse) return cutShort(controller, `${lost}; the answer is incomplete`);
-            end("interrupted");
-            return controller.error(new Error(lost));
-          }
-          if (stopped) return;
-          if (read.done) {
-            if (tap && !tap.result.completed && tap.result.error === null) {
-              return cutShort(
-                controller,
-                "Anthropic API stream ended before message_stop; the answer is incomplete",
-              );
-            }
-            if (partial) controller.enqueue(partial);
-            partial = null;
-            end(null);
-            return controller.close();
-          }
-          value = read.value;
-          tap?.push(value);
-        }
-        const out = whole(value);
-        if (out) return controller.enqueue(out);
-      }
-    },
-    cancel() {
-      stopped = true; // a read still pending must not touch the cancelled controller
-      end("cancelled");
-      o.reader.cancel().catch(() => {});
-      o.abort();
-    },
-  }, { highWaterMark: 0 });
-}
-
-/**
  * Why a key's Bedrock credentials could not be opened, as the client should hear it: a database it cannot reach
  * (nothing cached yet) is a passing outage to retry, not a sealing problem for the admin.
  */
@@ -1614,6 +1365,3 @@ function credentialsUnopened(e: unknown): [503 | 500, "api_error", string] {
       "Bedrock credentials for this access key could not be decrypted; ask the proxy admin",
     ];
 }
-
-/** Past this, bytes without an event boundary are passed on instead of held (no SSE event is this large). */
-const MAX_PARTIAL_EVENT = 1024 * 1024;
