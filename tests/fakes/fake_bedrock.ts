@@ -436,6 +436,19 @@ function validateBody(body: unknown, modelId: string): string | undefined {
       return `Malformed input request: #: extraneous key [${key}] is not permitted, please reformat your input and try again.`;
     }
   }
+  // As Bedrock answers Claude Code's first-party system prompt and cache markers (see translate.ts).
+  const system = typeof b.system === "string"
+    ? [{ text: b.system }]
+    : Array.isArray(b.system)
+    ? b.system
+    : [];
+  if (
+    system.some((s) => String((s as { text?: unknown })?.text ?? "").includes("x-anthropic-billing-header"))
+  ) {
+    return "x-anthropic-billing-header is a reserved keyword and may not be used in the system prompt.";
+  }
+  const scoped = findCacheScope(b);
+  if (scoped) return `${scoped}.cache_control.ephemeral.scope: Extra inputs are not permitted`;
   const config = b.output_config as Record<string, unknown> | undefined;
   for (const key of Object.keys(config ?? {})) {
     const base = modelId.slice(modelId.indexOf("anthropic."));
@@ -450,6 +463,29 @@ function validateBody(body: unknown, modelId: string): string | undefined {
     typeof budget === "number" && typeof b.max_tokens === "number" && b.max_tokens <= budget && !interleaved
   ) {
     return "max_tokens must be greater than thinking.budget_tokens";
+  }
+  return undefined;
+}
+
+/** The path of the first block whose `cache_control` has more than Bedrock's `type` and `ttl`, if any. */
+function findCacheScope(b: Record<string, unknown>): string | undefined {
+  const walk = (value: unknown, path: string): string | undefined => {
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const found = walk(value[i], `${path}.${i}`);
+        if (found) return found;
+      }
+      return undefined;
+    }
+    if (value === null || typeof value !== "object") return undefined;
+    const o = value as Record<string, unknown>;
+    const cc = o.cache_control;
+    if (cc && typeof cc === "object" && Object.keys(cc).some((k) => k !== "type" && k !== "ttl")) return path;
+    return Array.isArray(o.content) ? walk(o.content, `${path}.content`) : undefined;
+  };
+  for (const field of ["system", "tools", "messages"]) {
+    const found = walk(b[field], field);
+    if (found) return found;
   }
   return undefined;
 }

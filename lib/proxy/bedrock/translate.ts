@@ -161,12 +161,84 @@ export function toBedrockBody(
   }
   structuredOutput(rest, body.output_format, opts.structuredOutputs === true, dropped);
   dropGatedMessageFields(rest, betas);
+  dropBillingHeader(rest, dropped);
+  if (!betas.includes(CACHE_SCOPE_BETA)) dropCacheScope(rest, dropped);
   if (dropped.length > 0) opts.onDropped?.(dropped);
 
   const out: Record<string, unknown> = { anthropic_version: BEDROCK_ANTHROPIC_VERSION };
   if (betas.length > 0) out.anthropic_beta = betas;
   Object.assign(out, rest);
   return new TextEncoder().encode(JSON.stringify(out));
+}
+
+/**
+ * Claude Code's attribution line, which it puts first in `system` when it talks to the Anthropic API (a text block
+ * `x-anthropic-billing-header: cc_version=…; cc_entrypoint=…;`, seen in 2.1.332). Bedrock refuses the whole
+ * request for it: "x-anthropic-billing-header is a reserved keyword and may not be used in the system prompt".
+ * Claude Code's own Bedrock mode leaves it out, and it carries no instruction for the model.
+ */
+export const BILLING_HEADER_PREFIX = "x-anthropic-billing-header:";
+
+/**
+ * The beta that lets `cache_control` carry a `scope` (Claude Code marks its system prompt
+ * `{"type":"ephemeral","ttl":"1h","scope":"global"}`). Bedrock takes only `type` and `ttl` there and refuses the
+ * request otherwise ("system.0.cache_control.ephemeral.scope: Extra inputs are not permitted"), so unless an
+ * operator allows this beta for Bedrock, the scope is left out; the block is still cached.
+ */
+export const CACHE_SCOPE_BETA = "prompt-caching-scope-2026-01-05";
+
+/** Removes Claude Code's attribution block ({@link BILLING_HEADER_PREFIX}) from `system`. */
+function dropBillingHeader(body: Record<string, unknown>, dropped: string[]): void {
+  const system = body.system;
+  const isHeader = (b: unknown) =>
+    b !== null && typeof b === "object" && typeof (b as { text?: unknown }).text === "string" &&
+    (b as { text: string }).text.startsWith(BILLING_HEADER_PREFIX);
+  if (Array.isArray(system)) {
+    if (!system.some(isHeader)) return;
+    body.system = system.filter((b) => !isHeader(b));
+  } else if (typeof system === "string" && system.startsWith(BILLING_HEADER_PREFIX)) {
+    const rest = system.includes("\n") ? system.slice(system.indexOf("\n") + 1) : "";
+    if (rest === "") delete body.system;
+    else body.system = rest;
+  } else return;
+  dropped.push("system.x-anthropic-billing-header");
+}
+
+/**
+ * Removes `scope` from every `cache_control` in `system`, `tools` and the messages' content blocks (a tool result's
+ * own blocks included), copying only what changes: the input stays as it was.
+ */
+function dropCacheScope(body: Record<string, unknown>, dropped: string[]): void {
+  let found = false;
+  const block = (b: unknown): unknown => {
+    if (b === null || typeof b !== "object" || Array.isArray(b)) return b;
+    const o = b as Record<string, unknown>;
+    let out = o;
+    const cc = o.cache_control;
+    if (cc !== null && typeof cc === "object" && !Array.isArray(cc) && Object.hasOwn(cc, "scope")) {
+      const { scope: _scope, ...kept } = cc as Record<string, unknown>;
+      out = { ...o, cache_control: kept };
+      found = true;
+    }
+    if (Array.isArray(o.content)) {
+      const content = blocks(o.content);
+      if (content !== o.content) out = { ...out, content };
+    }
+    return out;
+  };
+  const blocks = (list: unknown[]): unknown[] => {
+    let copy: unknown[] | null = null;
+    list.forEach((b, i) => {
+      const next = block(b);
+      if (next !== b) (copy ??= [...list])[i] = next;
+    });
+    return copy ?? list;
+  };
+  for (const field of ["system", "tools", "messages"]) {
+    const value = body[field];
+    if (Array.isArray(value)) body[field] = blocks(value);
+  }
+  if (found) dropped.push("cache_control.scope");
 }
 
 /** Removes from each message the fields whose beta does not go to Bedrock; messages without them are kept as is. */

@@ -377,3 +377,87 @@ Deno.test("the models AWS lists for structured outputs take the format, under an
     ]
   ) assert.equal(takesStructuredOutputs(id), false, id);
 });
+
+/** The system prompt Claude Code sends the Anthropic API (2.1.332): its attribution line first, cached blocks. */
+const CLAUDE_CODE_SYSTEM = [
+  { type: "text", text: "x-anthropic-billing-header: cc_version=2.1.332.a1b; cc_entrypoint=cli; cch=00000;" },
+  {
+    type: "text",
+    text: "You are Claude Code, Anthropic's official CLI for Claude.",
+    cache_control: { type: "ephemeral", ttl: "1h", scope: "global" },
+  },
+  {
+    type: "text",
+    text: "Project instructions…",
+    cache_control: { type: "ephemeral", ttl: "1h", scope: "global" },
+  },
+];
+
+Deno.test("Claude Code's attribution line is left out of the system prompt: Bedrock refuses it as reserved", () => {
+  const dropped: string[] = [];
+  const body = { model: "m", max_tokens: 10, system: CLAUDE_CODE_SYSTEM, messages: [] };
+  const out = decode(toBedrockBody(body, [], { ...OPTS, onDropped: (f) => dropped.push(...f) }));
+  assert.deepEqual(
+    (out.system as Array<{ text: string }>).map((b) => b.text),
+    ["You are Claude Code, Anthropic's official CLI for Claude.", "Project instructions…"],
+  );
+  assert.ok(dropped.includes("system.x-anthropic-billing-header"));
+  assert.equal(body.system.length, 3, "the request body itself is not changed");
+  // A string system prompt that starts with it loses that line only; one that is only that line goes.
+  const line = "x-anthropic-billing-header: cc_version=1; cc_entrypoint=cli;";
+  const asString = decode(
+    toBedrockBody({ max_tokens: 1, system: `${line}\nBe brief.`, messages: [] }, [], OPTS),
+  );
+  assert.equal(asString.system, "Be brief.");
+  assert.equal(
+    decode(toBedrockBody({ max_tokens: 1, system: line, messages: [] }, [], OPTS)).system,
+    undefined,
+  );
+  // The same words anywhere else are the user's text, kept.
+  const quoted = [{ type: "text", text: `Explain "${line}"` }];
+  assert.deepEqual(
+    decode(toBedrockBody({ max_tokens: 1, system: quoted, messages: [] }, [], OPTS)).system,
+    quoted,
+  );
+});
+
+Deno.test("cache_control loses its scope everywhere unless the scope beta goes to Bedrock; the rest is kept", () => {
+  const scoped = { type: "ephemeral", ttl: "1h", scope: "global" };
+  const body = {
+    model: "m",
+    max_tokens: 10,
+    system: CLAUDE_CODE_SYSTEM,
+    tools: [{ name: "Read", input_schema: { type: "object" }, cache_control: scoped }],
+    messages: [
+      { role: "user", content: [{ type: "text", text: "hi", cache_control: scoped }] },
+      { role: "assistant", content: [{ type: "tool_use", id: "t1", name: "Read", input: { scope: "x" } }] },
+      {
+        role: "user",
+        content: [{
+          type: "tool_result",
+          tool_use_id: "t1",
+          content: [{ type: "text", text: "file", cache_control: scoped }],
+        }],
+      },
+    ],
+  };
+  const before = JSON.stringify(body);
+  const dropped: string[] = [];
+  const betas = ["claude-code-20250219,prompt-caching-scope-2026-01-05,context-management-2025-06-27"];
+  const out = decode(toBedrockBody(body, betas, { ...OPTS, onDropped: (f) => dropped.push(...f) }));
+  const text = JSON.stringify(out);
+  assert.ok(!text.includes('"scope":"global"'), text);
+  assert.equal(text.match(/"cache_control":\{"type":"ephemeral","ttl":"1h"\}/g)?.length, 5);
+  assert.ok(
+    text.includes('"input":{"scope":"x"}'),
+    "a tool's own input named scope is the model's, untouched",
+  );
+  assert.ok(dropped.includes("cache_control.scope"));
+  assert.equal(JSON.stringify(body), before, "the request body itself is not changed");
+  assert.deepEqual(out.anthropic_beta, ["context-management-2025-06-27"]);
+
+  // An operator who allows the beta for Bedrock gets the scope sent as the client gave it.
+  const allowed = [...DEFAULT_BEDROCK_BETAS, "prompt-caching-scope-2026-01-05"];
+  const kept = decode(toBedrockBody(body, betas, { allowedBetas: allowed }));
+  assert.equal(JSON.stringify(kept).match(/"scope":"global"/g)?.length, 5);
+});
