@@ -219,3 +219,29 @@ export function paging(c: Context, maxLimit = 200): { limit: number; offset: num
 export function hasDotSegment(path: string): boolean {
   return /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i.test(path);
 }
+
+/**
+ * Whether a browser sent `req` on behalf of a page of another site (or of an opaque origin): its
+ * `Sec-Fetch-Site` says `cross-site` or `same-site`, or its `Origin` names another host than the request's
+ * own. Such a page can post a "simple" request (`text/plain`, no preflight) without reading the answer; only
+ * its side effects count. Programs such as curl send neither header and are never refused.
+ *
+ * @example
+ * ```ts
+ * isCrossSiteRequest(new Request("https://p.example/x", { headers: { origin: "https://evil.example" } })); // true
+ * isCrossSiteRequest(new Request("https://p.example/x")); // false
+ * ```
+ */
+export function isCrossSiteRequest(req: Request): boolean {
+  const site = req.headers.get("sec-fetch-site")?.trim().toLowerCase();
+  if (site === "cross-site" || site === "same-site") return true;
+  const origin = req.headers.get("origin");
+  if (origin === null) return false;
+  // Behind a load balancer that ends TLS the request is http while the page was https: the host is what counts.
+  const host = (req.headers.get("host") ?? new URL(req.url).host).toLowerCase();
+  try {
+    return new URL(origin).host.toLowerCase() !== host;
+  } catch {
+    return true; // "null" (a sandboxed frame, a redirect across sites) or garbage
+  }
+}

@@ -946,3 +946,54 @@ dbTest(
     assert.equal((await t.call("GET", "/api/nowhere", undefined, h)).status, 404);
   },
 );
+
+dbTest(
+  "another site's page cannot sign in or count failures: its posts are refused before the throttle",
+  async (db) => {
+    const t = await makeTestApp(db, { PROXY_TRUST_FORWARDED_FOR: "true" });
+    // What `<form enctype="text/plain">` or `fetch(…, {mode: "no-cors"})` on another site sends: no preflight.
+    const post = (headers: Record<string, string>, password = "wrong") =>
+      t.app.request("http://proxy.test/api/auth/login", {
+        method: "POST",
+        headers: { "content-type": "text/plain;charset=UTF-8", "x-forwarded-for": "192.0.2.10", ...headers },
+        body: JSON.stringify({ username: "admin", password }),
+      });
+    const hostile: Array<Record<string, string>> = [
+      { origin: "https://evil.example", "sec-fetch-site": "cross-site" },
+      { "sec-fetch-site": "same-site" }, // a sibling subdomain
+      { origin: "https://evil.example" }, // a browser without Fetch Metadata
+      { origin: "null" }, // a sandboxed frame
+    ];
+    for (let i = 0; i < 3; i++) {
+      for (const headers of hostile) {
+        const res = await post(headers);
+        assert.equal(res.status, 403, JSON.stringify(headers));
+        const body = await res.json();
+        assert.equal(body.error.type, "permission_error");
+        assert.match(body.error.message, /another site's page/);
+      }
+    }
+    // Twelve posts later the admin, in the same browser, is not locked out; nor is a page of the proxy itself.
+    const own = await post({ origin: "http://proxy.test", "sec-fetch-site": "same-origin" }, ADMIN_PASSWORD);
+    assert.equal(own.status, 200);
+    assert.equal(
+      (await post({ "sec-fetch-site": "none" }, ADMIN_PASSWORD)).status,
+      200,
+      "typed or bookmarked",
+    );
+    // Behind a load balancer that ends TLS, the page's https origin matches the host, not the scheme.
+    const behindTls = await t.app.request("http://proxy.example.com/api/auth/login", {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        host: "proxy.example.com",
+        origin: "https://proxy.example.com",
+      },
+      body: JSON.stringify({ username: "admin", password: ADMIN_PASSWORD }),
+    });
+    assert.equal(behindTls.status, 200);
+    // curl and scripts send neither header; their wrong passwords still count.
+    for (let i = 0; i < 5; i++) assert.equal((await post({})).status, 401);
+    assert.equal((await post({}, ADMIN_PASSWORD)).status, 429);
+  },
+);

@@ -9,7 +9,7 @@ import type { Admin } from "../../lib/admin/admin.ts";
 import type { Session, Sessions } from "../../lib/auth/session.ts";
 import type { LoginService } from "../../lib/auth/login.ts";
 import { HttpError } from "../../lib/errors.ts";
-import { clientAddress, paging, readJsonBody } from "../../lib/http.ts";
+import { clientAddress, isCrossSiteRequest, paging, readJsonBody } from "../../lib/http.ts";
 
 /** What the API routes need. */
 export interface ApiDeps {
@@ -43,6 +43,15 @@ export function apiRoutes(deps: ApiDeps): Hono<ApiEnv> {
   });
 
   api.post("/auth/login", async (c) => {
+    // Refused before anything is counted: another site's page could otherwise post wrong passwords from the
+    // admin's own browser (a text/plain post needs no preflight) and keep the admin's address locked out.
+    if (isCrossSiteRequest(c.req.raw)) {
+      throw new HttpError(
+        403,
+        "permission_error",
+        "sign-in from another site's page is refused; sign in from the console or call the API directly",
+      );
+    }
     const input = await body(c);
     // A script's malformed call is told what is wrong, not that the password was.
     for (const field of ["username", "password"]) {
