@@ -139,7 +139,7 @@ dbTest("a replayed row is neither inserted nor counted twice", async (db) => {
 });
 
 dbTest(
-  "hostile model names (NUL, lone surrogates, kilobytes) are stored cleaned and block no later row",
+  "hostile text (NUL, lone surrogates, kilobytes) in model, speed, region and the rest is stored cleaned, blocking no row",
   async (db) => {
     const ids = await seedKey(db);
     const rec = await dbRecorder(db);
@@ -147,14 +147,31 @@ dbTest(
     rec.record(usage(ids, 2, { model: "claude-\ud800", messageId: "msg_\udfff" }));
     rec.record(usage(ids, 3, { model: "m".repeat(4096), errorType: "e".repeat(5000) }));
     rec.record(usage(ids, 4));
+    // The answer's own speed and region, cut to 32 characters in the middle of an emoji, or with a NUL.
+    rec.record(
+      usage(ids, 5, { speed: "fast\u0000", inferenceGeo: ("x".repeat(31) + "\u{1F600}").slice(0, 32) }),
+    );
+    rec.record(usage(ids, 6, { webSearchRequests: 1.5 }));
     await rec.flush();
     assert.equal(rec.stats().queued, 0, "every row written");
     const rows = await db.query<
-      { request_id: string; model: string; stop_reason: string; message_id: string }
+      {
+        request_id: string;
+        model: string;
+        stop_reason: string;
+        message_id: string;
+        speed: string;
+        inference_geo: string;
+        web_search_requests: number;
+      }
     >(
-      sql`SELECT request_id, model, stop_reason, message_id FROM token_usages ORDER BY request_id`,
+      sql`SELECT request_id, model, stop_reason, message_id, speed, inference_geo, web_search_requests
+          FROM token_usages ORDER BY request_id`,
     );
-    assert.deepEqual(rows.map((r) => r.request_id), ["req-1", "req-2", "req-3", "req-4"]);
+    assert.deepEqual(rows.map((r) => r.request_id), ["req-1", "req-2", "req-3", "req-4", "req-5", "req-6"]);
+    assert.equal(rows[4].speed, "fast\uFFFD");
+    assert.equal(rows[4].inference_geo, "x".repeat(31) + "\uFFFD");
+    assert.equal(rows[5].web_search_requests, 2);
     assert.equal(rows[0].model, "claude\uFFFDx");
     assert.equal(rows[0].stop_reason, "a\uFFFDb");
     assert.equal(rows[1].model, "claude-\uFFFD");

@@ -567,8 +567,18 @@ export const MAX_RECORDED_TEXT = 256;
  * characters (a model name of kilobytes would exceed the aggregates' index row size).
  */
 export function storable(r: UsageRecord): UsageRecord {
-  const fields = [r.model, r.modelServed, r.messageId, r.stopReason, r.errorType, r.fallbackReason];
+  const fields = [
+    r.model,
+    r.modelServed,
+    r.messageId,
+    r.stopReason,
+    r.errorType,
+    r.fallbackReason,
+    r.speed ?? null,
+    r.inferenceGeo ?? null,
+  ];
   const counts = [
+    r.webSearchRequests ?? 0,
     r.inputTokens,
     r.outputTokens,
     r.cacheReadInputTokens,
@@ -593,6 +603,9 @@ export function storable(r: UsageRecord): UsageRecord {
     stopReason: text(r.stopReason),
     errorType: text(r.errorType),
     fallbackReason: text(r.fallbackReason),
+    speed: text(r.speed),
+    inferenceGeo: text(r.inferenceGeo),
+    webSearchRequests: count(r.webSearchRequests ?? 0),
     inputTokens: count(r.inputTokens),
     outputTokens: count(r.outputTokens),
     cacheReadInputTokens: count(r.cacheReadInputTokens),
