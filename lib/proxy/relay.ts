@@ -210,7 +210,9 @@ export function relay(o: {
     },
     cancel() {
       stopped = true; // a read still pending must not touch the cancelled controller
-      end("cancelled");
+      // After message_stop the answer is whole (only the upstream's end of body was still to come): a client
+      // that stops reading then did not cut it short.
+      end(tap?.result.completed ? null : "cancelled");
       o.reader.cancel().catch(() => {});
       o.abort();
     },

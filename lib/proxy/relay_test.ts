@@ -161,3 +161,16 @@ Deno.test("decodeBody decodes gzip, leaves identity alone and passes an unknown 
   assert.equal(br.encoding, "br", "an encoding it cannot decode is passed on with its header");
   assert.equal(br.reader, plain.reader, "and its bytes untouched");
 });
+
+Deno.test("a client that goes away after message_stop has the whole answer: recorded as complete, not cancelled", async () => {
+  const r = relayed({ sse: true, head: [START] });
+  await r.next();
+  r.up.send(DELTA + FINAL + STOP); // the upstream's end of body has not come yet
+  assert.equal(await r.next(), DELTA + FINAL + STOP);
+  await r.out.cancel("client has what it needs");
+  assert.equal(r.ends.length, 1);
+  assert.equal(r.ends[0].failure, null);
+  assert.equal(r.ends[0].usage.outputTokens, 12);
+  assert.equal(r.ends[0].usage.outputEstimated, false);
+  assert.equal(r.aborted(), 1, "the upstream call is still ended");
+});

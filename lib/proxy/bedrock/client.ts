@@ -363,7 +363,8 @@ export class BedrockInvoker {
         }
       },
       cancel: () => {
-        finish({ cancelled: true });
+        // After message_stop the answer is whole: a client that stops reading then is no cancelled request.
+        finish(tally.stopped ? {} : { cancelled: true });
         abort.abort();
         iterator.return?.().catch(() => {});
       },

@@ -859,3 +859,22 @@ Deno.test("a stream cut short before its final count reports output estimated fr
     assert.equal(usage.outputEstimated, undefined);
   });
 });
+
+Deno.test("a caller that stops reading after message_stop has the whole answer: its usage is not cancelled", async () => {
+  await withFake(async (fake, invoker) => {
+    const stream = await invoker.invokeStream(request());
+    const reader = stream.events.getReader();
+    let text = "";
+    while (!text.includes("event: message_stop")) {
+      const { done, value } = await reader.read();
+      assert.ok(!done, "message_stop comes before the end of the body");
+      text += new TextDecoder().decode(value);
+    }
+    await reader.cancel();
+    await waitFor(() => fake.requests[0].aborted, "the fake to see the connection close");
+    const usage = await stream.usage;
+    assert.equal(usage.cancelled, undefined);
+    assert.equal(usage.outputEstimated, undefined);
+    assert.equal(usage.stopReason, "end_turn");
+  }, { reply: { stallAfterEvents: 9 } });
+});
