@@ -820,12 +820,28 @@ dbTest(
         times: 3,
       } as const;
       f.bedrock.script(invalid);
-      const future = await post(f, { ...MESSAGE, model: "claude-sonnet-9" });
-      assert.equal(future.status, 200);
+      // As Claude Code asks a model of its time: adaptive thinking and effort, which Sonnet 4.5 refuses.
+      const newer = {
+        ...MESSAGE,
+        model: "claude-sonnet-9",
+        max_tokens: 32000,
+        thinking: { type: "adaptive" },
+        output_config: { effort: "high" },
+      };
+      const future = await post(f, newer);
+      assert.equal(future.status, 200, await future.clone().text());
       const fallbackModel = "global.anthropic.claude-sonnet-4-5-20250929-v1:0"; // the default
       assert.equal(future.headers.get("x-proxy-bedrock-model"), fallbackModel);
       await future.body?.cancel();
-      const again = await post(f, { ...MESSAGE, model: "claude-sonnet-9" });
+      const asked = f.bedrock.requests[1].body as Record<string, unknown>;
+      assert.deepEqual([asked.thinking, asked.output_config], [{ type: "adaptive" }, { effort: "high" }]);
+      const fitted = f.bedrock.requests[4].body as Record<string, unknown>;
+      assert.deepEqual(
+        [fitted.thinking, fitted.output_config],
+        [{ type: "enabled", budget_tokens: 31999 }, undefined],
+        "the default model gets the body fitted to what it takes",
+      );
+      const again = await post(f, newer);
       assert.equal(again.status, 200);
       await again.body?.cancel();
       assert.deepEqual(f.bedrock.requests.map((r) => r.modelId), [
@@ -1091,10 +1107,12 @@ dbTest("without a budget an unpriced model is served on Bedrock, its cost left u
 dbTest("an unknown model goes to the default Bedrock model, with a warning, and is recorded", async (db) => {
   const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
   try {
-    const res = await post(f, { ...MESSAGE, model: "claude-next" });
-    assert.equal(res.status, 200);
+    const res = await post(f, { ...MESSAGE, model: "claude-next", thinking: { type: "adaptive" } });
+    assert.equal(res.status, 200, await res.clone().text());
     await res.text();
     assert.equal(f.bedrock.requests[0].modelId, "global.anthropic.claude-sonnet-4-5-20250929-v1:0");
+    // Sonnet 4.5 has no adaptive thinking; MESSAGE's max_tokens is too small for manual thinking: none.
+    assert.equal((f.bedrock.requests[0].body as Record<string, unknown>).thinking, undefined);
     assert.ok(f.t.logs.some((l) => l.includes("unknown model mapped to the default Bedrock model")));
     await flushed(f, 1);
     const [r] = await rows(db);
@@ -1166,15 +1184,21 @@ dbTest(
         type: "json_schema",
         schema: { type: "object", properties: { title: { type: "string" } }, required: ["title"] },
       };
-      const asked = { ...MESSAGE, system: "Name this chat.", output_config: { effort: "low", format } };
+      // Models that take effort: Opus 4.5 and every model from 4.6.
+      const asked = {
+        ...MESSAGE,
+        model: "claude-opus-4-5-20251101",
+        system: "Name this chat.",
+        output_config: { effort: "low", format },
+      };
       const takes = await post(f, asked);
       assert.equal(takes.status, 200, await takes.text());
       const native = f.bedrock.requests[0].body as Record<string, unknown>;
       assert.deepEqual(native.output_config, { effort: "low", format });
       assert.equal(native.system, "Name this chat.");
 
-      // Claude Sonnet 4 is not among the models AWS lists for structured outputs.
-      const other = await post(f, { ...asked, model: "claude-sonnet-4-20250514" });
+      // Claude Sonnet 4.6 is not among the models AWS lists for structured outputs.
+      const other = await post(f, { ...asked, model: "claude-sonnet-4-6" });
       assert.equal(other.status, 200, await other.text());
       const prompted = f.bedrock.requests[1].body as Record<string, unknown>;
       assert.deepEqual(prompted.output_config, { effort: "low" });
@@ -1226,6 +1250,27 @@ dbTest("count_tokens for a key routed to Bedrock is counted there, with the bare
     assert.equal(thinking.status, 200, await thinking.clone().text());
     assert.equal((f.bedrock.requests[1].body as { max_tokens: number }).max_tokens, 2049);
     await thinking.body?.cancel();
+
+    // A name Bedrock does not serve is counted by the default model, with the body fitted to it (Sonnet 4.5
+    // takes neither adaptive thinking nor effort).
+    const newer = {
+      ...COUNT,
+      model: "claude-next",
+      thinking: { type: "adaptive" },
+      output_config: { effort: "high" },
+    };
+    const standIn = await countTokens(f, newer);
+    assert.equal(standIn.status, 200, await standIn.clone().text());
+    await standIn.body?.cancel();
+    const fitted = f.bedrock.requests[2];
+    assert.equal(fitted.modelId, "anthropic.claude-sonnet-4-5-20250929-v1:0");
+    assert.deepEqual(
+      [
+        (fitted.body as Record<string, unknown>).thinking,
+        (fitted.body as Record<string, unknown>).output_config,
+      ],
+      [undefined, undefined],
+    );
 
     const invalid = await fetch(`${f.baseUrl}/v1/messages/count_tokens`, {
       method: "POST",

@@ -37,6 +37,7 @@ import { idleWatch } from "./idle_watch.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { scanMessagesBody } from "./json_scan.ts";
 import { modelPage } from "./bedrock/model_page.ts";
+import { fitToModel } from "./bedrock/fit_to_model.ts";
 import { concatChunks } from "../encoding.ts";
 import { decodeBody, relay, silenceBounded } from "./relay.ts";
 import {
@@ -996,14 +997,15 @@ export function createProxy(deps: ProxyDeps): Proxy {
         NO_BEDROCK_CREDENTIALS,
       );
     }
-    const modelId = countableModelId(typeof fields.model === "string" ? fields.model : "");
+    const { modelId, standsIn } = countableModelId(typeof fields.model === "string" ? fields.model : "");
     headers.set("x-proxy-bedrock-model", modelId);
     // An InvokeModel body needs max_tokens, which a count_tokens request does not carry; it is not charged, but
     // must leave room for a thinking budget.
     const thinking = fields.thinking as { budget_tokens?: unknown } | undefined;
     const budget = typeof thinking?.budget_tokens === "number" ? thinking.budget_tokens : 0;
+    const counted = { max_tokens: Math.max(1, budget + 1), ...fields };
     const bedrockBody = toBedrockBody(
-      { max_tokens: Math.max(1, budget + 1), ...fields },
+      standsIn ? fitToModel(counted, modelId) : counted,
       betaValues(req.headers),
       translation(req.requestId, modelId),
     );
@@ -1031,13 +1033,17 @@ export function createProxy(deps: ProxyDeps): Proxy {
    * The model id CountTokens takes for a requested name: a bare foundation-model id (it refuses inference
    * profiles). A name mapped to an ARN or an application profile is counted on the default model instead.
    */
-  function countableModelId(requested: string): string {
+  function countableModelId(requested: string): { modelId: string; standsIn: boolean } {
     const options = { overrides: deps.config.bedrockModelMap, defaultModel: deps.config.bedrockDefaultModel };
     const bare = (id: string) => id.slice(prefixOf(id).length);
-    const mapped = bare(mapModel(requested, options).modelId);
-    if (mapped.startsWith("anthropic.")) return mapped;
+    const found = mapModel(requested, options);
+    const mapped = bare(found.modelId);
+    // The default model counting for a name it does not serve gets the body fitted to it, as when it answers.
+    if (mapped.startsWith("anthropic.")) return { modelId: mapped, standsIn: !found.known };
     const fallback = bare(deps.config.bedrockDefaultModel);
-    return fallback.startsWith("anthropic.") ? fallback : mapped;
+    return fallback.startsWith("anthropic.")
+      ? { modelId: fallback, standsIn: true }
+      : { modelId: mapped, standsIn: false };
   }
 
   async function answerFromBedrock(a: {
@@ -1138,13 +1144,16 @@ export function createProxy(deps: ProxyDeps): Proxy {
         bedrock_model: mapped.modelId,
       });
     }
-    // Every id tried below serves the same model, or the default model after a guessed name (which takes no
-    // format): a format is never sent on to a model that refuses it.
-    const body = toBedrockBody(
-      a.parsed,
-      betaValues(a.req.headers),
-      translation(a.req.requestId, mapped.modelId),
-    );
+    // The default model answering for another name gets the body fitted to it (thinking mode, effort, format):
+    // the request was made for the model asked for, which may take what the default refuses.
+    const standsIn = (id: string) =>
+      id === deps.config.bedrockDefaultModel && (!mapped.known || mapped.guessed === true);
+    const bodyFor = (id: string) =>
+      toBedrockBody(
+        standsIn(id) ? fitToModel(a.parsed, id) : a.parsed,
+        betaValues(a.req.headers),
+        translation(a.req.requestId, id),
+      );
     // request-id, which the SDKs report with every error, is the proxy's: the id its usage rows and logs carry.
     const headers = new Headers({
       "request-id": a.req.requestId,
@@ -1158,7 +1167,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       credentials: creds.credentials,
       region: creds.region,
       modelId: mapped.modelId,
-      body,
+      body: new Uint8Array(0) as Uint8Array, // built below for each id tried
       requestedModel: requested || undefined,
       signal: untilShutdown(a.req),
     };
@@ -1179,6 +1188,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
     }
     for (let attempt = 0;; attempt++) {
       invoke.modelId = candidates[attempt];
+      if (attempt === 0 || standsIn(invoke.modelId) !== standsIn(candidates[attempt - 1])) {
+        invoke.body = bodyFor(invoke.modelId);
+      }
       outcome.modelServed = invoke.modelId;
       if (onDefault(invoke.modelId)) {
         outcome.modelKnown = false;

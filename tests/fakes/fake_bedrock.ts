@@ -455,6 +455,22 @@ function validateBody(body: unknown, modelId: string): string | undefined {
     if (key === "effort" || (key === "format" && STRUCTURED_OUTPUT_MODELS.has(base))) continue;
     return `output_config.${key}: Extra inputs are not permitted`;
   }
+  // Thinking modes and effort by model, as Anthropic documents them: manual thinking up to 4.6, adaptive from
+  // 4.6, effort on Opus 4.5 and from 4.6. Read here on its own terms, not with the proxy's parser.
+  const version = fakeClaudeVersion(modelId);
+  if (version !== null) {
+    const type = (b.thinking as { type?: unknown } | undefined)?.type;
+    if (type === "adaptive" && version.v < 46) {
+      return "thinking.type: Input tag 'adaptive' found using 'type' does not match any of the expected tags: 'disabled', 'enabled'";
+    }
+    if (type === "enabled" && version.v >= 47) {
+      return "thinking.type.enabled is not supported for this model. Use thinking.type.adaptive and output_config.effort instead.";
+    }
+    const effort = config !== undefined && Object.hasOwn(config, "effort");
+    if (effort && !(version.v >= 46 || (version.v === 45 && version.family === "opus"))) {
+      return "output_config.effort: Extra inputs are not permitted";
+    }
+  }
   const budget = (b.thinking as { budget_tokens?: unknown } | undefined)?.budget_tokens;
   // Interleaved thinking lets the budget exceed max_tokens (it spans the whole turn).
   const interleaved = Array.isArray(b.anthropic_beta) &&
@@ -465,6 +481,22 @@ function validateBody(body: unknown, modelId: string): string | undefined {
     return "max_tokens must be greater than thinking.budget_tokens";
   }
   return undefined;
+}
+
+/** `anthropic.claude-<family>-<major>-<minor>…` (any prefix) → major × 10 + minor; older `claude-3-7-sonnet` too. */
+function fakeClaudeVersion(modelId: string): { v: number; family: string } | null {
+  const at = modelId.indexOf("anthropic.claude-");
+  if (at < 0) return null;
+  const parts = modelId.slice(at + "anthropic.claude-".length).split(/[-:]/);
+  const minorOf = (p: string | undefined) => (p !== undefined && /^\d$/.test(p) ? Number(p) : 0);
+  if (/^[a-z]+$/.test(parts[0]) && /^\d+$/.test(parts[1] ?? "")) {
+    return { family: parts[0], v: Number(parts[1]) * 10 + minorOf(parts[2]) };
+  }
+  if (/^\d$/.test(parts[0])) {
+    const family = /^[a-z]+$/.test(parts[1]) ? parts[1] : parts[2];
+    return { family, v: Number(parts[0]) * 10 + minorOf(/^[a-z]+$/.test(parts[1]) ? undefined : parts[1]) };
+  }
+  return null;
 }
 
 /** The path of the first block whose `cache_control` has more than Bedrock's `type` and `ttl`, if any. */
