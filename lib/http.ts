@@ -235,12 +235,16 @@ export function hasDotSegment(path: string): boolean {
 export function isCrossSiteRequest(req: Request): boolean {
   const site = req.headers.get("sec-fetch-site")?.trim().toLowerCase();
   if (site === "cross-site" || site === "same-site") return true;
+  // A browser that says where the request came from is believed (a same-origin page may send `Origin: null`).
+  if (site === "same-origin" || site === "none") return false;
   const origin = req.headers.get("origin");
   if (origin === null) return false;
-  // Behind a load balancer that ends TLS the request is http while the page was https: the host is what counts.
-  const host = (req.headers.get("host") ?? new URL(req.url).host).toLowerCase();
   try {
-    return new URL(origin).host.toLowerCase() !== host;
+    const from = new URL(origin);
+    // Behind a load balancer that ends TLS the request is http while the page was https: the host is what
+    // counts, read with the page's scheme so that an explicit default port (`:443`) is the same host.
+    const host = req.headers.get("host") ?? new URL(req.url).host;
+    return new URL(`${from.protocol}//${host}`).host !== from.host;
   } catch {
     return true; // "null" (a sandboxed frame, a redirect across sites) or garbage
   }

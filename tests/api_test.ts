@@ -992,6 +992,23 @@ dbTest(
       body: JSON.stringify({ username: "admin", password: ADMIN_PASSWORD }),
     });
     assert.equal(behindTls.status, 200);
+    const variants: Array<Record<string, string>> = [
+      { host: "Proxy.Example.com:443", origin: "https://proxy.example.com" }, // an explicit default port
+      { host: "[::1]:8000", origin: "http://[::1]:8000" },
+      { host: "proxy.test", origin: "null", "sec-fetch-site": "same-origin" }, // a no-referrer page of its own
+    ];
+    for (const headers of variants) {
+      const res = await t.app.request("http://proxy.test/api/auth/login", {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ username: "admin", password: ADMIN_PASSWORD }),
+      });
+      assert.equal(res.status, 200, JSON.stringify(headers));
+      await res.body?.cancel();
+    }
+    const otherPort = await post({ origin: "http://proxy.test:8443" });
+    assert.equal(otherPort.status, 403, "another port is another origin");
+    await otherPort.body?.cancel();
     // curl and scripts send neither header; their wrong passwords still count.
     for (let i = 0; i < 5; i++) assert.equal((await post({})).status, 401);
     assert.equal((await post({}, ADMIN_PASSWORD)).status, 429);

@@ -280,6 +280,39 @@ test("Claude Code's model aliases are served on Bedrock by those models, not by 
   }
 });
 
+test("Claude Code asking for an older model, or a name Bedrock does not serve, is answered on Bedrock", async (f) => {
+  const h = await f.p.t.auth();
+  const routed = await f.p.t.call(
+    "PATCH",
+    `/api/users/${f.p.userId}`,
+    { routing_strategy: "bedrock_only" },
+    h,
+  );
+  assert.equal(routed.status, 200);
+  // Sonnet 4.5 refuses thinking.display, which Claude Code sends it on the Anthropic API; the default model
+  // (Sonnet 4.5) standing in for a made-up name refuses Claude Code's adaptive thinking, effort and system turns.
+  const models = ["claude-sonnet-4-5-20250929", "claude-made-up-model"];
+  for (const model of models) {
+    const { code, result } = await claude(
+      { ANTHROPIC_BASE_URL: f.p.baseUrl, ANTHROPIC_API_KEY: "sk-ant-api03-developer-own-key" },
+      "say hi",
+      60_000,
+      ["--model", model],
+    );
+    assert.equal(code, 0, `${model}: ${JSON.stringify(result)}`);
+    assert.equal(result.result, "Hello from Bedrock.");
+  }
+  await waitFor(() => f.p.t.services.recorder.stats().queued >= models.length, 5000, "usage rows queued");
+  await f.p.t.services.recorder.flush();
+  const rows = await f.db.query<{ model: string; model_served: string; status_code: number }>(
+    sql`SELECT model, model_served, status_code FROM token_usages ORDER BY id`,
+  );
+  assert.deepEqual(rows.map((r) => [r.model, r.model_served, r.status_code]), [
+    ["claude-sonnet-4-5-20250929", "global.anthropic.claude-sonnet-4-5-20250929-v1:0", 200],
+    ["claude-made-up-model", "global.anthropic.claude-sonnet-4-5-20250929-v1:0", 200],
+  ]);
+});
+
 test("Claude Code stopped while it waits for its answer: the upstream call is cancelled, recorded as 499", async (f) => {
   // Its requests carry tens of KB of system prompt and tools: the size at which Deno's own signal stays silent
   // before the answer's headers, and the proxy's socket watch (lib/net/peer_watch.ts) notices instead.

@@ -45,8 +45,8 @@ export function createKeyGuessThrottle(deps: {
     // Whatever arrives on the channel is checked: it must not grow the throttle's keys without bound in size.
     if (typeof subject !== "string" || subject.length === 0 || subject.length > MAX_SUBJECT_LENGTH) return;
     if (event.outcome === "failed") throttle.fail(subject);
-    // A turn taken elsewhere is this replica's turn gone too; when none is due, `pace` records nothing.
-    else if (event.outcome === "paced") throttle.pace(subject);
+    // A turn taken elsewhere is one turn fewer here too, even when this replica has just taken its own.
+    else if (event.outcome === "paced") throttle.takeTurn(subject);
   });
   return {
     pace(address) {

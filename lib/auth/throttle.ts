@@ -51,6 +51,25 @@ export class FailureThrottle {
     return 0;
   }
 
+  /**
+   * Records a turn `subject` took elsewhere (another replica let an attempt through at the pace): the next turn
+   * here comes one interval after the later of this one and the last, so turns taken on several replicas at
+   * once add up rather than each replica keeping its own pace. Only ever one interval per turn: an address is
+   * slowed, never shut out.
+   */
+  takeTurn(subject: string): void {
+    const now = this.#now();
+    const interval = this.#windowMs / this.#limit;
+    this.#sweep(now);
+    const last = this.#paced.get(subject);
+    this.#paced.delete(subject); // re-insert: Map order doubles as recency for eviction
+    this.#paced.set(subject, last === undefined ? now : Math.max(now, last + interval));
+    if (this.#paced.size > this.#maxKeys) {
+      const oldest = this.#paced.keys().next().value;
+      if (oldest !== undefined) this.#paced.delete(oldest);
+    }
+  }
+
   /** Records one failure for `subject`. */
   fail(subject: string): void {
     const now = this.#now();

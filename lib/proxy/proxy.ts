@@ -37,7 +37,7 @@ import { idleWatch } from "./idle_watch.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { scanMessagesBody } from "./json_scan.ts";
 import { modelPage } from "./bedrock/model_page.ts";
-import { fitToModel } from "./bedrock/fit_to_model.ts";
+import { fitToModel, takesThinkingDisplay } from "./bedrock/fit_to_model.ts";
 import { concatChunks } from "../encoding.ts";
 import { decodeBody, relay, silenceBounded } from "./relay.ts";
 import {
@@ -166,6 +166,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     allowedFields,
     droppedFields,
     structuredOutputs: takesStructuredOutputs(modelId),
+    thinkingDisplay: takesThinkingDisplay(modelId),
     // The first 20 names: a client can send any number of fields.
     onDropped: (fields: string[]) =>
       deps.log.debug("fields not sent to bedrock", { request_id: requestId, fields: fields.slice(0, 20) }),

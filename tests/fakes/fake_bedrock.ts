@@ -436,7 +436,7 @@ function validateBody(body: unknown, modelId: string): string | undefined {
       return `Malformed input request: #: extraneous key [${key}] is not permitted, please reformat your input and try again.`;
     }
   }
-  // As Bedrock answers Claude Code's first-party system prompt and cache markers (see translate.ts).
+  // As Bedrock has answered Claude Code's first-party system prompt and cache markers (see translate.ts).
   const system = typeof b.system === "string"
     ? [{ text: b.system }]
     : Array.isArray(b.system)
@@ -456,7 +456,8 @@ function validateBody(body: unknown, modelId: string): string | undefined {
     return `output_config.${key}: Extra inputs are not permitted`;
   }
   // Thinking modes and effort by model, as Anthropic documents them: manual thinking up to 4.6, adaptive from
-  // 4.6, effort on Opus 4.5 and from 4.6. Read here on its own terms, not with the proxy's parser.
+  // 4.6, effort on Opus 4.5 and from 4.6; thinking.display from 4.7 and system turns from 4.8, as Bedrock has
+  // answered them. Read here on its own terms, not with the proxy's parser.
   const version = fakeClaudeVersion(modelId);
   if (version !== null) {
     const type = (b.thinking as { type?: unknown } | undefined)?.type;
@@ -465,6 +466,13 @@ function validateBody(body: unknown, modelId: string): string | undefined {
     }
     if (type === "enabled" && version.v >= 47) {
       return "thinking.type.enabled is not supported for this model. Use thinking.type.adaptive and output_config.effort instead.";
+    }
+    if (version.v < 47 && b.thinking && typeof b.thinking === "object" && "display" in b.thinking) {
+      return `thinking.${String(type)}.display: Extra inputs are not permitted`;
+    }
+    const messages = Array.isArray(b.messages) ? b.messages : [];
+    if (version.v < 48 && messages.some((m) => (m as { role?: unknown })?.role === "system")) {
+      return 'messages: Unexpected role "system". The Messages API accepts a top-level `system` parameter, not "system" as an input message';
     }
     const effort = config !== undefined && Object.hasOwn(config, "effort");
     if (effort && !(version.v >= 46 || (version.v === 45 && version.family === "opus"))) {

@@ -59,12 +59,14 @@ export function fitToModel(body: Record<string, unknown>, modelId: string): Reco
       // Manual mode refuses a forced tool and a budget under its least; 3.5 and older think not at all.
       if (model.version < 37 || choice === "any" || choice === "tool" || maxTokens <= MIN_THINKING_BUDGET) {
         delete out.thinking;
+        withoutThinkingEdits(out);
       } else {
         out.thinking = { type: "enabled", budget_tokens: Math.min(maxTokens - 1, FITTED_THINKING_BUDGET) };
       }
     } else if (thinking.type === "enabled" && model.version >= 47) {
       changed = true;
-      out.thinking = { type: "adaptive" };
+      const display = (thinking as { display?: unknown }).display;
+      out.thinking = display === undefined ? { type: "adaptive" } : { type: "adaptive", display };
     }
   }
   const config = body.output_config as Record<string, unknown> | null | undefined;
@@ -75,5 +77,64 @@ export function fitToModel(body: Record<string, unknown>, modelId: string): Reco
     if (Object.keys(rest).length > 0) out.output_config = rest;
     else delete out.output_config;
   }
+  // Claude Code puts a system turn among the messages for the 5.5 models; models before 4.8 refuse the role
+  // ("Unexpected role \"system\""), so its text joins the top-level system prompt.
+  if (model.version < 48 && Array.isArray(body.messages) && body.messages.some(isSystemTurn)) {
+    changed = true;
+    const hoisted: Array<{ type: "text"; text: string }> = [];
+    out.messages = body.messages.filter((m) => {
+      if (!isSystemTurn(m)) return true;
+      hoisted.push(...textBlocks((m as { content?: unknown }).content));
+      return false;
+    });
+    const system = body.system;
+    const base = typeof system === "string"
+      ? (system === "" ? [] : [{ type: "text", text: system }])
+      : Array.isArray(system)
+      ? system
+      : [];
+    out.system = [...base, ...hoisted];
+  }
   return changed ? out : body;
+}
+
+/**
+ * Whether `modelId` takes `thinking.display`: the models from 4.7 on (Claude Code sends it to Bedrock only for
+ * those; Sonnet 4.5 on Bedrock answers "thinking.enabled.display: Extra inputs are not permitted"). An id whose
+ * version cannot be read is given the benefit of the doubt.
+ */
+export function takesThinkingDisplay(modelId: string): boolean {
+  const model = claudeVersion(modelId);
+  return model === null || model.version >= 47;
+}
+
+function isSystemTurn(m: unknown): boolean {
+  return m !== null && typeof m === "object" && (m as { role?: unknown }).role === "system";
+}
+
+/** The text of a message's content, as text blocks (without their cache markers: the system prompt has its own). */
+function textBlocks(content: unknown): Array<{ type: "text"; text: string }> {
+  if (typeof content === "string") return content === "" ? [] : [{ type: "text", text: content }];
+  if (!Array.isArray(content)) return [];
+  return content.flatMap((b) =>
+    b !== null && typeof b === "object" && (b as { type?: unknown }).type === "text" &&
+      typeof (b as { text?: unknown }).text === "string"
+      ? [{ type: "text" as const, text: (b as { text: string }).text }]
+      : []
+  );
+}
+
+/**
+ * Without thinking there are no thinking blocks to clear: Claude Code's `clear_thinking_…` context edit goes (the
+ * API documents it for requests with thinking on), and `context_management` with it when nothing else is left.
+ */
+function withoutThinkingEdits(body: Record<string, unknown>): void {
+  const cm = body.context_management as { edits?: unknown } | null | undefined;
+  if (!cm || typeof cm !== "object" || !Array.isArray(cm.edits)) return;
+  const edits = cm.edits.filter((e) =>
+    !String((e as { type?: unknown } | null)?.type ?? "").startsWith("clear_thinking")
+  );
+  if (edits.length === cm.edits.length) return;
+  if (edits.length > 0 || Object.keys(cm).length > 1) body.context_management = { ...cm, edits };
+  else delete body.context_management;
 }

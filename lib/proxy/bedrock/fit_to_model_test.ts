@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { claudeVersion, fitToModel } from "./fit_to_model.ts";
+import { claudeVersion, fitToModel, takesThinkingDisplay } from "./fit_to_model.ts";
 
 const SONNET_45 = "global.anthropic.claude-sonnet-4-5-20250929-v1:0";
 const NEWER = {
@@ -78,4 +78,71 @@ Deno.test("Opus 4.5 keeps effort; 4.6 takes either thinking mode; 4.7 and later 
   assert.equal(fitToModel(NEWER, "arn:aws:bedrock:us-east-1:1:application-inference-profile/x"), NEWER);
   const disabled = { ...NEWER, thinking: { type: "disabled" }, output_config: undefined };
   assert.equal(fitToModel(disabled, SONNET_45), disabled);
+});
+
+Deno.test("without thinking, Claude Code's clear_thinking context edit goes too; other edits stay", () => {
+  const clearThinking = { type: "clear_thinking_20251015", keep: "all" };
+  const clearTools = { type: "clear_tool_uses_20250919" };
+  const forced = { ...NEWER, tool_choice: { type: "any" } };
+  const both = fitToModel(
+    { ...forced, context_management: { edits: [clearThinking, clearTools] } },
+    SONNET_45,
+  );
+  assert.deepEqual(both.context_management, { edits: [clearTools] });
+  assert.equal(
+    fitToModel({ ...forced, context_management: { edits: [clearThinking] } }, SONNET_45).context_management,
+    undefined,
+  );
+  const kept = fitToModel({ ...NEWER, context_management: { edits: [clearThinking] } }, SONNET_45);
+  assert.deepEqual(kept.context_management, { edits: [clearThinking] }, "with manual thinking it stays");
+});
+
+Deno.test("system turns among the messages join the system prompt for models before 4.8", () => {
+  const body = {
+    max_tokens: 1000,
+    system: [{ type: "text", text: "You are Claude Code.", cache_control: { type: "ephemeral" } }],
+    messages: [
+      { role: "user", content: "hi" },
+      {
+        role: "system",
+        content: [{ type: "text", text: "# Environment", cache_control: { type: "ephemeral" } }],
+      },
+      { role: "assistant", content: "hello" },
+      { role: "system", content: "Be brief." },
+    ],
+  };
+  const fitted = fitToModel(body, SONNET_45);
+  assert.deepEqual(fitted.messages, [{ role: "user", content: "hi" }, {
+    role: "assistant",
+    content: "hello",
+  }]);
+  assert.deepEqual(fitted.system, [
+    { type: "text", text: "You are Claude Code.", cache_control: { type: "ephemeral" } },
+    { type: "text", text: "# Environment" },
+    { type: "text", text: "Be brief." },
+  ]);
+  assert.equal(body.messages.length, 4, "the input is not modified");
+  const stringSystem = fitToModel({ ...body, system: "Be kind." }, "global.anthropic.claude-opus-4-7");
+  assert.deepEqual((stringSystem.system as Array<{ text: string }>).map((b) => b.text), [
+    "Be kind.",
+    "# Environment",
+    "Be brief.",
+  ]);
+  assert.equal(fitToModel(body, "global.anthropic.claude-opus-4-8"), body, "4.8 and later take the role");
+});
+
+Deno.test("takesThinkingDisplay: from 4.7 on, and ids it cannot read", () => {
+  assert.equal(takesThinkingDisplay(SONNET_45), false);
+  assert.equal(takesThinkingDisplay("global.anthropic.claude-opus-4-6-v1"), false);
+  assert.equal(takesThinkingDisplay("global.anthropic.claude-opus-4-7"), true);
+  assert.equal(takesThinkingDisplay("global.anthropic.claude-sonnet-5-5"), true);
+  assert.equal(takesThinkingDisplay("arn:aws:bedrock:us-east-1:1:application-inference-profile/x"), true);
+});
+
+Deno.test("manual thinking made adaptive for 4.7 and later keeps its display", () => {
+  const body = { max_tokens: 8000, thinking: { type: "enabled", budget_tokens: 4000, display: "omitted" } };
+  assert.deepEqual(fitToModel(body, "global.anthropic.claude-opus-4-7").thinking, {
+    type: "adaptive",
+    display: "omitted",
+  });
 });

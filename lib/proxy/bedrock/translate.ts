@@ -123,6 +123,11 @@ export interface TranslateOptions {
    */
   structuredOutputs?: boolean;
   /**
+   * Whether the Bedrock model takes `thinking.display` (`takesThinkingDisplay`); when false, it is left out.
+   * Kept when not said.
+   */
+  thinkingDisplay?: boolean;
+  /**
    * Told the names of the fields left out (top-level, and `output_config.<key>`), when there are any; never
    * their values, which may hold tokens.
    */
@@ -162,6 +167,7 @@ export function toBedrockBody(
   structuredOutput(rest, body.output_format, opts.structuredOutputs === true, dropped);
   dropGatedMessageFields(rest, betas);
   dropBillingHeader(rest, dropped);
+  if (opts.thinkingDisplay === false) dropThinkingDisplay(rest, dropped);
   if (!betas.includes(CACHE_SCOPE_BETA)) dropCacheScope(rest, dropped);
   if (dropped.length > 0) opts.onDropped?.(dropped);
 
@@ -172,10 +178,11 @@ export function toBedrockBody(
 }
 
 /**
- * Claude Code's attribution line, which it puts first in `system` when it talks to the Anthropic API (a text block
- * `x-anthropic-billing-header: cc_version=…; cc_entrypoint=…;`, seen in 2.1.332). Bedrock refuses the whole
- * request for it: "x-anthropic-billing-header is a reserved keyword and may not be used in the system prompt".
- * Claude Code's own Bedrock mode leaves it out, and it carries no instruction for the model.
+ * Claude Code's attribution line, which it puts first in `system` (a text block
+ * `x-anthropic-billing-header: cc_version=…; cc_entrypoint=…;`, seen in 2.1.332). Bedrock has refused whole
+ * requests for it: "x-anthropic-billing-header is a reserved keyword and may not be used in the system prompt"
+ * (anthropics/claude-code#24168, early 2026). 2.1.332 sends it in its own Bedrock mode too, so Bedrock may take it
+ * now; it is left out all the same, as it carries no instruction for the model and is no bill of Bedrock's.
  */
 export const BILLING_HEADER_PREFIX = "x-anthropic-billing-header:";
 
@@ -187,6 +194,15 @@ export const BILLING_HEADER_PREFIX = "x-anthropic-billing-header:";
  */
 export const CACHE_SCOPE_BETA = "prompt-caching-scope-2026-01-05";
 
+/** Removes `thinking.display`, which Claude Code sends every model and Bedrock's older ones refuse. */
+function dropThinkingDisplay(body: Record<string, unknown>, dropped: string[]): void {
+  const thinking = body.thinking;
+  if (thinking === null || typeof thinking !== "object" || !Object.hasOwn(thinking, "display")) return;
+  const { display: _display, ...rest } = thinking as Record<string, unknown>;
+  body.thinking = rest;
+  dropped.push("thinking.display");
+}
+
 /** Removes Claude Code's attribution block ({@link BILLING_HEADER_PREFIX}) from `system`. */
 function dropBillingHeader(body: Record<string, unknown>, dropped: string[]): void {
   const system = body.system;
@@ -195,7 +211,9 @@ function dropBillingHeader(body: Record<string, unknown>, dropped: string[]): vo
     (b as { text: string }).text.startsWith(BILLING_HEADER_PREFIX);
   if (Array.isArray(system)) {
     if (!system.some(isHeader)) return;
-    body.system = system.filter((b) => !isHeader(b));
+    const rest = system.filter((b) => !isHeader(b));
+    if (rest.length > 0) body.system = rest;
+    else delete body.system;
   } else if (typeof system === "string" && system.startsWith(BILLING_HEADER_PREFIX)) {
     const rest = system.includes("\n") ? system.slice(system.indexOf("\n") + 1) : "";
     if (rest === "") delete body.system;
@@ -206,7 +224,7 @@ function dropBillingHeader(body: Record<string, unknown>, dropped: string[]): vo
 
 /**
  * Removes `scope` from every `cache_control` in `system`, `tools` and the messages' content blocks (a tool result's
- * own blocks included), copying only what changes: the input stays as it was.
+ * and a document source's own blocks included), copying only what changes: the input stays as it was.
  */
 function dropCacheScope(body: Record<string, unknown>, dropped: string[]): void {
   let found = false;
@@ -223,6 +241,12 @@ function dropCacheScope(body: Record<string, unknown>, dropped: string[]): void 
     if (Array.isArray(o.content)) {
       const content = blocks(o.content);
       if (content !== o.content) out = { ...out, content };
+    }
+    // A document whose source is content blocks of its own.
+    const source = o.source as { content?: unknown } | null | undefined;
+    if (source && typeof source === "object" && Array.isArray(source.content)) {
+      const content = blocks(source.content);
+      if (content !== source.content) out = { ...out, source: { ...source, content } };
     }
     return out;
   };

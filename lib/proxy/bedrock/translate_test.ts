@@ -413,6 +413,11 @@ Deno.test("Claude Code's attribution line is left out of the system prompt: Bedr
     decode(toBedrockBody({ max_tokens: 1, system: line, messages: [] }, [], OPTS)).system,
     undefined,
   );
+  const only = [{ type: "text", text: line }];
+  assert.equal(
+    decode(toBedrockBody({ max_tokens: 1, system: only, messages: [] }, [], OPTS)).system,
+    undefined,
+  );
   // The same words anywhere else are the user's text, kept.
   const quoted = [{ type: "text", text: `Explain "${line}"` }];
   assert.deepEqual(
@@ -437,6 +442,9 @@ Deno.test("cache_control loses its scope everywhere unless the scope beta goes t
           type: "tool_result",
           tool_use_id: "t1",
           content: [{ type: "text", text: "file", cache_control: scoped }],
+        }, {
+          type: "document",
+          source: { type: "content", content: [{ type: "text", text: "page", cache_control: scoped }] },
         }],
       },
     ],
@@ -447,7 +455,7 @@ Deno.test("cache_control loses its scope everywhere unless the scope beta goes t
   const out = decode(toBedrockBody(body, betas, { ...OPTS, onDropped: (f) => dropped.push(...f) }));
   const text = JSON.stringify(out);
   assert.ok(!text.includes('"scope":"global"'), text);
-  assert.equal(text.match(/"cache_control":\{"type":"ephemeral","ttl":"1h"\}/g)?.length, 5);
+  assert.equal(text.match(/"cache_control":\{"type":"ephemeral","ttl":"1h"\}/g)?.length, 6);
   assert.ok(
     text.includes('"input":{"scope":"x"}'),
     "a tool's own input named scope is the model's, untouched",
@@ -459,5 +467,21 @@ Deno.test("cache_control loses its scope everywhere unless the scope beta goes t
   // An operator who allows the beta for Bedrock gets the scope sent as the client gave it.
   const allowed = [...DEFAULT_BEDROCK_BETAS, "prompt-caching-scope-2026-01-05"];
   const kept = decode(toBedrockBody(body, betas, { allowedBetas: allowed }));
-  assert.equal(JSON.stringify(kept).match(/"scope":"global"/g)?.length, 5);
+  assert.equal(JSON.stringify(kept).match(/"scope":"global"/g)?.length, 6);
+});
+
+Deno.test("thinking.display goes only to models that take it; the rest of thinking stays", () => {
+  const body = { max_tokens: 32000, thinking: { type: "enabled", budget_tokens: 31999, display: "omitted" } };
+  const dropped: string[] = [];
+  const older = decode(
+    toBedrockBody(body, [], { ...OPTS, thinkingDisplay: false, onDropped: (f) => dropped.push(...f) }),
+  );
+  assert.deepEqual(older.thinking, { type: "enabled", budget_tokens: 31999 });
+  assert.deepEqual(dropped, ["thinking.display"]);
+  assert.equal(body.thinking.display, "omitted", "the request body itself is not changed");
+  assert.deepEqual(
+    decode(toBedrockBody(body, [], { ...OPTS, thinkingDisplay: true })).thinking,
+    body.thinking,
+  );
+  assert.deepEqual(decode(toBedrockBody(body, [], OPTS)).thinking, body.thinking, "kept when not said");
 });
