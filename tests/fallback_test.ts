@@ -852,7 +852,7 @@ dbTest(
         fallbackModel,
         fallbackModel, // remembered: the next request does not try the refused ids again
       ]);
-      assert.ok(f.t.logs.some((l) => l.includes("mapped to the default Bedrock model")));
+      assert.ok(f.t.logs.some((l) => l.includes("answered by the default Bedrock model")));
 
       await flushed(f, 3);
       assert.deepEqual((await rows(db)).map((r) => r.model_served), [
@@ -864,6 +864,50 @@ dbTest(
       const metrics = await (await fetch(`${f.origin}/metrics`)).text();
       assert.ok(!metrics.includes('model="claude-sonnet-9"'), "no label for a name Bedrock does not know");
       assert.ok(metrics.includes('model="claude-sonnet-5"'));
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest(
+  "a table model Bedrock refuses under every profile is answered by the default model, fitted, not failed",
+  async (db) => {
+    const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+    try {
+      // As when AWS serves a model on its Messages API route only, or not in this region.
+      f.bedrock.script({
+        kind: "error",
+        status: 400,
+        errorType: "ValidationException",
+        message: "The provided model identifier is invalid.",
+        times: 3,
+      });
+      const asked = {
+        ...MESSAGE,
+        model: "claude-sonnet-5",
+        max_tokens: 32000,
+        thinking: { type: "adaptive", display: "omitted" },
+        output_config: { effort: "high" },
+        messages: [{ role: "user", content: "Hello" }, { role: "system", content: "# Environment" }],
+      };
+      const res = await post(f, asked);
+      assert.equal(res.status, 200, await res.clone().text());
+      await res.body?.cancel();
+      const fallbackModel = "global.anthropic.claude-sonnet-4-5-20250929-v1:0";
+      assert.deepEqual(f.bedrock.requests.map((r) => r.modelId), [
+        "global.anthropic.claude-sonnet-5",
+        "us.anthropic.claude-sonnet-5",
+        "anthropic.claude-sonnet-5",
+        fallbackModel,
+      ]);
+      const sent = f.bedrock.requests[3].body as Record<string, unknown>;
+      assert.deepEqual(sent.thinking, { type: "enabled", budget_tokens: 31999 });
+      assert.equal(sent.output_config, undefined);
+      assert.deepEqual(sent.messages, [{ role: "user", content: "Hello" }]);
+      assert.ok(f.t.logs.some((l) => l.includes("answered by the default Bedrock model")));
+      await flushed(f, 1);
+      assert.equal((await rows(db))[0].model_served, fallbackModel);
     } finally {
       await f.close();
     }

@@ -1148,7 +1148,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
     // The default model answering for another name gets the body fitted to it (thinking mode, effort, format):
     // the request was made for the model asked for, which may take what the default refuses.
     const standsIn = (id: string) =>
-      id === deps.config.bedrockDefaultModel && (!mapped.known || mapped.guessed === true);
+      id === deps.config.bedrockDefaultModel &&
+      (!mapped.known || mapped.modelId !== deps.config.bedrockDefaultModel);
     const bodyFor = (id: string) =>
       toBedrockBody(
         standsIn(id) ? fitToModel(a.parsed, id) : a.parsed,
@@ -1181,12 +1182,13 @@ export function createProxy(deps: ProxyDeps): Proxy {
       : mapped.base
       ? profileCandidates(mapped.base, mapped.modelId, creds.region)
       : [mapped.modelId];
-    // A name newer than the model table, refused under every profile: answered by the default model, as names
-    // the table cannot place at all are.
-    const onDefault = (id: string) => mapped.guessed === true && id === deps.config.bedrockDefaultModel;
-    if (mapped.guessed && !remembered && !candidates.includes(deps.config.bedrockDefaultModel)) {
-      candidates.push(deps.config.bedrockDefaultModel);
-    }
+    // A model Bedrock refuses under every profile (a name newer than the table, or a model this account's
+    // region or API does not offer: AWS serves its newest models on another route first): answered by the
+    // default model, as names the table cannot place at all are, rather than failing the fallback. Ids the
+    // operator or the client chose (no base) are used as they are.
+    const defaultModel = deps.config.bedrockDefaultModel;
+    const onDefault = (id: string) => id === defaultModel && mapped.modelId !== defaultModel;
+    if (mapped.base && !remembered && !candidates.includes(defaultModel)) candidates.push(defaultModel);
     for (let attempt = 0;; attempt++) {
       invoke.modelId = candidates[attempt];
       if (attempt === 0 || standsIn(invoke.modelId) !== standsIn(candidates[attempt - 1])) {
@@ -1196,10 +1198,13 @@ export function createProxy(deps: ProxyDeps): Proxy {
       if (onDefault(invoke.modelId)) {
         outcome.modelKnown = false;
         if (attempt > 0) {
-          deps.log.warn("model unknown to Bedrock under its own name; mapped to the default Bedrock model", {
-            model: requested,
-            bedrock_model: invoke.modelId,
-          });
+          deps.log.warn(
+            "model refused by Bedrock under every profile; answered by the default Bedrock model",
+            {
+              model: requested,
+              bedrock_model: invoke.modelId,
+            },
+          );
         }
       }
       headers.set("x-proxy-bedrock-model", invoke.modelId);
