@@ -1726,3 +1726,34 @@ dbTest(
     }
   },
 );
+
+/**
+ * Requests the real Claude Code 2.1.332 sent the Anthropic API (captured through a fake one: plain prompts, tool
+ * use, images, PDFs, plan mode, compaction, structured output, MCP, sub-agents; Opus and Sonnet 5.5, Opus 4.6,
+ * Sonnet and Haiku 4.5), their long texts cut short. Each must reach Bedrock in a form it takes, for its own
+ * model and with the default model standing in: the fake Bedrock refuses what Bedrock has refused.
+ */
+const CLAUDE_CODE_REQUESTS: Array<{ name: string; anthropic_beta: string; body: Record<string, unknown> }> =
+  JSON
+    .parse(await Deno.readTextFile(new URL("./fixtures/claude_code_requests.json", import.meta.url)));
+
+dbTest(
+  "every captured Claude Code request is answered by Bedrock, for its own model and by the default",
+  async (db) => {
+    const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+    try {
+      for (const { name, anthropic_beta, body } of CLAUDE_CODE_REQUESTS) {
+        for (const model of [body.model as string, "claude-made-up-model"]) {
+          const res = await post(f, { ...body, model }, { "anthropic-beta": anthropic_beta });
+          assert.equal(res.status, 200, `${name} as ${model}: ${await res.clone().text()}`);
+          await res.body?.cancel();
+        }
+      }
+      const sent = f.bedrock.requests.map((r) => JSON.stringify(r.body));
+      assert.equal(sent.length, CLAUDE_CODE_REQUESTS.length * 2);
+      assert.ok(sent.every((b) => !b.includes("x-anthropic-billing-header") && !b.includes('"scope"')));
+    } finally {
+      await f.close();
+    }
+  },
+);
