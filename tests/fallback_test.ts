@@ -1757,3 +1757,50 @@ dbTest(
     }
   },
 );
+
+dbTest(
+  "a request with a tool only the Anthropic API runs is not sent to Bedrock, which runs none",
+  async (db) => {
+    // Claude Code's web search: a request of its own, with only Anthropic's server tool.
+    const search = {
+      ...MESSAGE,
+      tools: [{ type: "web_search_20250305", name: "web_search", max_uses: 8 }],
+    };
+    const routed = await setup(db, { user: { routing_strategy: "bedrock_only" } });
+    try {
+      const res = await post(routed, search);
+      assert.equal(res.status, 400);
+      assert.equal(res.headers.get("x-should-retry"), "false");
+      const body = await res.json();
+      assert.equal(body.error.type, "invalid_request_error");
+      assert.match(body.error.message, /web_search_20250305 tool runs on the Anthropic API only/);
+      assert.equal(routed.bedrock.requests.length, 0, "no Bedrock call that could only be refused");
+      await flushed(routed, 1);
+      const [row] = await rows(db);
+      assert.deepEqual([row.provider, row.status_code, row.error_type], [
+        "bedrock",
+        400,
+        "invalid_request_error",
+      ]);
+    } finally {
+      await routed.close();
+    }
+  },
+);
+
+dbTest(
+  "while the Anthropic API is overloaded, a web search gets its retryable answer, not a Bedrock refusal",
+  async (db) => {
+    const f = await setup(db);
+    try {
+      f.upstream.script({ kind: "error", status: 529, type: "overloaded_error", message: "Overloaded" });
+      const res = await post(f, { ...MESSAGE, tools: [{ type: "web_fetch_20250910", name: "web_fetch" }] });
+      assert.equal(res.status, 529);
+      assert.equal(res.headers.get("x-proxy-provider"), "anthropic");
+      assert.equal((await res.json()).error.type, "overloaded_error");
+      assert.equal(f.bedrock.requests.length, 0);
+    } finally {
+      await f.close();
+    }
+  },
+);

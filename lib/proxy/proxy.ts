@@ -23,7 +23,12 @@ import { classifyPlanAnswer, type FallbackDecision, fallbackReason, isFallbackSt
 import type { BedrockCredentials, BedrockInvoker } from "./bedrock/client.ts";
 import { mapModel, prefixOf, profileCandidates, resolveAlias } from "./bedrock/model_map.ts";
 import { modelCatalogue } from "./bedrock/model_catalogue.ts";
-import { DEFAULT_BEDROCK_BETAS, takesStructuredOutputs, toBedrockBody } from "./bedrock/translate.ts";
+import {
+  anthropicOnlyTool,
+  DEFAULT_BEDROCK_BETAS,
+  takesStructuredOutputs,
+  toBedrockBody,
+} from "./bedrock/translate.ts";
 import {
   anthropicErrorBody,
   isModelIdRefusal,
@@ -1100,6 +1105,17 @@ export function createProxy(deps: ProxyDeps): Proxy {
         "retry-after": String(Math.max(1, Math.ceil((budget.resetsAt.getTime() - Date.now()) / 1000))),
         ...FINAL,
       });
+    }
+    const serverTool = anthropicOnlyTool(a.parsed);
+    if (serverTool) {
+      // Bedrock would refuse it too, after a call: a fallback gives way to the Anthropic API's retryable answer,
+      // a key routed to Bedrock is told why.
+      return refused(
+        400,
+        "invalid_request_error",
+        `the ${serverTool} tool runs on the Anthropic API only; Bedrock, which answers for this access key ` +
+          "now, does not offer it",
+      );
     }
     let creds;
     try {

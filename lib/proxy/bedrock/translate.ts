@@ -362,3 +362,20 @@ export function bedrockBetas(betaHeaderValues: readonly string[], allowedBetas: 
   }
   return result;
 }
+
+/**
+ * Anthropic's server tools, which the Anthropic API runs itself (searching the web, fetching pages, running
+ * code); Bedrock runs none of them and refuses a request that names one. Claude Code sends its web search as a
+ * request of its own with only that tool.
+ */
+const SERVER_TOOL = /^(web_search|web_fetch|code_execution)_\d{8}$/;
+
+/** The type of the first tool in `body` that only the Anthropic API runs, or null. */
+export function anthropicOnlyTool(body: Record<string, unknown>): string | null {
+  if (!Array.isArray(body.tools)) return null;
+  for (const tool of body.tools) {
+    const type = (tool as { type?: unknown } | null)?.type;
+    if (typeof type === "string" && SERVER_TOOL.test(type)) return type;
+  }
+  return null;
+}

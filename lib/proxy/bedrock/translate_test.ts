@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  anthropicOnlyTool,
   BEDROCK_BODY_FIELDS,
   bedrockBetas,
   DEFAULT_BEDROCK_BETAS,
@@ -484,4 +485,17 @@ Deno.test("thinking.display goes only to models that take it; the rest of thinki
     body.thinking,
   );
   assert.deepEqual(decode(toBedrockBody(body, [], OPTS)).thinking, body.thinking, "kept when not said");
+});
+
+Deno.test("anthropicOnlyTool names the server tools only the Anthropic API runs, not tools Bedrock takes", () => {
+  const tools = (...types: string[]) => ({ tools: types.map((type) => ({ type, name: type })) });
+  assert.equal(anthropicOnlyTool(tools("web_search_20250305")), "web_search_20250305");
+  assert.equal(anthropicOnlyTool(tools("bash_20250124", "web_fetch_20250910")), "web_fetch_20250910");
+  assert.equal(anthropicOnlyTool(tools("code_execution_20250825")), "code_execution_20250825");
+  assert.equal(anthropicOnlyTool(tools("bash_20250124", "text_editor_20250728", "memory_20250818")), null);
+  assert.equal(
+    anthropicOnlyTool({ tools: [{ name: "web_search", input_schema: { type: "object" } }] }),
+    null,
+  );
+  assert.equal(anthropicOnlyTool({}), null);
 });
