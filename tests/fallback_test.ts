@@ -1316,6 +1316,23 @@ dbTest("count_tokens for a key routed to Bedrock is counted there, with the bare
       [undefined, undefined],
     );
 
+    // A name Bedrock refuses as invalid (newer than the table) is counted by the default model instead.
+    f.bedrock.script({
+      kind: "error",
+      status: 400,
+      errorType: "ValidationException",
+      message: "The provided model identifier is invalid.",
+    });
+    const guessed = await countTokens(f, { ...newer, model: "claude-sonnet-9" });
+    assert.equal(guessed.status, 200, await guessed.clone().text());
+    assert.equal(guessed.headers.get("x-proxy-bedrock-model"), "anthropic.claude-sonnet-4-5-20250929-v1:0");
+    await guessed.body?.cancel();
+    assert.deepEqual(f.bedrock.requests.slice(3).map((r) => r.modelId), [
+      "anthropic.claude-sonnet-9",
+      "anthropic.claude-sonnet-4-5-20250929-v1:0",
+    ]);
+    assert.equal((f.bedrock.requests[4].body as Record<string, unknown>).thinking, undefined, "fitted to it");
+
     const invalid = await fetch(`${f.baseUrl}/v1/messages/count_tokens`, {
       method: "POST",
       headers: { "content-type": "application/json" },

@@ -1004,34 +1004,42 @@ export function createProxy(deps: ProxyDeps): Proxy {
       );
     }
     const { modelId, standsIn } = countableModelId(typeof fields.model === "string" ? fields.model : "");
-    headers.set("x-proxy-bedrock-model", modelId);
     // An InvokeModel body needs max_tokens, which a count_tokens request does not carry; it is not charged, but
     // must leave room for a thinking budget.
     const thinking = fields.thinking as { budget_tokens?: unknown } | undefined;
     const budget = typeof thinking?.budget_tokens === "number" ? thinking.budget_tokens : 0;
     const counted = { max_tokens: Math.max(1, budget + 1), ...fields };
-    const bedrockBody = toBedrockBody(
-      standsIn ? fitToModel(counted, modelId) : counted,
-      betaValues(req.headers),
-      translation(req.requestId, modelId),
-    );
-    const tB = now();
-    try {
-      const inputTokens = await deps.bedrock.countTokens({
-        credentials: creds.credentials,
-        region: creds.region,
-        modelId,
-        body: bedrockBody,
-        signal: untilShutdown(req),
-      }).finally(() => waited(req, "bedrock", now() - tB));
-      return answer(200, JSON.stringify({ input_tokens: inputTokens }));
-    } catch (e) {
-      if (req.signal.aborted) return new Response(null, { status: 499 });
-      if (cutByShutdown(e)) return answer(503, anthropicErrorBody("api_error", SHUTDOWN_BEFORE_ANSWER));
-      const m = mapBedrockError(e);
-      const awsId = bedrockRequestId(e);
-      if (awsId) headers.set("x-amzn-requestid", awsId);
-      return refuse(m.status, m.type, m.message);
+    // A model Bedrock refuses as invalid (a guessed name, one not offered here) is counted by the default model,
+    // which would answer it too.
+    const fallbackId = bareDefaultModelId();
+    const ids = fallbackId && fallbackId !== modelId ? [modelId, fallbackId] : [modelId];
+    for (let i = 0;; i++) {
+      const id = ids[i];
+      headers.set("x-proxy-bedrock-model", id);
+      const bedrockBody = toBedrockBody(
+        standsIn || i > 0 ? fitToModel(counted, id) : counted,
+        betaValues(req.headers),
+        translation(req.requestId, id),
+      );
+      const tB = now();
+      try {
+        const inputTokens = await deps.bedrock.countTokens({
+          credentials: creds.credentials,
+          region: creds.region,
+          modelId: id,
+          body: bedrockBody,
+          signal: untilShutdown(req),
+        }).finally(() => waited(req, "bedrock", now() - tB));
+        return answer(200, JSON.stringify({ input_tokens: inputTokens }));
+      } catch (e) {
+        if (req.signal.aborted) return new Response(null, { status: 499 });
+        if (cutByShutdown(e)) return answer(503, anthropicErrorBody("api_error", SHUTDOWN_BEFORE_ANSWER));
+        if (i + 1 < ids.length && isModelIdRefusal(e)) continue;
+        const m = mapBedrockError(e);
+        const awsId = bedrockRequestId(e);
+        if (awsId) headers.set("x-amzn-requestid", awsId);
+        return refuse(m.status, m.type, m.message);
+      }
     }
   }
 
@@ -1039,6 +1047,12 @@ export function createProxy(deps: ProxyDeps): Proxy {
    * The model id CountTokens takes for a requested name: a bare foundation-model id (it refuses inference
    * profiles). A name mapped to an ARN or an application profile is counted on the default model instead.
    */
+  /** The default model's bare id, which CountTokens takes, or null when it is no foundation model's id. */
+  function bareDefaultModelId(): string | null {
+    const id = deps.config.bedrockDefaultModel.slice(prefixOf(deps.config.bedrockDefaultModel).length);
+    return id.startsWith("anthropic.") ? id : null;
+  }
+
   function countableModelId(requested: string): { modelId: string; standsIn: boolean } {
     const options = { overrides: deps.config.bedrockModelMap, defaultModel: deps.config.bedrockDefaultModel };
     const bare = (id: string) => id.slice(prefixOf(id).length);
@@ -1046,10 +1060,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const mapped = bare(found.modelId);
     // The default model counting for a name it does not serve gets the body fitted to it, as when it answers.
     if (mapped.startsWith("anthropic.")) return { modelId: mapped, standsIn: !found.known };
-    const fallback = bare(deps.config.bedrockDefaultModel);
-    return fallback.startsWith("anthropic.")
-      ? { modelId: fallback, standsIn: true }
-      : { modelId: mapped, standsIn: false };
+    const fallback = bareDefaultModelId();
+    return fallback ? { modelId: fallback, standsIn: true } : { modelId: mapped, standsIn: false };
   }
 
   async function answerFromBedrock(a: {
