@@ -98,11 +98,16 @@ async function run(
     else ({ applied } = await migrate(db, migrations));
   } catch (e) {
     // One line an operator can act on (where, and why), not a stack trace; the URL's password stays out.
-    log.error("cannot start: the database is unreachable or refused the migrations", {
-      database: describeDatabase(config.databaseUrl, config.dataDir),
-      error: (e as Error).message,
-      hint: tlsFailureHint(config.databaseUrl, e) ?? undefined,
-    });
+    log.error(
+      args[0] === "replay-usage"
+        ? "cannot replay: the database could not be opened"
+        : "cannot start: the database could not be opened or migrated",
+      {
+        database: describeDatabase(config.databaseUrl, config.dataDir),
+        error: (e as Error).message,
+        hint: tlsFailureHint(config.databaseUrl, e) ?? undefined,
+      },
+    );
     return 1;
   }
   if (applied.length > 0) log.info("migrations applied", { versions: applied });
@@ -147,10 +152,16 @@ async function run(
     server = serve();
   } catch (e) {
     // A port in use or an address this machine does not have: one line to act on, not a stack trace.
+    const inUse = e instanceof Deno.errors.AddrInUse;
     log.error("cannot start: cannot listen", {
       host: config.host,
       port: config.port,
       error: (e as Error).message,
+      hint: inUse
+        ? `port ${config.port} is taken: stop what holds it, or set PROXY_PORT (e.g. PROXY_PORT=${
+          config.port + 1
+        })`
+        : "set PROXY_HOST to an address of this machine (0.0.0.0 for all, 127.0.0.1 for this machine only)",
     });
     await services.stop(1_000);
     await db.close();
@@ -162,7 +173,7 @@ async function run(
       port: config.port,
       onListen: ({ hostname, port }) => {
         void services.peers.listening(port);
-        const shown = hostname === "0.0.0.0" ? "localhost" : hostname;
+        const shown = hostname === "0.0.0.0" || hostname === "127.0.0.1" ? "localhost" : hostname;
         log.info("listening", { url: `http://${shown}:${port}`, database: db.kind, env: config.env });
         console.error(`claude-code-proxy listening on http://${shown}:${port} (database: ${db.kind})`);
         showPassword(`http://${shown}:${port}/admin`);

@@ -248,7 +248,7 @@ const schema = z.object({
     // A name or IPv4 address, or an IPv6 one (two colons at least: `0.0.0.0:80` is an address and a port).
     /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|(?=(?:[^:]*:){2})[0-9A-Fa-f:.]+)$/,
     "expected a host name or address to listen on, such as 0.0.0.0, 127.0.0.1 or :: (the port goes in PROXY_PORT)",
-  ).default("0.0.0.0"),
+  ).optional(),
   PROXY_PORT: intIn(0, 65535).default(8000),
   PROXY_DATA_DIR: z.string().trim().min(1, "expected a directory path").default(".data"),
   PROXY_DATABASE_URL: databaseUrl.default(""),
@@ -585,7 +585,9 @@ export async function loadConfig(
 
   return Object.freeze({
     env: p.PROXY_ENV,
-    host: p.PROXY_HOST,
+    // Development serves this machine only (a laptop on shared Wi-Fi must not offer its console to the room);
+    // production, in its container, every interface.
+    host: p.PROXY_HOST ?? (production ? "0.0.0.0" : "127.0.0.1"),
     port: p.PROXY_PORT,
     dataDir: p.PROXY_DATA_DIR,
     databaseUrl: databaseUrlValue,

@@ -42,7 +42,7 @@ async function problemsOf(env: Record<string, string>): Promise<string[]> {
 Deno.test("defaults match the seed specification", async () => {
   const c = await loadConfig({}, memoryIo());
   assert.equal(c.env, "development");
-  assert.equal(c.host, "0.0.0.0");
+  assert.equal(c.host, "127.0.0.1", "development serves this machine only");
   assert.equal(c.port, 8000);
   assert.equal(c.dataDir, ".data");
   assert.equal(c.databaseUrl, "");
@@ -561,4 +561,11 @@ Deno.test("migrate refuses a misspelt PROXY_ variable as the server does", async
     () => loadConfig({ ...env, PROXY_PORT: "x" }, memoryIo(), { databaseOnly: true }),
     (e: ConfigError) => e.problems.length === 2 && /PROXY_DB_APP_USERNAME/.test(e.problems[0]),
   );
+});
+
+Deno.test("development listens on this machine only, production on every interface; PROXY_HOST decides either", async () => {
+  assert.equal((await loadConfig({}, memoryIo())).host, "127.0.0.1");
+  assert.equal((await loadConfig(production, memoryIo())).host, "0.0.0.0");
+  assert.equal((await loadConfig({ PROXY_HOST: "0.0.0.0" }, memoryIo())).host, "0.0.0.0");
+  assert.equal((await loadConfig({ ...production, PROXY_HOST: "10.0.0.5" }, memoryIo())).host, "10.0.0.5");
 });

@@ -370,6 +370,7 @@ Deno.test({
     const listening = await run([]);
     assert.equal(listening.code, 1);
     assert.match(listening.text, /cannot start: cannot listen/);
+    assert.match(listening.text, /"hint":"port \d+ is taken: stop what holds it, or set PROXY_PORT/);
     assert.equal((await run(["migrate"])).code, 0);
   } finally {
     busy.close();
@@ -400,7 +401,7 @@ Deno.test("a database that cannot be reached at start: one JSON error line namin
   const line = text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
     .find((l) => l.level === "error");
   assert.ok(line, text);
-  assert.match(line.msg, /cannot start: the database is unreachable/);
+  assert.match(line.msg, /^cannot start: the database could not be opened or migrated$/);
   assert.equal(line.database, `postgres 127.0.0.1:${port}/proxydb as proxy`);
   assert.ok(!text.includes("sup3r-secret"), "the password never appears");
   assert.doesNotMatch(text, /^\s+at /m, "no stack trace");

@@ -73,7 +73,8 @@ export const bedrockCredentialsInput = z.union([
   z.object({
     bedrock_api_key: z.string({ error: "expected a string" }).trim().min(
       16,
-      "too short for a Bedrock API key",
+      "too short for a Bedrock API key: expected the key the Bedrock console generates " +
+        "(ABSK… long-term, or bedrock-api-key-… short-term)",
     )
       .max(4096),
     region: region.nullish(),
