@@ -137,7 +137,7 @@ async function cappedSetup(connections: number) {
       return sent.response;
     });
   const cleanup = async () => {
-    upstream.release();
+    await upstream.release().catch(() => {});
     for (const r of answered) await r.body?.cancel().catch(() => {});
     clients.close();
     await upstream.close();
@@ -157,8 +157,8 @@ Deno.test({
     const all = Array.from({ length: 6 }, send);
     // Every answer's headers while all six are still held open: three connections of two streams each.
     await waitFor(() => answered.length === 6, 10_000, "all six answers' headers");
-    assert.equal(upstream.open, 6);
-    upstream.release();
+    assert.equal(await upstream.open(), 6);
+    await upstream.release();
     for (const r of await Promise.all(all)) assert.match(await r.text(), /message_stop/);
   } finally {
     await cleanup();
@@ -177,9 +177,9 @@ Deno.test({
     await waitFor(() => answered.length === 2, 10_000, "the first two answers' headers");
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(answered.length, 2, "the other two wait for a stream to end");
-    upstream.release(); // the first two end; the waiting two get their streams and are held in turn
+    await upstream.release(); // the first two end; the waiting two get their streams and are held in turn
     await waitFor(() => answered.length === 4, 10_000, "the last two answers' headers");
-    upstream.release();
+    await upstream.release();
     await Promise.all(all);
   } finally {
     await cleanup();

@@ -822,8 +822,8 @@ Deno.test({
   try {
     const calls = Array.from({ length: 6 }, () => invoker.invokeStream(request({ signal: abort.signal })));
     const deadline = Date.now() + 20_000;
-    while (upstream.open < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(upstream.open, 6, "all six calls have a stream at once: three connections of two");
+    while (await upstream.open() < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await upstream.open(), 6, "all six calls have a stream at once: three connections of two");
     abort.abort();
     // Bounded: a call still queued behind the cap (when the assertion above failed) may never settle.
     await Promise.race([Promise.allSettled(calls), new Promise((r) => setTimeout(r, 5_000))]);

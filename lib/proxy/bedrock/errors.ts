@@ -18,6 +18,7 @@
  *   401 `authentication_error`.
  * - Anything not recognised (network failures included) is 502 `api_error`: the proxy's upstream failed.
  */
+import { causeChain } from "../../errors.ts";
 
 /** An Anthropic-shaped error: the HTTP status to answer with, the Anthropic error type and a message. */
 export interface MappedError {
@@ -91,7 +92,33 @@ export function mapBedrockError(err: unknown): MappedError {
     { status: 502, type: "api_error" };
   const raw = errorMessage(err);
   const label = name && !raw.includes(name) ? `${name}: ${raw}` : raw;
-  return { ...mapped, message: `Bedrock: ${scrub(label)}` };
+  return { ...mapped, message: `Bedrock: ${scrub(unreachable(err) ?? label)}` };
+}
+
+/**
+ * A network failure before Bedrock answered, said plainly (what the runtime reports is long and nested: "fetch
+ * failed (error sending request for url (…): client error (Connect): dns error: …)"); null for anything else.
+ */
+function unreachable(err: unknown): string | null {
+  const text = [...causeChain(err)].map((c) => String(c.message ?? "")).join(" ");
+  if (
+    !/error sending request|fetch failed|connection refused|dns error/i.test(text) &&
+    !/\bE(CONNREFUSED|NOTFOUND)\b/.test(text)
+  ) {
+    return null;
+  }
+  const why = /dns error|failed to lookup|not known/i.test(text) || /\bENOTFOUND\b/.test(text)
+    ? "its name could not be resolved (DNS)"
+    : /connection refused/i.test(text) || /\bECONNREFUSED\b/.test(text)
+    ? "the connection was refused"
+    : /timed out/i.test(text) || /\bETIMEDOUT\b/.test(text)
+    ? "the connection timed out"
+    : /certificate|tls|ssl/i.test(text)
+    ? "the TLS handshake failed"
+    : null;
+  if (!why) return null;
+  const host = /https?:\/\/([^/):\s]+)/.exec(text)?.[1] ?? "the Bedrock endpoint";
+  return `the proxy cannot reach ${host}: ${why}`;
 }
 
 /**

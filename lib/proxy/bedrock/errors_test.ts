@@ -97,3 +97,35 @@ Deno.test("anthropicErrorBody and sseErrorEvent produce Anthropic's wire shapes"
     'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n',
   );
 });
+
+Deno.test("Bedrock out of reach is said plainly: which host, and why (DNS, refused), still a retryable 502", () => {
+  const dns = new TypeError("fetch failed", {
+    cause: new Error(
+      "error sending request for url (https://bedrock-runtime.us-east-1.amazonaws.com/model/x/invoke): " +
+        "client error (Connect): dns error: failed to lookup address information: Name or service not known",
+    ),
+  });
+  const mapped = mapBedrockError(dns);
+  assert.deepEqual([mapped.status, mapped.type], [502, "api_error"]);
+  assert.equal(
+    mapped.message,
+    "Bedrock: the proxy cannot reach bedrock-runtime.us-east-1.amazonaws.com: its name could not be resolved (DNS)",
+  );
+  const refused = mapBedrockError(
+    new TypeError(
+      "error sending request for url (http://127.0.0.1:9/model/x/invoke): tcp connect error: " +
+        "Connection refused (os error 111)",
+    ),
+  );
+  assert.equal(refused.message, "Bedrock: the proxy cannot reach 127.0.0.1: the connection was refused");
+  // Anything else keeps its own words.
+  assert.equal(
+    mapBedrockError(new TypeError("error sending request for url")).message,
+    "Bedrock: TypeError: error sending request for url",
+  );
+});
+
+Deno.test("a Bedrock exception whose name holds a network word is not taken for a network failure", () => {
+  const m = mapBedrockError(Object.assign(new Error("scripted"), { name: "ResourceNotFoundException" }));
+  assert.equal(m.message, "Bedrock: ResourceNotFoundException: scripted");
+});
