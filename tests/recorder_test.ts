@@ -545,3 +545,23 @@ Deno.test("a row recorded after shutdown is on disk and in the log before record
   assert.deepEqual(parseUsageLines(lines.join("\n")).records.map((r) => r.requestId), ["req-1"]);
   await Deno.remove(spoolDir, { recursive: true });
 });
+
+dbTest("a flush that fails while shutting down says when it is really tried again", async (db) => {
+  const ids = await seedKey(db);
+  const f = flaky(db);
+  const lines: string[] = [];
+  const rec = new UsageRecorder({
+    db: f,
+    log: createLogger({ level: "info", sink: (l) => lines.push(l) }),
+    timeZone: "UTC",
+    spoolDir: await Deno.makeTempDir(),
+  });
+  f.down = true;
+  rec.record(usage(ids, 1));
+  await rec.flush();
+  await rec.close(500);
+  const failed = lines.map((l) => JSON.parse(l)).filter((l) => l.msg.startsWith("usage flush failed"));
+  assert.ok(failed.length >= 2, `${failed.length} failed flushes logged`);
+  assert.equal(failed[0].retry_in_ms, 500, "while running: the backoff (its first step)");
+  assert.ok(failed.slice(1).every((l) => l.retry_in_ms === 200), "while closing: close()'s own 200 ms");
+});

@@ -79,6 +79,9 @@ export interface RecorderOptions {
   appendFile?: (path: string, text: string) => Promise<void>;
 }
 
+/** How often close() tries a failed flush again before its deadline. */
+const CLOSE_RETRY_MS = 200;
+
 /** The log message of a failed flush; the deployed stack alarms on it (infra/proxy_stack.ts). */
 export const FLUSH_FAILED_MESSAGE = "usage flush failed; rows kept and retried";
 
@@ -112,6 +115,8 @@ export class UsageRecorder {
     lastFlushError: null as string | null,
   };
   #closed = false;
+  /** Set by close(): failed flushes are retried on its schedule. */
+  #closing = false;
   /** close() has returned: nothing will await a write any more. */
   #finished = false;
 
@@ -208,7 +213,8 @@ export class UsageRecorder {
         this.#nextAttemptAt = this.#o.now() + this.#backoffMs;
         this.#o.log.warn(FLUSH_FAILED_MESSAGE, {
           queued: this.#queue.length,
-          retry_in_ms: this.#backoffMs,
+          // Shutting down, close() tries again every 200 ms until its deadline, not after the backoff.
+          retry_in_ms: this.#closing ? CLOSE_RETRY_MS : this.#backoffMs,
           error: (e as Error).message,
         });
         // The expired rows are settled (logged) even so: they are not queued again.
@@ -418,6 +424,7 @@ export class UsageRecorder {
   async close(deadlineMs = 5000): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
+    this.#closing = true;
     const deadline = this.#o.now() + deadlineMs;
     this.#nextAttemptAt = 0;
     const left = () => Math.max(0, deadline - this.#o.now());
@@ -425,7 +432,7 @@ export class UsageRecorder {
     while (this.#queue.length > 0 && left() > 0) {
       if (!await settlesWithin(this.flush(), left())) break;
       if (this.#queue.length > 0) {
-        await new Promise((r) => setTimeout(r, Math.min(200, left())));
+        await new Promise((r) => setTimeout(r, Math.min(CLOSE_RETRY_MS, left())));
         this.#nextAttemptAt = 0;
       }
     }
