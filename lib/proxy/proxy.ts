@@ -21,7 +21,7 @@ import type { PlanClient, PlanResult } from "./plan_client.ts";
 import { type StreamUsage, usageFromJson } from "./sse_usage.ts";
 import { classifyPlanAnswer, type FallbackDecision, fallbackReason, isFallbackStatus } from "./fallback.ts";
 import type { BedrockCredentials, BedrockInvoker } from "./bedrock/client.ts";
-import { mapModel, prefixOf, profileCandidates, resolveAlias } from "./bedrock/model_map.ts";
+import { mapModel, profileCandidates, resolveAlias, withoutProfile } from "./bedrock/model_map.ts";
 import { modelCatalogue } from "./bedrock/model_catalogue.ts";
 import {
   anthropicOnlyTool,
@@ -1049,15 +1049,14 @@ export function createProxy(deps: ProxyDeps): Proxy {
    */
   /** The default model's bare id, which CountTokens takes, or null when it is no foundation model's id. */
   function bareDefaultModelId(): string | null {
-    const id = deps.config.bedrockDefaultModel.slice(prefixOf(deps.config.bedrockDefaultModel).length);
+    const id = withoutProfile(deps.config.bedrockDefaultModel);
     return id.startsWith("anthropic.") ? id : null;
   }
 
   function countableModelId(requested: string): { modelId: string; standsIn: boolean } {
     const options = { overrides: deps.config.bedrockModelMap, defaultModel: deps.config.bedrockDefaultModel };
-    const bare = (id: string) => id.slice(prefixOf(id).length);
     const found = mapModel(requested, options);
-    const mapped = bare(found.modelId);
+    const mapped = withoutProfile(found.modelId);
     // The default model counting for a name it does not serve gets the body fitted to it, as when it answers.
     if (mapped.startsWith("anthropic.")) return { modelId: mapped, standsIn: !found.known };
     const fallback = bareDefaultModelId();

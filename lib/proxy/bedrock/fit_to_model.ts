@@ -18,7 +18,7 @@
  * // { max_tokens: 32000, thinking: { type: "enabled", budget_tokens: 31999 }, messages }
  * ```
  */
-import { prefixOf } from "./model_map.ts";
+import { baseModelId } from "./model_map.ts";
 
 /** The manual-mode budget an adaptive request gets on a model without adaptive thinking (Claude Code's own). */
 export const FITTED_THINKING_BUDGET = 31_999;
@@ -31,8 +31,7 @@ const MIN_THINKING_BUDGET = 1_024;
  * with its family; null when the id names no Claude model this can read (an application inference profile).
  */
 export function claudeVersion(modelId: string): { version: number; family: string } | null {
-  const id = modelId.startsWith("arn:") ? modelId.slice(modelId.lastIndexOf("/") + 1) : modelId;
-  const base = id.slice(prefixOf(id).length).replace(/^anthropic\./, "");
+  const base = baseModelId(modelId).replace(/^anthropic\./, "");
   // Current names: claude-<family>-<major>[-<minor>][-<date>]; a date has 8 digits, a minor one.
   const current = /^claude-([a-z]+)-(\d+)(?:-(\d)(?!\d))?(?:[-:]|$)/.exec(base);
   if (current) return { family: current[1], version: Number(current[2]) * 10 + Number(current[3] ?? 0) };

@@ -162,6 +162,20 @@ export function prefixOf(modelId: string): string {
     : "";
 }
 
+/** `modelId` without its inference-profile prefix (`global.anthropic.x` → `anthropic.x`). */
+export function withoutProfile(modelId: string): string {
+  return modelId.slice(prefixOf(modelId).length);
+}
+
+/**
+ * The foundation model a Bedrock id names: an ARN's last segment, without its inference-profile prefix
+ * (`arn:…:inference-profile/us.anthropic.x` → `anthropic.x`). An application inference profile's ARN names none,
+ * and gives its own opaque segment.
+ */
+export function baseModelId(modelId: string): string {
+  return withoutProfile(modelId.startsWith("arn:") ? modelId.slice(modelId.lastIndexOf("/") + 1) : modelId);
+}
+
 /** The dated name an undated alias points at (`claude-sonnet-4-5` → `claude-sonnet-4-5-20250929`), else `name`. */
 export function resolveAlias(name: string): string {
   const target = Object.hasOwn(ALIASES, name) ? ALIASES[name] : name;
@@ -180,7 +194,7 @@ function isBedrockId(name: string): boolean {
   if (name.startsWith("anthropic.") || name.startsWith("arn:aws:bedrock:") || name.startsWith("arn:aws-")) {
     return true;
   }
-  return prefixOf(name) !== "" && name.slice(prefixOf(name).length).startsWith("anthropic.");
+  return prefixOf(name) !== "" && withoutProfile(name).startsWith("anthropic.");
 }
 
 function normalizePrefix(prefix: string): string {

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { mapModel, parseModelMapJson, prefixOf, profileCandidates } from "./model_map.ts";
+import {
+  baseModelId,
+  mapModel,
+  parseModelMapJson,
+  prefixOf,
+  profileCandidates,
+  withoutProfile,
+} from "./model_map.ts";
 
 const GLOBAL_DEFAULT = "global.anthropic.claude-sonnet-4-5-20250929-v1:0";
 const opts = { overrides: {}, defaultModel: GLOBAL_DEFAULT };
@@ -182,4 +189,13 @@ Deno.test("other profiles to try: global, then the region's geography, then the 
   ]);
   assert.deepEqual(profileCandidates(base, `global.${base}`, "eu-central-1")[1], `eu.${base}`);
   assert.deepEqual(profileCandidates(base, `global.${base}`, "us-gov-west-1")[1], `us-gov.${base}`);
+});
+
+Deno.test("baseModelId reads the foundation model out of profiles and ARNs; withoutProfile only drops the prefix", () => {
+  assert.equal(baseModelId("global.anthropic.claude-opus-4-6-v1"), "anthropic.claude-opus-4-6-v1");
+  assert.equal(baseModelId("anthropic.claude-opus-4-6-v1"), "anthropic.claude-opus-4-6-v1");
+  const arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-6";
+  assert.equal(baseModelId(arn), "anthropic.claude-sonnet-4-6");
+  assert.equal(withoutProfile(arn), arn, "an ARN is no profile-prefixed id");
+  assert.equal(withoutProfile("eu.anthropic.claude-sonnet-4-6"), "anthropic.claude-sonnet-4-6");
 });

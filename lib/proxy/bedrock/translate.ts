@@ -8,7 +8,7 @@
  * go. Within those fields — content blocks, tools, thinking, cache_control, sampling parameters — everything
  * passes through untouched, which is what keeps the fallback answer faithful to what the client asked for.
  */
-import { prefixOf } from "./model_map.ts";
+import { baseModelId } from "./model_map.ts";
 
 /** The `anthropic_version` Bedrock requires for the Messages API. */
 export const BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31";
@@ -93,8 +93,7 @@ export const BEDROCK_STRUCTURED_OUTPUT_MODELS: readonly string[] = Object.freeze
  * inference profile's ARN does not say which model it serves, so it is taken not to.
  */
 export function takesStructuredOutputs(modelId: string): boolean {
-  const id = modelId.startsWith("arn:") ? modelId.slice(modelId.lastIndexOf("/") + 1) : modelId;
-  return BEDROCK_STRUCTURED_OUTPUT_MODELS.includes(id.slice(prefixOf(id).length));
+  return BEDROCK_STRUCTURED_OUTPUT_MODELS.includes(baseModelId(modelId));
 }
 
 /**
