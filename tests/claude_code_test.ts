@@ -241,7 +241,11 @@ test("a mistyped access key stops Claude Code at once with the proxy's reason, n
   assert.equal(f.p.upstream.requests.length, 0, "nothing reached Anthropic");
 });
 
-test("Claude Code's model aliases are served on Bedrock by those models, not by the default", async (f) => {
+/**
+ * Routes the fixture's user to Bedrock only, runs Claude Code once per model (each must get the fake Bedrock's
+ * answer) and returns the usage rows, in order.
+ */
+async function askedOnBedrock(f: Fixture, models: string[]) {
   const h = await f.p.t.auth();
   const routed = await f.p.t.call(
     "PATCH",
@@ -250,48 +254,6 @@ test("Claude Code's model aliases are served on Bedrock by those models, not by 
     h,
   );
   assert.equal(routed.status, 200);
-  const aliases = ["sonnet", "opus", "haiku"];
-  for (const alias of aliases) {
-    const { code, result } = await claude(
-      {
-        ANTHROPIC_BASE_URL: f.p.baseUrl,
-        ANTHROPIC_API_KEY: "sk-ant-api03-developer-own-key",
-      },
-      "say hi",
-      60_000,
-      ["--model", alias],
-    );
-    assert.equal(code, 0, `${alias}: ${JSON.stringify(result)}`);
-    assert.equal(result.result, "Hello from Bedrock.");
-  }
-  await waitFor(() => f.p.t.services.recorder.stats().queued >= aliases.length, 5000, "usage rows queued");
-  await f.p.t.services.recorder.flush();
-  const rows = await f.db.query<{ model: string; model_served: string }>(
-    sql`SELECT model, model_served FROM token_usages ORDER BY id`,
-  );
-  assert.equal(rows.length, aliases.length);
-  for (const [i, row] of rows.entries()) {
-    assert.match(row.model, new RegExp(`^claude-${aliases[i]}-`), "the name Claude Code asked for");
-    // The Bedrock id names the same model (dated ids carry the date and a version suffix).
-    assert.ok(
-      row.model_served.includes(`anthropic.${row.model}`),
-      `${row.model} was served by ${row.model_served}`,
-    );
-  }
-});
-
-test("Claude Code asking for an older model, or a name Bedrock does not serve, is answered on Bedrock", async (f) => {
-  const h = await f.p.t.auth();
-  const routed = await f.p.t.call(
-    "PATCH",
-    `/api/users/${f.p.userId}`,
-    { routing_strategy: "bedrock_only" },
-    h,
-  );
-  assert.equal(routed.status, 200);
-  // Sonnet 4.5 refuses thinking.display, which Claude Code sends it on the Anthropic API; the default model
-  // (Sonnet 4.5) standing in for a made-up name refuses Claude Code's adaptive thinking, effort and system turns.
-  const models = ["claude-sonnet-4-5-20250929", "claude-made-up-model"];
   for (const model of models) {
     const { code, result } = await claude(
       { ANTHROPIC_BASE_URL: f.p.baseUrl, ANTHROPIC_API_KEY: "sk-ant-api03-developer-own-key" },
@@ -304,9 +266,29 @@ test("Claude Code asking for an older model, or a name Bedrock does not serve, i
   }
   await waitFor(() => f.p.t.services.recorder.stats().queued >= models.length, 5000, "usage rows queued");
   await f.p.t.services.recorder.flush();
-  const rows = await f.db.query<{ model: string; model_served: string; status_code: number }>(
+  return await f.db.query<{ model: string; model_served: string; status_code: number }>(
     sql`SELECT model, model_served, status_code FROM token_usages ORDER BY id`,
   );
+}
+
+test("Claude Code's model aliases are served on Bedrock by those models, not by the default", async (f) => {
+  const aliases = ["sonnet", "opus", "haiku"];
+  const rows = await askedOnBedrock(f, aliases);
+  assert.equal(rows.length, aliases.length);
+  for (const [i, row] of rows.entries()) {
+    assert.match(row.model, new RegExp(`^claude-${aliases[i]}-`), "the name Claude Code asked for");
+    // The Bedrock id names the same model (dated ids carry the date and a version suffix).
+    assert.ok(
+      row.model_served.includes(`anthropic.${row.model}`),
+      `${row.model} was served by ${row.model_served}`,
+    );
+  }
+});
+
+test("Claude Code asking for an older model, or a name Bedrock does not serve, is answered on Bedrock", async (f) => {
+  // Sonnet 4.5 refuses thinking.display, which Claude Code sends it on the Anthropic API; the default model
+  // (Sonnet 4.5) standing in for a made-up name refuses Claude Code's adaptive thinking, effort and system turns.
+  const rows = await askedOnBedrock(f, ["claude-sonnet-4-5-20250929", "claude-made-up-model"]);
   assert.deepEqual(rows.map((r) => [r.model, r.model_served, r.status_code]), [
     ["claude-sonnet-4-5-20250929", "global.anthropic.claude-sonnet-4-5-20250929-v1:0", 200],
     ["claude-made-up-model", "global.anthropic.claude-sonnet-4-5-20250929-v1:0", 200],
