@@ -71,6 +71,17 @@ async function setup(
   };
 }
 
+/** Bedrock's refusal of a model id it does not offer (under this profile, in this region), `times` over. */
+function invalidModelId(times = 1) {
+  return {
+    kind: "error",
+    status: 400,
+    errorType: "ValidationException",
+    message: "The provided model identifier is invalid.",
+    times,
+  } as const;
+}
+
 function post(f: Fixture, body: unknown, headers: Record<string, string> = {}) {
   return fetch(`${f.baseUrl}/v1/messages?beta=true`, {
     method: "POST",
@@ -764,12 +775,7 @@ dbTest(
     const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
     try {
       const base = "anthropic.claude-3-5-haiku-20241022-v1:0";
-      const invalid = {
-        kind: "error",
-        status: 400,
-        errorType: "ValidationException",
-        message: "The provided model identifier is invalid.",
-      } as const;
+      const invalid = invalidModelId();
       f.bedrock.script(invalid); // global. does not exist for this model: us. (the region's geography) does
       const first = await post(f, { ...MESSAGE, model: "claude-3-5-haiku-20241022" });
       assert.equal(first.status, 200);
@@ -812,13 +818,7 @@ dbTest(
       await sonnet5.body?.cancel();
 
       // A name of the same shape the table does not know yet is tried as anthropic.<name> first.
-      const invalid = {
-        kind: "error",
-        status: 400,
-        errorType: "ValidationException",
-        message: "The provided model identifier is invalid.",
-        times: 3,
-      } as const;
+      const invalid = invalidModelId(3);
       f.bedrock.script(invalid);
       // As Claude Code asks a model of its time: adaptive thinking and effort, which Sonnet 4.5 refuses.
       const newer = {
@@ -876,13 +876,7 @@ dbTest(
     const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
     try {
       // As when AWS serves a model on its Messages API route only, or not in this region.
-      f.bedrock.script({
-        kind: "error",
-        status: 400,
-        errorType: "ValidationException",
-        message: "The provided model identifier is invalid.",
-        times: 3,
-      });
+      f.bedrock.script(invalidModelId(3));
       const asked = {
         ...MESSAGE,
         model: "claude-sonnet-5",
@@ -1317,12 +1311,7 @@ dbTest("count_tokens for a key routed to Bedrock is counted there, with the bare
     );
 
     // A name Bedrock refuses as invalid (newer than the table) is counted by the default model instead.
-    f.bedrock.script({
-      kind: "error",
-      status: 400,
-      errorType: "ValidationException",
-      message: "The provided model identifier is invalid.",
-    });
+    f.bedrock.script(invalidModelId());
     const guessed = await countTokens(f, { ...newer, model: "claude-sonnet-9" });
     assert.equal(guessed.status, 200, await guessed.clone().text());
     assert.equal(guessed.headers.get("x-proxy-bedrock-model"), "anthropic.claude-sonnet-4-5-20250929-v1:0");
