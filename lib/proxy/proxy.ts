@@ -1174,9 +1174,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
     }
     // The default model answering for another name gets the body fitted to it (thinking mode, effort, format):
     // the request was made for the model asked for, which may take what the default refuses.
+    const defaultModel = deps.config.bedrockDefaultModel;
     const standsIn = (id: string) =>
-      id === deps.config.bedrockDefaultModel &&
-      (!mapped.known || mapped.modelId !== deps.config.bedrockDefaultModel);
+      id === defaultModel && (!mapped.known || mapped.modelId !== defaultModel);
     const bodyFor = (id: string) =>
       toBedrockBody(
         standsIn(id) ? fitToModel(a.parsed, id) : a.parsed,
@@ -1213,8 +1213,6 @@ export function createProxy(deps: ProxyDeps): Proxy {
     // region or API does not offer: AWS serves its newest models on another route first): answered by the
     // default model, as names the table cannot place at all are, rather than failing the fallback. Ids the
     // operator or the client chose (no base) are used as they are.
-    const defaultModel = deps.config.bedrockDefaultModel;
-    const onDefault = (id: string) => id === defaultModel && mapped.modelId !== defaultModel;
     if (mapped.base && !remembered && !candidates.includes(defaultModel)) candidates.push(defaultModel);
     for (let attempt = 0;; attempt++) {
       invoke.modelId = candidates[attempt];
@@ -1222,7 +1220,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         invoke.body = bodyFor(invoke.modelId);
       }
       outcome.modelServed = invoke.modelId;
-      if (onDefault(invoke.modelId)) {
+      if (standsIn(invoke.modelId)) {
         outcome.modelKnown = false;
         if (attempt > 0) {
           deps.log.warn(
