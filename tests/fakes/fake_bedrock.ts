@@ -461,21 +461,21 @@ function validateBody(body: unknown, modelId: string): string | undefined {
   const version = fakeClaudeVersion(modelId);
   if (version !== null) {
     const type = (b.thinking as { type?: unknown } | undefined)?.type;
-    if (type === "adaptive" && version.v < 46) {
+    if (type === "adaptive" && version.v < 406) {
       return "thinking.type: Input tag 'adaptive' found using 'type' does not match any of the expected tags: 'disabled', 'enabled'";
     }
-    if (type === "enabled" && version.v >= 47) {
+    if (type === "enabled" && version.v >= 407) {
       return "thinking.type.enabled is not supported for this model. Use thinking.type.adaptive and output_config.effort instead.";
     }
-    if (version.v < 47 && b.thinking && typeof b.thinking === "object" && "display" in b.thinking) {
+    if (version.v < 407 && b.thinking && typeof b.thinking === "object" && "display" in b.thinking) {
       return `thinking.${String(type)}.display: Extra inputs are not permitted`;
     }
     const messages = Array.isArray(b.messages) ? b.messages : [];
-    if (version.v < 48 && messages.some((m) => (m as { role?: unknown })?.role === "system")) {
+    if (version.v < 408 && messages.some((m) => (m as { role?: unknown })?.role === "system")) {
       return 'messages: Unexpected role "system". The Messages API accepts a top-level `system` parameter, not "system" as an input message';
     }
     const effort = config !== undefined && Object.hasOwn(config, "effort");
-    if (effort && !(version.v >= 46 || (version.v === 45 && version.family === "opus"))) {
+    if (effort && !(version.v >= 406 || (version.v === 405 && version.family === "opus"))) {
       return "output_config.effort: Extra inputs are not permitted";
     }
   }
@@ -491,18 +491,18 @@ function validateBody(body: unknown, modelId: string): string | undefined {
   return undefined;
 }
 
-/** `anthropic.claude-<family>-<major>-<minor>…` (any prefix) → major × 10 + minor; older `claude-3-7-sonnet` too. */
+/** `anthropic.claude-<family>-<major>-<minor>…` (any prefix) → major × 100 + minor; older `claude-3-7-sonnet` too. */
 function fakeClaudeVersion(modelId: string): { v: number; family: string } | null {
   const at = modelId.indexOf("anthropic.claude-");
   if (at < 0) return null;
   const parts = modelId.slice(at + "anthropic.claude-".length).split(/[-:]/);
-  const minorOf = (p: string | undefined) => (p !== undefined && /^\d$/.test(p) ? Number(p) : 0);
+  const minorOf = (p: string | undefined) => (p !== undefined && /^\d{1,2}$/.test(p) ? Number(p) : 0);
   if (/^[a-z]+$/.test(parts[0]) && /^\d+$/.test(parts[1] ?? "")) {
-    return { family: parts[0], v: Number(parts[1]) * 10 + minorOf(parts[2]) };
+    return { family: parts[0], v: Number(parts[1]) * 100 + minorOf(parts[2]) };
   }
   if (/^\d$/.test(parts[0])) {
     const family = /^[a-z]+$/.test(parts[1]) ? parts[1] : parts[2];
-    return { family, v: Number(parts[0]) * 10 + minorOf(/^[a-z]+$/.test(parts[1]) ? undefined : parts[1]) };
+    return { family, v: Number(parts[0]) * 100 + minorOf(/^[a-z]+$/.test(parts[1]) ? undefined : parts[1]) };
   }
   return null;
 }

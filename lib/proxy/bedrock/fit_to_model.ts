@@ -27,17 +27,23 @@ const MIN_THINKING_BUDGET = 1_024;
 
 /**
  * The Claude version of a Bedrock model id (base id, inference profile or foundation-model ARN) as
- * major × 10 + minor (`claude-sonnet-4-5-…` → 45, `claude-opus-4-20250514` → 40, `claude-3-7-sonnet` → 37),
- * with its family; null when the id names no Claude model this can read (an application inference profile).
+ * major × 100 + minor (`claude-sonnet-4-5-…` → 405, `claude-opus-4-20250514` → 400, `claude-3-7-sonnet` → 307,
+ * `claude-opus-4-10` → 410), with its family; null when the id names no Claude model this can read (an
+ * application inference profile). Compare it with {@link version}.
  */
 export function claudeVersion(modelId: string): { version: number; family: string } | null {
   const base = baseModelId(modelId).replace(/^anthropic\./, "");
-  // Current names: claude-<family>-<major>[-<minor>][-<date>]; a date has 8 digits, a minor one.
-  const current = /^claude-([a-z]+)-(\d+)(?:-(\d)(?!\d))?(?:[-:]|$)/.exec(base);
-  if (current) return { family: current[1], version: Number(current[2]) * 10 + Number(current[3] ?? 0) };
+  // Current names: claude-<family>-<major>[-<minor>][-<date>]; a date has 8 digits, a minor one or two (4-10).
+  const current = /^claude-([a-z]+)-(\d+)(?:-(\d{1,2})(?!\d))?(?:[-:]|$)/.exec(base);
+  if (current) return { family: current[1], version: version(Number(current[2]), Number(current[3] ?? 0)) };
   const older = /^claude-(\d)(?:-(\d))?-([a-z]+)(?:[-:]|$)/.exec(base);
-  if (older) return { family: older[3], version: Number(older[1]) * 10 + Number(older[2] ?? 0) };
+  if (older) return { family: older[3], version: version(Number(older[1]), Number(older[2] ?? 0)) };
   return null;
+}
+
+/** A Claude version as {@link claudeVersion} gives it: `version(4, 6)` is 406. */
+export function version(major: number, minor = 0): number {
+  return major * 100 + minor;
 }
 
 /**
@@ -51,25 +57,29 @@ export function fitToModel(body: Record<string, unknown>, modelId: string): Reco
   let changed = false;
   const thinking = body.thinking as { type?: unknown } | null | undefined;
   if (thinking && typeof thinking === "object") {
-    if (thinking.type === "adaptive" && model.version < 46) {
+    if (thinking.type === "adaptive" && model.version < version(4, 6)) {
       changed = true;
       const maxTokens = typeof body.max_tokens === "number" ? body.max_tokens : 0;
       const choice = (body.tool_choice as { type?: unknown } | undefined)?.type;
       // Manual mode refuses a forced tool and a budget under its least; 3.5 and older think not at all.
-      if (model.version < 37 || choice === "any" || choice === "tool" || maxTokens <= MIN_THINKING_BUDGET) {
+      if (
+        model.version < version(3, 7) || choice === "any" || choice === "tool" ||
+        maxTokens <= MIN_THINKING_BUDGET
+      ) {
         delete out.thinking;
         withoutThinkingEdits(out);
       } else {
         out.thinking = { type: "enabled", budget_tokens: Math.min(maxTokens - 1, FITTED_THINKING_BUDGET) };
       }
-    } else if (thinking.type === "enabled" && model.version >= 47) {
+    } else if (thinking.type === "enabled" && model.version >= version(4, 7)) {
       changed = true;
       const display = (thinking as { display?: unknown }).display;
       out.thinking = display === undefined ? { type: "adaptive" } : { type: "adaptive", display };
     }
   }
   const config = body.output_config as Record<string, unknown> | null | undefined;
-  const takesEffort = model.version >= 46 || (model.version === 45 && model.family === "opus");
+  const takesEffort = model.version >= version(4, 6) ||
+    (model.version === version(4, 5) && model.family === "opus");
   if (!takesEffort && config && typeof config === "object" && Object.hasOwn(config, "effort")) {
     changed = true;
     const { effort: _effort, ...rest } = config;
@@ -78,7 +88,7 @@ export function fitToModel(body: Record<string, unknown>, modelId: string): Reco
   }
   // Claude Code puts a system turn among the messages for the 5.5 models; models before 4.8 refuse the role
   // ("Unexpected role \"system\""), so its text joins the top-level system prompt.
-  if (model.version < 48 && Array.isArray(body.messages) && body.messages.some(isSystemTurn)) {
+  if (model.version < version(4, 8) && Array.isArray(body.messages) && body.messages.some(isSystemTurn)) {
     changed = true;
     const hoisted: Array<{ type: "text"; text: string }> = [];
     out.messages = body.messages.filter((m) => {
@@ -104,7 +114,7 @@ export function fitToModel(body: Record<string, unknown>, modelId: string): Reco
  */
 export function takesThinkingDisplay(modelId: string): boolean {
   const model = claudeVersion(modelId);
-  return model === null || model.version >= 47;
+  return model === null || model.version >= version(4, 7);
 }
 
 function isSystemTurn(m: unknown): boolean {

@@ -11,14 +11,16 @@ const NEWER = {
 
 Deno.test("claudeVersion reads base ids, profiles and ARNs of every naming scheme", () => {
   const cases: Array<[string, number, string]> = [
-    [SONNET_45, 45, "sonnet"],
-    ["anthropic.claude-sonnet-4-6", 46, "sonnet"],
-    ["us.anthropic.claude-opus-4-20250514-v1:0", 40, "opus"],
-    ["anthropic.claude-opus-4-1-20250805-v1:0", 41, "opus"],
-    ["global.anthropic.claude-opus-5-5", 55, "opus"],
-    ["anthropic.claude-3-7-sonnet-20250219-v1:0", 37, "sonnet"],
-    ["anthropic.claude-3-haiku-20240307-v1:0", 30, "haiku"],
-    ["arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0", 45, "haiku"],
+    [SONNET_45, 405, "sonnet"],
+    ["global.anthropic.claude-opus-4-10", 410, "opus"],
+    ["us.anthropic.claude-sonnet-4-12-20270101-v1:0", 412, "sonnet"],
+    ["anthropic.claude-sonnet-4-6", 406, "sonnet"],
+    ["us.anthropic.claude-opus-4-20250514-v1:0", 400, "opus"],
+    ["anthropic.claude-opus-4-1-20250805-v1:0", 401, "opus"],
+    ["global.anthropic.claude-opus-5-5", 505, "opus"],
+    ["anthropic.claude-3-7-sonnet-20250219-v1:0", 307, "sonnet"],
+    ["anthropic.claude-3-haiku-20240307-v1:0", 300, "haiku"],
+    ["arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0", 405, "haiku"],
   ];
   for (const [id, version, family] of cases) assert.deepEqual(claudeVersion(id), { version, family }, id);
   assert.equal(claudeVersion("arn:aws:bedrock:us-east-1:123:application-inference-profile/abc123"), null);
@@ -145,4 +147,10 @@ Deno.test("manual thinking made adaptive for 4.7 and later keeps its display", (
     type: "adaptive",
     display: "omitted",
   });
+});
+
+Deno.test("a two-digit minor version is read as such: 4.10 is past 4.7, not 4.0", () => {
+  const body = { max_tokens: 8000, thinking: { type: "adaptive" }, output_config: { effort: "high" } };
+  assert.deepEqual(fitToModel(body, "global.anthropic.claude-sonnet-4-10"), body);
+  assert.equal(takesThinkingDisplay("global.anthropic.claude-sonnet-4-10"), true);
 });

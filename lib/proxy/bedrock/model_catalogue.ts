@@ -51,7 +51,8 @@ function describe(id: string): ModelInfo {
 
 /** Newer first: version number, then snapshot date (dateless names are the newest of their version). */
 function rank(m: ModelInfo): number {
-  const version = Number((m.display_name.match(/ (\d+(?:\.\d+)?)$/)?.[1]) ?? 0);
+  // Major and minor apart: 4.10 is newer than 4.9, which read as one decimal it would not be.
+  const [, major = "0", minor = "0"] = m.display_name.match(/ (\d+)(?:\.(\d+))?$/) ?? [];
   const date = m.created_at ? Date.parse(m.created_at) / 1e13 : 1;
-  return version * 10 + date;
+  return (Number(major) * 100 + Number(minor)) * 10 + date;
 }

@@ -44,6 +44,15 @@ Deno.test("every listed model maps to a Bedrock model, so picking one never land
   }
 });
 
+Deno.test("a two-digit minor version ranks above a one-digit one (4.10 after 4.9, before 5)", () => {
+  const ids = modelCatalogue({
+    "claude-opus-4-10": "global.anthropic.claude-opus-4-10",
+    "claude-opus-4-9": "global.anthropic.claude-opus-4-9",
+  }).map((m) => m.id);
+  assert.ok(ids.indexOf("claude-opus-4-10") < ids.indexOf("claude-opus-4-9"), ids.join(", "));
+  assert.ok(ids.indexOf("claude-opus-5") < ids.indexOf("claude-opus-4-10"), ids.join(", "));
+});
+
 Deno.test("operator-mapped Claude names are listed; other names are not", () => {
   const ids = modelCatalogue({ "claude-house-blend": "arn:aws:bedrock:eu-west-1:1:x", "gpt-4": "y" }).map((
     m,
