@@ -1014,3 +1014,138 @@ dbTest(
     assert.equal((await post({}, ADMIN_PASSWORD)).status, 429);
   },
 );
+
+dbTest(
+  "Bedrock credentials for a rotating key are refused with 409 naming its replacement, which takes them",
+  async (db) => {
+    const t = await makeTestApp(db);
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "rot-cred@example.com" }, h)).body;
+    const old = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+    const next = (await t.call("POST", `/api/access-keys/${old.id}/rotate`, { grace_seconds: 60 }, h)).body;
+    const credentials = { bedrock_api_key: "ABSKexampleexample1234", region: "us-east-1" };
+    const refused = await t.call("PUT", `/api/access-keys/${old.id}/bedrock-key`, credentials, h);
+    assert.equal(refused.status, 409);
+    assert.match(refused.body.error.message, new RegExp(`rotating.*replacement, access key ${next.id}`));
+    assert.equal(
+      (await t.call("GET", `/api/access-keys/${old.id}`, undefined, h)).body.has_bedrock_credentials,
+      false,
+    );
+    assert.equal(
+      (await t.call("PUT", `/api/access-keys/${next.id}/bedrock-key`, credentials, h)).status,
+      200,
+    );
+    // Removing a secret is always allowed, rotating or not.
+    assert.equal(
+      (await t.call("DELETE", `/api/access-keys/${next.id}/bedrock-key`, undefined, h)).status,
+      204,
+    );
+  },
+);
+
+dbTest(
+  "an email written differently (combining accents, full-width letters) finds the same user; invisible characters are refused",
+  async (db) => {
+    const t = await makeTestApp(db);
+    const h = await t.auth();
+    const first = await t.call("POST", "/api/users", { email: "dév@exämple.com", name: "Dév" }, h);
+    assert.equal(first.status, 201);
+    const decomposed = await t.call("POST", "/api/users", { email: "de\u0301v@exa\u0308mple.com" }, h);
+    assert.equal(decomposed.status, 409, JSON.stringify(decomposed.body));
+    assert.equal((await t.call("POST", "/api/users", { email: "ascii@example.com" }, h)).status, 201);
+    assert.equal((await t.call("POST", "/api/users", { email: "ＡＳＣＩＩ@example.com" }, h)).status, 409);
+    const found = await t.call("GET", `/api/users?q=${encodeURIComponent("de\u0301v")}`, undefined, h);
+    assert.deepEqual(found.body.items.map((u: { id: string }) => u.id), [first.body.id]);
+    assert.equal(first.body.name, "Dév");
+
+    for (
+      const [body, field] of [
+        [{ email: "dev\u200b@example.com" }, "email"],
+        [{ email: "a\u001b[31m@x.io" }, "email"],
+        [{ email: "ok@x.io", name: "\u0007\u001b[2J" }, "name"],
+        [{ email: "ok@x.io", name: "evil\u202egnp.exe" }, "name"],
+      ] as const
+    ) {
+      const r = await t.call("POST", "/api/users", body, h);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal(r.body.error.field, field);
+      assert.match(r.body.error.message, /invisible character/);
+    }
+    // Names keep their letters, and the joiners Persian names and emoji sequences are written with.
+    for (
+      const name of [
+        "Zoë Ångström",
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+        "Ana \u{1F469}\u200d\u{1F4BB}",
+      ]
+    ) {
+      const named = await t.call(
+        "POST",
+        "/api/users",
+        { email: `n${name.length}@x.io`, name: `  ${name}  ` },
+        h,
+      );
+      assert.equal(named.status, 201, name);
+      assert.equal(named.body.name, name);
+    }
+  },
+);
+
+dbTest(
+  "unknown fields name the first as the field and say what is taken, without echoing them all",
+  async (db) => {
+    const t = await makeTestApp(db);
+    const h = await t.auth();
+    const one = await t.call("POST", "/api/users", { email: "u1@example.com", is_active: false }, h);
+    assert.equal(one.status, 400);
+    assert.equal(one.body.error.field, "is_active");
+    assert.match(one.body.error.message, /unknown field "is_active"; expected only email, name/);
+    const many: Record<string, unknown> = { email: "flood@example.com" };
+    for (let i = 0; i < 5_000; i++) many[`k${i}${"x".repeat(100)}`] = i;
+    const flood = await t.call("POST", "/api/users", many, h);
+    assert.equal(flood.status, 400);
+    assert.ok(
+      JSON.stringify(flood.body).length < 2_000,
+      `error of ${JSON.stringify(flood.body).length} bytes`,
+    );
+    assert.match(flood.body.error.message, /and 4997 more/);
+  },
+);
+
+dbTest("an id that is not a UUID is a 404 saying ids are UUIDs, with the id cut short", async (db) => {
+  const t = await makeTestApp(db);
+  const h = await t.auth();
+  const long = await t.call("GET", `/api/users/${"a".repeat(10_000)}`, undefined, h);
+  assert.equal(long.status, 404);
+  assert.match(long.body.error.message, /ids are UUIDs/);
+  assert.ok(long.body.error.message.length < 200);
+  const key = await t.call("GET", "/api/access-keys/nope", undefined, h);
+  assert.equal(key.status, 404);
+  assert.match(key.body.error.message, /access key "nope" does not exist: ids are UUIDs/);
+});
+
+dbTest(
+  "a rotating key whose replacement was revoked is told to get a new key, not sent back to the replacement",
+  async (db) => {
+    const t = await makeTestApp(db);
+    const h = await t.auth();
+    const user = (await t.call("POST", "/api/users", { email: "dead-next@example.com" }, h)).body;
+    const old = (await t.call("POST", `/api/users/${user.id}/access-keys`, {}, h)).body;
+    const next = (await t.call("POST", `/api/access-keys/${old.id}/rotate`, { grace_seconds: 600 }, h)).body;
+    assert.equal((await t.call("DELETE", `/api/access-keys/${next.id}`, undefined, h)).status, 200);
+    const again = await t.call("POST", `/api/access-keys/${old.id}/rotate`, {}, h);
+    assert.equal(again.status, 409);
+    assert.match(again.body.error.message, /replacement .* no longer works; issue a new key for the user/);
+    assert.ok(again.body.error.message.includes(`POST /api/users/${user.id}/access-keys`));
+    // A malformed body is said to be so, whatever the key's state.
+    const bad = await t.call("POST", `/api/access-keys/${old.id}/rotate`, { x: 1 }, h);
+    assert.equal(bad.status, 400);
+  },
+);
+
+dbTest("sign-in called with another method answers 405 naming POST, with or without a token", async (db) => {
+  const t = await makeTestApp(db);
+  const bare = await t.call("GET", "/api/auth/login");
+  assert.equal(bare.status, 405);
+  assert.equal(bare.headers.get("allow"), "POST");
+});

@@ -72,12 +72,12 @@ export function createAdmin(deps: {
 
   const requireUser = async (id: string) => {
     const user = isUuid(id) ? await users.findUser(deps.db, id) : null;
-    if (!user) throw new HttpError(404, "not_found_error", `user ${id} does not exist`);
+    if (!user) throw notFound("user", id);
     return user;
   };
   const requireKey = async (id: string) => {
     const key = isUuid(id) ? await keys.findAccessKey(deps.db, id) : null;
-    if (!key) throw new HttpError(404, "not_found_error", `access key ${id} does not exist`);
+    if (!key) throw notFound("access key", id);
     return key;
   };
   const keyView = (k: keys.AccessKeyRow): KeyView => ({
@@ -133,7 +133,8 @@ export function createAdmin(deps: {
 
     listUsers(opts: { search?: string; limit: number; offset: number; status?: "active" | "inactive" }) {
       refuseNulParameter("q", opts.search);
-      return users.listUsers(deps.db, opts);
+      // Addresses are stored NFKC-normalised: a search typed with combining accents must find them too.
+      return users.listUsers(deps.db, { ...opts, search: opts.search?.normalize("NFKC") });
     },
 
     getUser: requireUser,
@@ -202,8 +203,10 @@ export function createAdmin(deps: {
 
     async rotateKey(ctx: ActionContext, id: string, input: unknown) {
       const old = await requireKey(id);
-      refuseRotation(old, now());
+      // The body is checked first: a malformed call is told so whatever state the key is in.
       const v = parseInput(rotateKeyInput, input ?? {});
+      const replacement = old.rotated_to ? await keys.findAccessKey(deps.db, old.rotated_to) : null;
+      refuseRotation(old, now(), replacement);
       const grace = v.grace_seconds ?? 300;
       const { row, key } = await issue(old.user_id, old.name);
       // Credentials are sealed to the old key's id: re-seal them for the new key rather than copy ciphertext.
@@ -220,7 +223,10 @@ export function createAdmin(deps: {
         await keys.deleteUnissuedAccessKey(deps.db, row.id);
         deps.credentials.forget(row.id);
         const current = await keys.findAccessKey(deps.db, id);
-        if (current) refuseRotation(current, now());
+        if (current) {
+          const next = current.rotated_to ? await keys.findAccessKey(deps.db, current.rotated_to) : null;
+          refuseRotation(current, now(), next);
+        }
         throw new HttpError(
           409,
           "conflict_error",
@@ -253,6 +259,19 @@ export function createAdmin(deps: {
           409,
           "conflict_error",
           `access key ${accessKeyId} is ${status}; Bedrock credentials can be set only on a live key`,
+        );
+      }
+      if (status === "rotating") {
+        // Credentials were copied to the replacement when the key was rotated; set here, they would end with
+        // the grace and leave the key that stays without them (a page opened before the rotation does this).
+        const instead = key.rotated_to
+          ? `set them on its replacement, access key ${key.rotated_to}`
+          : "set them on the key that replaces it";
+        throw new HttpError(
+          409,
+          "conflict_error",
+          `access key ${accessKeyId} is rotating and stops working at ${key.expires_at!.toISOString()}; ` +
+            `${instead}, which keeps working after that`,
         );
       }
       const v = parseBedrockCredentials(input);
@@ -299,7 +318,7 @@ export type Admin = ReturnType<typeof createAdmin>;
  * replacement would orphan the first (still active, held by whoever received it), and the grace already
  * running cannot be extended without letting a leaked key live longer.
  */
-function refuseRotation(k: keys.AccessKeyRow, now: Date): void {
+function refuseRotation(k: keys.AccessKeyRow, now: Date, replacement: keys.AccessKeyRow | null): void {
   const status = keyStatus(k, now);
   if (status === "revoked" || status === "expired") {
     throw new HttpError(
@@ -311,7 +330,19 @@ function refuseRotation(k: keys.AccessKeyRow, now: Date): void {
   if (status === "rotating" || k.rotated_to) {
     const until = k.expires_at ? ` and keeps working until ${k.expires_at.toISOString()}` : "";
     const by = k.rotated_to ? `access key ${k.rotated_to}` : "another key";
-    const next = k.rotated_to ? `rotate ${k.rotated_to} instead` : "rotate its replacement instead";
+    const gone = replacement === null || keyStatus(replacement, now) === "revoked" ||
+      keyStatus(replacement, now) === "expired";
+    if (gone) {
+      // Pointing at a replacement that can no longer be rotated would send the caller in a circle.
+      throw new HttpError(
+        409,
+        "conflict_error",
+        `access key ${k.id} is already rotating${until}, and its replacement (${by}) no longer works; ` +
+          `issue a new key for the user (POST /api/users/${k.user_id}/access-keys), or revoke ${k.id} to stop ` +
+          `it now`,
+      );
+    }
+    const next = `rotate ${k.rotated_to} instead`;
     throw new HttpError(
       409,
       "conflict_error",
@@ -329,6 +360,13 @@ export function keyStatus(
   if (k.revoked_at || k.deleted_at || !k.is_active) return "revoked";
   if (k.expires_at) return k.expires_at.getTime() <= now.getTime() ? "expired" : "rotating";
   return "active";
+}
+
+/** 404 for an id that names nothing; one that cannot be an id is said to be so, and cut short, not echoed whole. */
+function notFound(what: string, id: string): HttpError {
+  if (isUuid(id)) return new HttpError(404, "not_found_error", `${what} ${id} does not exist`);
+  const shown = JSON.stringify(id.length > 64 ? `${id.slice(0, 64)}…` : id);
+  return new HttpError(404, "not_found_error", `${what} ${shown} does not exist: ids are UUIDs`);
 }
 
 function isUuid(id: string): boolean {

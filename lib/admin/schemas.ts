@@ -5,14 +5,31 @@
 import { z } from "zod";
 import { HttpError } from "../errors.ts";
 
+// Control and format characters (ESC, BEL, zero-width space, bidi overrides) are invisible or move the
+// terminal's cursor: in an address or a name they make two entries look the same, or a log line lie. A name
+// keeps the zero-width joiner and non-joiner, which Persian and Indic names and emoji sequences are written with.
+const INVISIBLE = /[\p{Cc}\p{Cf}]/u;
+const INVISIBLE_IN_NAME = /[\p{Cc}\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/u;
+const INVISIBLE_MESSAGE =
+  "contains a control or invisible character (such as a zero-width space); type it plainly";
+
+// NFKC before the uniqueness check: "dév" typed with a combining accent, or in full-width letters, is the same
+// address as the precomposed ASCII one, and must find the same user rather than make a second.
 const email = z.string({
   error: (issue) =>
     issue.input === undefined
       ? "missing; expected an email address such as dev@example.com"
       : "expected a string",
-}).trim().toLowerCase().max(254, "too long (max 254)")
-  .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, "expected an email address such as dev@example.com");
-const name = z.string({ error: "expected a string" }).trim().max(200, "too long (max 200 characters)");
+}).refine((v) => !INVISIBLE.test(v.trim()), INVISIBLE_MESSAGE)
+  .transform((v) => v.normalize("NFKC").trim().toLowerCase())
+  .pipe(
+    z.string().max(254, "too long (max 254)")
+      .regex(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, "expected an email address such as dev@example.com"),
+  );
+const name = z.string({ error: "expected a string" })
+  .refine((v) => !INVISIBLE_IN_NAME.test(v.trim()), INVISIBLE_MESSAGE)
+  .transform((v) => v.normalize("NFC").trim())
+  .pipe(z.string().max(200, "too long (max 200 characters)"));
 // Stored as numeric(12,2), which would round 0.004 to 0 (a budget refusing all Bedrock use) and 12.345 to 12.35:
 // refuse what it cannot hold exactly instead. The 10,000,000 cap is well inside its 9,999,999,999.99.
 const budget = z.number({ error: "expected a number of US dollars" }).finite().min(0, "must not be negative")
@@ -130,15 +147,27 @@ export function parseInput<T>(schema: z.ZodType<T>, input: unknown): T {
     const path = issue.path.join(".");
     if (path && !Object.hasOwn(fields, path)) fields[path] = issueMessage(issue);
   }
-  const field = issues[0].path.join(".");
-  const message = issueMessage(issues[0]);
+  const first = issues[0];
+  if (first.code === "unrecognized_keys" && first.path.length === 0) {
+    // The unknown field is the one at fault; what the object takes is what the caller needs to know.
+    const field = String((first as { keys: string[] }).keys[0]).slice(0, 64);
+    const known = schema instanceof z.ZodObject
+      ? `; expected only ${Object.keys(schema.shape).join(", ")}`
+      : "";
+    throw new InvalidInputError(`${issueMessage(first)}${known}`, field, fields);
+  }
+  const field = first.path.join(".");
+  const message = issueMessage(first);
   throw new InvalidInputError(field ? `${field}: ${message}` : message, field || undefined, fields);
 }
 
 function issueMessage(issue: Issue): string {
-  return issue.code === "unrecognized_keys"
-    ? `unknown field ${(issue as { keys: string[] }).keys.map((k) => `"${k}"`).join(", ")}`
-    : issue.message;
+  if (issue.code !== "unrecognized_keys") return issue.message;
+  // Named, not echoed: a body of thousands of made-up keys must not come back as a megabyte of error.
+  const unknown = (issue as { keys: string[] }).keys;
+  const cut = (k: string) => JSON.stringify(k.length > 64 ? `${k.slice(0, 64)}…` : k);
+  const more = unknown.length > 3 ? ` and ${unknown.length - 3} more` : "";
+  return `unknown field ${unknown.slice(0, 3).map(cut).join(", ")}${more}`;
 }
 
 type Issue = z.core.$ZodIssue;
