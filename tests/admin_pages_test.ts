@@ -1572,7 +1572,7 @@ dbTest(
     const at = new Date(Date.now() - 60_000).toISOString();
     await seedUsage(db, "UTC", [
       { accessKeyId: keyId, userId: id, createdAt: at, costUsd: 2 },
-      { accessKeyId: keyId, userId: id, createdAt: at, model: "claude-fable-5-2", costUsd: null },
+      { accessKeyId: keyId, userId: id, createdAt: at, model: "claude-fable-5-3", costUsd: null },
       // Refused before any token: nothing was billed, so nothing is missing from the cost.
       {
         accessKeyId: keyId,
@@ -1593,13 +1593,13 @@ dbTest(
     assert.match(text(cost), /≥ \$2\.00/);
     assert.match(text(cost), /unpriced 1/);
     assert.match(text(page.html), /1 request used a model the price table has no price for/);
-    assert.match(text(page.html), /claude-fable-5-2 1 [\d.,]+[KM]? \$0\.00 1 unpriced/);
+    assert.match(text(page.html), /claude-fable-5-3 1 [\d.,]+[KM]? \$0\.00 1 unpriced/);
 
     const h = await c.t.auth();
     const report = await c.t.call("GET", "/api/usage", undefined, h);
     assert.equal(report.body.totals.cost_usd, 2);
     assert.equal(report.body.totals.unpriced_requests, 1);
-    const fable = report.body.by_model.find((m: { label: string }) => m.label === "claude-fable-5-2");
+    const fable = report.body.by_model.find((m: { label: string }) => m.label === "claude-fable-5-3");
     assert.deepEqual([fable.cost_usd, fable.unpriced_requests], [0, 1]);
   },
 );

@@ -1105,11 +1105,11 @@ dbTest("over budget, a key routed to Bedrock only is told at once, not asked to 
 dbTest("under a budget, a model the price table cannot price is refused on Bedrock", async (db) => {
   const f = await setup(db, { user: { routing_strategy: "bedrock_only", monthly_budget_usd: 50 } });
   try {
-    const res = await post(f, { ...MESSAGE, model: "claude-fable-5-2" });
+    const res = await post(f, { ...MESSAGE, model: "claude-fable-5-3" });
     assert.equal(res.status, 403);
     const body = await res.json();
     assert.equal(body.error.type, "permission_error");
-    assert.match(body.error.message, /claude-fable-5-2 .*has no price.*monthly budget.*PROXY_MODEL_PRICING/);
+    assert.match(body.error.message, /claude-fable-5-3 .*has no price.*monthly budget.*PROXY_MODEL_PRICING/);
     assert.equal(f.bedrock.requests.length, 0);
   } finally {
     await f.close();
@@ -1121,10 +1121,10 @@ dbTest(
   async (db) => {
     const f = await setup(db, {
       user: { routing_strategy: "bedrock_only", monthly_budget_usd: 50 },
-      env: { PROXY_MODEL_PRICING: JSON.stringify({ "claude-fable-5-2": { input: 30, output: 150 } }) },
+      env: { PROXY_MODEL_PRICING: JSON.stringify({ "claude-fable-5-3": { input: 30, output: 150 } }) },
     });
     try {
-      const r = await answeredRow(f, db, "claude-fable-5-2");
+      const r = await answeredRow(f, db, "claude-fable-5-3");
       assert.ok(Number(r.cost_usd) > 0, `priced: ${r.cost_usd}`);
     } finally {
       await f.close();
@@ -1135,7 +1135,7 @@ dbTest(
 dbTest("without a budget an unpriced model is served on Bedrock, its cost left unknown", async (db) => {
   const f = await setup(db, { user: { routing_strategy: "bedrock_only" } });
   try {
-    const r = await answeredRow(f, db, "claude-fable-5-2");
+    const r = await answeredRow(f, db, "claude-fable-5-3");
     assert.equal(r.cost_usd, null);
   } finally {
     await f.close();

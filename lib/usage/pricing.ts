@@ -97,7 +97,11 @@ const HAIKU_5_5_LONG: Tier = Object.freeze({ above: 100_000, price: price(0.5, 2
 
 /** Family key → entry. Keys are what {@link modelFamily} produces. */
 const BUILT_IN: ReadonlyMap<string, Entry> = new Map<string, Entry>([
-  // Fable and Mythos 5.1 cache reads are $0.25, not 0.1× input.
+  // Fable and Mythos 5.1 and 5.2 cache reads are 0.025× input, not 0.1×. Fable 5.2 (2026-11-09) is $8/$40 with
+  // $0.20 cache reads, as resellers quoting Anthropic's list price give it; Mythos 5.2 is the same model (AWS's
+  // model card) and, as every Mythos before it, priced as its Fable.
+  ["claude-fable-5-2", entry(price(8, 40, 10, 0.2))],
+  ["claude-mythos-5-2", entry(price(8, 40, 10, 0.2))],
   ["claude-fable-5-1", entry(price(10, 50, 12.5, 0.25))],
   ["claude-fable-5", entry(price(10, 50, 12.5, 1))],
   ["claude-mythos-5-1", entry(price(10, 50, 12.5, 0.25))],

@@ -80,13 +80,15 @@ Deno.test("built-in prices match Anthropic's published list prices", () => {
 Deno.test("cache prices are 1.25x and 0.1x input for current families", () => {
   for (const [family, p] of new PriceBook().entries()) {
     // Published exceptions: Haiku 3's rounded cache prices, 0.05x cache reads on Opus 5.5 and Sonnet 5.5, and
-    // 0.025x on Fable 5.1 and Mythos 5.1.
+    // 0.025x on Fable and Mythos 5.1 and 5.2.
     const exceptions = [
       "claude-haiku-3",
       "claude-opus-5-5",
       "claude-sonnet-5-5",
       "claude-fable-5-1",
       "claude-mythos-5-1",
+      "claude-fable-5-2",
+      "claude-mythos-5-2",
     ];
     if (exceptions.includes(family)) continue;
     assert.equal(p.cacheWrite, Math.round(p.input * 1.25 * 1e6) / 1e6, family);
@@ -347,7 +349,7 @@ Deno.test("US-only inference costs 1.1× the token rates; web searches cost $10 
   );
 });
 
-Deno.test("Fable and Mythos are priced as published, 5.1 with its cheaper cache reads", () => {
+Deno.test("Fable and Mythos are priced as published, 5.1 and 5.2 with their cheaper cache reads", () => {
   const book = new PriceBook();
   const published = { input: 10, output: 50, cacheWrite: 12.5 };
   for (
@@ -360,5 +362,8 @@ Deno.test("Fable and Mythos are priced as published, 5.1 with its cheaper cache 
   ) {
     assert.deepEqual(book.priceFor(model), { ...published, cacheRead }, model);
   }
-  assert.equal(book.priceFor("claude-fable-5-2"), null, "not published: unpriced, never guessed");
+  const fable52 = { input: 8, output: 40, cacheWrite: 10, cacheRead: 0.2 };
+  assert.deepEqual(book.priceFor("claude-fable-5-2"), fable52);
+  assert.deepEqual(book.priceFor("global.anthropic.claude-mythos-5-2"), fable52);
+  assert.equal(book.priceFor("claude-fable-5-3"), null, "not published: unpriced, never guessed");
 });

@@ -5,17 +5,19 @@ import { mapModel } from "./model_map.ts";
 Deno.test("the catalogue lists every table model with a display name, newest first", () => {
   const models = modelCatalogue({});
   const ids = models.map((m) => m.id);
-  // Claude Code 2.1.332's own Bedrock table: the 5.5 models first, then Fable 5.2 and 5.1, then the 5s.
+  // Claude Code 2.1.332's own Bedrock table (and Mythos 5.1 and 5.2): the 5.5 models first, then the 5.2s
+  // and 5.1s, then the 5s.
   assert.deepEqual(
     new Set(ids.slice(0, 3)),
     new Set(["claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5"]),
   );
-  assert.deepEqual(ids.slice(3, 5), ["claude-fable-5-2", "claude-fable-5-1"]);
+  assert.deepEqual(new Set(ids.slice(3, 5)), new Set(["claude-fable-5-2", "claude-mythos-5-2"]));
+  assert.deepEqual(new Set(ids.slice(5, 7)), new Set(["claude-fable-5-1", "claude-mythos-5-1"]));
   assert.deepEqual(
-    new Set(ids.slice(5, 9)),
+    new Set(ids.slice(7, 11)),
     new Set(["claude-opus-5", "claude-sonnet-5", "claude-mythos-5", "claude-fable-5"]),
   );
-  assert.equal(ids[9], "claude-opus-4-8");
+  assert.equal(ids[11], "claude-opus-4-8");
   assert.equal(models.find((m) => m.id === "claude-haiku-5-5")!.display_name, "Claude Haiku 5.5");
   assert.equal(models.find((m) => m.id === "claude-mythos-5")!.display_name, "Claude Mythos 5");
   assert.ok(ids.includes("claude-sonnet-4-5-20250929"));
