@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { dbTest } from "./helpers/db.ts";
 import { makeConsoleApp, text } from "./helpers/console.ts";
+import { sql } from "../lib/db/sql.ts";
 
 dbTest(
   "console: rotating a key that is already rotating shows a 409 notice naming the newer key",
@@ -26,7 +27,14 @@ dbTest(
       new RegExp(`already being replaced by\\s*<a class="link" href="/admin/keys/${newId}"`),
     );
 
-    // A form posted from a page loaded before the first rotation (another tab).
+    // Posted again at once (a second click, without JavaScript to stop it): the browser shows this answer, so
+    // it says where the secret went and how to get one.
+    const click = await c.post(`/admin/keys/${id}/rotate`, { grace_seconds: "60" });
+    assert.equal(click.status, 409);
+    assert.match(text(click.html), /rotated a moment ago, perhaps by a second click.*rotate the new key/);
+
+    // A form posted from a page loaded before the first rotation (another tab), minutes later.
+    await db.query(sql`UPDATE access_keys SET created_at = now() - interval '5 minutes' WHERE id = ${newId}`);
     const again = await c.post(`/admin/keys/${id}/rotate`, { grace_seconds: "60" });
     assert.equal(again.status, 409);
     assert.match(

@@ -469,9 +469,19 @@ export function keysRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
       });
     } catch (e) {
       const state = stateFromError(e, keep(form), ["grace_seconds"]);
-      if (e instanceof HttpError && e.status === 409 && (await deps.services.admin.getKey(id)).rotated_to) {
+      const rotatedTo = e instanceof HttpError && e.status === 409
+        ? (await deps.services.admin.getKey(id)).rotated_to
+        : null;
+      if (rotatedTo) {
         // The API's message names ids and UTC times; the page beside it says the same with a link, in local time.
-        state.message = "Not rotated: this key was rotated already, in another tab or by another admin.";
+        const replacement = await deps.services.admin.getKey(rotatedTo);
+        const moments = deps.services.now().getTime() - new Date(replacement.created_at).getTime() < 60_000;
+        state.message = moments
+          // A second click before the first answer came: the browser shows this answer, and the new key's
+          // secret went to the first, unseen. Only the replacement can give one now.
+          ? "Not rotated again: this key was rotated a moment ago, perhaps by a second click, and the new key " +
+            "was shown to that first request only. If you did not see it, rotate the new key to get one to copy."
+          : "Not rotated: this key was rotated already, in another tab or by another admin.";
       }
       return keyPage(c, id, { rotate: state }, (e as { status: number }).status);
     }
