@@ -253,6 +253,15 @@ const TABLE: Array<{
     counts: true,
   },
   {
+    // Streaming: before its first event; non-streaming: after the headers, before the JSON's last byte (the
+    // client has seen nothing either way).
+    name: "the connection reset after the answer's headers",
+    step: { kind: "die_mid_stream", afterEvents: 0, declared: true },
+    fallback: true,
+    reason: "stream_reset",
+    counts: true,
+  },
+  {
     name: "a stream whose first event is an error",
     step: { kind: "error_event", type: "overloaded_error", message: "Overloaded" },
     fallback: true,

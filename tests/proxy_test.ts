@@ -7,6 +7,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { dbTest } from "./helpers/db.ts";
 import { postMessages, startProxy, waitFor } from "./helpers/proxy.ts";
 import { sql } from "../lib/db/sql.ts";
+import { createHash } from "node:crypto";
 import { within } from "./helpers/within.ts";
 import type { Db } from "../lib/db/db.ts";
 
@@ -509,6 +510,23 @@ dbTest(
   },
 );
 
+dbTest(
+  "a non-streaming answer that keeps coming is not cut by the silence timeout, however long it takes in all",
+  async (db) => {
+    const p = await startProxy(db, { env: { PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: "400" } });
+    try {
+      // Five pieces 250 ms apart: never silent for 400 ms, 1 s in all.
+      p.upstream.script({ kind: "slow", eventDelayMs: 250, pieces: 5, declared: true });
+      const res = await postMessages(p.baseUrl, MESSAGE);
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      assert.equal(JSON.parse(text).type, "message");
+    } finally {
+      await p.close();
+    }
+  },
+);
+
 /** A client leaves while a slow non-streaming answer (its length `declared` or not) is arriving. */
 async function leaveDuringSlowAnswer(db: Db, declared: boolean) {
   const p = await startProxy(db);
@@ -820,7 +838,8 @@ dbTest("a body over PROXY_MAX_BODY_BYTES is refused with 413", async (db) => {
 
     // Announced too large with `expect: 100-continue`: refused before any of it is sent. (Deno answers the
     // expectation with 100 Continue itself, whatever the handler does; the 413 follows at once.)
-    for (const path of ["/v1/messages", "/v1/messages/count_tokens", "/v1/files"]) {
+    // (Other paths stream their bodies on unread, so the upstream's own limit is theirs: see the upload test.)
+    for (const path of ["/v1/messages", "/v1/messages/count_tokens"]) {
       const url = new URL(`${p.baseUrl}${path}`);
       const conn = await Deno.connect({ hostname: url.hostname, port: Number(url.port) });
       try {
@@ -1389,3 +1408,101 @@ dbTest(
     }
   },
 );
+
+/** An upstream that reads each request body as it comes and answers its length and SHA-256. */
+function hashingUpstream() {
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const hash = createHash("sha256");
+    let bytes = 0;
+    for await (const chunk of req.body ?? []) {
+      hash.update(chunk);
+      bytes += chunk.length;
+    }
+    return Response.json({ bytes, sha256: hash.digest("hex") });
+  });
+  return { url: `http://127.0.0.1:${server.addr.port}`, close: () => server.shutdown() };
+}
+
+/** `chunks` pseudo-random chunks of `size` bytes, `gapMs` apart, and their SHA-256 as they were made. */
+function upload(chunks: number, size: number, gapMs = 0) {
+  const hash = createHash("sha256");
+  let i = 0;
+  let seed = 7;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      if (i++ === chunks) {
+        c.close();
+        return;
+      }
+      if (gapMs > 0 && i > 1) await new Promise((r) => setTimeout(r, gapMs));
+      const chunk = new Uint8Array(size);
+      for (let j = 0; j < size; j += 4) {
+        seed = (seed * 1103515245 + 12345) >>> 0;
+        chunk[j] = seed & 0xff;
+        chunk[j + 1] = (seed >>> 8) & 0xff;
+      }
+      hash.update(chunk);
+      c.enqueue(chunk);
+    },
+  });
+  return { body, sha256: () => hash.digest("hex") };
+}
+
+dbTest(
+  "an upload on another path streams to the upstream whole, past PROXY_MAX_BODY_BYTES, and its time is not the upstream's",
+  async (db) => {
+    const up = hashingUpstream();
+    const p = await startProxy(db, {
+      env: {
+        PROXY_PLAN_API_URL: up.url,
+        PROXY_MAX_BODY_BYTES: "1048576",
+        PROXY_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: "300",
+      },
+    });
+    try {
+      // 40 MiB, forty times the largest body the proxy reads: the Files API takes 500 MB.
+      const big = upload(640, 64 * 1024);
+      const res = await fetch(`${p.baseUrl}/v1/files`, {
+        method: "POST",
+        headers: { "x-api-key": "k", "content-type": "application/octet-stream" },
+        body: big.body,
+      });
+      assert.equal(res.status, 200);
+      assert.deepEqual(await res.json(), { bytes: 640 * 64 * 1024, sha256: big.sha256() }, "byte for byte");
+
+      // Sent over a second, with a first-byte timeout of 300 ms: the timeout starts once the upload is in.
+      const slow = upload(10, 1024, 100);
+      const trickled = await fetch(`${p.baseUrl}/v1/files`, {
+        method: "POST",
+        headers: { "x-api-key": "k" },
+        body: slow.body,
+      });
+      assert.equal(trickled.status, 200);
+      assert.deepEqual(await trickled.json(), { bytes: 10 * 1024, sha256: slow.sha256() });
+    } finally {
+      await p.close();
+      await up.close();
+    }
+  },
+);
+
+dbTest("an upload slower than PROXY_REQUEST_BODY_TIMEOUT_MS is cut with 408 timeout_error", async (db) => {
+  const up = hashingUpstream();
+  const p = await startProxy(db, {
+    env: { PROXY_PLAN_API_URL: up.url, PROXY_REQUEST_BODY_TIMEOUT_MS: "500" },
+  });
+  try {
+    const res = await fetch(`${p.baseUrl}/v1/files`, {
+      method: "POST",
+      headers: { "x-api-key": "k" },
+      body: upload(20, 1024, 100).body, // 2 s
+    }).catch((e) => e as Error);
+    // An upstream error (its connection failing) would be a 502: the client's slowness is named as such.
+    assert.ok(res instanceof Response, `an answer, not ${res}`);
+    assert.equal(res.status, 408);
+    assert.match((await res.json()).error.message, /PROXY_REQUEST_BODY_TIMEOUT_MS/);
+  } finally {
+    await p.close();
+    await up.close();
+  }
+});

@@ -215,19 +215,92 @@ async function readBodyOnce(
 
 /**
  * Reads `reader` until it ends or at least `max` bytes have come: `done` says which. Chunks are returned as read,
- * so a caller that stops early can still pass every byte on.
+ * so a caller that stops early can still pass every byte on. `onChunk` is called as each arrives (a silence
+ * watch's `touch`).
  */
 export async function readUpTo(
   reader: ChunkReader,
   max: number,
+  onChunk?: () => void,
 ): Promise<{ chunks: Uint8Array[]; bytes: number; done: boolean }> {
   const chunks: Uint8Array[] = [];
   let bytes = 0;
   while (bytes < max) {
     const { done, value } = await reader.read();
     if (done) return { chunks, bytes, done: true };
+    onChunk?.();
     chunks.push(value);
     bytes += value.length;
   }
   return { chunks, bytes, done: false };
+}
+
+/** A request body passed on as it arrives; see {@link streamBody}. */
+export interface StreamedBody {
+  stream: ReadableStream<Uint8Array>;
+  /**
+   * Resolves once the last byte was read from the client, or the stream's reader cancelled it; rejects when the
+   * client's side failed (it left, or was too slow: a 408 {@link HttpError}).
+   */
+  done: Promise<void>;
+}
+
+/**
+ * A request body to send on as it comes, in no more memory than a chunk or two: for uploads (the Files API
+ * takes 500 MB, batches 256 MB) that the proxy does not read. Not done within `timeoutMs` of the first read,
+ * the stream fails with a 408 {@link HttpError}, which `done` rejects with too, so a client trickling its upload
+ * holds an upstream connection no longer than a read body would.
+ *
+ * @example
+ * ```ts
+ * const body = streamBody(request, 300_000);
+ * const res = await fetch(upstream, { method: "POST", body: body.stream });
+ * ```
+ */
+export function streamBody(req: Request, timeoutMs?: number): StreamedBody {
+  const source = req.body!.getReader();
+  let settle!: { resolve: () => void; reject: (e: unknown) => void };
+  const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  done.catch(() => {}); // read by whoever cares; a failure is also the stream's
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let late: HttpError | null = null;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (timer === undefined && timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          late = new HttpError(
+            408,
+            "timeout_error",
+            `request body not received within ${
+              timeoutMs / 1000
+            } s (PROXY_REQUEST_BODY_TIMEOUT_MS); send it ` +
+              "whole sooner",
+          );
+          source.cancel(late).catch(() => {});
+        }, timeoutMs);
+      }
+      try {
+        const { done: end, value } = await source.read();
+        if (late) throw late;
+        if (end) {
+          clearTimeout(timer);
+          settle.resolve();
+          return controller.close();
+        }
+        controller.enqueue(value);
+      } catch (e) {
+        clearTimeout(timer);
+        const reason = late ?? e;
+        settle.reject(reason);
+        controller.error(reason);
+      }
+    },
+    cancel(reason) {
+      // The sender stopped taking it (the upstream failed or answered early): nothing the client did wrong.
+      clearTimeout(timer);
+      settle.resolve();
+      return source.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+  return { stream, done };
 }

@@ -84,10 +84,16 @@ export class PlanClient {
     method: string;
     pathAndQuery: string;
     headers: HeadersInit;
-    body: Uint8Array | null;
+    /** The body: bytes, or a stream sent on as it comes (an upload; see `bodySent`). */
+    body: Uint8Array | ReadableStream<Uint8Array> | null;
     signal: AbortSignal;
     /** Overrides the client's first-byte timeout (a non-streaming answer's first byte is its last). */
     firstByteTimeoutMs?: number;
+    /**
+     * For a streamed body: settles once it has all been read. The first-byte timeout starts then, not at the
+     * start: an upload of minutes is the client's time, not the upstream's silence.
+     */
+    bodySent?: Promise<void>;
   }): Promise<PlanResult> {
     const controller = new AbortController();
     let cause: NetworkFailure | null = null;
@@ -100,13 +106,22 @@ export class PlanClient {
     req.signal.addEventListener("abort", onClientAbort, { once: true });
 
     let fired = false;
+    let answered = false;
+    let cleared = false;
     const firstByteTimeoutMs = req.firstByteTimeoutMs ?? this.#o.firstByteTimeoutMs;
-    let timer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => {
-      fired = true;
-      abortWith("first_byte_timeout");
-    }, firstByteTimeoutMs);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      if (cleared || answered || controller.signal.aborted) return;
+      timer = setTimeout(() => {
+        fired = true;
+        abortWith("first_byte_timeout");
+      }, firstByteTimeoutMs);
+    };
+    if (req.bodySent) req.bodySent.then(arm, () => {});
+    else arm();
     const firstByte: FirstByteTimer = {
       clear: () => {
+        cleared = true;
         if (timer !== undefined) clearTimeout(timer);
         timer = undefined;
       },
@@ -115,7 +130,6 @@ export class PlanClient {
       },
     };
 
-    let answered = false;
     if (this.#o.probe && this.#o.now() - this.#lastAnswerAt > this.#o.healthyForMs) {
       this.#probe().then((failure) => {
         // Once headers came the upstream is evidently reachable: a late probe failure must not kill the answer.

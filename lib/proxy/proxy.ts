@@ -37,7 +37,7 @@ import {
   ShutdownError,
 } from "./bedrock/errors.ts";
 import type { ProxyMetrics } from "./metrics.ts";
-import { chunkReader, readBody, readUpTo } from "./body_reader.ts";
+import { chunkReader, readBody, readUpTo, streamBody } from "./body_reader.ts";
 import { idleWatch } from "./idle_watch.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { scanMessagesBody } from "./json_scan.ts";
@@ -529,14 +529,24 @@ export function createProxy(deps: ProxyDeps): Proxy {
           recordPlanError(status, type);
           throw new HttpError(status, type, `Anthropic API: ${decision.message}`);
         }
-      } else if (decision.countsAsSuccess) deps.breakers.recordSuccess(key.id, acquired.probe);
-      else if (acquired.probe) deps.breakers.releaseProbe(key.id);
-
-      // Pass the plan upstream's answer through (success, a 4xx, or a failure this key cannot fall back from).
-      // fetch copied the body when it was sent; no fallback will need it now.
-      bodies.release(body);
-      bedrockBody = null;
+      }
       const upstream = decision.response!;
+      const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
+      // Pass the plan upstream's answer through (success, a 4xx, or a failure this key cannot fall back from).
+      // A JSON answer reaches the client only once it is whole: until then, one cut off can still be answered
+      // from Bedrock, so the breaker hears of the answer and the request body is kept until its last byte.
+      const deferred = !isSse && fallbackPossible && decision.kind === "answer" && decision.countsAsSuccess;
+      const settle = (whole: boolean) => {
+        // A failure passed through (no fallback for this key) has released its probe already.
+        if (decision.kind === "answer") {
+          if (whole && decision.countsAsSuccess) deps.breakers.recordSuccess(key.id, acquired.probe);
+          else if (acquired.probe) deps.breakers.releaseProbe(key.id);
+        }
+        // fetch copied the body when it was sent; no fallback will need it now.
+        if (bedrockBody) bodies.release(bedrockBody);
+        bedrockBody = null;
+      };
+      if (!deferred) settle(true);
       const responseHeaders = clientResponseHeaders(upstream.headers);
       responseHeaders.set("x-proxy-request-id", req.requestId);
       responseHeaders.set("x-proxy-provider", "anthropic");
@@ -550,7 +560,6 @@ export function createProxy(deps: ProxyDeps): Proxy {
         modelServed: null,
         ttfbMs,
       };
-      const isSse = (upstream.headers.get("content-type") ?? "").includes("text/event-stream");
       const decoded = decodeBody(decision.head, decision.reader!, upstream.headers.get("content-encoding"));
       if (decoded.encoding) responseHeaders.set("content-encoding", decoded.encoding);
       if (!isSse) {
@@ -565,21 +574,29 @@ export function createProxy(deps: ProxyDeps): Proxy {
         );
         const tBody = now();
         try {
-          read = await readUpTo(decoded.reader, MAX_JSON_TAP + 1);
+          read = await readUpTo(decoded.reader, MAX_JSON_TAP + 1, stalled.touch);
           waited(req, "upstream", now() - tBody); // the answer's body is the upstream's time too
         } catch {
           sent.ok && sent.abort();
           if (req.signal.aborted) {
+            if (deferred) settle(false);
             outcome.statusCode = 499;
             outcome.errorType = "client_closed_request";
             finish(outcome, {});
             return new Response(null, { status: 499 });
           }
           if (shuttingDown.signal.aborted) {
+            if (deferred) settle(false);
             outcome.statusCode = 503;
             outcome.errorType = "stream_interrupted";
             finish(outcome, {});
             throw new HttpError(503, "api_error", SHUTDOWN_BEFORE_ANSWER);
+          }
+          if (deferred) {
+            // Cut off or stalled before its last byte: the client has seen nothing, so Bedrock answers, as for a
+            // stream reset before its first event.
+            deps.breakers.recordFailure(key.id, acquired.probe);
+            return await toBedrock(stalled.error ? "first_byte_timeout" : "stream_reset", true, null);
           }
           outcome.statusCode = 502;
           outcome.errorType = "stream_interrupted";
@@ -594,6 +611,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         } finally {
           stalled.stop();
         }
+        if (deferred) settle(true);
         const chunks = [...decoded.head, ...read.chunks];
         if (read.done) {
           const bytes = concatChunks(chunks) as Uint8Array<ArrayBuffer>; // chunk readers copy into fresh buffers
@@ -669,15 +687,28 @@ export function createProxy(deps: ProxyDeps): Proxy {
       );
     },
 
-    /** Every other `/v1/*` path: forwarded as is; no usage row. */
+    /**
+     * Every other `/v1/*` path: forwarded as is; no usage row. A body goes on as it arrives, unread and not held:
+     * uploads (Files API, batches) are larger than any body the proxy reads, and it has no use for them.
+     */
     async passThrough(req: ProxyRequest): Promise<Response> {
       await authorise(req);
-      const hasBody = req.method !== "GET" && req.method !== "HEAD";
-      const body = hasBody ? await readSideBody(req) : null;
+      const upload = req.method !== "GET" && req.method !== "HEAD" && req.request.body
+        ? streamBody(req.request, deps.config.requestBodyTimeoutMs)
+        : null;
       // Never with the organisation's key: that is for the handlers that account for what it spends, and a path
       // that only looks like theirs (another method, an encoded slash) reaches here.
-      const sent = await sendToPlan(req, body, { orgKey: false });
-      if (!sent.ok) throw noAnswer(req, sent);
+      const sent = await sendToPlan(req, upload?.stream ?? null, { orgKey: false, bodySent: upload?.done });
+      if (!sent.ok) {
+        // The body failing is the client's doing (too slow, or gone), not the upstream's.
+        const stopped = await upload?.done.then(() => null, (e) => e ?? new Error("body stopped"));
+        if (stopped instanceof HttpError) throw stopped;
+        if (stopped) {
+          // No one reads this answer; the status is for the log line.
+          throw new HttpError(499, "invalid_request_error", "the client left while sending its request body");
+        }
+        throw noAnswer(req, sent);
+      }
       sent.firstByte.clear();
       return passOn(req, sent);
     },
@@ -752,8 +783,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
   /** Sends a request other than messages to the plan upstream with the client's credentials; 401 without any. */
   async function sendToPlan(
     req: ProxyRequest,
-    body: Uint8Array | null,
-    opts: { orgKey: boolean; firstByteTimeoutMs?: number },
+    body: Uint8Array | ReadableStream<Uint8Array> | null,
+    opts: { orgKey: boolean; firstByteTimeoutMs?: number; bodySent?: Promise<void> },
   ): Promise<PlanResult> {
     const headers = planHeaders(req, opts.orgKey);
     if (!headers) {
@@ -775,6 +806,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         body,
         signal: untilShutdown(req),
         firstByteTimeoutMs: opts.firstByteTimeoutMs,
+        bodySent: opts.bodySent,
       });
     } finally {
       waited(req, "upstream", now() - t);

@@ -181,6 +181,13 @@ export function relay(o: {
             idle.pause();
           } catch {
             if (stopped) return;
+            if (tap?.result.completed) {
+              // Lost after message_stop: the answer is whole; only the upstream's end of body did not come.
+              if (partial) controller.enqueue(partial);
+              partial = null;
+              end(null);
+              return controller.close();
+            }
             const lost = idle.error
               ? `Anthropic API sent nothing for ${Math.round(o.idleTimeoutMs! / 1000)} s mid-stream`
               : "Anthropic API connection lost mid-stream";

@@ -174,3 +174,15 @@ Deno.test("a client that goes away after message_stop has the whole answer: reco
   assert.equal(r.ends[0].usage.outputEstimated, false);
   assert.equal(r.aborted(), 1, "the upstream call is still ended");
 });
+
+Deno.test("an upstream lost after message_stop ends the stream cleanly: no error event, recorded as complete", async () => {
+  const r = relayed({ sse: true, head: [START] });
+  await r.next();
+  r.up.send(DELTA + FINAL + STOP);
+  assert.equal(await r.next(), DELTA + FINAL + STOP);
+  r.up.fail(); // the connection resets before the end of body
+  assert.equal(await r.next(), null, "no error event after a whole answer");
+  assert.equal(r.ends.length, 1);
+  assert.equal(r.ends[0].failure, null);
+  assert.equal(r.ends[0].usage.outputTokens, 12);
+});

@@ -44,7 +44,7 @@ export type AnthropicStep =
   | { kind: "gzip" }
   /** A streamed answer labelled with an encoding the proxy cannot decode: `bytes` in two chunks, as is. */
   | { kind: "opaque_stream"; encoding: string; bytes: Uint8Array }
-  | { kind: "slow"; eventDelayMs: number; declared?: boolean }
+  | { kind: "slow"; eventDelayMs: number; declared?: boolean; pieces?: number }
   /** A non-streaming answer whose text is `bytes` long. */
   | { kind: "big_text"; bytes: number };
 
@@ -232,8 +232,18 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
         const bytes = encoder.encode(JSON.stringify(message));
         const half = bytes.length >> 1;
         let sentHalf = false;
+        // Slow with pieces: the JSON in that many parts, each after the pause (none before the first).
+        const pieces = step.kind === "slow" ? Math.max(2, step.pieces ?? 2) : 2;
+        let piece = 0;
         const body = new ReadableStream<Uint8Array>({
           async pull(controller) {
+            if (step.kind === "slow" && pieces > 2) {
+              if (piece > 0) await sleep(step.eventDelayMs);
+              const size = Math.ceil(bytes.length / pieces);
+              controller.enqueue(bytes.slice(piece * size, (piece + 1) * size));
+              if (++piece === pieces) controller.close();
+              return;
+            }
             if (!sentHalf) {
               sentHalf = true;
               controller.enqueue(bytes.slice(0, half));

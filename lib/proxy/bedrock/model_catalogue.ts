@@ -17,9 +17,12 @@ export interface ModelInfo {
   type: "model";
   id: string;
   display_name: string;
-  /** The snapshot date, for dated names; absent where the name carries none. */
-  created_at?: string;
+  /** The snapshot date, for dated names; the epoch where the name carries none (as the API does). */
+  created_at: string;
 }
+
+/** What `created_at` says for a name without a date. */
+const UNKNOWN_DATE = "1970-01-01T00:00:00Z";
 
 const FAMILIES = new Set(["opus", "sonnet", "haiku", "fable", "mythos"]);
 
@@ -44,15 +47,15 @@ function describe(id: string): ModelInfo {
   const display_name = family
     ? `Claude ${family[0].toUpperCase()}${family.slice(1)}${version ? ` ${version}` : ""}`
     : id;
-  const info: ModelInfo = { type: "model", id, display_name };
-  if (date) info.created_at = `${date[1]}-${date[2]}-${date[3]}T00:00:00Z`;
-  return info;
+  // The API's ModelInfo requires created_at and sets "an epoch value if the release date is unknown".
+  const created_at = date ? `${date[1]}-${date[2]}-${date[3]}T00:00:00Z` : UNKNOWN_DATE;
+  return { type: "model", id, display_name, created_at };
 }
 
 /** Newer first: version number, then snapshot date (dateless names are the newest of their version). */
 function rank(m: ModelInfo): number {
   // Major and minor apart: 4.10 is newer than 4.9, which read as one decimal it would not be.
   const [, major = "0", minor = "0"] = m.display_name.match(/ (\d+)(?:\.(\d+))?$/) ?? [];
-  const date = m.created_at ? Date.parse(m.created_at) / 1e13 : 1;
+  const date = m.created_at === UNKNOWN_DATE ? 1 : Date.parse(m.created_at) / 1e13;
   return (Number(major) * 100 + Number(minor)) * 10 + date;
 }

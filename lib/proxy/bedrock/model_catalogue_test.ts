@@ -32,7 +32,12 @@ Deno.test("the catalogue lists every table model with a display name, newest fir
     created_at: "2025-09-29T00:00:00Z",
   });
   assert.equal(models.find((m) => m.id === "claude-opus-4-20250514")!.display_name, "Claude Opus 4");
-  assert.equal(models.find((m) => m.id === "claude-opus-4-8")!.created_at, undefined, "no date is made up");
+  assert.equal(
+    models.find((m) => m.id === "claude-opus-4-8")!.created_at,
+    "1970-01-01T00:00:00Z",
+    "no date is made up: the epoch, as the API says for an unknown date (the field is required)",
+  );
+  assert.ok(models.every((m) => typeof m.created_at === "string"));
   assert.equal(new Set(ids).size, ids.length);
 });
 

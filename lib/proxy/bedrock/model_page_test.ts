@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { modelPage } from "./model_page.ts";
 import type { ModelInfo } from "./model_catalogue.ts";
 
-const models: ModelInfo[] = ["a", "b", "c", "d", "e"].map((id) => ({ type: "model", id, display_name: id }));
+const models: ModelInfo[] = ["a", "b", "c", "d", "e"].map((id) => ({
+  type: "model",
+  id,
+  display_name: id,
+  created_at: "1970-01-01T00:00:00Z",
+}));
 const ids = (q: string) => {
   const page = modelPage(models, new URLSearchParams(q));
   if ("error" in page) throw new Error(page.error);
