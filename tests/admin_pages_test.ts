@@ -95,7 +95,7 @@ dbTest(
     assert.match(session, /HttpOnly/);
     assert.match(session, /SameSite=Strict/);
     assert.match(session, /Path=\/admin(;|$)/);
-    assert.match(session, /Max-Age=43200/);
+    assert.match(session, /Max-Age=129600/, 'the token\'s 12 h and a day, to say "expired" after it');
     assert.doesNotMatch(session, /Secure/, "not Secure outside production (plain http in development)");
     assert.ok(!c.cookies.has("proxy_admin_login"), "the pre-session cookie is dropped");
 
@@ -1009,6 +1009,10 @@ dbTest(
     assert.match(text(filteredNone.html), /No requests match these filters/);
     const byUser = await c.get(`/admin/requests?user=${ada}`);
     assert.match(byUser.html, /<select id="filter-key" name="key"/, "a user's keys become a list");
+    // Another user chosen with the first one's key still in the address: that key is dropped, not matched.
+    const switched = await c.get(`/admin/requests?user=${bob}&key=${adaKey}`);
+    assert.equal(count(switched), 1, "bob's request, not 'no requests match'");
+    assert.doesNotMatch(switched.html, new RegExp(`key=${adaKey}`), "nor kept in the page's links");
 
     // Sorted: the one expensive, slow, large request first, and the order kept by the pager.
     const firstRow = (p: Page) => p.html.match(/<tr data-request-id="([^"]+)"/)![1];
@@ -1603,3 +1607,55 @@ dbTest(
     assert.deepEqual([fable.cost_usd, fable.unpriced_requests], [0, 1]);
   },
 );
+
+dbTest(
+  "a form posted from a page loaded before its key was revoked or began rotating says why it was refused",
+  async (db) => {
+    const c = await signedIn(db);
+    const id = await createUser(c, "stale@example.com");
+    const { keyId } = await issueKey(c, id);
+    const credentials = {
+      kind: "api_key",
+      bedrock_api_key: "ABSKabcdefghijklmnopqrstuvwxyz",
+      region: "us-east-1",
+    };
+    const ctx = { actor: "admin", clientAddress: null };
+
+    // Rotating: no credentials form, a pointer to the replacement, and a stale post says where to go.
+    const rotated = await c.t.services.admin.rotateKey(ctx, keyId, { grace_seconds: 600 });
+    const page = await c.get(`/admin/keys/${keyId}`);
+    assert.doesNotMatch(page.html, /id="credentials-bedrock_api_key"/, "no form for a key being replaced");
+    assert.match(
+      page.html,
+      new RegExp(`set credentials on\\s*<a class="link" href="/admin/keys/${rotated.id}"`),
+    );
+    const onRotating = await c.post(`/admin/keys/${keyId}/bedrock`, credentials);
+    assert.equal(onRotating.status, 409);
+    assert.match(text(onRotating.html), /rotating .*set them on its replacement/);
+
+    // Revoked: both refusals are on the page, where before they rendered nowhere.
+    await c.t.services.admin.revokeKey(ctx, keyId);
+    const onRevoked = await c.post(`/admin/keys/${keyId}/bedrock`, credentials);
+    assert.equal(onRevoked.status, 409);
+    assert.match(
+      onRevoked.html,
+      /role="alert"[^>]*>[^<]*is revoked; Bedrock credentials can be set only on a live key/,
+    );
+    const rotateRevoked = await c.post(`/admin/keys/${keyId}/rotate`, { grace_seconds: "60" });
+    assert.equal(rotateRevoked.status, 409);
+    assert.match(rotateRevoked.html, /role="alert"[^>]*>[^<]*revoked/);
+  },
+);
+
+dbTest("the delete-user dialog counts only the keys that still work", async (db) => {
+  const c = await signedIn(db);
+  const id = await createUser(c, "count@example.com");
+  const first = await issueKey(c, id, "one");
+  await issueKey(c, id, "two");
+  await c.t.services.admin.revokeKey({ actor: "admin", clientAddress: null }, first.keyId);
+  const page = await c.get(`/admin/users/${id}`);
+  const dialog = islands(page.html).find((i) =>
+    i.name === "ConfirmDialog" && i.props.label === "Delete user"
+  )!;
+  assert.match(String(dialog.props.message), /^Their one working access key stops working immediately/);
+});

@@ -723,6 +723,28 @@ dbTest(
     }, h);
     assert.equal(badRegion.status, 400);
     assert.equal(badRegion.body.error.field, "region");
+    // Too long is said so, with the limit (it was "expected a string").
+    for (
+      const [body, pattern] of [
+        [
+          { aws_access_key_id: "AKIAIOSFODNN7EXAMPLE", aws_secret_access_key: "s".repeat(306) },
+          /^aws_secret_access_key: too long .*256/,
+        ],
+        [
+          {
+            aws_access_key_id: "AKIAIOSFODNN7EXAMPLE",
+            aws_secret_access_key: "s".repeat(40),
+            aws_session_token: "t".repeat(5000),
+          },
+          /^aws_session_token: too long .*4096/,
+        ],
+        [{ bedrock_api_key: "ABSK" + "k".repeat(5000) }, /^bedrock_api_key: too long .*4096/],
+      ] as const
+    ) {
+      const long = await t.call("PUT", path, body, h);
+      assert.equal(long.status, 400);
+      assert.match(long.body.error.message, pattern);
+    }
 
     assert.equal((await t.call("DELETE", path, undefined, h)).status, 204);
     assert.equal((await t.call("DELETE", path, undefined, h)).status, 404);

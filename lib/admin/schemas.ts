@@ -83,8 +83,9 @@ export const bedrockCredentialsInput = z.union([
       16,
       "too short for an AWS secret key",
     )
-      .max(256),
-    aws_session_token: z.string().trim().max(4096).nullish(),
+      .max(256, "too long for an AWS secret key (at most 256 characters; they are 40)"),
+    aws_session_token: z.string({ error: "expected a string" }).trim()
+      .max(4096, "too long for an AWS session token (at most 4096 characters)").nullish(),
     region: region.nullish(),
   }).strict(),
   z.object({
@@ -93,7 +94,7 @@ export const bedrockCredentialsInput = z.union([
       "too short for a Bedrock API key: expected the key the Bedrock console generates " +
         "(ABSK… long-term, or bedrock-api-key-… short-term)",
     )
-      .max(4096),
+      .max(4096, "too long for a Bedrock API key (at most 4096 characters)"),
     region: region.nullish(),
   }).strict(),
 ], { error: "expected either aws_access_key_id + aws_secret_access_key, or bedrock_api_key" });

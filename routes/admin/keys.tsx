@@ -253,7 +253,19 @@ export function keysRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
           <div class="min-w-0 space-y-6 lg:col-span-2">
             <Card title="Bedrock credentials" id="bedrock">
               <CredentialsSummary described={described} tz={tz} defaultRegion={deps.config.bedrockRegion} />
-              {live && (
+              {
+                // A form posted from a page loaded before the key stopped being settable: its error has no form
+                // to sit in, so it is said here.
+                key.status !== "active" && <FormError state={credentials} />
+              }
+              {key.status === "rotating" && key.rotated_to && (
+                <p class="mt-3 text-sm text-slate-600">
+                  This key is being replaced: set credentials on{" "}
+                  <a class="link" href={urls.key(key.rotated_to)}>its replacement</a>, which holds these
+                  already and keeps working after the grace period.
+                </p>
+              )}
+              {key.status === "active" && (
                 <CredentialsForm
                   action={`${urls.key(id)}/bedrock`}
                   csrf={csrf}
@@ -359,6 +371,13 @@ export function keysRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                 </button>
               </form>
             </Card>
+
+            {!live && rotate.message && (
+              // A rotation posted from a page loaded before the key was revoked or expired.
+              <Card title="Rotate">
+                <FormError state={rotate} />
+              </Card>
+            )}
 
             {live && key.rotated_to && (
               // Rotating twice would orphan the first replacement; the API refuses it, so offer no form.
@@ -469,9 +488,11 @@ export function keysRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
       });
     } catch (e) {
       const state = stateFromError(e, keep(form), ["grace_seconds"]);
-      const rotatedTo = e instanceof HttpError && e.status === 409
-        ? (await deps.services.admin.getKey(id)).rotated_to
+      const current = e instanceof HttpError && e.status === 409
+        ? await deps.services.admin.getKey(id)
         : null;
+      // A revoked or expired key keeps the API's own message, which says so.
+      const rotatedTo = current?.status === "rotating" ? current.rotated_to : null;
       if (rotatedTo) {
         // The API's message names ids and UTC times; the page beside it says the same with a link, in local time.
         const replacement = await deps.services.admin.getKey(rotatedTo);

@@ -49,6 +49,8 @@ export type { AdminDeps, AdminEnv } from "./shared.tsx";
 
 /** The session cookie (the admin JWT). */
 export const SESSION_COOKIE = "proxy_admin_session";
+/** How long past its token the session cookie is kept, to say "expired" rather than nothing. */
+const EXPIRED_NOTICE_SECONDS = 86_400;
 /** The pre-session cookie holding the login form's CSRF nonce. */
 export const LOGIN_COOKIE = "proxy_admin_login";
 
@@ -169,7 +171,9 @@ export function adminRoutes(deps: AdminDeps): Hono<AdminEnv> {
         form.password ?? "",
         clientAddress(c, deps.config.trustForwardedFor) ?? "unknown",
       );
-      setCookie(c, SESSION_COOKIE, token, { ...cookieBase, maxAge: expiresIn });
+      // The cookie outlives its token by a day: the browser then still sends it once the session has ended,
+      // and the admin is told it expired (a cookie gone with the token looked like never having signed in).
+      setCookie(c, SESSION_COOKIE, token, { ...cookieBase, maxAge: expiresIn + EXPIRED_NOTICE_SECONDS });
       deleteCookie(c, LOGIN_COOKIE, { path: BASE, secure });
       return c.redirect(next ?? urls.dashboard, 303);
     } catch (e) {

@@ -100,7 +100,10 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
     const userFilter = await resolveUserFilter(deps.db, q.user || undefined, q.user_q);
     if (userFilter.error) errors.user = userFilter.error;
     const user = userFilter.user?.id;
-    const key = q.key || undefined;
+    const keys = user ? await listAccessKeysOfUser(deps.db, user) : [];
+    // A key kept in the address from another user's filter would match nothing while its select shows "All
+    // keys": a key that is not the chosen user's is dropped.
+    const key = (q.key && (!user || keys.some((k) => k.id === q.key)) ? q.key : undefined) || undefined;
     const provider = q.provider || undefined;
     const model = (q.model ?? "").trim().slice(0, 200) || undefined;
     const status = q.status || undefined;
@@ -121,21 +124,19 @@ export function requestsRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
     const offset = Math.max(0, Math.min(1e9, Math.floor(Number(q.offset ?? 0)) || 0));
     const valid = Object.keys(errors).length === 0;
 
-    const [page, keys] = await Promise.all([
-      valid
-        ? recentRequests(deps.db, {
-          userId: user,
-          accessKeyId: key,
-          provider,
-          model,
-          status: status as "ok" | "error" | undefined,
-          order,
-          limit: PAGE_SIZE,
-          offset,
-        })
-        : Promise.resolve({ items: [], total: 0 }),
-      user ? listAccessKeysOfUser(deps.db, user) : Promise.resolve([]),
-    ]);
+    const page = valid
+      ? await recentRequests(deps.db, {
+        userId: user,
+        accessKeyId: key,
+        provider,
+        model,
+        status: status as "ok" | "error" | undefined,
+        order,
+        limit: PAGE_SIZE,
+        offset,
+      })
+      : { items: [], total: 0 };
+
     const total = Number(page.total);
     const filtered = !!(user || userFilter.text || errors.user || key || provider || model || status);
     const field = (name: string) =>

@@ -487,8 +487,10 @@ export function usersRoutes(admin: Hono<AdminEnv>, deps: AdminDeps): void {
                     props={{
                       label: "Delete user",
                       title: `Delete ${user.email}?`,
-                      message:
-                        `All ${user.access_keys.length} of their access keys stop working immediately. This cannot be undone.`,
+                      message: deleteMessage(
+                        user.access_keys.filter((k) => k.status === "active" || k.status === "rotating")
+                          .length,
+                      ),
                       checkboxLabel: "I understand this revokes all their keys",
                     }}
                   />
@@ -609,3 +611,13 @@ function KeysTable({ keys, tz, deps }: { keys: KeyView[]; tz: string; deps: Admi
 
 /** The user row type, re-exported for the key pages. */
 export type { UserRow };
+
+/** What deleting a user does to their keys, counting only those that still work. */
+function deleteMessage(liveKeys: number): string {
+  const keys = liveKeys === 0
+    ? "None of their access keys works any more, so no requests are affected."
+    : liveKeys === 1
+    ? "Their one working access key stops working immediately."
+    : `All ${liveKeys} of their working access keys stop working immediately.`;
+  return `${keys} This cannot be undone.`;
+}
