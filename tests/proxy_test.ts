@@ -1276,6 +1276,7 @@ dbTest(
       assert.equal(head.status, 200);
       assert.equal(head.headers.get("content-length"), "1234");
       const get = await fetch(file, { headers: { "x-api-key": "sk-ant-client" } });
+      assert.equal(get.headers.get("content-length"), "1234", "a download keeps its size, not chunked");
       assert.equal((await get.bytes()).length, 1234);
       assert.deepEqual(up.seen.slice(-2), ["HEAD /v1/files/file_1/content", "GET /v1/files/file_1/content"]);
     } finally {

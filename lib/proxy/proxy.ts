@@ -75,7 +75,10 @@ export interface ProxyRequest {
   /** The client's own `x-request-id`, logged beside ours for correlation. */
   clientRequestId?: string;
   rawKey: string;
-  /** `/v1/...` plus the query string, exactly as the client sent it. */
+  /**
+   * `/v1/...` plus the query string as the client sent them, in the runtime's URL form: characters a URL may
+   * not hold raw (quotes, `<`, `{`) arrive percent-encoded, as a fetch client would have sent them.
+   */
   pathAndQuery: string;
   method: string;
   headers: Headers;
@@ -968,9 +971,14 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const responseHeaders = withEncoding(clientResponseHeaders(upstream.headers), upstream.headers);
     responseHeaders.set("x-proxy-request-id", req.requestId);
     responseHeaders.set("x-proxy-provider", "anthropic");
-    // A HEAD's length is that of the body a GET would bring (raw bytes, as relayed): the server would say 0.
+    // The body goes on as raw bytes (the client's accept-encoding was forwarded, so fetch decoded nothing): its
+    // length is the upstream's, which a download's progress needs (the runtime would send it chunked). A HEAD's
+    // is that of the body a GET would bring, where the server would say 0.
     const length = upstream.headers.get("content-length");
-    if (req.method === "HEAD" && length !== null) responseHeaders.set("content-length", length);
+    if (
+      length !== null && /^\d{1,15}$/.test(length) &&
+      (req.method === "HEAD" || !NULL_BODY_STATUSES.has(upstream.status))
+    ) responseHeaders.set("content-length", length);
     logSide(req, { provider: "anthropic", status: upstream.status });
     return new Response(silenceBounded(sent, deps.config.upstreamFirstByteTimeoutMs), {
       status: upstream.status,
