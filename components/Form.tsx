@@ -15,6 +15,12 @@ export interface FormState {
   message?: string;
 }
 
+/** The name of the field whose error comes first (the one at fault), if any. */
+function firstError(state: FormState): string | undefined {
+  for (const name in state.errors) return name;
+  return undefined;
+}
+
 /** An empty form state, optionally with initial values. */
 export function formState(values: Record<string, string> = {}): FormState {
   return { values, errors: {} };
@@ -53,6 +59,8 @@ export interface FieldProps {
 export function Field(p: FieldProps) {
   const error = p.state.errors[p.name];
   const id = `${p.idPrefix}-${p.name}`;
+  // The field named first after a failed post takes the focus, so a keyboard user starts where the fault is.
+  const focus = p.autofocus || (error !== undefined && firstError(p.state) === p.name);
   return (
     <div class={p.class}>
       <label class="label" for={id}>
@@ -71,7 +79,7 @@ export function Field(p: FieldProps) {
         inputMode={p.inputmode}
         step={p.step}
         min={p.min}
-        autofocus={p.autofocus}
+        autofocus={focus || undefined}
         spellcheck={p.secret ? false : undefined}
         aria-invalid={error ? "true" : undefined}
         aria-describedby={error ? `${id}-error` : p.hint ? `${id}-hint` : undefined}
@@ -100,6 +108,7 @@ export function SelectField(p: SelectFieldProps) {
   const error = p.state.errors[p.name];
   const id = `${p.idPrefix}-${p.name}`;
   const value = p.state.values[p.name] ?? "";
+  const focus = error !== undefined && firstError(p.state) === p.name;
   return (
     <div class={p.class}>
       <label class="label" for={id}>{p.label}</label>
@@ -109,6 +118,7 @@ export function SelectField(p: SelectFieldProps) {
         class={`input ${error ? "input-invalid" : ""}`}
         aria-invalid={error ? "true" : undefined}
         aria-describedby={error ? `${id}-error` : undefined}
+        autofocus={focus || undefined}
       >
         {p.options.map(([v, label]) => <option key={v} value={v} selected={v === value}>{label}</option>)}
       </select>

@@ -1,7 +1,9 @@
 /**
  * The dashboard's range picker: last 24 h, 7 days, 30 days, or a custom from/to (dates in `PROXY_TIMEZONE`).
  * It is a plain GET form: without JavaScript every field shows and "Apply" submits. Hydrated, the date fields show
- * only for "Custom" and picking a preset applies it at once.
+ * only for "Custom" and a preset picked with the pointer applies at once. Picked with the keyboard (arrows change a
+ * closed select's value, one step at a time), it waits for Enter or "Apply": applying on each step would load the
+ * page and take the focus away before the keyboard user reached the option they wanted.
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 
@@ -31,9 +33,13 @@ const OPTIONS: Array<[RangeName, string]> = [
 export function RangePicker(props: RangePickerProps) {
   const [ready, setReady] = useState(false);
   const [range, setRange] = useState<RangeName>(props.range);
+  /** A preset chosen with the keyboard and not yet applied. */
+  const [pending, setPending] = useState(false);
+  const keyed = useRef(false);
   const form = useRef<HTMLFormElement>(null);
   useEffect(() => setReady(true), []);
   const showDates = !ready || range === "custom";
+  const apply = () => queueMicrotask(() => form.current?.requestSubmit());
   const errors = props.errors ?? {};
 
   return (
@@ -51,10 +57,19 @@ export function RangePicker(props: RangePickerProps) {
           name="range"
           class="input w-auto pr-8"
           value={range}
+          onPointerDown={() => (keyed.current = false)}
+          onKeyDown={(e) => {
+            if (e.key === "Enter") {
+              e.preventDefault();
+              if (range !== "custom") apply();
+            } else if (e.key !== "Tab") keyed.current = true;
+          }}
           onChange={(e) => {
             const value = (e.currentTarget as HTMLSelectElement).value as RangeName;
             setRange(value);
-            if (value !== "custom") queueMicrotask(() => form.current?.requestSubmit());
+            if (value === "custom") return;
+            if (keyed.current) setPending(value !== props.range);
+            else apply();
           }}
         >
           {OPTIONS.map(([value, label]) => (
@@ -89,7 +104,7 @@ export function RangePicker(props: RangePickerProps) {
         />
         {errors.to && <p id="to-error" class="field-error">{errors.to}</p>}
       </div>
-      <div class={showDates ? "" : "hidden"}>
+      <div class={showDates || pending ? "" : "hidden"}>
         <button type="submit" class="btn btn-secondary">Apply</button>
       </div>
       <p class="basis-full text-xs text-slate-500 sm:ml-auto sm:basis-auto sm:self-center">

@@ -162,6 +162,11 @@ async function browserTest(): Promise<void> {
     await page.type("#create-name", "Ada Lovelace");
     await Promise.all([page.waitForNavigation(), page.click("#create-user button[type=submit]")]);
     assert.match(await page.$eval("[data-field-error=email]", (e) => e.textContent ?? ""), /email address/);
+    assert.equal(
+      await page.evaluate(() => document.activeElement?.id),
+      "create-email",
+      "the faulty field has focus",
+    );
     assert.equal(await page.$eval("#create-name", (e) => (e as HTMLInputElement).value), "Ada Lovelace");
     await page.$eval("#create-email", (e) => ((e as HTMLInputElement).value = ""));
     await page.type("#create-email", "ada@example.com");
@@ -304,6 +309,16 @@ async function browserTest(): Promise<void> {
     // The range picker island applies a preset at once.
     await Promise.all([page.waitForNavigation(), page.select("#range", "7d")]);
     assert.equal(new URL(page.url()).searchParams.get("range"), "7d");
+    await page.waitForSelector("#chart-tokens canvas[data-points]");
+    // With the keyboard, each arrow step only selects (the page stays, focus too); Enter applies.
+    await page.focus("#range");
+    await page.keyboard.press("ArrowDown");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(new URL(page.url()).searchParams.get("range"), "7d", "an arrow step did not load the page");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "range", "focus stays on the picker");
+    assert.ok(await page.$eval("[data-range-picker] button[type=submit]", (b) => b.offsetParent !== null));
+    await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+    assert.equal(new URL(page.url()).searchParams.get("range"), "30d");
     await page.waitForSelector("#chart-tokens canvas[data-points]");
 
     // 7. The user's page: usage chart, keys, budget.
