@@ -13,6 +13,7 @@ import {
   Size,
   Stack,
   type StackProps,
+  Tags,
 } from "aws-cdk-lib";
 import type { Construct } from "constructs";
 import * as cloudwatch from "aws-cdk-lib/aws-cloudwatch";
@@ -206,6 +207,9 @@ export class ProxyStack extends Stack {
       throw new Error(`environment must be "dev" or "prod", got ${JSON.stringify(env)}`);
     }
     const prod = env === "prod";
+    // On every resource that takes tags, for cost reports and ownership (and propagated to tasks).
+    Tags.of(this).add("application", "claude-code-proxy");
+    Tags.of(this).add("environment", env);
     const defaults = ENV_DEFAULTS[env];
     const desiredCount = props.desiredCount ?? 2;
     if (!Number.isInteger(desiredCount) || desiredCount < 2) {
@@ -364,6 +368,12 @@ export class ProxyStack extends Stack {
         sid: "EnvelopeKey",
         actions: ["kms:GenerateDataKey", "kms:Decrypt"],
         resources: [this.envelopeKey.keyArn],
+        // The app binds every data key to the access key it seals ({access_key_id}); a call without that
+        // context (anything but the app's own use) is refused.
+        conditions: {
+          "ForAllValues:StringEquals": { "kms:EncryptionContextKeys": ["access_key_id"] },
+          Null: { "kms:EncryptionContextKeys": "false" },
+        },
       }),
     );
 
@@ -475,8 +485,15 @@ export class ProxyStack extends Stack {
     const serviceSecurityGroup = new ec2.SecurityGroup(this, "ServiceSecurityGroup", {
       vpc: this.vpc,
       description: "Proxy tasks: inbound from the load balancer only",
-      allowAllOutbound: true, // Anthropic API, Bedrock, KMS, Secrets Manager, ECR, CloudWatch
+      // Out: HTTPS only (Anthropic API, Bedrock, KMS, Secrets Manager, ECR, CloudWatch Logs), and PostgreSQL to
+      // the database (added with its ingress below). A compromised task gets no other port out.
+      allowAllOutbound: false,
     });
+    serviceSecurityGroup.addEgressRule(
+      ec2.Peer.anyIpv4(),
+      ec2.Port.tcp(443),
+      "HTTPS: Anthropic API, Bedrock, KMS, Secrets Manager, ECR, CloudWatch Logs",
+    );
     this.service = new ecs.FargateService(this, "Service", {
       cluster,
       taskDefinition: this.taskDefinition,
@@ -529,7 +546,8 @@ export class ProxyStack extends Stack {
         port: 443,
         protocol: elbv2.ApplicationProtocol.HTTPS,
         certificates: [elbv2.ListenerCertificate.fromArn(props.certificateArn)],
-        sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS,
+        // TLS 1.3, and 1.2 with forward-secret suites only.
+        sslPolicy: elbv2.SslPolicy.TLS13_RES,
         open: true,
         defaultTargetGroups: [this.targetGroup],
       });
@@ -724,6 +742,17 @@ export class ProxyStack extends Stack {
       evaluationPeriods: 3,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    alarm("NoHealthyTasksAlarm", {
+      alarmDescription:
+        "No task has passed its /health check for 15 minutes (crash-looping tasks never register as unhealthy)",
+      metric: this.targetGroup.metrics.healthyHostCount({ statistic: "Minimum", period }),
+      threshold: 1,
+      evaluationPeriods: 3,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      // No data is what a target group without any registered task reports.
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
 
     alarm("UsageFlushFailingAlarm", {

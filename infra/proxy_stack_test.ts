@@ -171,6 +171,24 @@ Deno.test("tasks run in private subnets without public IPs; only the load balanc
   assert.equal(new Set(net.Subnets.map(refId)).size, 2, "two AZs");
 });
 
+Deno.test("tasks may go out on HTTPS and to the database's port only", () => {
+  const s = prod();
+  const serviceGroup = refId(s.json.Outputs.ServiceSecurityGroupId.Value);
+  const inline: Json[] = s.json.Resources[serviceGroup].Properties.SecurityGroupEgress ?? [];
+  const separate = resources(s, "AWS::EC2::SecurityGroupEgress")
+    .filter(([, r]) => refId(r.Properties.GroupId) === serviceGroup)
+    .map(([, r]) => r.Properties);
+  const rules = [...inline, ...separate];
+  assert.ok(rules.length >= 2, JSON.stringify(rules));
+  for (const rule of rules) {
+    assert.equal(rule.IpProtocol, "tcp", JSON.stringify(rule));
+    if (rule.CidrIp === "0.0.0.0/0") assert.deepEqual([rule.FromPort, rule.ToPort], [443, 443]);
+    else assert.ok(rule.DestinationSecurityGroupId, `only the database otherwise: ${JSON.stringify(rule)}`);
+  }
+  assert.ok(rules.some((r) => r.CidrIp === "0.0.0.0/0"), "HTTPS out");
+  assert.ok(rules.some((r) => r.DestinationSecurityGroupId), "PostgreSQL to the database");
+});
+
 Deno.test("with a certificate the listener is HTTPS on 443 and port 80 redirects to it", () => {
   const s = prod();
   const all = listeners(s);
@@ -179,7 +197,11 @@ Deno.test("with a certificate the listener is HTTPS on 443 and port 80 redirects
   assert.ok(https);
   assert.equal(https.Protocol, "HTTPS");
   assert.deepEqual(https.Certificates, [{ CertificateArn: CERT }]);
-  assert.match(https.SslPolicy, /TLS13/);
+  assert.equal(
+    https.SslPolicy,
+    "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+    "no TLS 1.2 suite without forward secrecy",
+  );
   const http = all.find((l) => l.Port === 80);
   assert.ok(http);
   assert.equal(http.DefaultActions[0].Type, "redirect");
@@ -304,6 +326,10 @@ Deno.test("the task role's policies allow the envelope key, and Bedrock invoke a
       if (isKms) {
         const [keyId] = only(s, "AWS::KMS::Key");
         assert.deepEqual(st.Resource, { "Fn::GetAtt": [keyId, "Arn"] }, "the envelope key only");
+        assert.deepEqual(st.Condition, {
+          "ForAllValues:StringEquals": { "kms:EncryptionContextKeys": ["access_key_id"] },
+          Null: { "kms:EncryptionContextKeys": "false" },
+        }, "only with the context the app binds each data key to");
       } else {
         const text = JSON.stringify(st.Resource);
         assert.ok(text.includes(":bedrock:*::foundation-model/anthropic.*"), `Claude models only: ${text}`);
@@ -639,7 +665,7 @@ function adminRules(s: Synthesized): Json[] {
   return listenerRules(s).filter((r) => JSON.stringify(pathsOf(r)) === JSON.stringify(ADMIN_PATH_PATTERNS));
 }
 
-Deno.test("alarms watch 5xx rate, fallback rate, response time, database CPU and storage, usage flushes and task memory, and notify by e-mail", () => {
+Deno.test("alarms watch 5xx rate, fallback rate, response time, database CPU and storage, usage flushes, task memory and health, and notify by e-mail; resources are tagged", () => {
   for (const s of [dev(), prod()]) {
     const filters = resources(s, "AWS::Logs::MetricFilter").map(([, f]) => f.Properties.FilterPattern);
     assert.ok(filters.includes('{ $.msg = "request" && $.is_fallback IS TRUE }'));
@@ -660,8 +686,19 @@ Deno.test("alarms watch 5xx rate, fallback rate, response time, database CPU and
         "FreeStorageSpace",
         "UsageFlushFailures",
         "MemoryUtilization",
+        "UnHealthyHostCount",
+        "HealthyHostCount",
       ]
     ) assert.ok(watched.includes(expected), `an alarm on ${expected}; have ${watched.join(", ")}`);
+    // Tasks that crash before registering leave no data at all: that is an alarm too.
+    const noHealthy = alarms.find((a) => a.MetricName === "HealthyHostCount")!;
+    assert.equal(noHealthy.TreatMissingData, "breaching");
+  }
+  for (const [, r] of resources(prod(), "AWS::ECS::Service")) {
+    assert.deepEqual(
+      r.Properties.Tags.filter((t: Json) => ["application", "environment"].includes(t.Key)),
+      [{ Key: "application", Value: "claude-code-proxy" }, { Key: "environment", Value: "prod" }],
+    );
   }
   assert.equal(resources(dev(), "AWS::SNS::Topic").length, 0);
   const [topicId] = only(prod(), "AWS::SNS::Topic");
