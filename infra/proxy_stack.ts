@@ -571,6 +571,35 @@ export class ProxyStack extends Stack {
           }),
         }),
       });
+      // The same for the admin API (a bearer token, or the password of a sign-in) and for a console form post
+      // (the session cookie is Secure and stays behind, but a sign-in's password does not). A console page
+      // opened over http still redirects.
+      const plainRefusal = (what: string) =>
+        elbv2.ListenerAction.fixedResponse(400, {
+          contentType: "application/json",
+          messageBody: JSON.stringify({
+            error: {
+              type: "invalid_request_error",
+              message: `the admin ${what} is served over HTTPS only: use https://. This request went ` +
+                "unencrypted; if it carried a password or token, change it.",
+            },
+          }),
+        });
+      new elbv2.ApplicationListenerRule(this, "PlainHttpApiRefusal", {
+        listener: plain,
+        priority: 2,
+        conditions: [elbv2.ListenerCondition.pathPatterns(["/api", "/api/*"])],
+        action: plainRefusal("API"),
+      });
+      new elbv2.ApplicationListenerRule(this, "PlainHttpConsolePostRefusal", {
+        listener: plain,
+        priority: 3,
+        conditions: [
+          elbv2.ListenerCondition.pathPatterns(["/admin", "/admin/*"]),
+          elbv2.ListenerCondition.httpRequestMethods(["POST", "PUT", "PATCH", "DELETE"]),
+        ],
+        action: plainRefusal("console"),
+      });
     } else {
       listener = this.loadBalancer.addListener("Http", {
         port: 80,

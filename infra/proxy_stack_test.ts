@@ -231,6 +231,24 @@ Deno.test("with a certificate, a proxy request on port 80 is refused, not redire
   assert.equal(listenerRules(dev()).filter((r) => pathsOf(r).includes("/ak/*")).length, 0, "no TLS, no rule");
 });
 
+Deno.test("with a certificate, the admin API and console posts on port 80 are refused too; console pages redirect", () => {
+  const s = prod();
+  const http = resources(s, "AWS::ElasticLoadBalancingV2::Listener").find(([, l]) =>
+    l.Properties.Port === 80
+  )!;
+  const onPlain = listenerRules(s).filter((r) => r.ListenerArn.Ref === http[0]);
+  const api = onPlain.find((r) => pathsOf(r).includes("/api/*"))!;
+  assert.equal(api.Actions[0].FixedResponseConfig.StatusCode, "400");
+  assert.equal(api.Conditions.length, 1, "every method: a GET carries its bearer token too");
+  const posts = onPlain.find((r) => pathsOf(r).includes("/admin/*"))!;
+  assert.equal(posts.Actions[0].FixedResponseConfig.StatusCode, "400");
+  const methods = posts.Conditions.find((c: Json) => c.Field === "http-request-method");
+  assert.deepEqual(methods.HttpRequestMethodConfig.Values, ["POST", "PUT", "PATCH", "DELETE"]);
+  for (const rule of [api, posts]) {
+    assert.match(JSON.parse(rule.Actions[0].FixedResponseConfig.MessageBody).error.message, /HTTPS only/);
+  }
+});
+
 Deno.test("a prod stack without an alarm e-mail warns that its alarms notify no one", () => {
   const quiet = synth("ProxyProdQuiet", { environment: "prod", certificateArn: CERT });
   Annotations.fromStack(quiet.stack).hasWarning("*", Match.stringLikeRegexp("No alarmEmail given"));
