@@ -264,7 +264,10 @@ Deno.test("a body that does not arrive whole within the deadline is refused with
     assert.ok(err instanceof HttpError, String(err));
     assert.deepEqual([err.status, err.type], [408, "timeout_error"]);
     assert.match(err.message, /not received within 0\.1 s \(PROXY_REQUEST_BODY_TIMEOUT_MS\)/);
-    assert.ok(performance.now() - started < 1000, "refused at the deadline, not when the client gives up");
+    assert.ok(
+      performance.now() - started < 10_000,
+      "refused at the deadline (the client never gives up); bound loose for a loaded machine",
+    );
   }
 });
 
