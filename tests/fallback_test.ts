@@ -693,6 +693,58 @@ dbTest("a failed probe reopens the circuit; an admin reset closes it", async (db
 });
 
 dbTest(
+  "an open circuit whose Bedrock refuses the key's credentials or access closes, and the Anthropic API answers",
+  async (db) => {
+    const f = await setup(db, { env: { PROXY_CIRCUIT_RESET_TIMEOUT: "1800" } });
+    try {
+      const h = await f.t.auth();
+      for (
+        const [status, errorType] of [[401, "UnrecognizedClientException"], [403, "AccessDeniedException"]]
+      ) {
+        // Opened by a blip (Claude Code's own retries supply the failures in seconds) while Bedrock is broken.
+        f.t.services.breakers.openUntil(f.keyId, Date.now() + 1_800_000, "test");
+        f.bedrock.script({
+          kind: "error",
+          status: Number(status),
+          errorType: String(errorType),
+          message: "no",
+        });
+        const res = await post(f, MESSAGE);
+        assert.equal(res.status, 200, `${errorType}: ${await res.clone().text()}`);
+        assert.equal(
+          res.headers.get("x-proxy-provider"),
+          "anthropic",
+          "answered by the recovered Anthropic API",
+        );
+        await res.text();
+        const circuit = (await f.t.call("GET", `/api/access-keys/${f.keyId}/circuit`, undefined, h)).body;
+        assert.equal(circuit.state, "closed", "not locked onto a Bedrock that cannot answer for 30 minutes");
+        const next = await post(f, MESSAGE);
+        assert.equal(next.headers.get("x-proxy-provider"), "anthropic");
+        await next.text();
+      }
+      assert.equal(f.bedrock.requests.length, 2, "one Bedrock call each time, then the Anthropic API");
+      await flushed(f, 4);
+      const recorded = await rows(db);
+      assert.deepEqual(recorded.map((r) => [r.provider, r.status_code]), [
+        ["anthropic", 200],
+        ["anthropic", 200],
+        ["anthropic", 200],
+        ["anthropic", 200],
+      ]);
+      // A Bedrock that answers keeps serving an open circuit.
+      f.t.services.breakers.openUntil(f.keyId, Date.now() + 1_800_000, "test");
+      const served = await post(f, MESSAGE);
+      assert.equal(served.headers.get("x-proxy-provider"), "bedrock");
+      assert.equal(served.headers.get("x-proxy-fallback-reason"), "circuit_open");
+      await served.text();
+    } finally {
+      await f.close();
+    }
+  },
+);
+
+dbTest(
   "when the fallback is refused too, the client gets Anthropic's retryable answer, not a final 4xx",
   async (db) => {
     const f = await setup(db);
@@ -961,7 +1013,9 @@ dbTest("Bedrock errors map to Anthropic errors, before and during the stream", a
       [429, "ThrottlingException", 429, "rate_limit_error", null],
       [400, "ValidationException", 400, "invalid_request_error", "false"],
       [403, "AccessDeniedException", 403, "permission_error", "false"],
-      [403, "ExpiredTokenException", 401, "authentication_error", "false"],
+      // Bedrock refusing the key's own credentials is not the developer's login: a 403 saying whose they are
+      // (a 401 has Claude Code tell them to run /login).
+      [403, "ExpiredTokenException", 403, "permission_error", "false"],
       [503, "ServiceUnavailableException", 529, "overloaded_error", null],
     ];
     for (const [status, errorType, expectStatus, expectType, shouldRetry] of cases) {
@@ -977,6 +1031,12 @@ dbTest("Bedrock errors map to Anthropic errors, before and during the stream", a
       const body = await res.json();
       assert.equal(body.type, "error");
       assert.equal(body.error.type, expectType, errorType);
+      if (expectStatus === 403) {
+        assert.match(
+          body.error.message,
+          /the proxy admin stored for this access key .*your own sign-in is fine/,
+        );
+      }
     }
     f.bedrock.script({
       kind: "stream_exception",
@@ -1409,10 +1469,10 @@ dbTest(
       // With the circuit open Bedrock's refusal is the answer, and a retry would only meet it again.
       f.bedrock.script({ kind: "error", status: 403, errorType: "ExpiredTokenException" });
       const expired = await countTokens(f, COUNT);
-      assert.equal(expired.status, 401);
+      assert.equal(expired.status, 403);
       assert.equal(expired.headers.get("x-should-retry"), "false");
       assert.match(expired.headers.get("x-amzn-requestid") ?? "", /^[0-9a-f-]{36}$/, "Bedrock's own id");
-      assert.equal((await expired.json()).error.type, "authentication_error");
+      assert.equal((await expired.json()).error.type, "permission_error");
 
       // Past its reopen time the circuit no longer keeps count_tokens away (the probe is left to messages).
       f.t.services.breakers.openUntil(f.keyId, Date.now() - 1, "test");

@@ -274,18 +274,19 @@ export class CircuitBreakers {
   }
 
   /**
-   * Closes the key's circuit and forgets its failures (admin action).
+   * Closes the key's circuit and forgets its failures: an admin action, or the proxy's own when the provider the
+   * open circuit sends requests to cannot answer for the key (`reason` says which).
    *
    * @example
    * ```ts
    * breakers.reset("ak_123");
    * ```
    */
-  reset(key: string): void {
+  reset(key: string, reason = "admin reset"): void {
     const b = this.#breakers.get(key);
     if (b === undefined) return;
     this.#breakers.delete(key);
-    if (b.state !== "closed") this.#emit(key, b.state, "closed", "admin reset", null);
+    if (b.state !== "closed") this.#emit(key, b.state, "closed", reason, null);
   }
 
   /**

@@ -422,7 +422,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
           planAnswer,
           t0,
           finish,
-        });
+        }) as Promise<Response>;
       };
 
       if (key.routingStrategy === "bedrock_only") return await toBedrock("routing:bedrock_only", false);
@@ -438,7 +438,31 @@ export function createProxy(deps: ProxyDeps): Proxy {
         if (
           key.monthlyBudgetUsd === null || (await deps.budgets.check(key.userId, key.monthlyBudgetUsd)).ok
         ) {
-          return await toBedrock("circuit_open", true);
+          // The body is kept (not released) until Bedrock has answered: if it cannot answer for this key at
+          // all, the Anthropic API gets the request.
+          const answer = await answerFromBedrock({
+            req,
+            key,
+            parsed: parseMessagesBody(body),
+            model,
+            stream,
+            reason: "circuit_open",
+            isFallback: true,
+            planAnswer: null,
+            t0,
+            finish,
+            unusableGivesWay: true,
+          });
+          if (answer !== BEDROCK_UNUSABLE) {
+            deps.metrics.observeFallback("circuit_open");
+            bodies.release(body);
+            bedrockBody = null;
+            return answer;
+          }
+          // Bedrock refused this key's credentials or access: an open circuit would send every request of the
+          // key to it, for the whole reset timeout, while the Anthropic API may be answering again. Closed (on
+          // every replica), it counts the Anthropic API's failures afresh; this request goes there now.
+          deps.breakers.reset(key.id, "Bedrock cannot answer for this key (credentials or access refused)");
         }
         fallbackPossible = false;
         acquired = { route: "plan", probe: false };
@@ -1075,7 +1099,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         if (req.signal.aborted) return new Response(null, { status: 499 });
         if (cutByShutdown(e)) return answer(503, anthropicErrorBody("api_error", SHUTDOWN_BEFORE_ANSWER));
         if (i + 1 < ids.length && isModelIdRefusal(e)) continue;
-        const m = mapBedrockError(e);
+        const m = keyRefusal(mapBedrockError(e));
         const awsId = bedrockRequestId(e);
         if (awsId) headers.set("x-amzn-requestid", awsId);
         return refuse(m.status, m.type, m.message);
@@ -1115,7 +1139,12 @@ export function createProxy(deps: ProxyDeps): Proxy {
     planAnswer: PlanAnswer | null;
     t0: number;
     finish: (o: Outcome, usage: Partial<StreamUsage>) => void;
-  }): Promise<Response> {
+    /**
+     * When Bedrock refuses the key itself (its credentials, or access: 401 or 403), return
+     * {@link BEDROCK_UNUSABLE}, recording nothing, instead of that refusal: the caller asks the Anthropic API.
+     */
+    unusableGivesWay?: boolean;
+  }): Promise<Response | typeof BEDROCK_UNUSABLE> {
     const outcome: Outcome = {
       provider: "bedrock",
       isFallback: a.isFallback,
@@ -1186,6 +1215,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     if (!creds) {
       // Also when removed since this key was looked up (its cached flag stale): a fallback then gives way to
       // the plan upstream's retryable answer, as any other Bedrock refusal does, instead of a final 403.
+      if (a.unusableGivesWay) return BEDROCK_UNUSABLE;
       return refused(403, "permission_error", NO_BEDROCK_CREDENTIALS);
     }
     const requested = a.model ?? "";
@@ -1289,6 +1319,21 @@ export function createProxy(deps: ProxyDeps): Proxy {
         }
         // Every candidate refused: later requests try only the first, not the whole list again.
         if (memoKey && isModelIdRefusal(e)) rememberModelId(memoKey, candidates[0]);
+        if (a.unusableGivesWay && !a.req.signal.aborted && !cutByShutdown(e)) {
+          const refusal = mapBedrockError(e);
+          if (refusal.status === 401 || refusal.status === 403) {
+            deps.log.warn(
+              "bedrock refused this key's credentials or access; asking the Anthropic API instead",
+              {
+                request_id: a.req.requestId,
+                bedrock_request_id: bedrockRequestId(e) ?? null,
+                status: refusal.status,
+                message: refusal.message,
+              },
+            );
+            return BEDROCK_UNUSABLE;
+          }
+        }
         return bedrockFailed(e);
       }
     }
@@ -1344,7 +1389,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         // Cut by the drain deadline, not refused: the client is still there and may retry elsewhere.
         return fail(503, "api_error", SHUTDOWN_BEFORE_ANSWER);
       }
-      const mappedError = mapBedrockError(e);
+      const mappedError = keyRefusal(mapBedrockError(e));
       const awsId = bedrockRequestId(e);
       deps.metrics.observeUpstream("bedrock", Math.round(now() - tB), mappedError.status);
       deps.log.warn("bedrock call failed", {
@@ -1383,6 +1428,28 @@ export function createProxy(deps: ProxyDeps): Proxy {
     }
   }
 }
+
+/**
+ * Bedrock refusing the credentials or access the admin gave an access key, said as such: the developer's own
+ * login is fine, and a 401 would have Claude Code tell them to run /login. Other errors are left as they are.
+ */
+function keyRefusal(e: { status: number; type: string; message: string }) {
+  if (e.status !== 401 && e.status !== 403) return e;
+  const what = e.status === 401 ? "refused the credentials" : "refused access with the credentials";
+  return {
+    status: 403,
+    type: "permission_error",
+    message:
+      `Bedrock ${what} the proxy admin stored for this access key (${
+        e.message.replace(/^Bedrock: /, "")
+      }); ` +
+      "your own sign-in is fine: ask the proxy admin to replace the key's Bedrock credentials or grant them " +
+      "model access",
+  };
+}
+
+/** What {@link answerFromBedrock} returns, given `unusableGivesWay`, when Bedrock refuses the key itself. */
+const BEDROCK_UNUSABLE: unique symbol = Symbol("bedrock unusable for this key");
 
 /**
  * Whether a Bedrock refusal should give way to a retryable answer. When Bedrock stands in for an Anthropic API
