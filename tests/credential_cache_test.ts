@@ -8,6 +8,7 @@ import { createLocalEncryptor } from "../lib/crypto/mod.ts";
 import { createEventBus } from "../lib/events.ts";
 import type { Db } from "../lib/db/db.ts";
 import { sql, type SqlFragment } from "../lib/db/sql.ts";
+import { TimedOut } from "../lib/within.ts";
 
 dbTest("credentials removed while a load is in flight are not cached for the next load", async (db) => {
   const [u] = await db.query<{ id: string }>(
@@ -113,5 +114,23 @@ dbTest(
     bus.publish({ type: "bedrock_credentials_changed", accessKeyId: k.id });
     await assert.rejects(() => store.load(k.id));
     mode = "up";
+  },
+);
+
+dbTest(
+  "a first read of credentials on a database that stalls gives up at its wait, not the connection's",
+  async (db) => {
+    const stalled: Db = { ...db, kind: db.kind, closed: db.closed, query: () => new Promise(() => {}) };
+    const store = createBedrockCredentialStore({
+      db: stalled,
+      encryptor: createLocalEncryptor(crypto.getRandomValues(new Uint8Array(32))),
+      ttlSeconds: 300,
+      bus: createEventBus(),
+      firstWaitMs: 300,
+    });
+    const started = performance.now();
+    await assert.rejects(store.load(crypto.randomUUID()), TimedOut);
+    const waited = performance.now() - started;
+    assert.ok(waited >= 250 && waited < 5_000, `${Math.round(waited)} ms`);
   },
 );

@@ -565,3 +565,52 @@ dbTest("a flush that fails while shutting down says when it is really tried agai
   assert.equal(failed[0].retry_in_ms, 500, "while running: the backoff (its first step)");
   assert.ok(failed.slice(1).every((l) => l.retry_in_ms === 200), "while closing: close()'s own 200 ms");
 });
+
+dbTest(
+  "a flush stalled on a connection that never answers fails at the write timeout, replaces the pool's connections, and the rows are written once",
+  async (db) => {
+    const ids = await seedKey(db);
+    // Connections black-holed by a failover: transactions hang, unfailed, until the pool is recycled.
+    let stalled = true;
+    let recycled = 0;
+    const failover: Db = {
+      ...db,
+      kind: db.kind,
+      get closed() {
+        return db.closed;
+      },
+      query: (f) => db.query(f),
+      begin: (fn) => (stalled ? new Promise(() => {}) : db.begin(fn)),
+      exec: (t) => db.exec(t),
+      listen: db.listen.bind(db),
+      ping: () => db.ping(),
+      recycle: () => {
+        recycled++;
+        stalled = false;
+      },
+      close: () => db.close(),
+    };
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger({ level: "info", sink: (line) => lines.push(JSON.parse(line)) });
+    const rec = new UsageRecorder({
+      db: failover,
+      log,
+      timeZone: "UTC",
+      spoolDir: await Deno.makeTempDir(),
+      writeTimeoutMs: 200,
+    });
+    for (let n = 1; n <= 5; n++) rec.record(usage(ids, n));
+    const started = performance.now();
+    await rec.flush();
+    assert.ok(performance.now() - started < 5_000, "the flush gave up instead of waiting on the socket");
+    assert.equal(recycled, 1);
+    assert.equal(rec.stats().flushErrors, 1, "counted, so /metrics and the alarm see it");
+    const warned = lines.find((l) => l.msg === "usage flush failed; rows kept and retried");
+    assert.match(String(warned?.error), /did not answer within 200 ms; its connections were replaced/);
+    await new Promise((r) => setTimeout(r, 600)); // past the first backoff
+    await rec.flush();
+    assert.equal((await totals(db)).rows.n, 5);
+    await rec.close(1_000);
+    assert.equal((await totals(db)).rows.n, 5, "each row once");
+  },
+);

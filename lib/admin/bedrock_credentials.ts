@@ -77,6 +77,8 @@ export function createBedrockCredentialStore(deps: {
   ttlSeconds: number;
   bus: EventBus;
   now?: () => number;
+  /** How long a first read of a key's credentials may take (default 10 s); past it the load rejects. */
+  firstWaitMs?: number;
 }): BedrockCredentialStore {
   const now = deps.now ?? Date.now;
   const cache = new Map<
@@ -188,7 +190,9 @@ export function createBedrockCredentialStore(deps: {
           throw e;
         }
       }
-      return await reload(accessKeyId);
+      // Never read here: a stalled database must not hold the request (a fallback, the one route left) for as
+      // long as the connection does; the caller answers without Bedrock (the Anthropic API's own answer, or 503).
+      return await within(deps.firstWaitMs ?? FIRST_WAIT_MS, reload(accessKeyId), "credentials read");
     },
     forget,
     expireAll() {
@@ -200,6 +204,8 @@ export function createBedrockCredentialStore(deps: {
 
 /** How long a load waits for the re-read of credentials it has opened before, before those stand in. */
 const STALE_WAIT_MS = 1_000;
+/** How long a load waits for the first read of a key's credentials (as for a key's own first lookup). */
+const FIRST_WAIT_MS = 10_000;
 
 function describeRow(row: rows.BedrockKeyRow): CredentialDescription {
   return {

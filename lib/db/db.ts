@@ -34,6 +34,12 @@ export interface Db extends Queryable {
   ): Promise<() => Promise<void>>;
   /** Cheap liveness check for `/ready`; rejects when the database is unreachable. */
   ping(): Promise<void>;
+  /**
+   * Drops every pooled connection, the busy ones too (their queries fail), for fresh ones on the next query:
+   * for connections that stall without ever failing (a failover, a network that black-holes them), which would
+   * otherwise hold their pool slots for as long as the operating system keeps the sockets. A no-op in process.
+   */
+  recycle(): void;
   close(): Promise<void>;
   readonly closed: boolean;
 }

@@ -95,6 +95,9 @@ export async function openPglite(opts: PgliteOptions = {}): Promise<Db & { raw: 
       if (closed) throw new Error("database is closed");
       await pg.query("SELECT 1");
     },
+    recycle() {
+      // In process: no connection to go stale.
+    },
     async close() {
       if (closed) return;
       closed = true;

@@ -130,23 +130,25 @@ export function openPostgres(opts: PostgresOptions): Db {
   const rootCert = url.searchParams.get("sslrootcert");
   url.searchParams.delete("sslrootcert");
   const ssl = tlsOptions(sslmode, rootCert, url.hostname);
-  const client = postgres(url.toString(), {
-    max: opts.max ?? 10,
-    ssl,
-    onnotice: opts.onnotice ?? (() => {}),
-    idle_timeout: 60,
-    connect_timeout: 10,
-    // Numbers, not strings, for counts and money, matching the PGlite backend.
-    types: {
-      bigint: { to: 20, from: [20], parse: (v: string) => Number(v), serialize: (v: number) => String(v) },
-      numeric: {
-        to: 1700,
-        from: [1700],
-        parse: (v: string) => Number(v),
-        serialize: (v: number) => String(v),
+  const connect = () =>
+    postgres(url.toString(), {
+      max: opts.max ?? 10,
+      ssl,
+      onnotice: opts.onnotice ?? (() => {}),
+      idle_timeout: 60,
+      connect_timeout: 10,
+      // Numbers, not strings, for counts and money, matching the PGlite backend.
+      types: {
+        bigint: { to: 20, from: [20], parse: (v: string) => Number(v), serialize: (v: number) => String(v) },
+        numeric: {
+          to: 1700,
+          from: [1700],
+          parse: (v: string) => Number(v),
+          serialize: (v: number) => String(v),
+        },
       },
-    },
-  });
+    });
+  let client = connect();
   let closed = false;
 
   const run = async <T>(
@@ -285,6 +287,13 @@ export function openPostgres(opts: PostgresOptions): Db {
     async ping() {
       if (closed) throw new Error("database is closed");
       await client.unsafe("SELECT 1");
+    },
+    recycle() {
+      if (closed) return;
+      const stale = client;
+      client = connect();
+      // Not waited for: its sockets are destroyed at once, and what waits on them fails.
+      stale.end({ timeout: 0 }).catch(() => {});
     },
     async close() {
       if (closed) return;

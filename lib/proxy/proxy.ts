@@ -16,6 +16,7 @@ import type { PriceBook } from "../usage/pricing.ts";
 import type { BudgetGuard } from "../usage/budgets.ts";
 import type { UsageRecord } from "../db/usage.ts";
 import { HttpError, isDatabaseUnavailable } from "../errors.ts";
+import { TimedOut } from "../within.ts";
 import { betaValues, clientResponseHeaders, upstreamRequestHeaders } from "./headers.ts";
 import type { PlanClient, PlanResult } from "./plan_client.ts";
 import { type StreamUsage, usageFromJson } from "./sse_usage.ts";
@@ -1503,7 +1504,7 @@ function invalidBody(): HttpError {
  * (nothing cached yet) is a passing outage to retry, not a sealing problem for the admin.
  */
 function credentialsUnopened(e: unknown): [503 | 500, "api_error", string] {
-  return isDatabaseUnavailable(e)
+  return isDatabaseUnavailable(e) || e instanceof TimedOut
     ? [
       503,
       "api_error",

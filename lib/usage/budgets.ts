@@ -14,6 +14,7 @@ import type { Db } from "../db/db.ts";
 import { bedrockSpendSince, type UsageRecord } from "../db/usage.ts";
 import { monthWindow } from "./budget_period.ts";
 import type { Logger } from "../log.ts";
+import { within } from "../within.ts";
 
 /** A budget verdict. */
 export type BudgetVerdict =
@@ -31,6 +32,8 @@ interface Cached {
 
 /** After a failed refresh, the database is asked again no sooner than this. */
 const RETRY_AFTER_FAILURE_MS = 5_000;
+/** How long a check waits for a user's first spend figure of the month. */
+const FIRST_READ_WAIT_MS = 1_000;
 
 const micros = (usd: number) => Math.round(usd * 1e6);
 
@@ -68,7 +71,11 @@ export class BudgetGuard {
     } else {
       if ((this.#unknownUntil.get(userId) ?? 0) > now) return { ok: true };
       try {
-        spend = (await this.#refresh(userId, monthStart)).spend;
+        // Bounded: a stalled database (a failover, a partition) must not hold the request for as long as the
+        // connection does. The read goes on and fills the cache; meanwhile the user is let through, as with
+        // the database down.
+        spend =
+          (await within(FIRST_READ_WAIT_MS, this.#refresh(userId, monthStart), "budget spend read")).spend;
       } catch {
         this.#unknownUntil.set(userId, now + RETRY_AFTER_FAILURE_MS);
         return { ok: true };

@@ -118,3 +118,20 @@ Deno.test("spend equal to the budget is refused, whatever floating point makes o
   guard.onCommitted([bedrockCost("u", 0.1)]); // 0.7 + 0.1 is 0.7999999999999999 in floats
   assert.equal((await guard.check("u", 0.8)).ok, false);
 });
+
+Deno.test("a first check on a database that stalls waits a second, lets the user through, and the late figure counts", async () => {
+  const now = Date.parse("2026-06-10T00:00:00Z");
+  const { db, state } = gatedDb({ spend: 12 }); // answers only when released: a failover's silent connection
+  const guard = new BudgetGuard({ db, timeZone: "UTC", now: () => now });
+  const t0 = performance.now();
+  assert.equal((await guard.check("u1", 10)).ok, true, "let through, as with the database down");
+  const waited = performance.now() - t0;
+  assert.ok(
+    waited >= 900 && waited < 5_000,
+    `waited ${Math.round(waited)} ms, not as long as the connection`,
+  );
+  state.releases.forEach((release) => release());
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal((await guard.check("u1", 10)).ok, false, "the figure that came late is used");
+  assert.equal(state.queries, 1);
+});

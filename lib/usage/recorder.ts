@@ -17,6 +17,7 @@
  * ```
  */
 import { settlesWithin } from "../settles_within.ts";
+import { TimedOut, within } from "../within.ts";
 import { parseUsageLines, UNRECORDED_MESSAGE } from "./unrecorded.ts";
 import { join } from "node:path";
 import type { Db } from "../db/db.ts";
@@ -77,10 +78,18 @@ export interface RecorderOptions {
   retentionDays?: number;
   /** Appends text to a spool file (tests swap it to fail like a full disk). */
   appendFile?: (path: string, text: string) => Promise<void>;
+  /**
+   * How long one batch's transaction may take (default 30 s). Past it the flush counts as failed and the pool's
+   * connections are recycled: a connection that stalls without failing (a failover, a black-holed network)
+   * would otherwise hold every later flush, unlogged, for as long as the operating system keeps the socket.
+   */
+  writeTimeoutMs?: number;
 }
 
 /** How often close() tries a failed flush again before its deadline. */
 const CLOSE_RETRY_MS = 200;
+/** How long one batch's transaction may take before the flush counts as failed. */
+const WRITE_TIMEOUT_MS = 30_000;
 
 /** The log message of a failed flush; the deployed stack alarms on it (infra/proxy_stack.ts). */
 export const FLUSH_FAILED_MESSAGE = "usage flush failed; rows kept and retried";
@@ -128,6 +137,7 @@ export class UsageRecorder {
       exitLogRows: 50_000,
       retentionDays: 0,
       appendFile: (path, text) => Deno.writeTextFile(path, text, { append: true, mode: 0o600 }),
+      writeTimeoutMs: WRITE_TIMEOUT_MS,
       ...opts,
     };
   }
@@ -302,7 +312,7 @@ export class UsageRecorder {
     if (new Set(records.map((r) => r.requestId)).size < records.length) {
       records = [...new Map(records.map((r) => [r.requestId, r])).values()];
     }
-    const committed = await this.#o.db.begin(async (tx) => {
+    const committed = await this.#bounded(this.#o.db.begin(async (tx) => {
       const inserted = await insertUsageRows(tx, records);
       const fresh = records.filter((r) => inserted.has(r.requestId));
       await addAggregates(tx, aggregate(fresh, tz));
@@ -313,9 +323,26 @@ export class UsageRecorder {
       }
       await touchKeys(tx, [...lastUse].map(([id, at]) => ({ id, at: new Date(at) })));
       return fresh;
-    });
+    }));
     this.#stats.insertedRows += committed.length;
     if (committed.length > 0) this.#o.onCommitted?.(committed);
+  }
+
+  /**
+   * `write`, or a failure once the write timeout has passed, the pool then recycled. A stalled transaction that
+   * still commits later adds nothing twice: the retry's rows conflict with its rows and its aggregates count
+   * only rows it inserted.
+   */
+  async #bounded<T>(write: Promise<T>): Promise<T> {
+    const ms = this.#o.writeTimeoutMs;
+    try {
+      return await within(ms, write, "usage flush");
+    } catch (e) {
+      if (!(e instanceof TimedOut)) throw e;
+      write.catch(() => {}); // failed by the recycle below, or late: its outcome is no one's now
+      this.#o.db.recycle();
+      throw new Error(`the database did not answer within ${ms} ms; its connections were replaced`);
+    }
   }
 
   /** Appends buffered overflow records to the current spool file (one writer at a time). */

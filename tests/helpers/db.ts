@@ -182,6 +182,7 @@ export function flakyDb(db: Db): Db & { down: boolean } {
     exec: (t: string) => db.exec(t),
     listen: db.listen.bind(db),
     ping: () => (wrapper.down ? Promise.reject(new Error("down")) : db.ping()),
+    recycle: () => db.recycle(),
     close: () => db.close(),
   };
   return wrapper as Db & { down: boolean };
