@@ -693,13 +693,13 @@ dbTest("a failed probe reopens the circuit; an admin reset closes it", async (db
 });
 
 dbTest(
-  "an open circuit whose Bedrock refuses the key's credentials or access closes, and the Anthropic API answers",
+  "an open circuit whose Bedrock refuses the key's credentials closes, and the Anthropic API answers; one model's access refusal keeps it",
   async (db) => {
     const f = await setup(db, { env: { PROXY_CIRCUIT_RESET_TIMEOUT: "1800" } });
     try {
       const h = await f.t.auth();
       for (
-        const [status, errorType] of [[401, "UnrecognizedClientException"], [403, "AccessDeniedException"]]
+        const [status, errorType] of [[403, "UnrecognizedClientException"], [403, "ExpiredTokenException"]]
       ) {
         // Opened by a blip (Claude Code's own retries supply the failures in seconds) while Bedrock is broken.
         f.t.services.breakers.openUntil(f.keyId, Date.now() + 1_800_000, "test");
@@ -732,8 +732,24 @@ dbTest(
         ["anthropic", 200],
         ["anthropic", 200],
       ]);
-      // A Bedrock that answers keeps serving an open circuit.
+      // No access to one model (granted model by model): that model's refusal is the answer, and the circuit
+      // stays open for the key's other models.
       f.t.services.breakers.openUntil(f.keyId, Date.now() + 1_800_000, "test");
+      f.bedrock.script({
+        kind: "error",
+        status: 403,
+        errorType: "AccessDeniedException",
+        message: "no access",
+      });
+      const denied = await post(f, MESSAGE);
+      assert.equal(denied.status, 403);
+      assert.match(
+        (await denied.json()).error.message,
+        /refused access with the credentials the proxy admin stored/,
+      );
+      const still = (await f.t.call("GET", `/api/access-keys/${f.keyId}/circuit`, undefined, h)).body;
+      assert.equal(still.state, "open");
+      // A Bedrock that answers keeps serving an open circuit.
       const served = await post(f, MESSAGE);
       assert.equal(served.headers.get("x-proxy-provider"), "bedrock");
       assert.equal(served.headers.get("x-proxy-fallback-reason"), "circuit_open");

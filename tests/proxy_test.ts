@@ -1507,3 +1507,43 @@ dbTest("an upload slower than PROXY_REQUEST_BODY_TIMEOUT_MS is cut with 408 time
     await up.close();
   }
 });
+
+dbTest(
+  "an upload to an upstream that stops reading it ends at PROXY_REQUEST_BODY_TIMEOUT_MS, not never",
+  async (db) => {
+    // Reads the request head, then nothing: its window fills and the proxy is asked for no more of the body.
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const held: Deno.Conn[] = [];
+    (async () => {
+      for await (const c of listener) {
+        held.push(c);
+        await c.read(new Uint8Array(4096)).catch(() => null);
+      }
+    })().catch(() => {});
+    const p = await startProxy(db, {
+      env: {
+        PROXY_PLAN_API_URL: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+        PROXY_REQUEST_BODY_TIMEOUT_MS: "1000",
+      },
+    });
+    try {
+      const started = performance.now();
+      const res = await within(
+        15_000,
+        fetch(`${p.baseUrl}/v1/files`, {
+          method: "POST",
+          headers: { "x-api-key": "k" },
+          body: upload(2_000, 64 * 1024).body, // 128 MiB, offered as fast as it is taken
+        }),
+        "the proxy's answer",
+      );
+      assert.equal(res.status, 408);
+      assert.match((await res.json()).error.message, /PROXY_REQUEST_BODY_TIMEOUT_MS/);
+      assert.ok(performance.now() - started < 10_000);
+    } finally {
+      await p.close();
+      listener.close();
+      for (const c of held) c.close();
+    }
+  },
+);

@@ -583,7 +583,7 @@ dbTest(
       begin: (fn) => (stalled ? new Promise(() => {}) : db.begin(fn)),
       exec: (t) => db.exec(t),
       listen: db.listen.bind(db),
-      ping: () => db.ping(),
+      ping: () => (stalled ? new Promise(() => {}) : db.ping()),
       recycle: () => {
         recycled++;
         stalled = false;
@@ -612,5 +612,46 @@ dbTest(
     assert.equal((await totals(db)).rows.n, 5);
     await rec.close(1_000);
     assert.equal((await totals(db)).rows.n, 5, "each row once");
+  },
+);
+
+dbTest(
+  "a write slower than the write timeout on a database that answers pings keeps the pool; rows land once",
+  async (db) => {
+    const ids = await seedKey(db);
+    let recycled = 0;
+    // Slow, not stalled (a lock, a busy pool): every transaction takes 600 ms, pings answer at once.
+    const slow: Db = {
+      ...db,
+      kind: db.kind,
+      get closed() {
+        return db.closed;
+      },
+      query: (f) => db.query(f),
+      begin: (fn) => new Promise((r) => setTimeout(r, 600)).then(() => db.begin(fn)),
+      exec: (t) => db.exec(t),
+      listen: db.listen.bind(db),
+      ping: () => db.ping(),
+      recycle: () => void recycled++,
+      close: () => db.close(),
+    };
+    const rec = new UsageRecorder({
+      db: slow,
+      log: silentLogger,
+      timeZone: "UTC",
+      spoolDir: await Deno.makeTempDir(),
+      writeTimeoutMs: 200,
+    });
+    for (let n = 1; n <= 3; n++) rec.record(usage(ids, n));
+    await rec.flush();
+    assert.equal(recycled, 0, "a database that answers is slow, not stalled: no query in flight is killed");
+    assert.match(String(rec.stats().lastFlushError), /took longer than 200 ms/);
+    await new Promise((r) => setTimeout(r, 1_000)); // the late write commits meanwhile
+    await rec.close(3_000);
+    assert.equal((await totals(db)).rows.n, 3, "each row once, the late commit and the retry together");
+    const [{ requests }] = await db.query<{ requests: number }>(
+      sql`SELECT sum(request_count)::int AS requests FROM usage_aggregates WHERE granularity = 'hour'`,
+    );
+    assert.equal(requests, 3, "and counted once in the aggregates");
   },
 );

@@ -133,8 +133,9 @@ export function createAdmin(deps: {
 
     listUsers(opts: { search?: string; limit: number; offset: number; status?: "active" | "inactive" }) {
       refuseNulParameter("q", opts.search);
-      // Addresses are stored NFKC-normalised: a search typed with combining accents must find them too.
-      return users.listUsers(deps.db, { ...opts, search: opts.search?.normalize("NFKC") });
+      // Composed as stored (names NFC, addresses NFKC, the same for any accented letter): a search typed with
+      // combining accents finds them too. Not NFKC: a name typed in full-width letters is stored so.
+      return users.listUsers(deps.db, { ...opts, search: opts.search?.normalize("NFC") });
     },
 
     getUser: requireUser,

@@ -264,19 +264,27 @@ export function streamBody(req: Request, timeoutMs?: number): StreamedBody {
   done.catch(() => {}); // read by whoever cares; a failure is also the stream's
   let timer: ReturnType<typeof setTimeout> | undefined;
   let late: HttpError | null = null;
+  let out!: ReadableStreamDefaultController<Uint8Array>;
   const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      out = controller;
+    },
     async pull(controller) {
       if (timer === undefined && timeoutMs !== undefined) {
         timer = setTimeout(() => {
           late = new HttpError(
             408,
             "timeout_error",
-            `request body not received within ${
-              timeoutMs / 1000
-            } s (PROXY_REQUEST_BODY_TIMEOUT_MS); send it ` +
-              "whole sooner",
+            `request body not received within ${timeoutMs / 1000} s (PROXY_REQUEST_BODY_TIMEOUT_MS); ` +
+              "send it whole sooner",
           );
           source.cancel(late).catch(() => {});
+          // Failed here too, not only in a pending pull: an upstream that stopped reading (no window granted,
+          // a black-holed connection) asks for no more, and would leave the upload, and its request, hanging.
+          settle.reject(late);
+          try {
+            out.error(late);
+          } catch { /* already closed or errored */ }
         }, timeoutMs);
       }
       try {

@@ -117,7 +117,9 @@ export class PlanClient {
         abortWith("first_byte_timeout");
       }, firstByteTimeoutMs);
     };
-    if (req.bodySent) req.bodySent.then(arm, () => {});
+    // A body that failed (too slow, its client gone) ends the call: fetch does not notice while the upstream
+    // has stopped reading it. The caller tells why from the body's own failure.
+    if (req.bodySent) req.bodySent.then(arm, () => answered || controller.abort());
     else arm();
     const firstByte: FirstByteTimer = {
       clear: () => {

@@ -1100,7 +1100,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         if (req.signal.aborted) return new Response(null, { status: 499 });
         if (cutByShutdown(e)) return answer(503, anthropicErrorBody("api_error", SHUTDOWN_BEFORE_ANSWER));
         if (i + 1 < ids.length && isModelIdRefusal(e)) continue;
-        const m = keyRefusal(mapBedrockError(e));
+        const m = keyRefusal(mapBedrockError(e), creds.credentials.kind === "default");
         const awsId = bedrockRequestId(e);
         if (awsId) headers.set("x-amzn-requestid", awsId);
         return refuse(m.status, m.type, m.message);
@@ -1141,7 +1141,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     t0: number;
     finish: (o: Outcome, usage: Partial<StreamUsage>) => void;
     /**
-     * When Bedrock refuses the key itself (its credentials, or access: 401 or 403), return
+     * When Bedrock refuses the key itself (no credentials, or its credentials refused: 401), return
      * {@link BEDROCK_UNUSABLE}, recording nothing, instead of that refusal: the caller asks the Anthropic API.
      */
     unusableGivesWay?: boolean;
@@ -1219,6 +1219,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       if (a.unusableGivesWay) return BEDROCK_UNUSABLE;
       return refused(403, "permission_error", NO_BEDROCK_CREDENTIALS);
     }
+    const ownCredentials = creds.credentials.kind === "default";
     const requested = a.model ?? "";
     const mapped = mapModel(requested, {
       overrides: deps.config.bedrockModelMap,
@@ -1322,16 +1323,17 @@ export function createProxy(deps: ProxyDeps): Proxy {
         if (memoKey && isModelIdRefusal(e)) rememberModelId(memoKey, candidates[0]);
         if (a.unusableGivesWay && !a.req.signal.aborted && !cutByShutdown(e)) {
           const refusal = mapBedrockError(e);
-          if (refusal.status === 401 || refusal.status === 403) {
-            deps.log.warn(
-              "bedrock refused this key's credentials or access; asking the Anthropic API instead",
-              {
-                request_id: a.req.requestId,
-                bedrock_request_id: bedrockRequestId(e) ?? null,
-                status: refusal.status,
-                message: refusal.message,
-              },
-            );
+          // Only a refusal of the credentials themselves (401: unrecognised, expired, bad signature) is the
+          // whole key's. A 403 is most often one model's access (granted model by model): the key's other
+          // models still answer, and reopening the key to a failing Anthropic API would cost them its wait.
+          if (refusal.status === 401) {
+            deps.metrics.observeUpstream("bedrock", Math.round(now() - tB), refusal.status);
+            deps.log.warn("bedrock refused this key's credentials; asking the Anthropic API instead", {
+              request_id: a.req.requestId,
+              bedrock_request_id: bedrockRequestId(e) ?? null,
+              status: refusal.status,
+              message: refusal.message,
+            });
             return BEDROCK_UNUSABLE;
           }
         }
@@ -1390,7 +1392,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         // Cut by the drain deadline, not refused: the client is still there and may retry elsewhere.
         return fail(503, "api_error", SHUTDOWN_BEFORE_ANSWER);
       }
-      const mappedError = keyRefusal(mapBedrockError(e));
+      const mappedError = keyRefusal(mapBedrockError(e), ownCredentials);
       const awsId = bedrockRequestId(e);
       deps.metrics.observeUpstream("bedrock", Math.round(now() - tB), mappedError.status);
       deps.log.warn("bedrock call failed", {
@@ -1434,18 +1436,21 @@ export function createProxy(deps: ProxyDeps): Proxy {
  * Bedrock refusing the credentials or access the admin gave an access key, said as such: the developer's own
  * login is fine, and a 401 would have Claude Code tell them to run /login. Other errors are left as they are.
  */
-function keyRefusal(e: { status: number; type: string; message: string }) {
+function keyRefusal(e: { status: number; type: string; message: string }, ownCredentials: boolean) {
   if (e.status !== 401 && e.status !== 403) return e;
   const what = e.status === 401 ? "refused the credentials" : "refused access with the credentials";
+  const whose = ownCredentials
+    ? "the proxy runs with (its own AWS role, PROXY_BEDROCK_USE_DEFAULT_CREDENTIALS)"
+    : "the proxy admin stored for this access key";
+  const fix = ownCredentials
+    ? "ask the proxy admin to grant the proxy's role Bedrock and model access"
+    : "ask the proxy admin to replace the key's Bedrock credentials or grant them model access";
   return {
     status: 403,
     type: "permission_error",
-    message:
-      `Bedrock ${what} the proxy admin stored for this access key (${
-        e.message.replace(/^Bedrock: /, "")
-      }); ` +
-      "your own sign-in is fine: ask the proxy admin to replace the key's Bedrock credentials or grant them " +
-      "model access",
+    message: `Bedrock ${what} ${whose} (${
+      e.message.replace(/^Bedrock: /, "")
+    }); your own sign-in is fine: ${fix}`,
   };
 }
 

@@ -90,6 +90,8 @@ export interface RecorderOptions {
 const CLOSE_RETRY_MS = 200;
 /** How long one batch's transaction may take before the flush counts as failed. */
 const WRITE_TIMEOUT_MS = 30_000;
+/** How long a write that timed out waits for a ping, to tell a slow database from a stalled connection. */
+const PING_WAIT_MS = 2_000;
 
 /** The log message of a failed flush; the deployed stack alarms on it (infra/proxy_stack.ts). */
 export const FLUSH_FAILED_MESSAGE = "usage flush failed; rows kept and retried";
@@ -340,6 +342,10 @@ export class UsageRecorder {
     } catch (e) {
       if (!(e instanceof TimedOut)) throw e;
       write.catch(() => {}); // failed by the recycle below, or late: its outcome is no one's now
+      // Slow (locks, a busy pool) or stalled (a failover's silent connections)? A database that answers a ping
+      // is only slow: replacing the pool would kill every query in flight on it for nothing.
+      const answers = await within(PING_WAIT_MS, this.#o.db.ping(), "ping").then(() => true, () => false);
+      if (answers) throw new Error(`the usage write took longer than ${ms} ms; retried later`);
       this.#o.db.recycle();
       throw new Error(`the database did not answer within ${ms} ms; its connections were replaced`);
     }
