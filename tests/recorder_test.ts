@@ -3,7 +3,7 @@
  * retry, overflow to the spool file and replay, and shutdown.
  */
 import assert from "node:assert/strict";
-import { dbTest, flakyDb as flaky } from "./helpers/db.ts";
+import { dbTest, flakyDb as flaky, wrapDb } from "./helpers/db.ts";
 import { EXPIRED_MESSAGE, UsageRecorder } from "../lib/usage/recorder.ts";
 import type { UsageRecord } from "../lib/db/usage.ts";
 import type { Db } from "../lib/db/db.ts";
@@ -573,23 +573,14 @@ dbTest(
     // Connections black-holed by a failover: transactions hang, unfailed, until the pool is recycled.
     let stalled = true;
     let recycled = 0;
-    const failover: Db = {
-      ...db,
-      kind: db.kind,
-      get closed() {
-        return db.closed;
-      },
-      query: (f) => db.query(f),
+    const failover = wrapDb(db, {
       begin: (fn) => (stalled ? new Promise(() => {}) : db.begin(fn)),
-      exec: (t) => db.exec(t),
-      listen: db.listen.bind(db),
       ping: () => (stalled ? new Promise(() => {}) : db.ping()),
       recycle: () => {
         recycled++;
         stalled = false;
       },
-      close: () => db.close(),
-    };
+    });
     const lines: Record<string, unknown>[] = [];
     const log = createLogger({ level: "info", sink: (line) => lines.push(JSON.parse(line)) });
     const rec = new UsageRecorder({
@@ -621,20 +612,10 @@ dbTest(
     const ids = await seedKey(db);
     let recycled = 0;
     // Slow, not stalled (a lock, a busy pool): every transaction takes 600 ms, pings answer at once.
-    const slow: Db = {
-      ...db,
-      kind: db.kind,
-      get closed() {
-        return db.closed;
-      },
-      query: (f) => db.query(f),
+    const slow = wrapDb(db, {
       begin: (fn) => new Promise((r) => setTimeout(r, 600)).then(() => db.begin(fn)),
-      exec: (t) => db.exec(t),
-      listen: db.listen.bind(db),
-      ping: () => db.ping(),
       recycle: () => void recycled++,
-      close: () => db.close(),
-    };
+    });
     const rec = new UsageRecorder({
       db: slow,
       log: silentLogger,

@@ -403,19 +403,17 @@ export function createProxy(deps: ProxyDeps): Proxy {
       ({ model, stream } = fields);
       let bedrockBody: Uint8Array | null = body;
 
-      const toBedrock = (
-        reason: string | null,
+      /** Bedrock's answer; with `unusableGivesWay`, or {@link BEDROCK_UNUSABLE} (the body then kept). */
+      const askBedrock = (
+        reason: string,
         isFallback: boolean,
-        planAnswer: PlanAnswer | null = null,
-      ) => {
-        const parsed = parseMessagesBody(bedrockBody!);
-        bodies.release(bedrockBody!);
-        bedrockBody = null;
-        if (isFallback && reason) deps.metrics.observeFallback(reason);
-        return answerFromBedrock({
+        planAnswer: PlanAnswer | null,
+        unusableGivesWay = false,
+      ) =>
+        answerFromBedrock({
           req,
           key,
-          parsed,
+          parsed: parseMessagesBody(bedrockBody!),
           model,
           stream,
           reason,
@@ -423,7 +421,15 @@ export function createProxy(deps: ProxyDeps): Proxy {
           planAnswer,
           t0,
           finish,
-        }) as Promise<Response>;
+          unusableGivesWay,
+        });
+      const toBedrock = (reason: string, isFallback: boolean, planAnswer: PlanAnswer | null = null) => {
+        if (isFallback) deps.metrics.observeFallback(reason);
+        // The body is parsed by now: its bytes go back to the pool while Bedrock works.
+        const answer = askBedrock(reason, isFallback, planAnswer) as Promise<Response>;
+        bodies.release(bedrockBody!);
+        bedrockBody = null;
+        return answer;
       };
 
       if (key.routingStrategy === "bedrock_only") return await toBedrock("routing:bedrock_only", false);
@@ -441,29 +447,17 @@ export function createProxy(deps: ProxyDeps): Proxy {
         ) {
           // The body is kept (not released) until Bedrock has answered: if it cannot answer for this key at
           // all, the Anthropic API gets the request.
-          const answer = await answerFromBedrock({
-            req,
-            key,
-            parsed: parseMessagesBody(body),
-            model,
-            stream,
-            reason: "circuit_open",
-            isFallback: true,
-            planAnswer: null,
-            t0,
-            finish,
-            unusableGivesWay: true,
-          });
+          const answer = await askBedrock("circuit_open", true, null, true);
           if (answer !== BEDROCK_UNUSABLE) {
             deps.metrics.observeFallback("circuit_open");
             bodies.release(body);
             bedrockBody = null;
             return answer;
           }
-          // Bedrock refused this key's credentials or access: an open circuit would send every request of the
-          // key to it, for the whole reset timeout, while the Anthropic API may be answering again. Closed (on
-          // every replica), it counts the Anthropic API's failures afresh; this request goes there now.
-          deps.breakers.reset(key.id, "Bedrock cannot answer for this key (credentials or access refused)");
+          // Bedrock refused this key's credentials: an open circuit would send every request of the key to it,
+          // for the whole reset timeout, while the Anthropic API may be answering again. Closed (on every
+          // replica), it counts the Anthropic API's failures afresh; this request goes there now.
+          deps.breakers.reset(key.id, "Bedrock refused this key's credentials");
         }
         fallbackPossible = false;
         acquired = { route: "plan", probe: false };

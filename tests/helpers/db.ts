@@ -167,6 +167,24 @@ export function postgresTest(name: string, fn: (db: Db, ctx: { url: string }) =>
   });
 }
 
+/** `db` with some of its methods replaced (a database that stalls, slows or fails); the rest go to `db`. */
+export function wrapDb(db: Db, replaced: Partial<Pick<Db, "query" | "begin" | "ping" | "recycle">>): Db {
+  return {
+    kind: db.kind,
+    get closed() {
+      return db.closed;
+    },
+    query: (f) => db.query(f),
+    begin: (fn) => db.begin(fn),
+    exec: (t) => db.exec(t),
+    listen: db.listen.bind(db),
+    ping: () => db.ping(),
+    recycle: () => db.recycle(),
+    close: () => db.close(),
+    ...replaced,
+  };
+}
+
 /** Wraps `db` so queries and transactions fail while `down` is set, as with a database that went away. */
 export function flakyDb(db: Db): Db & { down: boolean } {
   const wrapper = {
